@@ -1,0 +1,150 @@
+import Ajv, { type ErrorObject } from 'ajv';
+import { ValidationError } from './errors';
+import { isValidSchedule } from './schedule';
+
+/**
+ * The one schema of a category definition, shared by `cronq-validator`,
+ * `cronq apply` and `PUT /api/category/<name>`. `schema/category.schema.json`
+ * in the package is this object, written out (a test keeps them equal).
+ */
+export const CATEGORY_SCHEMA = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  $id: 'https://cronq.dev/schema/category.schema.json',
+  title: 'CronQ category',
+  description: 'A category of jobs, replaced as a whole by PUT /api/category/<name>.',
+  type: 'object',
+  required: ['jobs'],
+  additionalProperties: false,
+  properties: {
+    category: { type: 'string', minLength: 1, maxLength: 255, description: 'The category name; must match the URL when both are given.' },
+    jobs: {
+      type: 'array',
+      maxItems: 10000,
+      items: {
+        type: 'object',
+        required: ['name', 'schedule', 'command'],
+        additionalProperties: false,
+        properties: {
+          name: { type: 'string', minLength: 1, maxLength: 255, pattern: '\\S' },
+          schedule: {
+            type: 'string',
+            minLength: 1,
+            maxLength: 255,
+            description: 'ISO 8601 repeating interval (R/2024-01-01T00:00:00Z/PT1M) or a cron expression, optionally with TZ=<IANA zone>.',
+          },
+          command: { type: 'string', minLength: 1, maxLength: 65535, pattern: '\\S' },
+          routing_key: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,32}$', description: 'Routing key of the runner queue; default "default".' },
+          timeout: { type: ['integer', 'null'], minimum: 1, maximum: 31536000, description: 'Seconds before the runner kills the job; null or absent = no limit.' },
+          description: { type: ['string', 'null'], maxLength: 10000 },
+        },
+      },
+    },
+  },
+} as const;
+
+export interface JobDefinition {
+  name: string;
+  schedule: string;
+  command: string;
+  routing_key: string;
+  timeout: number | null;
+  description: string | null;
+}
+
+export interface CategoryDefinition {
+  category: string | undefined;
+  jobs: JobDefinition[];
+}
+
+export interface Problem {
+  /** Where, as `jobs[2].schedule`; `` for the whole document. */
+  path: string;
+  message: string;
+}
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+const validateShape = ajv.compile(CATEGORY_SCHEMA);
+
+function pathOf(e: ErrorObject): string {
+  let p = e.instancePath
+    .split('/')
+    .slice(1)
+    .map((seg) => (/^\d+$/.test(seg) ? `[${seg}]` : `.${seg}`))
+    .join('')
+    .replace(/^\./, '');
+  if (e.keyword === 'required' || e.keyword === 'additionalProperties') {
+    const prop = (e.params as { missingProperty?: string; additionalProperty?: string }).missingProperty ?? (e.params as { additionalProperty?: string }).additionalProperty;
+    if (prop) p = p ? `${p}.${prop}` : prop;
+  }
+  return p;
+}
+
+function messageOf(e: ErrorObject): string {
+  switch (e.keyword) {
+    case 'required':
+      return 'is required';
+    case 'additionalProperties':
+      return 'is not a known field';
+    case 'pattern':
+      if (e.instancePath.endsWith('/routing_key')) return 'must be 1-32 letters, digits or . _ - :';
+      return 'must not be blank';
+    default:
+      return e.message ?? 'is not valid';
+  }
+}
+
+/**
+ * Check a parsed category document: the schema, then what a schema cannot
+ * say (schedules that parse, names unique within the category, the name in
+ * the URL equal to the one in the body). Returns every problem found.
+ */
+export function categoryProblems(doc: unknown, urlName?: string): Problem[] {
+  if (!validateShape(doc)) {
+    const seen = new Set<string>();
+    const problems: Problem[] = [];
+    for (const e of validateShape.errors ?? []) {
+      const pr = { path: pathOf(e), message: messageOf(e) };
+      const key = `${pr.path}:${pr.message}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        problems.push(pr);
+      }
+    }
+    return problems;
+  }
+  const d = doc as { category?: string; jobs: Array<{ name: string; schedule: string }> };
+  const problems: Problem[] = [];
+  if (urlName !== undefined && d.category !== undefined && d.category !== urlName) {
+    problems.push({ path: 'category', message: `is "${d.category}" but the URL names "${urlName}"` });
+  }
+  const firstIndex = new Map<string, number>();
+  d.jobs.forEach((job, i) => {
+    const scheduleError = isValidSchedule(job.schedule);
+    if (scheduleError !== null) problems.push({ path: `jobs[${i}].schedule`, message: scheduleError });
+    const prev = firstIndex.get(job.name);
+    if (prev !== undefined) problems.push({ path: `jobs[${i}].name`, message: `duplicates the name of jobs[${prev}] ("${job.name}")` });
+    else firstIndex.set(job.name, i);
+  });
+  return problems;
+}
+
+/** Validate and normalise; throws ValidationError listing every problem. */
+export function parseCategory(doc: unknown, urlName?: string): CategoryDefinition {
+  const problems = categoryProblems(doc, urlName);
+  if (problems.length > 0) {
+    const first = problems[0]!;
+    throw new ValidationError(`${first.path ? `${first.path}: ` : ''}${first.message}`, problems);
+  }
+  const d = doc as { category?: string; jobs: Array<Partial<JobDefinition> & { name: string; schedule: string; command: string }> };
+  return {
+    category: d.category,
+    jobs: d.jobs.map((j) => ({
+      name: j.name,
+      schedule: j.schedule.trim(),
+      command: j.command,
+      routing_key: j.routing_key ?? 'default',
+      timeout: j.timeout ?? null,
+      description: j.description ?? null,
+    })),
+  };
+}

@@ -1,0 +1,294 @@
+import os from 'node:os';
+import { ConfigError } from './errors';
+
+/**
+ * Every setting of CronQ, read once from the environment (and flags, passed
+ * in as `overrides`), validated up front and returned frozen. A bad value is
+ * a ConfigError naming the setting and its accepted form; commands turn it
+ * into one line on stderr and exit code 2.
+ */
+
+export interface AmqpHost {
+  hostname: string;
+  port: number;
+}
+
+export interface AmqpConfig {
+  hosts: readonly AmqpHost[];
+  username: string;
+  password: string;
+  vhost: string;
+  /** Heartbeat in seconds; undefined lets the broker choose. */
+  heartbeat: number | undefined;
+  /** Extra query parameters other than heartbeat (e.g. frameMax), kept as given. */
+  params: Readonly<Record<string, string>>;
+}
+
+export interface DatabaseConfig {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+  /** Query parameters of the URL (e.g. charset), passed to mysql2 where they mean something. */
+  params: Readonly<Record<string, string>>;
+}
+
+export interface Config {
+  amqp: AmqpConfig;
+  database: DatabaseConfig;
+  log: { level: string; format: 'json' | 'pretty' };
+  injector: {
+    /** Longest wait between two looks at the database, so new and run-now jobs are seen. */
+    maxPollMs: number;
+    /** Most jobs claimed in one transaction. */
+    batchSize: number;
+    /** A claimed run whose publish was not confirmed after this long is published again. */
+    republishAfterMs: number;
+  };
+  runner: {
+    queue: string;
+    concurrency: number;
+    logToStdout: boolean;
+    logPath: string;
+    outputTailBytes: number;
+    /** Default per-job timeout in seconds; 0 = none. A job's own timeout wins. */
+    defaultTimeoutSeconds: number;
+    /** Between SIGTERM and SIGKILL when a job times out or the runner stops. */
+    killGraceMs: number;
+    /** How long SIGTERM lets running jobs finish before they are terminated. */
+    shutdownGraceMs: number;
+    heartbeatMs: number;
+    /** Where results wait while the broker is away. */
+    bufferPath: string;
+    bufferMaxBytes: number;
+  };
+  results: {
+    prefetch: number;
+    /** A running run with no heartbeat or result for this long is marked lost. */
+    lostAfterMs: number;
+    /** Longest wait before a batch is written even if it is not full. */
+    flushMs: number;
+  };
+  web: {
+    port: number;
+    listenInterface: string;
+    apiToken: string | undefined;
+    logUrlTemplate: string | undefined;
+    bodyLimit: string;
+  };
+  host: string;
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+const DEFAULT_AMQP_URL = 'amqp://guest:guest@localhost/';
+const DEFAULT_DATABASE_URL = 'mysql://root@localhost/cronq';
+
+function fail(setting: string, value: string, accepted: string): never {
+  throw new ConfigError(`${setting}=${JSON.stringify(redact(value))} is not valid: expected ${accepted}`);
+}
+
+/** Hide a password inside a URL before it goes into a message. */
+export function redact(value: string): string {
+  return value.replace(/(\/\/[^:/@]*:)[^@/]*@/, '$1***@');
+}
+
+function parseQuery(q: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!q) return out;
+  for (const [k, v] of new URLSearchParams(q)) out[k] = v;
+  return out;
+}
+
+const AMQP_FORM = 'amqp[s]://user:pass@host[:port][,host2[:port]...]/vhost[?heartbeat=N]';
+
+export function parseAmqpUrl(url: string, setting = 'RABBITMQ_URL'): AmqpConfig {
+  const m = /^(amqps?):\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?]*)(?:\/([^?]*))?(?:\?(.*))?$/.exec(url.trim());
+  if (!m) fail(setting, url, AMQP_FORM);
+  const [, scheme, user, pass, hostPart, vhostPart, query] = m;
+  const defaultPort = scheme === 'amqps' ? 5671 : 5672;
+  const hosts = (hostPart ?? '').split(',').map((h) => h.trim());
+  if (hosts.length === 0 || hosts.some((h) => h === '')) fail(setting, url, AMQP_FORM);
+  const parsedHosts = hosts.map((h) => {
+    const hm = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(h);
+    if (!hm) fail(setting, url, AMQP_FORM);
+    const port = hm[2] === undefined ? defaultPort : Number(hm[2]);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) fail(setting, url, AMQP_FORM + ' (port 1-65535)');
+    return { hostname: hm[1]!.replace(/^\[|\]$/g, ''), port };
+  });
+  const params = parseQuery(query);
+  let heartbeat: number | undefined;
+  if (params.heartbeat !== undefined) {
+    heartbeat = Number(params.heartbeat);
+    if (!Number.isInteger(heartbeat) || heartbeat < 0) fail(setting, url, `${AMQP_FORM} with heartbeat a whole number of seconds`);
+    delete params.heartbeat;
+  }
+  const vhost = vhostPart === undefined || vhostPart === '' ? '/' : decodeURIComponent(vhostPart);
+  return {
+    hosts: parsedHosts,
+    username: user === undefined || user === '' ? 'guest' : decodeURIComponent(user),
+    password: pass === undefined ? 'guest' : decodeURIComponent(pass),
+    vhost,
+    heartbeat,
+    params,
+  };
+}
+
+const DB_FORM = 'mysql[+driver]://user[:pass]@host[:port]/database (e.g. mysql+pymysql://cronq:cronq@localhost/cronq)';
+
+export function parseDatabaseUrl(url: string, setting = 'DATABASE_URL'): DatabaseConfig {
+  // SQLAlchemy spells the driver as a suffix of the scheme: mysql+mysqlconnector://
+  const m = /^(mysql|mariadb)(?:\+[A-Za-z0-9_]+)?:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/:?]*|\[[^\]]+\])(?::(\d+))?\/([^?]*)(?:\?(.*))?$/.exec(
+    url.trim(),
+  );
+  if (!m) fail(setting, url, DB_FORM);
+  const [, , user, pass, host, port, database, query] = m;
+  if (!database) fail(setting, url, DB_FORM + ' (the database name is missing)');
+  if (!/^[A-Za-z0-9_$-]+$/.test(database)) fail(setting, url, DB_FORM + ' (database name of letters, digits, _ $ -)');
+  const portNum = port === undefined ? 3306 : Number(port);
+  if (portNum < 1 || portNum > 65535) fail(setting, url, DB_FORM + ' (port 1-65535)');
+  return {
+    host: host === undefined || host === '' ? 'localhost' : host.replace(/^\[|\]$/g, ''),
+    port: portNum,
+    user: user === undefined || user === '' ? 'root' : decodeURIComponent(user),
+    password: pass === undefined ? '' : decodeURIComponent(pass),
+    database,
+    params: parseQuery(query),
+  };
+}
+
+function intSetting(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) fail(name, raw, `a whole number from ${min} to ${max}`);
+  return n;
+}
+
+function numberSetting(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return def;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || n > max) fail(name, raw, `a number from ${min} to ${max}`);
+  return n;
+}
+
+const TRUE = new Set(['1', 'true', 'yes', 'on']);
+const FALSE = new Set(['', '0', 'false', 'no', 'off']);
+
+function boolSetting(env: Env, name: string, def: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined) return def;
+  const v = raw.trim().toLowerCase();
+  if (TRUE.has(v)) return true;
+  if (FALSE.has(v)) return false;
+  fail(name, raw, 'one of 1, true, yes, on, 0, false, no, off');
+}
+
+function amqpFromEnv(env: Env): AmqpConfig {
+  if (env.RABBITMQ_URL !== undefined && env.RABBITMQ_URL.trim() !== '') return parseAmqpUrl(env.RABBITMQ_URL);
+  if (env.RABBITMQ_HOST || env.RABBITMQ_USER || env.RABBITMQ_PASS) {
+    const hostRaw = env.RABBITMQ_HOST?.trim() || 'localhost';
+    if (!/^[^\s/@?]+$/.test(hostRaw)) fail('RABBITMQ_HOST', hostRaw, 'host[:port][,host2[:port]...]');
+    const base = parseAmqpUrl(`amqp://${hostRaw}/`, 'RABBITMQ_HOST');
+    return {
+      ...base,
+      username: env.RABBITMQ_USER ?? 'guest',
+      password: env.RABBITMQ_PASS ?? 'guest',
+    };
+  }
+  return parseAmqpUrl(DEFAULT_AMQP_URL);
+}
+
+function databaseFromEnv(env: Env): DatabaseConfig {
+  if (env.DATABASE_URL !== undefined && env.DATABASE_URL.trim() !== '') return parseDatabaseUrl(env.DATABASE_URL);
+  if (env.CRONQ_MYSQL !== undefined && env.CRONQ_MYSQL.trim() !== '') return parseDatabaseUrl(env.CRONQ_MYSQL, 'CRONQ_MYSQL');
+  return parseDatabaseUrl(DEFAULT_DATABASE_URL);
+}
+
+const QUEUE_FORM = 'a queue name of letters, digits, and . _ - : (at most 255 characters)';
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Read and validate every setting. `overrides` are flag values, which win over the environment. */
+export function loadConfig(env: Env = process.env, overrides: Env = {}): Config {
+  const e: Env = { ...env, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
+
+  const queue = e.CRONQ_QUEUE?.trim() || 'cronq_jobs';
+  if (!/^[A-Za-z0-9._:-]{1,255}$/.test(queue)) fail('CRONQ_QUEUE', queue, QUEUE_FORM);
+
+  const level = (e.CRONQ_LOG_LEVEL ?? e.LOG_LEVEL ?? 'info').trim().toLowerCase();
+  if (!LEVELS.includes(level)) fail('CRONQ_LOG_LEVEL', level, LEVELS.join(', '));
+  const format = (e.CRONQ_LOG_FORMAT ?? 'json').trim().toLowerCase();
+  if (format !== 'json' && format !== 'pretty') fail('CRONQ_LOG_FORMAT', format, 'json or pretty');
+
+  const listenInterface = e.LISTEN_INTERFACE?.trim() || '127.0.0.1';
+  const token = e.CRONQ_API_TOKEN === undefined || e.CRONQ_API_TOKEN === '' ? undefined : e.CRONQ_API_TOKEN;
+  if (token !== undefined && token.length < 8) fail('CRONQ_API_TOKEN', '***', 'a secret of at least 8 characters');
+
+  const template = e.CRONQ_LOG_URL_TEMPLATE?.trim() || undefined;
+  if (template !== undefined && !/^https?:\/\//.test(template)) fail('CRONQ_LOG_URL_TEMPLATE', template, 'an http(s):// URL with {job_id}, {run_id}, {start_time}, {end_time}');
+
+  const bodyLimit = e.CRONQ_API_BODY_LIMIT?.trim() || '1mb';
+  if (!/^\d+(b|kb|mb)$/i.test(bodyLimit)) fail('CRONQ_API_BODY_LIMIT', bodyLimit, 'a size such as 512kb or 1mb');
+
+  const config: Config = {
+    amqp: amqpFromEnv(e),
+    database: databaseFromEnv(e),
+    log: { level, format },
+    injector: {
+      maxPollMs: intSetting(e, 'CRONQ_INJECTOR_MAX_POLL_MS', 1000, 10, 60_000),
+      batchSize: intSetting(e, 'CRONQ_INJECTOR_BATCH_SIZE', 500, 1, 10_000),
+      republishAfterMs: intSetting(e, 'CRONQ_INJECTOR_REPUBLISH_AFTER_MS', 30_000, 1000, 3_600_000),
+    },
+    runner: {
+      queue,
+      concurrency: intSetting(e, 'CRONQ_CONCURRENCY', 1, 1, 1024),
+      logToStdout: boolSetting(e, 'CRONQ_RUNNER_LOG_TO_STDOUT', false),
+      logPath: e.LOG_PATH?.trim() || '/var/log/cronq',
+      outputTailBytes: intSetting(e, 'CRONQ_OUTPUT_TAIL_BYTES', 65536, 0, 16 * 1024 * 1024),
+      defaultTimeoutSeconds: numberSetting(e, 'CRONQ_DEFAULT_TIMEOUT_SECONDS', 0, 0, 365 * 86400),
+      killGraceMs: Math.round(numberSetting(e, 'CRONQ_KILL_GRACE_SECONDS', 10, 0, 3600) * 1000),
+      shutdownGraceMs: Math.round(numberSetting(e, 'CRONQ_SHUTDOWN_GRACE_SECONDS', 30, 0, 86400) * 1000),
+      heartbeatMs: Math.round(numberSetting(e, 'CRONQ_HEARTBEAT_SECONDS', 10, 0.1, 3600) * 1000),
+      bufferPath: e.CRONQ_RESULT_BUFFER_PATH?.trim() || '',
+      bufferMaxBytes: intSetting(e, 'CRONQ_RESULT_BUFFER_MAX_BYTES', 256 * 1024 * 1024, 1024, 64 * 1024 * 1024 * 1024),
+    },
+    results: {
+      prefetch: intSetting(e, 'CRONQ_RESULTS_PREFETCH', 500, 1, 65535),
+      lostAfterMs: Math.round(numberSetting(e, 'CRONQ_LOST_AFTER_SECONDS', 60, 1, 86400 * 7) * 1000),
+      flushMs: intSetting(e, 'CRONQ_RESULTS_FLUSH_MS', 20, 0, 10_000),
+    },
+    web: {
+      port: intSetting(e, 'PORT', 5000, 0, 65535),
+      listenInterface,
+      apiToken: token,
+      logUrlTemplate: template,
+      bodyLimit,
+    },
+    host: e.CRONQ_HOSTNAME?.trim() || os.hostname(),
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+/** The config as it may be logged: passwords and the token replaced. */
+export function describeConfig(c: Config): Record<string, unknown> {
+  return {
+    amqp: { hosts: c.amqp.hosts.map((h) => `${h.hostname}:${h.port}`), vhost: c.amqp.vhost, user: c.amqp.username },
+    database: { host: c.database.host, port: c.database.port, database: c.database.database, user: c.database.user },
+    apiToken: c.web.apiToken ? 'set' : 'unset',
+  };
+}
+
+/** True for 127.0.0.0/8, ::1 and localhost. */
+export function isLoopback(iface: string): boolean {
+  return iface === 'localhost' || iface === '::1' || /^127\.\d+\.\d+\.\d+$/.test(iface);
+}

@@ -1,0 +1,33 @@
+import { randomBytes } from 'node:crypto';
+
+/** Where a run stands. `queued` until a runner starts it; the last four are final. */
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'lost';
+export const FINAL_RUN_STATUSES: readonly RunStatus[] = ['succeeded', 'failed', 'timed_out', 'lost'];
+
+/** A row of the `runs` table (times are UTC Dates). */
+export interface RunRow {
+  run_id: string;
+  job_id: number;
+  job_name: string | null;
+  scheduled_for: Date;
+  triggered_by: 'schedule' | 'manual';
+  status: RunStatus;
+  routing_key: string | null;
+  claimed_by: string | null;
+  host: string | null;
+  queued_at: Date;
+  published_at: Date | null;
+  started_at: Date | null;
+  finished_at: Date | null;
+  heartbeat_at: Date | null;
+  return_code: number | null;
+  run_time: number | null;
+  output_tail: string | null;
+  reason: string | null;
+  missed: number;
+}
+
+/** A new run id: 32 lowercase hex characters, as the original's uuid4().hex. */
+export function newRunId(): string {
+  return randomBytes(16).toString('hex');
+}

@@ -1,0 +1,119 @@
+/**
+ * Test helpers for the real services: every test gets its own MariaDB
+ * database and its own RabbitMQ vhost, created here and dropped after, so
+ * test files can run side by side without seeing each other's rows or
+ * messages.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import amqp, { type ChannelModel } from 'amqplib';
+import { createDb, ensureDatabase, migrate, type Knex } from '../../src/core/db';
+import { parseDatabaseUrl } from '../../src/core/config';
+
+const run = promisify(execFile);
+
+export const MYSQL_HOST = process.env.CRONQ_TEST_MYSQL_HOST ?? '127.0.0.1';
+export const MYSQL_PORT = Number(process.env.CRONQ_TEST_MYSQL_PORT ?? 3306);
+export const AMQP_HOST = process.env.CRONQ_TEST_AMQP_HOST ?? '127.0.0.1';
+export const AMQP_PORT = Number(process.env.CRONQ_TEST_AMQP_PORT ?? 5672);
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+}
+
+export interface TestDatabase {
+  name: string;
+  /** DATABASE_URL for this database. */
+  url: string;
+  db: Knex;
+  drop(): Promise<void>;
+}
+
+/** A fresh database, migrated unless `migrated: false`. */
+export async function createTestDatabase(opts: { migrated?: boolean; poolMax?: number } = {}): Promise<TestDatabase> {
+  const name = uniqueName('cronq_t');
+  const url = `mysql://root@${MYSQL_HOST}:${MYSQL_PORT}/${name}`;
+  const cfg = parseDatabaseUrl(url);
+  await ensureDatabase(cfg);
+  const db = createDb(cfg, { poolMax: opts.poolMax ?? 5 });
+  if (opts.migrated !== false) await migrate(db);
+  return {
+    name,
+    url,
+    db,
+    async drop() {
+      await db.destroy().catch(() => undefined);
+      const admin = createDb(cfg, { withoutDatabase: true, poolMax: 1 });
+      try {
+        await admin.raw('DROP DATABASE IF EXISTS ??', [name]);
+      } finally {
+        await admin.destroy();
+      }
+    },
+  };
+}
+
+export async function rabbitmqctl(...args: string[]): Promise<string> {
+  const { stdout } = await run('rabbitmqctl', args, { timeout: 60_000 });
+  return stdout;
+}
+
+export interface TestVhost {
+  vhost: string;
+  /** RABBITMQ_URL for this vhost. */
+  url: string;
+  /** A plain amqplib connection to the vhost, for the test's own looks at queues. */
+  connect(): Promise<ChannelModel>;
+  drop(): Promise<void>;
+}
+
+export async function createTestVhost(): Promise<TestVhost> {
+  const vhost = uniqueName('cronq_t');
+  await rabbitmqctl('add_vhost', vhost);
+  await rabbitmqctl('set_permissions', '-p', vhost, 'guest', '.*', '.*', '.*');
+  const url = `amqp://guest:guest@${AMQP_HOST}:${AMQP_PORT}/${vhost}`;
+  const opened: ChannelModel[] = [];
+  return {
+    vhost,
+    url,
+    async connect() {
+      const c = await amqp.connect(url);
+      c.on('error', () => undefined);
+      opened.push(c);
+      return c;
+    },
+    async drop() {
+      for (const c of opened) await c.close().catch(() => undefined);
+      await rabbitmqctl('delete_vhost', vhost).catch(() => undefined);
+    },
+  };
+}
+
+/** Ensure the `cronq` database exists (for tests of `cronq dev`). */
+export async function ensureNamedDatabase(url: string): Promise<void> {
+  await ensureDatabase(parseDatabaseUrl(url));
+}
+
+/** Wait until `check` returns a truthy value (returned), polling; fail with `message` after the deadline. */
+export async function waitFor<T>(
+  check: () => Promise<T> | T,
+  opts: { timeoutMs?: number; intervalMs?: number; message?: string } = {},
+): Promise<NonNullable<T>> {
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v as NonNullable<T>;
+    } catch (err) {
+      lastErr = err;
+    }
+    if (Date.now() > deadline) {
+      const why = lastErr ? ` (last error: ${(lastErr as Error).message})` : '';
+      throw new Error(`waitFor timed out after ${timeoutMs} ms: ${opts.message ?? 'condition not met'}${why}`);
+    }
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50));
+  }
+}
