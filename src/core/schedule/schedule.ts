@@ -1,0 +1,165 @@
+/**
+ * Schedules: what a job's schedule text means, and when it next runs.
+ *
+ * SYNTAX
+ *   ISO 8601 repeating intervals (the original cronq's form):
+ *     R/<start>/<duration>     unbounded, from the start on
+ *     Rn/<start>/<duration>    n occurrences in total (k = 0 .. n-1); then it ends
+ *     R/<duration>/<end>       the intervals that end at <end>: occurrences at
+ *     Rn/<duration>/<end>        end - duration, end - 2*duration, ... (n of them
+ *                                when bounded); <end> itself is not an occurrence,
+ *                                just as start + n*duration is not one of Rn/<start>/...
+ *   <start>/<end>: 2024-01-01, 2024-01-01T03:00, 2024-01-01T03:00:00[.sss], then
+ *     Z or an offset (+02:00, +0200, +02), or nothing = UTC. A zone may follow
+ *     in brackets (RFC 9557): R/2024-03-01T02:30:00[Europe/Berlin]/P1D.
+ *   <duration>: PnYnMnWnDTnHnMnS, whole numbers, not zero (P1M2DT3H, PT90S, P2W).
+ *   Cron: 5 fields "minute hour day-of-month month day-of-week", or 6 with a
+ *     leading seconds field; @yearly @monthly @weekly @daily @hourly (croner's
+ *     field syntax: lists, ranges, steps, names, L, W, #).
+ *   A zone for either form: a prefix `TZ=Europe/Berlin ` (or `CRON_TZ=`), as
+ *     in `TZ=Europe/Berlin 0 3 * * *` or `TZ=Europe/Berlin R/2024-03-01T02:30:00/P1D`.
+ *     Bracket and prefix may both appear only if they name the same zone.
+ *
+ * ZONES
+ *   Without a zone everything is UTC; a start written with an offset and no
+ *   zone uses that fixed offset for calendar arithmetic. With a zone, times
+ *   are wall-clock times there: a start without an offset is local time; with
+ *   Z it is that instant (its local time is what repeats); with a numeric
+ *   offset the offset must be the zone's at that time (which picks one pass of
+ *   a repeated hour).
+ *
+ * ARITHMETIC
+ *   Occurrence k is computed from the start, never by stepping from the
+ *   previous one: start + k*(years, months) on the calendar, with the day of
+ *   month clamped to the month's length (Jan 31 + P1M: Feb 29 2024, Mar 31,
+ *   Apr 30; P1Y from Feb 29: Feb 28, then Feb 29 in leap years), then
+ *   + k*(weeks, days) on the calendar, then + k*(hours, minutes, seconds) of
+ *   elapsed time. Calendar units keep the wall-clock time in the zone; PT
+ *   units are exact elapsed time (PT24H is not P1D across a DST change).
+ *
+ * DAYLIGHT SAVING (one rule for ISO and cron, in zone.ts): each wall-clock
+ * occurrence runs once, at the first instant the zone's clock shows that time
+ * or later. Hence:
+ *   - a time in a skipped hour (spring forward) runs once, at the first valid
+ *     instant after the gap: 02:30 Europe/Berlin on 2024-03-31 runs at 03:00
+ *     CEST, and the next day at 02:30 again;
+ *   - a time in a repeated hour (fall back) runs once, on its first pass;
+ *     for cron this holds for every expression (`*\/5 * * * *` does not run
+ *     again in the second pass of the hour). For elapsed-time cadence use a
+ *     PT duration or UTC.
+ *
+ * next(after) is exact and constant-time for fixed periods (the index is
+ * computed arithmetically), and for calendar durations an arithmetic estimate
+ * corrected by a few steps; a ten-year outage costs nothing.
+ */
+import { ScheduleSyntaxError } from '../errors';
+import { parseCronSchedule } from './cron';
+import { parseIsoSchedule } from './iso';
+import type { Schedule } from './types';
+import { namedZone, UTC } from './zone';
+
+export type { Schedule } from './types';
+
+const EXPECTED =
+  'expected an ISO 8601 repeating interval such as R/2024-01-01T00:00:00Z/PT1H or a cron expression such as "0 3 * * *", optionally after TZ=<IANA zone>';
+
+function fail(text: string, message: string): never {
+  throw new ScheduleSyntaxError(`schedule ${JSON.stringify(text)}: ${message}`);
+}
+
+/** Parses a schedule; throws ScheduleSyntaxError saying what was expected. */
+export function parseSchedule(text: string): Schedule {
+  if (typeof text !== 'string') {
+    throw new ScheduleSyntaxError(`a schedule must be a string, ${EXPECTED}`);
+  }
+  const trimmed = text.trim();
+  if (trimmed === '') fail(trimmed, `the schedule is empty; ${EXPECTED}`);
+
+  let body = trimmed;
+  let zone = null;
+  const prefix = /^(CRON_TZ|TZ)=(\S*)(?:\s+([\s\S]*))?$/.exec(trimmed);
+  if (prefix) {
+    const [, key, name = '', rest = ''] = prefix;
+    zone = namedZone(name);
+    if (zone === null) {
+      fail(
+        trimmed,
+        `${key}=${name} is not a known time zone, expected an IANA zone such as ${key}=Europe/Berlin`,
+      );
+    }
+    body = rest.trim();
+    if (body === '') fail(trimmed, `${key}=${name} must be followed by a schedule; ${EXPECTED}`);
+  }
+
+  if (/^R\d*\//.test(body)) return parseIsoSchedule(trimmed, body, zone);
+  if (body.startsWith('@') || /^\S+(\s+\S+){4,5}$/.test(body)) {
+    return parseCronSchedule(trimmed, body, zone ?? UTC, zone !== null);
+  }
+  if (/^P/.test(body)) {
+    fail(
+      trimmed,
+      `a duration alone has no start; write R/<start>/${body.split('/')[0]}, e.g. R/2024-01-01T00:00:00Z/${body.split('/')[0]}`,
+    );
+  }
+  if (/^\S+(\s+\S+){1,3}$/.test(body) || /^\S+(\s+\S+){6,}$/.test(body)) {
+    const n = body.split(/\s+/).length;
+    fail(
+      trimmed,
+      `a cron expression has 5 fields "minute hour day-of-month month day-of-week" or 6 with a leading seconds field; got ${n}`,
+    );
+  }
+  if (/^R/.test(body)) {
+    fail(
+      trimmed,
+      `an ISO 8601 repeating interval starts with R/ or Rn/ (n >= 1), e.g. R/2024-01-01T00:00:00Z/PT1H`,
+    );
+  }
+  fail(trimmed, EXPECTED);
+}
+
+const cache = new Map<string, Schedule>();
+const CACHE_SIZE = 500;
+
+function cachedParse(text: string): Schedule {
+  let schedule = cache.get(text);
+  if (schedule === undefined) {
+    schedule = parseSchedule(text);
+    if (cache.size >= CACHE_SIZE) cache.clear();
+    cache.set(text, schedule);
+  }
+  return schedule;
+}
+
+/** The first occurrence strictly after `after`, or null when a bounded schedule has ended. */
+export function nextOccurrence(schedule: Schedule | string, after: Date): Date | null {
+  return (typeof schedule === 'string' ? cachedParse(schedule) : schedule).next(after);
+}
+
+/**
+ * The schedule text for a job adopted from the Python cronq, which stored
+ * only next_run and an interval in seconds: R/<next_run>/PT<n>S, so the job
+ * keeps its phase and period.
+ */
+export function legacySchedule(nextRun: Date, intervalSeconds: number): string {
+  const t = nextRun instanceof Date ? nextRun.getTime() : NaN;
+  if (Number.isNaN(t))
+    throw new ScheduleSyntaxError('legacy schedule: next_run must be a valid date');
+  if (!Number.isSafeInteger(intervalSeconds) || intervalSeconds <= 0) {
+    throw new ScheduleSyntaxError(
+      `legacy schedule: the interval must be a whole number of seconds >= 1, got ${intervalSeconds}`,
+    );
+  }
+  const iso = nextRun.toISOString().replace('.000Z', 'Z');
+  return `R/${iso}/PT${intervalSeconds}S`;
+}
+
+/** null when the text is a valid schedule, else the error message (for the JSON schema validator). */
+export function isValidSchedule(text: string): string | null {
+  try {
+    cachedParse(text);
+    return null;
+  } catch (err) {
+    if (err instanceof ScheduleSyntaxError) return err.message;
+    throw err;
+  }
+}

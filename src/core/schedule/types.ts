@@ -1,0 +1,29 @@
+/** What every parsed schedule offers; see schedule.ts for the syntax and the rules. */
+export interface Schedule {
+  /** The schedule text as given, trimmed. */
+  readonly text: string;
+  readonly kind: 'iso' | 'cron';
+  /**
+   * The zone wall-clock times are meant in: 'UTC', a canonical IANA name, or
+   * (for an ISO start written with an offset and no zone) a fixed offset
+   * written 'UTC+05:30', which luxon accepts as a zone.
+   */
+  readonly timeZone: string;
+  /**
+   * Seconds between occurrences when that never varies (PTnH/M/S, and PnD/PnW
+   * in UTC or a fixed offset), else null. Used for the original `interval` column.
+   */
+  readonly fixedPeriodSeconds: number | null;
+  /** The first occurrence strictly after `after`; null when there is none (an Rn/... schedule is exhausted). */
+  next(after: Date): Date | null;
+  /** Up to n occurrences strictly after `after`, in order. */
+  nextN(after: Date, n: number): Date[];
+  /**
+   * How many occurrences lie in (from, to], at most `cap` (default 1e9).
+   * Constant time for ISO schedules; for cron, proportional to the number of
+   * matching days in the range.
+   */
+  countBetween(from: Date, to: Date, cap?: number): number;
+  /** The schedule in words, e.g. "every day at 03:00 UTC". */
+  describe(): string;
+}
