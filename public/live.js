@@ -1,0 +1,136 @@
+// Keeps the status of running jobs and runs fresh without reloading the page:
+// polls /api/live every few seconds while the tab is visible and rewrites only
+// the parts that changed, with DOM text nodes (never innerHTML, so job names
+// and output stay plain text).
+(function () {
+  'use strict';
+  var FINAL = { succeeded: 1, failed: 1, timed_out: 1, lost: 1 };
+  var POLL_MS = 2500;
+
+  function el(tag, attrs, children) {
+    var e = document.createElement(tag);
+    if (attrs) for (var k in attrs) if (attrs[k] !== null && attrs[k] !== undefined) e.setAttribute(k, attrs[k]);
+    (children || []).forEach(function (c) { e.appendChild(typeof c === 'string' ? document.createTextNode(c) : c); });
+    return e;
+  }
+  function statusClass(s) { return /^(queued|running|succeeded|failed|timed_out|lost)$/.test(s || '') ? 'st-' + s : 'st-unknown'; }
+  function statusText(s) { return s ? String(s).replace(/_/g, ' ') : 'never run'; }
+  function badge(s) { return el('span', { class: 'badge ' + statusClass(s) }, [statusText(s)]); }
+  function utcText(iso) { return iso ? iso.slice(0, 19).replace('T', ' ') + ' UTC' : ''; }
+  function relative(iso) {
+    if (!iso) return '—';
+    var diff = Math.round((new Date(iso).getTime() - Date.now()) / 1000), abs = Math.abs(diff);
+    if (abs < 2) return 'just now';
+    var units = [[86400, 'd'], [3600, 'h'], [60, 'min'], [1, 's']];
+    for (var i = 0; i < units.length; i++) if (abs >= units[i][0]) {
+      var n = Math.floor(abs / units[i][0]);
+      return diff < 0 ? n + ' ' + units[i][1] + ' ago' : 'in ' + n + ' ' + units[i][1];
+    }
+    return 'just now';
+  }
+  function timeEl(iso) { return iso ? el('time', { datetime: iso, title: utcText(iso) }, [relative(iso)]) : el('span', { class: 'muted' }, ['—']); }
+  function duration(sec) {
+    if (sec === null || sec === undefined) return '—';
+    var ms = sec * 1000;
+    if (ms < 1000) return Math.round(ms) + ' ms';
+    var s = ms / 1000;
+    if (s < 60) return s.toFixed(s < 10 ? 1 : 0) + ' s';
+    var m = Math.floor(s / 60);
+    if (m < 60) return m + ' min ' + Math.floor(s % 60) + ' s';
+    return Math.floor(m / 60) + ' h ' + (m % 60) + ' min';
+  }
+  function setBadge(holder, status) {
+    if (!holder || holder.getAttribute('data-status') === (status || '')) return;
+    holder.setAttribute('data-status', status || '');
+    var old = holder.querySelector('.badge');
+    if (old) old.replaceWith(badge(status)); else holder.appendChild(badge(status));
+  }
+  function get(url) {
+    return fetch(url, { credentials: 'same-origin', headers: { Accept: 'application/json' } }).then(function (r) {
+      if (!r.ok) throw new Error('HTTP ' + r.status);
+      return r.json();
+    });
+  }
+
+  function refreshIndex(rows) {
+    var ids = rows.map(function (r) { return r.getAttribute('data-job-id'); });
+    return get('/api/live?runs=1&job=' + ids.join(',')).then(function (body) {
+      rows.forEach(function (row) {
+        var j = body.data.jobs[row.getAttribute('data-job-id')];
+        if (!j) return;
+        setBadge(row, j.status);
+        var latest = j.runs[0];
+        var start = latest ? (latest.started_at || latest.queued_at) : j.last_run_start;
+        var cell = row.querySelector('.c-last');
+        if (cell && start && !cell.querySelector('time[datetime="' + start + '"]')) cell.replaceChildren(timeEl(start));
+      });
+    });
+  }
+
+  function runRow(r) {
+    return el('tr', { 'data-run-id': r.id, 'data-status': r.status }, [
+      el('td', { class: 'c-status' }, [badge(r.status)]),
+      el('td', null, [timeEl(r.started_at || r.queued_at)]),
+      el('td', null, [r.run_time !== null ? duration(r.run_time) : '—']),
+      el('td', null, [r.return_code === null ? '—' : String(r.return_code)]),
+      el('td', null, [r.host || '—']),
+      el('td', null, [r.triggered_by]),
+      el('td', null, [el('a', { class: 'mono', href: '/run/' + r.id }, [r.id.slice(0, 8)])]),
+    ]);
+  }
+
+  function refreshJob(table) {
+    var id = table.getAttribute('data-job-id');
+    return get('/api/live?runs=50&job=' + id).then(function (body) {
+      var j = body.data.jobs[id];
+      if (!j) return;
+      setBadge(document.querySelector('.jobstatus'), j.status);
+      var tbody = table.querySelector('tbody');
+      var shown = Array.prototype.map.call(tbody.querySelectorAll('tr[data-run-id]'), function (tr) { return tr.getAttribute('data-run-id') + ':' + tr.getAttribute('data-status'); }).join(',');
+      var fresh = j.runs.map(function (r) { return r.id + ':' + r.status; }).join(',');
+      if (shown !== fresh && j.runs.length) tbody.replaceChildren.apply(tbody, j.runs.map(runRow));
+    });
+  }
+
+  function refreshRun(holder) {
+    var id = holder.getAttribute('data-run-id');
+    if (FINAL[holder.getAttribute('data-status')]) return Promise.resolve(false);
+    return get('/api/live?run=' + id).then(function (body) {
+      var r = body.data.runs[id];
+      if (!r) return true;
+      setBadge(holder, r.status);
+      var fields = { host: r.host || '—', started_at: utcText(r.started_at) || '—', completed_at: utcText(r.completed_at) || '—', run_time: duration(r.run_time), return_code: r.return_code === null ? '—' : String(r.return_code), reason: r.reason || '—' };
+      for (var k in fields) { var dd = document.querySelector('[data-field="' + k + '"]'); if (dd && dd.textContent !== fields[k]) dd.textContent = fields[k]; }
+      var out = document.getElementById('output');
+      if (out && r.output_tail && out.textContent !== r.output_tail) {
+        out.textContent = r.output_tail;
+        var none = document.getElementById('no-output'); if (none) none.remove();
+      }
+      var tbody = document.querySelector('table.events tbody');
+      if (tbody && r.events && r.events.length && tbody.querySelectorAll('tr').length !== r.events.length) {
+        tbody.replaceChildren.apply(tbody, r.events.map(function (e) {
+          var st = e.type === 'starting' ? 'running' : e.type === 'finished' ? (e.return_code === 0 ? 'succeeded' : 'failed') : e.type;
+          return el('tr', null, [el('td', null, [utcText(e.datetime)]), el('td', null, [el('span', { class: 'badge ' + statusClass(st) }, [e.type])]), el('td', null, [e.host || '—']), el('td', null, [e.return_code === null ? '—' : String(e.return_code)])]);
+        }));
+      }
+      return !FINAL[r.status];
+    });
+  }
+
+  function tick() {
+    var work;
+    var runHolder = document.querySelector('.runstatus[data-run-id]');
+    var runsTable = document.getElementById('runs');
+    var rows = Array.prototype.slice.call(document.querySelectorAll('table.jobs tr[data-job-id]'));
+    if (runHolder) work = refreshRun(runHolder);
+    else if (runsTable) work = refreshJob(runsTable);
+    else if (rows.length) work = refreshIndex(rows);
+    else return;
+    work.catch(function () { /* offline or signed out: try again next tick */ }).then(schedule);
+  }
+  function schedule() { setTimeout(function () { if (document.hidden) schedule(); else tick(); }, POLL_MS); }
+  function ageTimes() {
+    document.querySelectorAll('time[datetime]').forEach(function (t) { var txt = relative(t.getAttribute('datetime')); if (t.textContent !== txt) t.textContent = txt; });
+  }
+  document.addEventListener('DOMContentLoaded', function () { schedule(); setInterval(ageTimes, 10000); });
+})();

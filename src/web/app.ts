@@ -1,0 +1,105 @@
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import express, { type Express, type RequestHandler } from 'express';
+import type { Config } from '../core/config';
+import type { Knex } from '../core/db';
+import type { Logger } from '../core/logger';
+import { requireToken } from './auth';
+import { CsrfTokens, csrfProtection } from './csrf';
+import { errorHandler, notFound } from './errors';
+import * as fmt from './format';
+import { ping } from './queries';
+import { apiRouter } from './routes/api';
+import { pagesRouter } from './routes/pages';
+
+export interface WebDeps {
+  db: Knex;
+  config: Config;
+  logger: Logger;
+  /** The clock for relative times on pages (tests pin it). What is due is decided by the database clock. */
+  now?: () => Date;
+}
+
+/** Shipped beside dist/ (and src/ when run with tsx). */
+export const VIEWS_DIR = path.resolve(__dirname, '..', '..', 'views');
+export const PUBLIC_DIR = path.resolve(__dirname, '..', '..', 'public');
+
+const CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+  "object-src 'none'",
+].join('; ');
+
+const securityHeaders: RequestHandler = (_req, res, next) => {
+  res.set({
+    'Content-Security-Policy': CSP,
+    'X-Content-Type-Options': 'nosniff',
+    'X-Frame-Options': 'DENY',
+    'Referrer-Policy': 'same-origin',
+    'Cross-Origin-Opener-Policy': 'same-origin',
+    'Cache-Control': 'no-store',
+  });
+  next();
+};
+
+/** One line per request, without headers (the Authorization header never reaches a log). */
+function accessLog(logger: Logger): RequestHandler {
+  return (req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      logger.debug({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
+    });
+    next();
+  };
+}
+
+/**
+ * The web admin and JSON API as an Express app, built only from what is
+ * passed in (no globals), so tests start it in-process on port 0.
+ */
+export function createApp(deps: WebDeps): Express {
+  const { db, config, logger } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  app.set('views', VIEWS_DIR);
+  app.set('view engine', 'ejs');
+  app.set('view cache', true);
+  Object.assign(app.locals, { fmt, tokenRequired: config.web.apiToken !== undefined });
+
+  // A stable CSRF secret across restarts when a token exists (forms keep working); random otherwise.
+  const csrf = new CsrfTokens(config.web.apiToken ? createHash('sha256').update(`cronq-csrf:${config.web.apiToken}`).digest() : undefined);
+
+  app.use(securityHeaders);
+  app.use(accessLog(logger));
+
+  // Open to load balancers and monitors even when a token is set.
+  app.get('/_status', async (_req, res) => {
+    try {
+      await ping(db);
+      res.json({ status: 'OK' });
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, '/_status: database check failed');
+      res.status(503).json({ status: 'error', reason: `database: ${(err as Error).message}` });
+    }
+  });
+
+  app.use(requireToken(config.web.apiToken));
+  app.use('/static', express.static(PUBLIC_DIR, { index: false, maxAge: '1h', fallthrough: false }));
+  // Forms are parsed before the CSRF check, which reads their _csrf field; JSON is parsed by the API routes that take it.
+  app.use(express.urlencoded({ extended: false, limit: '16kb' }));
+  app.use(csrfProtection(csrf));
+  app.use('/api', apiRouter(deps));
+  app.use(pagesRouter(deps, csrf));
+  app.use(notFound);
+  app.use(errorHandler(logger));
+  return app;
+}

@@ -1,0 +1,146 @@
+import type { Knex } from '../core/db';
+import { dbNow } from '../core/db';
+import { ValidationError } from '../core/errors';
+import { secondsToInterval, type JobRow } from '../core/jobs';
+import type { CategoryDefinition, JobDefinition } from '../core/category';
+import { parseSchedule } from '../core/schedule';
+
+/**
+ * Replace a category with the jobs of a definition, in ONE transaction:
+ * create the category if needed, add or update every listed job (matched
+ * by name, so a kept job keeps its id and history), delete the category's
+ * jobs that are not listed (their runs stay; their events cascade).
+ *
+ * Names are compared the way the CHAR(255) case-insensitive column compares
+ * them (case, accents and trailing spaces ignored), so "Backup" and
+ * "backup " are one job, not a unique-key error halfway through.
+ */
+
+export interface CategoryPlan {
+  added: string[];
+  changed: string[];
+  removed: string[];
+  unchanged: string[];
+}
+
+/** The key under which the database's collation sees a name. */
+export function nameKey(name: string): string {
+  return name.replace(/ +$/, '').normalize('NFD').replace(/\p{M}/gu, '').toLowerCase();
+}
+
+/** Names that the database would take for one: a 400 before anything is written. */
+export function duplicateNameProblems(def: CategoryDefinition): Array<{ path: string; message: string }> {
+  const seen = new Map<string, number>();
+  const problems: Array<{ path: string; message: string }> = [];
+  def.jobs.forEach((j, i) => {
+    const k = nameKey(j.name);
+    const prev = seen.get(k);
+    if (prev !== undefined) problems.push({ path: `jobs[${i}].name`, message: `"${j.name}" is the same name as jobs[${prev}] ("${def.jobs[prev]!.name}") for the database (case, accents and trailing spaces are ignored)` });
+    else seen.set(k, i);
+  });
+  return problems;
+}
+
+function sameDefinition(row: JobRow, def: JobDefinition): boolean {
+  return (
+    row.name === def.name.replace(/ +$/, '') &&
+    (row.schedule ?? '') === def.schedule &&
+    (row.command ?? '') === def.command &&
+    (row.routing_key ?? 'default') === def.routing_key &&
+    (row.timeout ?? null) === def.timeout &&
+    (row.description ?? null) === def.description
+  );
+}
+
+function definitionColumns(def: JobDefinition) {
+  const schedule = parseSchedule(def.schedule);
+  const period = schedule.fixedPeriodSeconds;
+  return {
+    name: def.name,
+    command: def.command,
+    routing_key: def.routing_key,
+    timeout: def.timeout,
+    description: def.description,
+    schedule: def.schedule,
+    // The original's column: the period as a DATETIME counted from 1970-01-01.
+    interval: period !== null && period !== undefined && period > 0 ? secondsToInterval(period) : null,
+  };
+}
+
+function timing(def: JobDefinition, now: Date) {
+  const next = parseSchedule(def.schedule).next(now);
+  return { next_run: next, schedule_error: null, ended_at: next === null ? now : null };
+}
+
+async function lockCategory(trx: Knex.Transaction, name: string, create: boolean): Promise<number | null> {
+  if (create) {
+    // Two PUTs creating the same category at once: both end up with the one row.
+    await trx.raw('INSERT INTO categories (name) VALUES (?) ON DUPLICATE KEY UPDATE id = id', [name]);
+  }
+  const row = (await trx('categories').select('id').where('name', name).forUpdate().first()) as { id: number } | undefined;
+  return row?.id ?? null;
+}
+
+function plan(existing: JobRow[], def: CategoryDefinition): CategoryPlan & { byKey: Map<string, JobRow> } {
+  const byKey = new Map(existing.map((j) => [nameKey(j.name), j]));
+  const listed = new Set<string>();
+  const p: CategoryPlan = { added: [], changed: [], removed: [], unchanged: [] };
+  for (const j of def.jobs) {
+    const k = nameKey(j.name);
+    listed.add(k);
+    const row = byKey.get(k);
+    if (!row) p.added.push(j.name);
+    else if (sameDefinition(row, j)) p.unchanged.push(j.name);
+    else p.changed.push(j.name);
+  }
+  for (const [k, row] of byKey) if (!listed.has(k)) p.removed.push(row.name);
+  return { ...p, byKey };
+}
+
+/** What applying `def` would do, without changing anything. */
+export async function planCategory(db: Knex, categoryName: string, def: CategoryDefinition): Promise<CategoryPlan> {
+  const cat = (await db('categories').select('id').where('name', categoryName).first()) as { id: number } | undefined;
+  const existing = cat ? ((await db('jobs').where('category_id', cat.id)) as JobRow[]) : [];
+  const { byKey: _unused, ...p } = plan(existing, def);
+  return p;
+}
+
+export async function applyCategory(db: Knex, categoryName: string, def: CategoryDefinition): Promise<CategoryPlan> {
+  const dups = duplicateNameProblems(def);
+  if (dups.length > 0) throw new ValidationError(`${dups[0]!.path}: ${dups[0]!.message}`, dups);
+  try {
+    return await db.transaction(async (trx) => {
+      const categoryId = (await lockCategory(trx, categoryName, true))!;
+      const existing = (await trx('jobs').where('category_id', categoryId).forUpdate()) as JobRow[];
+      const { byKey, ...p } = plan(existing, def);
+      const now = await dbNow(trx);
+
+      const listed = new Set(def.jobs.map((j) => nameKey(j.name)));
+      const removedIds = existing.filter((row) => !listed.has(nameKey(row.name))).map((r) => r.id);
+      for (let i = 0; i < removedIds.length; i += 1000) await trx('jobs').whereIn('id', removedIds.slice(i, i + 1000)).delete();
+
+      const inserts: Array<Record<string, unknown>> = [];
+      for (const j of def.jobs) {
+        const row = byKey.get(nameKey(j.name));
+        if (!row) {
+          inserts.push({ ...definitionColumns(j), ...timing(j, now), category_id: categoryId, run_now: 0 });
+        } else if (!sameDefinition(row, j)) {
+          const scheduleChanged = (row.schedule ?? '') !== j.schedule;
+          await trx('jobs')
+            .where('id', row.id)
+            .update({ ...definitionColumns(j), ...(scheduleChanged ? timing(j, now) : {}) });
+        }
+      }
+      for (let i = 0; i < inserts.length; i += 500) await trx('jobs').insert(inserts.slice(i, i + 500));
+      return p;
+    });
+  } catch (err) {
+    // The collation knows best: a name our key missed still cannot slip in twice.
+    if ((err as { code?: string }).code === 'ER_DUP_ENTRY') {
+      throw new ValidationError('jobs: two job names are the same for the database (it ignores case and trailing spaces)', [
+        { path: 'jobs', message: 'two job names are the same for the database' },
+      ]);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Small pure helpers the templates and the JSON API share: how a time, a
+ * duration, a status and a command are shown. Kept free of Express so they
+ * are easy to test and the views stay logic-light.
+ */
+
+/** ISO 8601 UTC with Z, or null: the one time format of the API. */
+export function isoUtc(d: Date | null | undefined): string | null {
+  return d ? d.toISOString() : null;
+}
+
+/** "2024-05-01 13:04:05 UTC", what a person reads on hover. */
+export function utcText(d: Date | null | undefined): string {
+  if (!d) return '';
+  return `${d.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+}
+
+const UNITS: Array<[number, string]> = [
+  [86400, 'd'],
+  [3600, 'h'],
+  [60, 'min'],
+  [1, 's'],
+];
+
+/** "3 min ago", "in 2 h", "just now". */
+export function relativeTime(d: Date | null | undefined, now: Date): string {
+  if (!d) return '—';
+  const diff = Math.round((d.getTime() - now.getTime()) / 1000);
+  const abs = Math.abs(diff);
+  if (abs < 2) return 'just now';
+  for (const [size, unit] of UNITS) {
+    if (abs >= size) {
+      const n = Math.floor(abs / size);
+      return diff < 0 ? `${n} ${unit} ago` : `in ${n} ${unit}`;
+    }
+  }
+  return 'just now';
+}
+
+/** "1.2 s", "3 min 4 s", "2 h 5 min". */
+export function durationText(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || !Number.isFinite(ms) || ms < 0) return '—';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${Math.floor(s % 60)} s`;
+  const h = Math.floor(m / 60);
+  return `${h} h ${m % 60} min`;
+}
+
+const KNOWN_STATUSES = new Set(['queued', 'running', 'succeeded', 'failed', 'timed_out', 'lost']);
+
+/** CSS modifier of a status badge; unknown words (legacy rows) get a neutral one. */
+export function statusClass(status: string | null | undefined): string {
+  const s = (status ?? '').trim().toLowerCase();
+  return KNOWN_STATUSES.has(s) ? `st-${s}` : 'st-unknown';
+}
+
+/** "timed out" rather than "timed_out". */
+export function statusText(status: string | null | undefined): string {
+  const s = (status ?? '').trim();
+  return s === '' ? 'never run' : s.replace(/_/g, ' ');
+}
+
+/**
+ * The command as the original admin showed it: one line per part, split
+ * after each `;` and `&&` (the separator stays at the end of its part so the
+ * text still reads as the same shell line).
+ */
+export function splitCommand(command: string | null | undefined): string[] {
+  if (!command) return [];
+  const parts: string[] = [];
+  let rest = command;
+  for (;;) {
+    const m = /;|&&/.exec(rest);
+    if (!m) break;
+    const end = m.index + m[0].length;
+    parts.push(rest.slice(0, end).trim());
+    rest = rest.slice(end);
+  }
+  if (rest.trim() !== '') parts.push(rest.trim());
+  return parts.filter((p) => p !== '');
+}
+
+/**
+ * CRONQ_LOG_URL_TEMPLATE with {job_id}, {run_id}, {start_time}, {end_time}
+ * replaced (times ISO 8601 UTC, URL-encoded). A run still going ends "a few
+ * seconds from now" so the search includes its latest lines.
+ */
+export function logUrl(
+  template: string | undefined,
+  run: { job_id: number; run_id: string; started_at: Date | null; queued_at: Date | null; finished_at: Date | null },
+  now: Date,
+): string | null {
+  if (!template) return null;
+  const start = run.started_at ?? run.queued_at ?? now;
+  const end = run.finished_at ?? new Date(now.getTime() + 5000);
+  const values: Record<string, string> = {
+    job_id: String(run.job_id),
+    run_id: run.run_id,
+    start_time: start.toISOString(),
+    end_time: end.toISOString(),
+  };
+  return template.replace(/\{(job_id|run_id|start_time|end_time)\}/g, (_, k: string) => encodeURIComponent(values[k]!));
+}

@@ -1,0 +1,189 @@
+import type { Knex } from '../core/db';
+import type { CategoryRow, JobRow } from '../core/jobs';
+import type { RunRow } from '../core/runs';
+
+/**
+ * Every read of the web admin. No N+1: a list of jobs costs one query for
+ * the jobs (with their category joined) and one for all their recent runs
+ * (a UNION ALL of per-job `ORDER BY queued_at DESC LIMIT n` branches, each
+ * served by the (job_id, queued_at) index, so it reads n rows per job
+ * however long the history is).
+ */
+
+export type JobWithCategory = JobRow & { category_name: string | null };
+
+/** A run without its (possibly large) output, for lists. */
+export type RunSummary = Omit<RunRow, 'output_tail'>;
+
+const RUN_SUMMARY_COLUMNS = [
+  'run_id',
+  'job_id',
+  'job_name',
+  'scheduled_for',
+  'triggered_by',
+  'status',
+  'routing_key',
+  'claimed_by',
+  'host',
+  'queued_at',
+  'published_at',
+  'started_at',
+  'finished_at',
+  'heartbeat_at',
+  'return_code',
+  'run_time',
+  'reason',
+  'missed',
+];
+const RUN_SUMMARY_SQL = RUN_SUMMARY_COLUMNS.map((c) => `\`${c}\``).join(', ');
+
+const JOB_COLUMNS = 'j.*, c.name AS category_name';
+
+export interface JobListOptions {
+  page: number;
+  perPage: number;
+  /** Free text matched against job name, category name and command. */
+  q?: string;
+}
+
+function escapeLike(s: string): string {
+  return s.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+function applyTextFilter(qb: Knex.QueryBuilder, q: string | undefined): void {
+  const text = q?.trim();
+  if (!text) return;
+  const like = `%${escapeLike(text)}%`;
+  qb.where((w) => {
+    w.where('j.name', 'like', like).orWhere('c.name', 'like', like).orWhere('j.command', 'like', like);
+    if (/^\d+$/.test(text)) w.orWhere('j.id', Number(text));
+  });
+}
+
+/** One page of jobs for `/`, ordered by category then name, and the total that matched. */
+export async function jobPage(db: Knex, opts: JobListOptions): Promise<{ jobs: JobWithCategory[]; total: number }> {
+  const base = () => {
+    const qb = db('jobs as j').leftJoin('categories as c', 'c.id', 'j.category_id');
+    applyTextFilter(qb, opts.q);
+    return qb;
+  };
+  const [countRows, jobs] = await Promise.all([
+    base().count<Array<{ n: number }>>({ n: '*' }),
+    base()
+      .select(db.raw(JOB_COLUMNS))
+      .orderBy([{ column: 'j.category_id' }, { column: 'j.name' }])
+      .limit(opts.perPage)
+      .offset(opts.page * opts.perPage) as Promise<JobWithCategory[]>,
+  ]);
+  return { jobs, total: Number(countRows[0]?.n ?? 0) };
+}
+
+export type JobSortField = 'id' | 'name' | 'category_id';
+
+export interface ApiJobQuery {
+  page: number;
+  perPage: number;
+  sort: { field: JobSortField; dir: 'asc' | 'desc' };
+  ids?: number[];
+  categoryIds?: number[];
+  categoryNames?: string[];
+}
+
+/** GET /api/jobs: filtered, sorted, paginated. */
+export async function apiJobs(db: Knex, q: ApiJobQuery): Promise<JobWithCategory[]> {
+  const qb = db('jobs as j').leftJoin('categories as c', 'c.id', 'j.category_id').select(db.raw(JOB_COLUMNS));
+  if (q.ids) qb.whereIn('j.id', q.ids);
+  if (q.categoryIds) qb.whereIn('j.category_id', q.categoryIds);
+  if (q.categoryNames) qb.whereIn('c.name', q.categoryNames);
+  qb.orderBy(`j.${q.sort.field}`, q.sort.dir);
+  if (q.sort.field !== 'id') qb.orderBy('j.id', q.sort.dir);
+  return (await qb.limit(q.perPage).offset(q.page * q.perPage)) as JobWithCategory[];
+}
+
+export async function jobById(db: Knex, id: number): Promise<JobWithCategory | undefined> {
+  return (await db('jobs as j').leftJoin('categories as c', 'c.id', 'j.category_id').select(db.raw(JOB_COLUMNS)).where('j.id', id).first()) as
+    | JobWithCategory
+    | undefined;
+}
+
+/** The newest `perJob` runs of each job, newest first, in ONE query. */
+export async function recentRuns(db: Knex, jobIds: readonly number[], perJob: number): Promise<Map<number, RunSummary[]>> {
+  const out = new Map<number, RunSummary[]>();
+  const ids = [...new Set(jobIds)];
+  for (const id of ids) out.set(id, []);
+  if (ids.length === 0 || perJob <= 0) return out;
+  const branch = `(SELECT ${RUN_SUMMARY_SQL} FROM runs WHERE job_id = ? ORDER BY queued_at DESC LIMIT ${Math.floor(perJob)})`;
+  const sql = ids.map(() => branch).join(' UNION ALL ');
+  const [rows] = (await db.raw(sql, ids)) as [RunSummary[]];
+  for (const r of rows) out.get(r.job_id)?.push(r);
+  for (const list of out.values()) list.sort((a, b) => b.queued_at.getTime() - a.queued_at.getTime());
+  return out;
+}
+
+export async function runById(db: Knex, runId: string): Promise<RunRow | undefined> {
+  return (await db('runs').where('run_id', runId).first()) as RunRow | undefined;
+}
+
+export interface EventRow {
+  id: number;
+  job_id: number | null;
+  datetime: Date | null;
+  run_id: string | null;
+  type: string | null;
+  host: string | null;
+  return_code: number | null;
+}
+
+export async function eventsOfRun(db: Knex, runId: string): Promise<EventRow[]> {
+  return (await db('events').select('id', 'job_id', 'datetime', 'run_id', 'type', 'host', 'return_code').where('run_id', runId).orderBy('id', 'asc').limit(1000)) as EventRow[];
+}
+
+const FAILED_STATUSES = ['failed', 'timed_out', 'lost'] as const;
+
+/**
+ * The latest `limit` failed, timed-out or lost runs. One branch per status
+ * so each reads only `limit` rows from the (status, finished_at) index
+ * instead of sorting every failure ever recorded.
+ */
+export async function latestFailures(db: Knex, limit: number): Promise<RunSummary[]> {
+  const n = Math.floor(limit);
+  const branch = `(SELECT ${RUN_SUMMARY_SQL} FROM runs WHERE status = ? ORDER BY finished_at DESC LIMIT ${n})`;
+  const sql = `SELECT * FROM (${FAILED_STATUSES.map(() => branch).join(' UNION ALL ')}) f ORDER BY COALESCE(finished_at, queued_at) DESC LIMIT ${n}`;
+  const [rows] = (await db.raw(sql, [...FAILED_STATUSES])) as [RunSummary[]];
+  return rows;
+}
+
+export async function categories(db: Knex, ids?: number[]): Promise<Array<CategoryRow & { job_count: number }>> {
+  const qb = db('categories as c')
+    .leftJoin('jobs as j', 'j.category_id', 'c.id')
+    .select('c.id', 'c.name')
+    .count({ job_count: 'j.id' })
+    .groupBy('c.id', 'c.name')
+    .orderBy('c.name');
+  if (ids) qb.whereIn('c.id', ids);
+  const rows = (await qb) as Array<CategoryRow & { job_count: number | string }>;
+  return rows.map((r) => ({ id: r.id, name: r.name, job_count: Number(r.job_count) }));
+}
+
+export async function categoryByName(db: Knex, name: string): Promise<CategoryRow | undefined> {
+  return (await db('categories').select('id', 'name').where('name', name).first()) as CategoryRow | undefined;
+}
+
+export async function jobsOfCategory(db: Knex, categoryId: number): Promise<JobWithCategory[]> {
+  return (await db('jobs as j')
+    .leftJoin('categories as c', 'c.id', 'j.category_id')
+    .select(db.raw(JOB_COLUMNS))
+    .where('j.category_id', categoryId)
+    .orderBy('j.name')) as JobWithCategory[];
+}
+
+/** Ask the injector to run the job now (it creates the manual run). False when there is no such job. */
+export async function requestRunNow(db: Knex, jobId: number): Promise<boolean> {
+  const n = await db('jobs').where('id', jobId).update({ run_now: 1 });
+  return n > 0;
+}
+
+/** `SELECT 1`, for /_status. */
+export async function ping(db: Knex): Promise<void> {
+  await db.raw('SELECT 1');
+}

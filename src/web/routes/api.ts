@@ -1,0 +1,169 @@
+import express, { Router, type Request } from 'express';
+import { parseCategory } from '../../core/category';
+import { NotFoundError, ValidationError } from '../../core/errors';
+import { applyCategory, duplicateNameProblems, planCategory } from '../category-store';
+import { HttpError } from '../errors';
+import { jobJson, jobStatus, runJson } from '../present';
+import * as q from '../queries';
+import type { WebDeps } from '../app';
+
+/** Runs listed with each job in GET /api/jobs (newest first). */
+export const API_RUNS_PER_JOB = 10;
+
+function values(v: unknown): string[] | undefined {
+  if (v === undefined) return undefined;
+  const list = (Array.isArray(v) ? v : [v]).flatMap((x) => String(x).split(','));
+  return list.map((s) => s.trim()).filter((s) => s !== '');
+}
+
+function ints(name: string, v: unknown): number[] | undefined {
+  const list = values(v);
+  if (list === undefined) return undefined;
+  return list.map((s) => {
+    if (!/^\d{1,10}$/.test(s)) throw new ValidationError(`${name}: "${s}" is not a whole number`, [{ path: name, message: 'must be a whole number' }]);
+    return Number(s);
+  });
+}
+
+function intParam(name: string, v: unknown, def: number, min: number, max: number): number {
+  if (v === undefined || v === '') return def;
+  const s = String(v);
+  const n = Number(s);
+  if (!/^\d+$/.test(s) || n < min || n > max) throw new ValidationError(`${name}: must be a whole number from ${min} to ${max}`, [{ path: name, message: `must be a whole number from ${min} to ${max}` }]);
+  return n;
+}
+
+function jobIdParam(req: Request): number {
+  const raw = String(req.params.id);
+  if (!/^\d{1,10}$/.test(raw)) throw new NotFoundError(`no job with id ${raw}`);
+  return Number(raw);
+}
+
+function sortParam(v: unknown): q.ApiJobQuery['sort'] {
+  if (v === undefined || v === '') return { field: 'id', dir: 'asc' };
+  const m = /^(id|name|category_id)(?:\.(asc|desc))?$/.exec(String(v));
+  if (!m) throw new ValidationError('sort: expected <id|name|category_id>.<asc|desc>', [{ path: 'sort', message: 'expected <id|name|category_id>.<asc|desc>' }]);
+  return { field: m[1] as q.JobSortField, dir: (m[2] ?? 'asc') as 'asc' | 'desc' };
+}
+
+export function apiRouter(deps: WebDeps): Router {
+  const { db, config } = deps;
+  const r = Router();
+  const json = express.json({ limit: config.web.bodyLimit, type: ['application/json', 'application/*+json'], strict: true });
+
+  r.get('/categories', async (req, res) => {
+    const ids = ints('id', req.query.id);
+    res.json({ data: { categories: await q.categories(db, ids) } });
+  });
+
+  r.get('/categories/:name', async (req, res) => {
+    const cat = await q.categoryByName(db, String(req.params.name));
+    if (!cat) throw new NotFoundError(`no category named "${req.params.name}"`);
+    const jobs = await q.jobsOfCategory(db, cat.id);
+    const runs = await q.recentRuns(
+      db,
+      jobs.map((j) => j.id),
+      API_RUNS_PER_JOB,
+    );
+    res.json({
+      data: {
+        category: {
+          id: cat.id,
+          name: cat.name,
+          jobs: jobs.map((j) => jobJson(j, runs.get(j.id) ?? [])),
+          // The category as a PUT body, so GET -> edit -> PUT round-trips.
+          definition: {
+            category: cat.name,
+            jobs: jobs.map((j) => ({
+              name: j.name,
+              schedule: j.schedule ?? (jobJson(j, []).schedule as string | null),
+              command: j.command,
+              routing_key: j.routing_key ?? 'default',
+              ...(j.timeout !== null ? { timeout: j.timeout } : {}),
+              ...(j.description !== null ? { description: j.description } : {}),
+            })),
+          },
+        },
+      },
+    });
+  });
+
+  const putCategory: express.RequestHandler = async (req, res) => {
+    const name = String(req.params.name);
+    if (name.trim() === '' || name.length > 255) throw new ValidationError('category: the name in the URL must be 1-255 characters', [{ path: 'category', message: 'must be 1-255 characters' }]);
+    if (req.body === undefined) throw new ValidationError('send the category as a JSON body', [{ path: '', message: 'is required' }]);
+    const def = parseCategory(req.body, name);
+    const dups = duplicateNameProblems(def);
+    if (dups.length > 0) throw new ValidationError(`${dups[0]!.path}: ${dups[0]!.message}`, dups);
+    const dry = req.query.dry_run;
+    if (dry !== undefined && dry !== '0' && dry !== 'false') {
+      const p = await planCategory(db, name, def);
+      res.json({ status: 'dry_run', added: p.added, changed: p.changed, removed: p.removed });
+      return;
+    }
+    const p = await applyCategory(db, name, def);
+    deps.logger.info({ category: name, added: p.added.length, changed: p.changed.length, removed: p.removed.length }, 'category replaced');
+    res.json({ status: 'success', added: p.added, changed: p.changed, removed: p.removed });
+  };
+  r.put('/category/:name', json, putCategory);
+  r.post('/category/:name', json, putCategory);
+
+  r.get('/jobs', async (req, res) => {
+    const query: q.ApiJobQuery = {
+      page: intParam('page', req.query.page, 0, 0, 1_000_000),
+      perPage: intParam('per_page', req.query.per_page, 10, 1, 100),
+      sort: sortParam(req.query.sort),
+      ids: ints('id', req.query.id),
+      categoryIds: ints('category.id', req.query['category.id']),
+      categoryNames: values(req.query['category.name']),
+    };
+    const jobs = await q.apiJobs(db, query);
+    const runs = await q.recentRuns(
+      db,
+      jobs.map((j) => j.id),
+      API_RUNS_PER_JOB,
+    );
+    res.json({ data: { jobs: jobs.map((j) => jobJson(j, runs.get(j.id) ?? [])) } });
+  });
+
+  r.get('/jobs/:id', async (req, res) => {
+    const id = jobIdParam(req);
+    const job = await q.jobById(db, id);
+    if (!job) throw new NotFoundError(`no job with id ${id}`);
+    const runs = await q.recentRuns(db, [id], API_RUNS_PER_JOB);
+    res.json({ data: { job: jobJson(job, runs.get(id) ?? []) } });
+  });
+
+  r.post('/jobs/:id/run', async (req, res) => {
+    const id = jobIdParam(req);
+    if (!(await q.requestRunNow(db, id))) throw new NotFoundError(`no job with id ${id}`);
+    deps.logger.info({ job_id: id }, 'run now requested (API)');
+    res.json({ status: 'success', data: { job: { id, run_now: true } } });
+  });
+
+  // For the pages' refresh script: the status and recent runs of some jobs, and some runs.
+  r.get('/live', async (req, res) => {
+    const jobIds = (ints('job', req.query.job) ?? []).slice(0, 200);
+    const runIds = (values(req.query.run) ?? []).filter((s) => /^[0-9a-f]{32}$/.test(s)).slice(0, 50);
+    const perJob = intParam('runs', req.query.runs, 1, 1, 50);
+    const [jobs, runs, single] = await Promise.all([
+      jobIds.length ? q.apiJobs(db, { ids: jobIds, page: 0, perPage: 200, sort: { field: 'id', dir: 'asc' } }) : Promise.resolve([]),
+      q.recentRuns(db, jobIds, perJob),
+      Promise.all(runIds.map((id) => q.runById(db, id))),
+    ]);
+    const jobsOut: Record<string, unknown> = {};
+    for (const j of jobs) {
+      const list = runs.get(j.id) ?? [];
+      jobsOut[j.id] = { status: jobStatus(j, list[0]), last_run_start: j.last_run_start, last_run_stop: j.last_run_stop, runs: list.map(runJson) };
+    }
+    const runsOut: Record<string, unknown> = {};
+    const events = await Promise.all(single.map((run) => (run ? q.eventsOfRun(db, run.run_id) : Promise.resolve([]))));
+    single.forEach((run, i) => {
+      if (run) runsOut[run.run_id] = { ...runJson(run), output_tail: run.output_tail, events: events[i] };
+    });
+    res.json({ data: { jobs: jobsOut, runs: runsOut } });
+  });
+
+  r.use((req, _res, next) => next(new HttpError(404, `no such API route: ${req.method} /api${req.path}`)));
+  return r;
+}

@@ -1,0 +1,136 @@
+import { Router, type Request, type Response } from 'express';
+import { NotFoundError } from '../../core/errors';
+import type { WebDeps } from '../app';
+import type { CsrfTokens } from '../csrf';
+import { logUrl, splitCommand } from '../format';
+import { jobStatus, scheduleView } from '../present';
+import * as q from '../queries';
+
+/** Jobs per page of `/`. */
+export const JOBS_PER_PAGE = 100;
+/** Status dots per job on `/`. */
+const DOTS_PER_JOB = 10;
+/** Runs listed on a job's page. */
+const RUNS_ON_JOB_PAGE = 50;
+
+/** Render `view`, then wrap it in views/layout.ejs (the layout gets the page's HTML as `body`). */
+async function renderPage(res: Response, view: string, locals: Record<string, unknown>): Promise<void> {
+  const all = { ...res.locals, ...locals };
+  const render = (name: string, l: Record<string, unknown>) =>
+    new Promise<string>((resolve, reject) => res.app.render(name, l, (err: Error | null, html?: string) => (err ? reject(err) : resolve(html ?? ''))));
+  const body = await render(view, all);
+  res.type('html').send(await render('layout', { ...all, body }));
+}
+
+function positiveInt(v: unknown, def: number): number {
+  const s = typeof v === 'string' ? v : '';
+  return /^\d{1,9}$/.test(s) && Number(s) >= 1 ? Number(s) : def;
+}
+
+function jobIdOf(req: Request): number {
+  const raw = String(req.params.id);
+  if (!/^\d{1,10}$/.test(raw)) throw new NotFoundError(`no job with id ${raw}`);
+  return Number(raw);
+}
+
+export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
+  const { db, config } = deps;
+  const now = deps.now ?? (() => new Date());
+  const r = Router();
+
+  r.get('/', async (req, res) => {
+    const text = typeof req.query.q === 'string' ? req.query.q.slice(0, 200) : '';
+    const page = positiveInt(req.query.page, 1);
+    const { jobs, total } = await q.jobPage(db, { page: page - 1, perPage: JOBS_PER_PAGE, q: text });
+    const runs = await q.recentRuns(
+      db,
+      jobs.map((j) => j.id),
+      DOTS_PER_JOB,
+    );
+    const at = now();
+    const groups: Array<{ id: number | null; name: string; jobs: unknown[] }> = [];
+    for (const j of jobs) {
+      let g = groups[groups.length - 1];
+      if (!g || g.id !== j.category_id) {
+        g = { id: j.category_id, name: j.category_name ?? '(no category)', jobs: [] };
+        groups.push(g);
+      }
+      const list = runs.get(j.id) ?? [];
+      const latest = list[0];
+      g.jobs.push({
+        job: j,
+        status: jobStatus(j, latest),
+        lastStart: latest ? (latest.started_at ?? latest.queued_at) : j.last_run_start,
+        schedule: scheduleView(j, at, 0),
+        dots: [...list].reverse(),
+      });
+    }
+    await renderPage(res, 'index', {
+      title: 'Jobs',
+      nav: 'jobs',
+      groups,
+      q: text,
+      page,
+      pages: Math.max(1, Math.ceil(total / JOBS_PER_PAGE)),
+      total,
+      now: at,
+    });
+  });
+
+  r.get('/job/:id', async (req, res) => {
+    const id = jobIdOf(req);
+    const job = await q.jobById(db, id);
+    if (!job) throw new NotFoundError(`no job with id ${id}`);
+    const runs = (await q.recentRuns(db, [id], RUNS_ON_JOB_PAGE)).get(id) ?? [];
+    const at = now();
+    await renderPage(res, 'job', {
+      title: job.name,
+      nav: 'jobs',
+      job,
+      status: jobStatus(job, runs[0]),
+      runs,
+      schedule: scheduleView(job, at, 5),
+      commandParts: splitCommand(job.command),
+      csrfToken: csrf.issue(),
+      queued: req.query.queued === '1',
+      now: at,
+    });
+  });
+
+  r.post('/job/:id/run', async (req, res) => {
+    const id = jobIdOf(req);
+    if (!(await q.requestRunNow(db, id))) throw new NotFoundError(`no job with id ${id}`);
+    deps.logger.info({ job_id: id }, 'run now requested (form)');
+    res.redirect(303, `/job/${id}?queued=1`);
+  });
+
+  r.get('/run/:run_id', async (req, res) => {
+    const runId = String(req.params.run_id);
+    if (!/^[0-9a-fA-F]{32}$/.test(runId)) throw new NotFoundError(`no run with id ${runId}`);
+    const id = runId.toLowerCase();
+    const [run, events] = await Promise.all([q.runById(db, id), q.eventsOfRun(db, id)]);
+    if (!run && events.length === 0) throw new NotFoundError(`no run with id ${id}`);
+    const jobId = run?.job_id ?? events[0]?.job_id ?? null;
+    const job = jobId !== null ? await q.jobById(db, jobId) : undefined;
+    const at = now();
+    await renderPage(res, 'run', {
+      title: `Run ${id.slice(0, 8)}`,
+      nav: 'jobs',
+      runId: id,
+      run: run ?? null,
+      events,
+      job: job ?? null,
+      jobId,
+      jobName: job?.name ?? run?.job_name ?? (jobId !== null ? `job ${jobId}` : 'unknown job'),
+      logLink: run ? logUrl(config.web.logUrlTemplate, run, at) : null,
+      now: at,
+    });
+  });
+
+  r.get('/failures', async (_req, res) => {
+    const runs = await q.latestFailures(db, 50);
+    await renderPage(res, 'failures', { title: 'Failures', nav: 'failures', runs, now: now() });
+  });
+
+  return r;
+}
