@@ -1,0 +1,305 @@
+import type { Channel, ChannelModel, ConsumeMessage, Options } from 'amqplib';
+import type { Config } from '../core/config';
+import type { Knex } from '../core/db';
+import { exponentialBackoff, sleep, type AmqpConnection, type Backoff, type ConfirmPublisher } from '../core/amqp';
+import { MessageFormatError } from '../core/errors';
+import type { Logger } from '../core/logger';
+import type { Service } from '../core/lifecycle';
+import { parseResultMessage, type ResultMessage } from '../core/messages';
+import { declareCore, RESULTS_DEAD_QUEUE, RESULTS_QUEUE } from '../core/topology';
+import { isLockConflict, isPoisonError } from './errors';
+import { markLostRuns } from './lost';
+import { writeResults } from './store';
+
+/**
+ * cronq-results: consume `cronq_results`, write results in batches, mark
+ * silent runs lost.
+ *
+ * Deliveries are collected into a batch that is written when it holds
+ * `batchSize` messages or `flushMs` after its first one, in one transaction,
+ * and acked (ack multiple, up to the batch's last delivery) only after the
+ * COMMIT. Batches are written one after another, so an ack of batch k never
+ * covers a delivery of batch k+1. Nothing is acked before it is stored: a
+ * failed write hands the whole batch back (nack, requeue) after a backoff.
+ */
+
+export interface ResultsServiceOptions {
+  db: Knex;
+  connection: AmqpConnection;
+  /** For dead letters; confirms tell us the broker has them before we ack. */
+  publisher: ConfirmPublisher;
+  config: Config['results'];
+  logger: Logger;
+  /** Messages per write; default: the prefetch. */
+  batchSize?: number;
+  backoff?: Backoff;
+  random?: () => number;
+}
+
+interface Item {
+  msg: ConsumeMessage;
+  channel: Channel;
+  result?: ResultMessage;
+  malformed?: string;
+}
+
+export interface ResultsStatus extends Record<string, unknown> {
+  consuming: boolean;
+  pending: number;
+  stored: number;
+  batches: number;
+  deadLettered: number;
+  lostMarked: number;
+  failedWrites: number;
+  retrying: boolean;
+}
+
+export class ResultsService implements Service {
+  private channel: Channel | undefined;
+  private consumerTag: string | undefined;
+  private opening = false;
+  private pending: Item[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private chain: Promise<void> = Promise.resolve();
+  /** The last written batch was full: a backlog is waiting, so heartbeats may be too. */
+  private behind = false;
+  private stopping = false;
+  private stopped: Promise<void> | undefined;
+  private lostLoop: Promise<void> | undefined;
+  private readonly abort = new AbortController();
+  private readonly backoff: Backoff;
+  private readonly random: () => number;
+  private readonly batchSize: number;
+  private writeAttempt = 0;
+  private lostAttempt = 0;
+  private readonly counts = { stored: 0, batches: 0, deadLettered: 0, lostMarked: 0, failedWrites: 0 };
+
+  constructor(private readonly opts: ResultsServiceOptions) {
+    this.backoff = opts.backoff ?? exponentialBackoff(250, 15_000);
+    this.random = opts.random ?? Math.random;
+    this.batchSize = Math.max(1, Math.min(opts.batchSize ?? opts.config.prefetch, opts.config.prefetch));
+  }
+
+  async start(): Promise<void> {
+    await this.opts.connection.onConnect((conn) => this.openConsumer(conn));
+    this.opts.connection.start();
+    this.lostLoop = this.runLostLoop();
+  }
+
+  status(): ResultsStatus {
+    return { consuming: this.channel !== undefined, pending: this.pending.length, retrying: this.writeAttempt > 0, ...this.counts };
+  }
+
+  /** Stop consuming, write and ack the batch in hand, close the channel. Idempotent. */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      this.stopping = true;
+      this.abort.abort();
+      const ch = this.channel;
+      if (ch && this.consumerTag) await ch.cancel(this.consumerTag).catch(() => undefined);
+      this.seal();
+      await this.chain;
+      await this.lostLoop;
+      this.channel = undefined;
+      if (ch) await ch.close().catch(() => undefined);
+      this.opts.logger.info(this.counts, 'results consumer stopped');
+    })();
+    return this.stopped;
+  }
+
+  private async openConsumer(conn: ChannelModel): Promise<void> {
+    if (this.stopping || this.opening) return;
+    this.opening = true;
+    try {
+      const ch = await conn.createChannel();
+      ch.on('error', (err: Error) => this.opts.logger.warn({ err: err.message }, 'results channel error'));
+      ch.on('close', () => this.onChannelClosed(ch));
+      await declareCore(ch);
+      await ch.prefetch(this.opts.config.prefetch);
+      this.channel = ch;
+      const { consumerTag } = await ch.consume(RESULTS_QUEUE, (m) => this.onMessage(ch, m), { noAck: false });
+      this.consumerTag = consumerTag;
+      this.opts.logger.info({ queue: RESULTS_QUEUE, prefetch: this.opts.config.prefetch, batchSize: this.batchSize }, 'consuming results');
+    } finally {
+      this.opening = false;
+    }
+  }
+
+  private onChannelClosed(ch: Channel): void {
+    if (this.channel !== ch) return;
+    this.channel = undefined;
+    // Unacked deliveries of a closed channel go back to the queue by
+    // themselves; drop our copies so they are not acked on another channel.
+    this.pending = this.pending.filter((i) => i.channel !== ch);
+    if (this.stopping) return;
+    // A channel closed on its own (not with the connection): open a new one.
+    // After a connection loss the reconnect's setup opens it instead.
+    void (async () => {
+      await sleep(250 + this.random() * 500, this.abort.signal);
+      if (this.stopping || this.channel || !this.opts.connection.isConnected) return;
+      try {
+        await this.openConsumer(await this.opts.connection.connection());
+      } catch (err) {
+        this.opts.logger.warn({ err: (err as Error).message }, 'could not reopen the results channel; waiting for a reconnect');
+      }
+    })();
+  }
+
+  private onMessage(ch: Channel, msg: ConsumeMessage | null): void {
+    if (msg === null) {
+      // The broker cancelled us (queue deleted): start over on a new channel.
+      this.opts.logger.warn('results consumer cancelled by the broker');
+      void ch.close().catch(() => undefined);
+      return;
+    }
+    const item: Item = { msg, channel: ch };
+    try {
+      item.result = parseResultMessage(msg.content);
+    } catch (err) {
+      if (!(err instanceof MessageFormatError)) throw err;
+      item.malformed = err.message;
+    }
+    this.pending.push(item);
+    if (this.pending.length >= this.batchSize) this.seal();
+    else if (this.pending.length === 1) this.timer = setTimeout(() => this.seal(), this.opts.config.flushMs);
+  }
+
+  /** Close the batch being collected and queue it for writing. */
+  private seal(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const items = this.pending;
+    this.pending = [];
+    if (items.length === 0) return;
+    this.behind = items.length >= this.batchSize;
+    this.chain = this.chain.then(() => this.flush(items));
+  }
+
+  private async flush(all: Item[]): Promise<void> {
+    const items = all.filter((i) => i.channel === this.channel);
+    if (items.length === 0) return;
+    const ch = items[0]!.channel;
+    const last = items[items.length - 1]!.msg;
+    try {
+      const stored = await this.store(items);
+      this.ack(ch, last);
+      this.counts.batches += 1;
+      this.counts.stored += stored;
+      if (this.writeAttempt > 0) this.opts.logger.info('results are being stored again');
+      this.writeAttempt = 0;
+    } catch (err) {
+      this.counts.failedWrites += 1;
+      const delay = this.backoff.delay(this.writeAttempt);
+      const fields = { err: (err as Error).message, code: (err as { code?: string }).code, batch: items.length, nextRetryAt: new Date(Date.now() + delay).toISOString() };
+      // One warning per outage; the retries after it only at debug level.
+      if (this.writeAttempt === 0) this.opts.logger.warn(fields, 'could not store results; handing them back and retrying with backoff');
+      else this.opts.logger.debug(fields, 'still cannot store results');
+      this.writeAttempt += 1;
+      if (!this.stopping) await sleep(delay, this.abort.signal);
+      try {
+        if (ch === this.channel) ch.nack(last, true, true);
+      } catch {
+        // The channel is gone; the broker requeues its unacked deliveries itself.
+      }
+    }
+  }
+
+  private ack(ch: Channel, last: ConsumeMessage): void {
+    try {
+      if (ch === this.channel) {
+        ch.ack(last, true);
+        return;
+      }
+    } catch {
+      // Falls through: the channel closed under us.
+    }
+    // Stored but not acked: the broker redelivers them, and writing them again changes nothing.
+    this.opts.logger.debug('channel closed before the ack; the batch will be redelivered');
+  }
+
+  /** Write the batch, dead-letter what cannot be stored; returns how many results were stored. */
+  private async store(items: Item[]): Promise<number> {
+    const good = items.filter((i) => i.result !== undefined);
+    const dead: Array<{ item: Item; reason: string }> = items.filter((i) => i.malformed !== undefined).map((i) => ({ item: i, reason: i.malformed! }));
+    let stored = 0;
+    try {
+      await this.write(good);
+      stored = good.length;
+    } catch (err) {
+      if (!isPoisonError(err)) throw err;
+      // One message's data cannot be stored: write them one by one to find it.
+      for (const g of good) {
+        try {
+          await this.write([g]);
+          stored += 1;
+        } catch (e) {
+          if (!isPoisonError(e)) throw e;
+          dead.push({ item: g, reason: `cannot be stored: ${(e as Error).message}` });
+        }
+      }
+    }
+    // Dead letters go out after the write: a failed write hands the whole
+    // batch back, and a malformed message is then not published twice.
+    await Promise.all(dead.map((d) => this.deadLetter(d.item, d.reason)));
+    return stored;
+  }
+
+  private async write(items: Item[]): Promise<void> {
+    if (items.length === 0) return;
+    const results = items.map((i) => i.result!);
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        const summary = await writeResults(this.opts.db, results);
+        if (summary.runsOfMissingJobs.length > 0) {
+          this.opts.logger.info({ runs: summary.runsOfMissingJobs }, 'results for jobs that no longer exist: recorded on their runs only');
+        }
+        this.opts.logger.debug({ messages: summary.messages, runs: summary.runs, events: summary.events }, 'results stored');
+        return;
+      } catch (err) {
+        // Two consumers' batches crossed: retry at once, a few times, before handing the batch back.
+        if (!isLockConflict(err) || attempt >= 3) throw err;
+        await sleep(10 + this.random() * 50 * (attempt + 1));
+      }
+    }
+  }
+
+  private async deadLetter(item: Item, reason: string): Promise<void> {
+    const p = item.msg.properties;
+    const options: Options.Publish = {
+      persistent: true,
+      headers: {
+        ...(p.headers ?? {}),
+        'x-cronq-dead-reason': reason,
+        'x-cronq-dead-at': new Date().toISOString(),
+        ...(p.messageId ? { 'x-cronq-original-message-id': String(p.messageId) } : {}),
+      },
+    };
+    if (p.contentType) options.contentType = String(p.contentType);
+    await this.opts.publisher.publish('', RESULTS_DEAD_QUEUE, item.msg.content, options);
+    this.counts.deadLettered += 1;
+    this.opts.logger.warn({ reason, queue: RESULTS_DEAD_QUEUE, body: item.msg.content.subarray(0, 200).toString('utf8') }, 'result message cannot be stored; moved to the dead-letter queue');
+  }
+
+  private async runLostLoop(): Promise<void> {
+    const lostAfterMs = this.opts.config.lostAfterMs;
+    const every = Math.min(5000, Math.max(250, lostAfterMs / 4));
+    // Give heartbeats that queued up while no consumer ran a chance to be
+    // written before anything is judged silent.
+    await sleep(Math.min(lostAfterMs, 30_000), this.abort.signal);
+    while (!this.stopping) {
+      if (!this.behind && this.channel) {
+        try {
+          const lost = await markLostRuns(this.opts.db, lostAfterMs);
+          for (const r of lost) this.opts.logger.warn({ run_id: r.run_id, job_id: r.job_id, host: r.host }, 'run marked lost: no heartbeat');
+          this.counts.lostMarked += lost.length;
+          this.lostAttempt = 0;
+        } catch (err) {
+          if (this.lostAttempt === 0) this.opts.logger.warn({ err: (err as Error).message }, 'lost-run check failed; retrying');
+          this.lostAttempt += 1;
+        }
+      }
+      const pause = this.lostAttempt > 0 ? this.backoff.delay(this.lostAttempt) : every * (0.75 + this.random() * 0.5);
+      await sleep(pause, this.abort.signal);
+    }
+  }
+}

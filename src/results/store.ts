@@ -1,0 +1,185 @@
+import type { Knex } from '../core/db';
+import type { ResultMessage } from '../core/messages';
+import { foldResults, type EventRow, type RunChange } from './fold';
+import { refreshJobStatus } from './job-status';
+
+/**
+ * Write one batch of result messages in ONE transaction with a few
+ * multi-row statements:
+ *   1. lock the batch's job rows (in id order, so two consumers touching the
+ *      same jobs queue up instead of deadlocking) and learn which still exist;
+ *   2. INSERT IGNORE the events rows (unique message_key = run_id:type makes
+ *      a redelivered message insert nothing); none for jobs that are gone,
+ *      since events.job_id cascades from jobs;
+ *   3. upsert the runs rows (a result for a run nobody recorded still makes
+ *      one) with the state machine in the ON DUPLICATE KEY UPDATE clause;
+ *   4. recompute the jobs' status columns from their runs.
+ * Every statement is idempotent, so writing the same batch twice, or the
+ * same message in two batches, leaves the same rows as writing it once.
+ */
+
+export interface WriteSummary {
+  messages: number;
+  runs: number;
+  events: number;
+  /** Run ids whose job row no longer exists (recorded on the run only). */
+  runsOfMissingJobs: string[];
+}
+
+/** Keep each statement well below the server's max_allowed_packet (16 MiB by default). */
+const MAX_STATEMENT_BYTES = 4 * 1024 * 1024;
+
+const RESOLVED = `('succeeded', 'failed', 'timed_out')`;
+const SAME_ROW = `runs.run_id = VALUES(run_id)`;
+/** The incoming change is an outcome and the stored row has none yet (`lost` may still learn the truth). */
+const APPLY_OUTCOME = `(${SAME_ROW} AND VALUES(status) IN ${RESOLVED} AND runs.status NOT IN ${RESOLVED})`;
+
+/*
+ * MariaDB evaluates ON DUPLICATE KEY UPDATE assignments left to right and
+ * later ones see the new values of earlier ones, so `status` is assigned
+ * last and every condition reads only the old `status`.
+ *
+ * SAME_ROW guards against a collision on the other unique key,
+ * (job_id, scheduled_for): a run nobody recorded gets its start time as
+ * scheduled_for, which could equal another run's occurrence; that other run
+ * must not be touched (the caller then retries with a shifted time).
+ */
+const RUN_UPSERT_HEAD = `INSERT INTO runs
+  (run_id, job_id, job_name, scheduled_for, status, host, queued_at, started_at, finished_at, heartbeat_at, return_code, run_time, output_tail, reason)
+VALUES `;
+const RUN_ROW = `(?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3), ?, ?, ?, ?)`;
+const RUN_UPSERT_TAIL = `
+ON DUPLICATE KEY UPDATE
+  job_name = IF(${SAME_ROW}, COALESCE(runs.job_name, VALUES(job_name)), runs.job_name),
+  host = IF(${SAME_ROW}, COALESCE(VALUES(host), runs.host), runs.host),
+  started_at = IF(${SAME_ROW}, COALESCE(LEAST(runs.started_at, VALUES(started_at)), runs.started_at, VALUES(started_at)), runs.started_at),
+  heartbeat_at = IF(${SAME_ROW}, GREATEST(COALESCE(runs.heartbeat_at, VALUES(heartbeat_at)), VALUES(heartbeat_at)), runs.heartbeat_at),
+  finished_at = IF(${APPLY_OUTCOME}, VALUES(finished_at), runs.finished_at),
+  return_code = IF(${APPLY_OUTCOME}, VALUES(return_code), runs.return_code),
+  run_time = IF(${APPLY_OUTCOME}, VALUES(run_time), runs.run_time),
+  output_tail = IF(${APPLY_OUTCOME}, VALUES(output_tail), runs.output_tail),
+  reason = IF(${APPLY_OUTCOME},
+    IF(runs.status = 'lost',
+       LEFT(CONCAT_WS('; ', VALUES(reason), CONCAT('result arrived after the run was marked lost (', COALESCE(runs.reason, ''), ')')), 1024),
+       VALUES(reason)),
+    runs.reason),
+  status = CASE
+    WHEN ${APPLY_OUTCOME} THEN VALUES(status)
+    WHEN ${SAME_ROW} AND VALUES(status) = 'running' AND runs.status = 'queued' THEN 'running'
+    ELSE runs.status
+  END`;
+
+function runValues(c: RunChange, scheduledShiftMs: number): Knex.RawBinding[] {
+  const o = c.outcome;
+  const known = c.startedAt ?? c.firstSentAt;
+  const scheduledFor = new Date(known.getTime() + scheduledShiftMs);
+  return [
+    c.runId,
+    c.jobId,
+    c.jobName,
+    scheduledFor,
+    o ? o.status : 'running',
+    c.host,
+    scheduledFor,
+    c.startedAt,
+    o ? o.finishedAt : null,
+    o ? o.returnCode : null,
+    o ? o.runTime : null,
+    o ? o.output : null,
+    o ? o.reason : null,
+  ];
+}
+
+function rowBytes(c: RunChange): number {
+  return 400 + (c.outcome?.output ? Buffer.byteLength(c.outcome.output) * 2 : 0) + (c.outcome?.reason?.length ?? 0) * 2;
+}
+
+async function upsertRuns(trx: Knex.Transaction, runs: readonly RunChange[], shiftMs = 0): Promise<void> {
+  let i = 0;
+  while (i < runs.length) {
+    const rows: string[] = [];
+    const bindings: Knex.RawBinding[] = [];
+    let bytes = 0;
+    while (i < runs.length && (rows.length === 0 || bytes + rowBytes(runs[i]!) < MAX_STATEMENT_BYTES)) {
+      bytes += rowBytes(runs[i]!);
+      rows.push(RUN_ROW);
+      bindings.push(...runValues(runs[i]!, shiftMs));
+      i += 1;
+    }
+    await trx.raw(RUN_UPSERT_HEAD + rows.join(',') + RUN_UPSERT_TAIL, bindings);
+  }
+}
+
+async function insertEvents(trx: Knex.Transaction, events: readonly EventRow[]): Promise<void> {
+  for (let i = 0; i < events.length; i += 2000) {
+    const chunk = events.slice(i, i + 2000);
+    const bindings: Knex.RawBinding[] = [];
+    for (const e of chunk) bindings.push(e.job_id, e.datetime, e.run_id, e.type, e.host, e.return_code, e.message_key);
+    await trx.raw(
+      `INSERT IGNORE INTO events (job_id, datetime, run_id, type, host, return_code, message_key) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(',')}`,
+      bindings,
+    );
+  }
+}
+
+/** Run ids of `ids` that have no runs row. */
+async function missingRuns(trx: Knex.Transaction, ids: readonly string[]): Promise<Set<string>> {
+  const missing = new Set(ids);
+  for (let i = 0; i < ids.length; i += 5000) {
+    const chunk = ids.slice(i, i + 5000);
+    const [rows] = (await trx.raw(`SELECT run_id FROM runs WHERE run_id IN (${chunk.map(() => '?').join(',')})`, chunk)) as [Array<{ run_id: string }>];
+    for (const r of rows) missing.delete(r.run_id);
+  }
+  return missing;
+}
+
+async function countRuns(trx: Knex.Transaction, ids: readonly string[]): Promise<number> {
+  let n = 0;
+  for (let i = 0; i < ids.length; i += 5000) {
+    const chunk = ids.slice(i, i + 5000);
+    const [rows] = (await trx.raw(`SELECT COUNT(*) AS n FROM runs WHERE run_id IN (${chunk.map(() => '?').join(',')})`, chunk)) as [Array<{ n: number }>];
+    n += Number(rows[0]!.n);
+  }
+  return n;
+}
+
+export async function writeResults(db: Knex, messages: readonly ResultMessage[]): Promise<WriteSummary> {
+  const batch = foldResults(messages);
+  if (batch.runs.length === 0) return { messages: 0, runs: 0, events: 0, runsOfMissingJobs: [] };
+  return db.transaction(async (trx) => {
+    const ids = batch.jobIds;
+    const [jobRows] = (await trx.raw(`SELECT id, name FROM jobs WHERE id IN (${ids.map(() => '?').join(',')}) ORDER BY id FOR UPDATE`, ids)) as [
+      Array<{ id: number; name: string }>,
+    ];
+    const names = new Map(jobRows.map((j) => [Number(j.id), j.name]));
+    for (const r of batch.runs) if (r.jobName === null) r.jobName = names.get(r.jobId) ?? null;
+
+    const events = batch.events.filter((e) => names.has(e.job_id));
+    await insertEvents(trx, events);
+
+    await upsertRuns(trx, batch.runs);
+    const runIds = batch.runs.map((r) => r.runId);
+    // The common case costs one COUNT; only a (job_id, scheduled_for)
+    // collision of an unrecorded run leaves a row unwritten, which is then
+    // written again one millisecond later until it fits.
+    if ((await countRuns(trx, runIds)) < runIds.length) {
+      for (let shift = 1; shift <= 1000; shift += 1) {
+        const missing = await missingRuns(trx, runIds);
+        if (missing.size === 0) break;
+        await upsertRuns(
+          trx,
+          batch.runs.filter((r) => missing.has(r.runId)),
+          shift,
+        );
+      }
+    }
+
+    await refreshJobStatus(trx, [...names.keys()]);
+    return {
+      messages: messages.length,
+      runs: batch.runs.length,
+      events: events.length,
+      runsOfMissingJobs: batch.runs.filter((r) => !names.has(r.jobId)).map((r) => r.runId),
+    };
+  });
+}

@@ -1,0 +1,94 @@
+/**
+ * Helpers for the results consumer's tests: publish result messages in the
+ * runner's wire format (src/core/messages.ts) and set up jobs and runs rows
+ * with plain SQL.
+ */
+import type { ChannelModel, ConfirmChannel } from 'amqplib';
+import type { Knex } from '../../src/core/db';
+import { newRunId } from '../../src/core/runs';
+import { EXCHANGE, RESULTS_QUEUE, RESULTS_ROUTING_KEY, declareCore } from '../../src/core/topology';
+
+export type WireResult = Record<string, unknown>;
+
+/** A result message as a runner sends it. */
+export function resultMessage(
+  type: 'starting' | 'finished' | 'failed' | 'heartbeat',
+  jobId: number,
+  runId: string,
+  extra: Record<string, unknown> = {},
+): WireResult {
+  const now = new Date();
+  return {
+    job_id: jobId,
+    run_id: runId,
+    type,
+    start_time: extra.start_time ?? now.toISOString(),
+    'x-send-datetime': now.toISOString(),
+    'x-host': 'host-a.example.com',
+    ...(type === 'finished' ? { return_code: 0, run_time: 0.5, status: 'succeeded', output: 'done\n' } : {}),
+    ...extra,
+  };
+}
+
+export class ResultPublisher {
+  private constructor(private readonly ch: ConfirmChannel) {}
+
+  static async open(conn: ChannelModel): Promise<ResultPublisher> {
+    const ch = await conn.createConfirmChannel();
+    await declareCore(ch);
+    return new ResultPublisher(ch);
+  }
+
+  /** Publish on the results route and wait for the broker's confirms. */
+  async publish(...messages: Array<WireResult | string | Buffer>): Promise<void> {
+    for (const m of messages) {
+      const body = Buffer.isBuffer(m) ? m : Buffer.from(typeof m === 'string' ? m : JSON.stringify(m));
+      this.ch.publish(EXCHANGE, RESULTS_ROUTING_KEY, body, { persistent: true, contentType: 'application/json' });
+    }
+    await this.ch.waitForConfirms();
+  }
+
+  /** Ready + unacknowledged messages of a queue. */
+  async depth(queue = RESULTS_QUEUE): Promise<number> {
+    const q = await this.ch.checkQueue(queue);
+    return q.messageCount;
+  }
+
+  get channel(): ConfirmChannel {
+    return this.ch;
+  }
+}
+
+export async function insertJob(db: Knex, name: string): Promise<number> {
+  const [id] = await db('jobs').insert({ name, command: 'true', routing_key: 'default', schedule: 'R/2024-01-01T00:00:00Z/PT1H' });
+  return Number(id);
+}
+
+export async function insertRun(db: Knex, jobId: number, opts: { runId?: string; scheduledFor?: Date; status?: string; queuedAt?: Date } = {}): Promise<string> {
+  const runId = opts.runId ?? newRunId();
+  const at = opts.scheduledFor ?? new Date();
+  await db('runs').insert({
+    run_id: runId,
+    job_id: jobId,
+    job_name: `job-${jobId}`,
+    scheduled_for: at,
+    status: opts.status ?? 'queued',
+    queued_at: opts.queuedAt ?? at,
+    published_at: opts.queuedAt ?? at,
+  });
+  return runId;
+}
+
+export async function runRow(db: Knex, runId: string): Promise<Record<string, any> | undefined> {
+  return db('runs').where({ run_id: runId }).first();
+}
+
+export async function jobRow(db: Knex, jobId: number): Promise<Record<string, any> | undefined> {
+  return db('jobs').where({ id: jobId }).first();
+}
+
+export async function eventsOf(db: Knex, runId: string): Promise<Array<Record<string, any>>> {
+  return db('events').where({ run_id: runId }).orderBy('id');
+}
+
+export { newRunId };
