@@ -111,7 +111,8 @@ export function apiRouter(deps: WebDeps): Router {
   r.get('/jobs', async (req, res) => {
     const query: q.ApiJobQuery = {
       page: intParam('page', req.query.page, 0, 0, 1_000_000),
-      perPage: intParam('per_page', req.query.per_page, 10, 1, 100),
+      // More than 100 is served as 100 (SPEC: "at most 100"), not refused.
+      perPage: Math.min(100, intParam('per_page', req.query.per_page, 10, 1, 1_000_000)),
       sort: sortParam(req.query.sort),
       ids: ints('id', req.query.id),
       categoryIds: ints('category.id', req.query['category.id']),
