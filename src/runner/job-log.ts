@@ -1,0 +1,149 @@
+import { createWriteStream, constants, type WriteStream } from 'node:fs';
+import { access, mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Logger } from '../core/logger';
+
+/**
+ * The folder job logs go to: LOG_PATH when it can be created and written,
+ * otherwise `<tmp>/cronq` with one warning (the original required
+ * /var/log/cronq to exist; a runner started by an ordinary user should still
+ * run its jobs).
+ */
+export async function resolveLogDir(wanted: string, logger: Logger): Promise<string> {
+  try {
+    // Bounded: Node's recursive mkdir never settles for some paths (e.g. under /proc).
+    await withTimeout(mkdir(wanted, { recursive: true }), 2000, `creating ${wanted} took too long`);
+    await access(wanted, constants.W_OK);
+    return wanted;
+  } catch (err) {
+    const fallback = path.join(os.tmpdir(), 'cronq');
+    await mkdir(fallback, { recursive: true });
+    logger.warn({ wanted, fallback, err: (err as Error).message }, 'LOG_PATH is not writable; writing job logs to the temp folder');
+    return fallback;
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)));
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+export type StreamName = 'out' | 'err';
+
+/** A line is cut here when no newline comes, so one endless line cannot take all memory. */
+const MAX_LINE_BYTES = 64 * 1024;
+const NL = Buffer.from('\n');
+
+/**
+ * Appends one run's output to its job log, line by line, each line prefixed
+ * with the time it arrived, the run id and the stream (`out`/`err`), so runs
+ * of the same job that overlap stay apart in one file. Bytes are written as
+ * they came (binary and invalid UTF-8 included); only the echo to the
+ * runner's own log is decoded. Writes go through one buffered stream with
+ * one write per chunk, never a synchronous write per line.
+ */
+export class JobLogWriter {
+  private readonly stream: WriteStream | undefined;
+  private readonly partial: Record<StreamName, Buffer[]> = { out: [], err: [] };
+  private readonly partialBytes: Record<StreamName, number> = { out: 0, err: 0 };
+  private failed = false;
+  lines = 0;
+
+  constructor(
+    readonly file: string,
+    private readonly runId: string,
+    private readonly logger: Logger,
+    private readonly echo: ((stream: StreamName, line: string) => void) | undefined,
+  ) {
+    try {
+      this.stream = createWriteStream(file, { flags: 'a' });
+      this.stream.on('error', (err) => this.onError(err));
+    } catch (err) {
+      this.onError(err as Error);
+    }
+  }
+
+  private onError(err: Error): void {
+    if (this.failed) return;
+    this.failed = true;
+    // The run goes on: its output still reaches the result's tail.
+    this.logger.warn({ file: this.file, err: err.message }, 'cannot write the job log; output of this run is not logged to file');
+  }
+
+  /** Write a chunk; returns false when the file is behind, so the caller can pause the child's pipes. */
+  write(name: StreamName, chunk: Buffer): boolean {
+    const prefix = Buffer.from(`${new Date().toISOString()} ${this.runId} ${name} `);
+    const parts: Buffer[] = [];
+    let start = 0;
+    for (let nl = chunk.indexOf(10, start); nl !== -1; nl = chunk.indexOf(10, start)) {
+      const piece = chunk.subarray(start, nl);
+      if (this.partialBytes[name] > 0) {
+        this.partial[name].push(piece);
+        this.emitLine(name, prefix, Buffer.concat(this.partial[name]), parts);
+        this.partial[name] = [];
+        this.partialBytes[name] = 0;
+      } else {
+        this.emitLine(name, prefix, piece, parts);
+      }
+      start = nl + 1;
+    }
+    if (start < chunk.length) {
+      const rest = chunk.subarray(start);
+      this.partial[name].push(Buffer.from(rest));
+      this.partialBytes[name] += rest.length;
+      if (this.partialBytes[name] >= MAX_LINE_BYTES) this.flushPartial(name, prefix, parts);
+    }
+    return this.writeParts(parts);
+  }
+
+  private emitLine(name: StreamName, prefix: Buffer, line: Buffer, parts: Buffer[]): void {
+    this.lines += 1;
+    parts.push(prefix, line, NL);
+    this.echo?.(name, line.toString('utf8'));
+  }
+
+  private flushPartial(name: StreamName, prefix: Buffer, parts: Buffer[]): void {
+    if (this.partialBytes[name] === 0) return;
+    this.emitLine(name, prefix, Buffer.concat(this.partial[name]), parts);
+    this.partial[name] = [];
+    this.partialBytes[name] = 0;
+  }
+
+  private writeParts(parts: Buffer[]): boolean {
+    if (parts.length === 0 || !this.stream || this.failed) return true;
+    return this.stream.write(Buffer.concat(parts));
+  }
+
+  /** Resolves when the file is writable again. */
+  drained(): Promise<void> {
+    if (!this.stream || this.failed || !this.stream.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.stream?.off('drain', done);
+        this.stream?.off('error', done);
+        this.stream?.off('close', done);
+        resolve();
+      };
+      this.stream!.once('drain', done);
+      this.stream!.once('error', done);
+      this.stream!.once('close', done);
+    });
+  }
+
+  /** Write any unterminated last lines and close the file. */
+  async end(): Promise<void> {
+    const prefix = Buffer.from(`${new Date().toISOString()} ${this.runId} `);
+    const parts: Buffer[] = [];
+    this.flushPartial('out', Buffer.concat([prefix, Buffer.from('out ')]), parts);
+    this.flushPartial('err', Buffer.concat([prefix, Buffer.from('err ')]), parts);
+    this.writeParts(parts);
+    const stream = this.stream;
+    if (!stream || stream.destroyed) return;
+    await new Promise<void>((resolve) => {
+      stream.end(() => resolve());
+      stream.once('error', () => resolve());
+    });
+  }
+}

@@ -1,0 +1,67 @@
+import type { FinishStatus, JobToRun, ResultMessage } from '../core/messages';
+import type { ProcessOutcome } from './job-process';
+
+/**
+ * The result messages a runner sends (SPEC.md's fields plus status, output
+ * tail and reason), and their message ids: stable per run and type, so the
+ * same result published twice (after a confirm that never came) is
+ * recognisably the same message.
+ */
+export function resultMessageId(runId: string, type: ResultMessage['type'], seq?: number): string {
+  return seq === undefined ? `${runId}.${type}` : `${runId}.${type}.${seq}`;
+}
+
+interface Common {
+  job: JobToRun;
+  host: string;
+  startTime: Date;
+}
+
+function base(c: Common, type: ResultMessage['type']): ResultMessage {
+  return {
+    job_id: c.job.jobId,
+    run_id: c.job.runId,
+    type,
+    start_time: c.startTime.toISOString(),
+    'x-send-datetime': new Date().toISOString(),
+    'x-host': c.host,
+    name: c.job.name,
+  };
+}
+
+export function startingResult(c: Common): ResultMessage {
+  return base(c, 'starting');
+}
+
+export function heartbeatResult(c: Common): ResultMessage {
+  return base(c, 'heartbeat');
+}
+
+/** `failed`: the command could not be started at all. */
+export function couldNotStartResult(c: Common, err: Error | undefined): ResultMessage {
+  return { ...base(c, 'failed'), return_code: null, run_time: 0, status: 'failed', output: '', reason: `could not start: ${err?.message ?? 'unknown error'}` };
+}
+
+/** `finished`: the shell ran and ended, by itself, by a timeout or by the runner's shutdown. */
+export function finishedResult(c: Common, o: ProcessOutcome, output: string, timeoutSeconds: number | null): ResultMessage {
+  let status: FinishStatus = o.returnCode === 0 ? 'succeeded' : 'failed';
+  let reason: string | undefined;
+  if (o.terminatedBy === 'timeout') {
+    status = 'timed_out';
+    reason = `timed out after ${timeoutSeconds} s; process group terminated${o.signal ? ` (${o.signal})` : ''}`;
+  } else if (o.terminatedBy === 'shutdown') {
+    status = 'failed';
+    reason = `runner shutdown${o.signal ? ` (${o.signal})` : ''}`;
+  } else if (o.signal) {
+    reason = `killed by ${o.signal}`;
+  }
+  const msg: ResultMessage = {
+    ...base(c, 'finished'),
+    return_code: o.returnCode,
+    run_time: Math.max(0, o.exitedAt - o.spawnedAt) / 1000,
+    status,
+    output,
+  };
+  if (reason !== undefined) msg.reason = reason;
+  return msg;
+}

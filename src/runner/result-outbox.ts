@@ -1,0 +1,268 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { AmqpConnection, ConfirmPublisher } from '../core/amqp';
+import { exponentialBackoff, sleep } from '../core/amqp';
+import type { Logger } from '../core/logger';
+import type { ResultMessage } from '../core/messages';
+import { EXCHANGE, RESULTS_ROUTING_KEY } from '../core/topology';
+
+interface Entry {
+  /** Stable per run and type (heartbeats: per beat), so a republish is recognisable as the same message. */
+  messageId: string;
+  body: Buffer;
+  runId: string;
+  type: ResultMessage['type'];
+  inFlight: boolean;
+  waiters: Array<() => void>;
+}
+
+/** A spill file name: the pid that wrote it, so a later runner can tell an orphan from a live one's. */
+const SPILL_RE = /^results-(\d+)-[0-9a-f]+\.jsonl$/;
+
+/**
+ * Every result the runner sends goes through here. Results are published
+ * with confirms, in the order they were sent; those not yet confirmed stay
+ * in the buffer and are published again, in order, once the broker is back
+ * (AmqpConnection reconnects by itself). A republish after a confirm that
+ * never came is harmless: the message id is the same (run id + type), and
+ * the results side writes each (run, type) once.
+ *
+ * Bounded: a heartbeat replaces an unsent heartbeat of the same run, and
+ * when the buffer is over its byte limit the oldest unsent heartbeats are
+ * dropped (they only say "still alive"); `overLimit` tells the runner to take
+ * no new jobs until it drains. While the broker is away no new run starts
+ * (a run starts only after its `starting` is confirmed), so what can pile up
+ * is bounded by the runs already going.
+ *
+ * On stop, results still unconfirmed after the flush grace are written to a
+ * spill file under the buffer folder; the next runner started with the same
+ * folder publishes them first.
+ */
+export class ResultOutbox {
+  private readonly queue: Entry[] = [];
+  private bytes = 0;
+  private pumping = false;
+  private broken = false;
+  private stopped = false;
+  private dropped = 0;
+  private overLimitLogged = false;
+  private readonly backoff = exponentialBackoff(200, 5000);
+  private idleWaiters: Array<() => void> = [];
+  private readonly abort = new AbortController();
+  published = 0;
+
+  constructor(
+    private readonly publisher: ConfirmPublisher,
+    private readonly connection: AmqpConnection,
+    private readonly opts: { dir: string; maxBytes: number; logger: Logger },
+  ) {}
+
+  /** Load results spilled by runners that are no longer alive, ahead of anything new. */
+  async start(): Promise<void> {
+    await mkdir(this.opts.dir, { recursive: true });
+    const names = (await readdir(this.opts.dir)).filter((n) => SPILL_RE.test(n)).sort();
+    for (const name of names) {
+      const pid = Number(SPILL_RE.exec(name)![1]);
+      if (pid !== process.pid && isAlive(pid)) continue;
+      const file = path.join(this.opts.dir, name);
+      // Rename first, so two runners starting at once cannot both adopt it.
+      const mine = path.join(this.opts.dir, `adopting-${process.pid}-${name}`);
+      try {
+        await rename(file, mine);
+      } catch {
+        continue;
+      }
+      const lines = (await readFile(mine, 'utf8')).split('\n').filter((l) => l.trim() !== '');
+      let n = 0;
+      for (const line of lines) {
+        try {
+          const rec = JSON.parse(line) as { messageId: string; runId: string; type: ResultMessage['type']; body: string };
+          this.push({ messageId: rec.messageId, runId: rec.runId, type: rec.type, body: Buffer.from(rec.body, 'utf8'), inFlight: false, waiters: [] });
+          n += 1;
+        } catch {
+          this.opts.logger.warn({ file: name }, 'skipping an unreadable line of a result spill file');
+        }
+      }
+      await unlink(mine).catch(() => undefined);
+      this.opts.logger.info({ file: name, results: n }, 'publishing results a previous runner could not deliver');
+    }
+    this.pump();
+  }
+
+  /** Queue a result; resolves when the broker has confirmed it. */
+  send(msg: ResultMessage, messageId: string): Promise<void> {
+    const body = Buffer.from(JSON.stringify(msg));
+    return new Promise((resolve) => {
+      if (msg.type === 'heartbeat') {
+        const old = this.queue.find((e) => e.type === 'heartbeat' && e.runId === msg.run_id && !e.inFlight);
+        if (old) {
+          // A newer beat says all the older one did.
+          this.bytes += body.length - old.body.length;
+          old.body = body;
+          old.messageId = messageId;
+          old.waiters.push(resolve);
+          return;
+        }
+      }
+      this.push({ messageId, runId: msg.run_id, type: msg.type, body, inFlight: false, waiters: [resolve] });
+      this.enforceLimit();
+      this.pump();
+    });
+  }
+
+  private push(e: Entry): void {
+    this.queue.push(e);
+    this.bytes += e.body.length;
+  }
+
+  private enforceLimit(): void {
+    if (this.bytes <= this.opts.maxBytes) {
+      this.overLimitLogged = false;
+      return;
+    }
+    for (let i = 0; i < this.queue.length && this.bytes > this.opts.maxBytes; ) {
+      const e = this.queue[i]!;
+      if (e.type === 'heartbeat' && !e.inFlight) {
+        this.queue.splice(i, 1);
+        this.bytes -= e.body.length;
+        this.dropped += 1;
+        for (const w of e.waiters) w();
+      } else i += 1;
+    }
+    if (this.bytes > this.opts.maxBytes && !this.overLimitLogged) {
+      this.overLimitLogged = true;
+      this.opts.logger.error({ bytes: this.bytes, limit: this.opts.maxBytes }, 'result buffer is over its limit; taking no new jobs until it drains');
+    }
+  }
+
+  get overLimit(): boolean {
+    return this.bytes > this.opts.maxBytes;
+  }
+
+  get size(): number {
+    return this.queue.length;
+  }
+
+  status(): Record<string, unknown> {
+    return { buffered: this.queue.length, bufferedBytes: this.bytes, published: this.published, droppedHeartbeats: this.dropped, brokerAway: this.broken };
+  }
+
+  /**
+   * Publish everything not in flight, in order. After a failure the pump
+   * waits for the connection, then sends the whole unconfirmed backlog again
+   * from its head, so order is kept across an outage.
+   */
+  private pump(): void {
+    if (this.pumping || this.stopped) return;
+    this.pumping = true;
+    void (async () => {
+      let attempt = 0;
+      try {
+        while (!this.stopped) {
+          if (this.broken) {
+            const waitMs = this.backoff.delay(attempt++);
+            await sleep(waitMs, this.abort.signal);
+            if (this.stopped) return;
+            await this.connection.connection().catch(() => undefined);
+            if (this.stopped || !this.connection.isConnected) continue;
+            this.broken = false;
+          }
+          const batch = this.queue.filter((e) => !e.inFlight);
+          if (batch.length === 0) break;
+          for (const e of batch) this.publishOne(e);
+          // Each entry reports on its own; the loop goes round again if new ones came or something failed.
+          await Promise.race([this.nextSettled(), sleep(1000, this.abort.signal)]);
+          if (!this.broken) attempt = 0;
+        }
+      } finally {
+        this.pumping = false;
+        if (this.queue.length === 0) this.notifyIdle();
+        else if (!this.stopped && this.queue.some((e) => !e.inFlight)) this.pump();
+      }
+    })();
+  }
+
+  private settledWaiters: Array<() => void> = [];
+
+  private nextSettled(): Promise<void> {
+    return new Promise((resolve) => this.settledWaiters.push(resolve));
+  }
+
+  private settled(): void {
+    const w = this.settledWaiters;
+    this.settledWaiters = [];
+    for (const f of w) f();
+  }
+
+  private publishOne(e: Entry): void {
+    e.inFlight = true;
+    this.publisher
+      .publish(EXCHANGE, RESULTS_ROUTING_KEY, e.body, { messageId: e.messageId, persistent: true, contentType: 'application/json', type: e.type })
+      .then(
+        () => {
+          const i = this.queue.indexOf(e);
+          if (i !== -1) this.queue.splice(i, 1);
+          this.bytes -= e.body.length;
+          this.published += 1;
+          for (const w of e.waiters) w();
+          if (this.queue.length === 0) this.notifyIdle();
+          if (this.overLimitLogged && !this.overLimit) this.overLimitLogged = false;
+        },
+        (err: unknown) => {
+          e.inFlight = false;
+          if (!this.broken) this.opts.logger.warn({ err: (err as Error).message, buffered: this.queue.length }, 'result not confirmed; keeping it to publish again when the broker is back');
+          this.broken = true;
+        },
+      )
+      .finally(() => {
+        this.settled();
+        // A failure after the pump went idle must start it again.
+        if (this.broken) this.pump();
+      });
+  }
+
+  private notifyIdle(): void {
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** Resolves when every queued result is confirmed, or after `timeoutMs`; true when drained. */
+  async flush(timeoutMs: number): Promise<boolean> {
+    if (this.queue.length === 0) return true;
+    const drained = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    await Promise.race([drained, timeout]);
+    clearTimeout(timer);
+    return this.queue.length === 0;
+  }
+
+  /** Stop publishing; write what is still unconfirmed to a spill file for the next runner. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.abort.abort();
+    this.settled();
+    if (this.queue.length === 0) return;
+    const name = `results-${process.pid}-${randomBytes(4).toString('hex')}.jsonl`;
+    const lines = this.queue.map((e) => JSON.stringify({ messageId: e.messageId, runId: e.runId, type: e.type, body: e.body.toString('utf8') })).join('\n');
+    try {
+      await mkdir(this.opts.dir, { recursive: true });
+      await writeFile(path.join(this.opts.dir, name), lines + '\n');
+      this.opts.logger.warn({ file: path.join(this.opts.dir, name), results: this.queue.length }, 'results not confirmed before stop were saved; the next runner start publishes them');
+    } catch (err) {
+      this.opts.logger.error({ err: (err as Error).message, results: this.queue.length }, 'could not save unconfirmed results; they are lost');
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

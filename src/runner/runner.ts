@@ -1,0 +1,394 @@
+import path from 'node:path';
+import type { Channel, ConsumeMessage } from 'amqplib';
+import type { AmqpConnection, ChannelModel, ConfirmPublisher } from '../core/amqp';
+import type { Config } from '../core/config';
+import type { Service } from '../core/lifecycle';
+import { once } from '../core/lifecycle';
+import type { Logger } from '../core/logger';
+import { logFileName, parseJobMessage, type JobToRun } from '../core/messages';
+import { declareCore, declareJobQueue } from '../core/topology';
+import { JobLogWriter, resolveLogDir, type StreamName } from './job-log';
+import { JobProcess } from './job-process';
+import { OutputTail } from './output-tail';
+import { RecentRuns } from './recent-runs';
+import { ResultOutbox } from './result-outbox';
+import { couldNotStartResult, finishedResult, heartbeatResult, resultMessageId, startingResult } from './result-messages';
+import { Samples } from './samples';
+
+export interface RunnerDeps {
+  config: Config['runner'];
+  /** Sent as `x-host` with every result. */
+  host: string;
+  connection: AmqpConnection;
+  publisher: ConfirmPublisher;
+  logger: Logger;
+  /** Environment the commands get (plus CRONQ_JOB_ID, CRONQ_RUN_ID, CRONQ_JOB_NAME); default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** How long a delivery may wait for a free slot before it goes back to the queue for other runners. */
+  holdMs?: number;
+  /** How long stop() waits for unconfirmed results before spilling them to disk. */
+  flushMs?: number;
+}
+
+interface Delivery {
+  job: JobToRun;
+  msg: ConsumeMessage;
+  ch: Channel;
+  receivedAt: number;
+}
+
+interface ActiveRun {
+  job: JobToRun;
+  startTime: Date;
+  process: JobProcess | undefined;
+  heartbeats: number;
+  /** Settles when the run has ended and its last result is queued. */
+  ended: Promise<void>;
+}
+
+/**
+ * Consumes one job queue and runs each command.
+ *
+ * Ack strategy (docs/runner.md): a delivery is acked as soon as the run's
+ * `starting` result is confirmed by the broker, before the command is
+ * spawned. From then on the run is tracked by its results and heartbeats,
+ * so no delivery is held for the length of a job and RabbitMQ's
+ * consumer_timeout (30 min by default) never closes the channel under a
+ * long job. Because acked deliveries no longer count against the prefetch,
+ * the runner enforces its concurrency itself: a delivery that arrives while
+ * every slot is busy waits at most `holdMs`, then goes back to the queue
+ * (for another runner) and this runner stops consuming until a slot frees.
+ */
+export class Runner implements Service {
+  private readonly cfg: Config['runner'];
+  private readonly log: Logger;
+  private readonly recent = new RecentRuns();
+  private readonly active = new Map<string, ActiveRun>();
+  private waiting: Delivery[] = [];
+  private channel: Channel | undefined;
+  private channelConn: ChannelModel | undefined;
+  private consumerTag: string | undefined;
+  private consuming: Promise<void> | undefined;
+  private paused = false;
+  private stopping = false;
+  private holdTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private outbox!: ResultOutbox;
+  private logDir = '';
+  private readonly holdMs: number;
+  private readonly baseEnv: NodeJS.ProcessEnv;
+  private readonly counts = { started: 0, succeeded: 0, failed: 0, timedOut: 0, couldNotStart: 0, poison: 0, duplicates: 0 };
+  /** Run taken into a slot -> command spawned (includes the `starting` confirm), and command exited -> `finished` confirmed (ms). */
+  readonly startOverhead = new Samples();
+  readonly finishOverhead = new Samples();
+
+  constructor(private readonly deps: RunnerDeps) {
+    this.cfg = deps.config;
+    this.log = deps.logger;
+    this.holdMs = deps.holdMs ?? 2000;
+    this.baseEnv = deps.env ?? process.env;
+  }
+
+  async start(): Promise<void> {
+    this.logDir = await resolveLogDir(this.cfg.logPath, this.log);
+    const bufferDir = this.cfg.bufferPath || path.join(this.logDir, '.results-buffer');
+    this.outbox = new ResultOutbox(this.deps.publisher, this.deps.connection, { dir: bufferDir, maxBytes: this.cfg.bufferMaxBytes, logger: this.log });
+    await this.outbox.start();
+    this.heartbeatTimer = setInterval(() => this.sendHeartbeats(), this.cfg.heartbeatMs);
+    this.heartbeatTimer.unref();
+    this.deps.connection.on('disconnected', () => this.onDisconnected());
+    await this.deps.connection.onConnect((conn) => this.setupConsumer(conn));
+    this.log.info({ queue: this.cfg.queue, concurrency: this.cfg.concurrency, logDir: this.logDir, bufferDir }, 'runner started');
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      queue: this.cfg.queue,
+      concurrency: this.cfg.concurrency,
+      running: this.active.size,
+      waiting: this.waiting.length,
+      consuming: this.consumerTag !== undefined,
+      stopping: this.stopping,
+      ...this.counts,
+      ...this.outbox?.status(),
+      startOverheadMs: this.startOverhead.summary(),
+      finishOverheadMs: this.finishOverhead.summary(),
+    };
+  }
+
+  // ---- consuming -------------------------------------------------------
+
+  private async setupConsumer(conn: ChannelModel): Promise<void> {
+    const ch = await conn.createChannel();
+    ch.on('error', (err: Error) => this.log.warn({ err: err.message }, 'AMQP consumer channel error'));
+    ch.on('close', () => this.onChannelClosed(ch, conn));
+    await declareCore(ch);
+    await declareJobQueue(ch, this.cfg.queue);
+    // Prefetch = concurrency: at most one waiting delivery per slot. Acked
+    // (started) runs do not count against it, hence the runner's own limit.
+    await ch.prefetch(this.cfg.concurrency);
+    this.channel = ch;
+    this.channelConn = conn;
+    this.consumerTag = undefined;
+    this.paused = false;
+    if (!this.stopping && !this.isFull()) await this.consume();
+    else this.paused = true;
+  }
+
+  private isFull(): boolean {
+    return this.active.size >= this.cfg.concurrency || this.outbox.overLimit;
+  }
+
+  private consume(): Promise<void> {
+    const ch = this.channel;
+    if (!ch || this.consumerTag !== undefined || this.stopping) return Promise.resolve();
+    this.consuming ??= ch
+      .consume(this.cfg.queue, (msg) => this.onDelivery(msg, ch), { noAck: false })
+      .then(
+        (ok) => {
+          if (this.channel === ch) this.consumerTag = ok.consumerTag;
+          this.paused = false;
+        },
+        (err: Error) => this.log.warn({ err: err.message }, 'could not start consuming; retrying on the next channel'),
+      )
+      .finally(() => (this.consuming = undefined));
+    return this.consuming;
+  }
+
+  private async pause(): Promise<void> {
+    this.paused = true;
+    await this.consuming;
+    const ch = this.channel;
+    const tag = this.consumerTag;
+    this.consumerTag = undefined;
+    if (ch && tag) await ch.cancel(tag).catch(() => undefined);
+  }
+
+  private resume(): void {
+    if (this.paused && !this.stopping && !this.isFull() && this.channel) void this.consume();
+  }
+
+  private onDisconnected(): void {
+    // The broker requeues every unacked delivery of a lost channel; forget ours.
+    this.waiting = [];
+    this.channel = undefined;
+    this.channelConn = undefined;
+    this.consumerTag = undefined;
+  }
+
+  private onChannelClosed(ch: Channel, conn: ChannelModel): void {
+    if (this.channel !== ch) return;
+    this.channel = undefined;
+    this.consumerTag = undefined;
+    this.waiting = this.waiting.filter((d) => d.ch !== ch);
+    if (this.stopping) return;
+    // A channel can close while the connection stays up (e.g. a broker-side
+    // precondition such as consumer_timeout); open a new one on the same connection.
+    const retry = (attempt: number) => {
+      setTimeout(() => {
+        if (this.stopping || this.channelConn !== conn || this.channel) return;
+        this.setupConsumer(conn).catch((err: Error) => {
+          this.log.warn({ err: err.message, attempt }, 'could not reopen the consumer channel; retrying');
+          if (attempt < 20) retry(attempt + 1);
+        });
+      }, Math.min(5000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2));
+    };
+    this.log.warn({ queue: this.cfg.queue }, 'consumer channel closed; reopening it');
+    retry(0);
+  }
+
+  private onDelivery(msg: ConsumeMessage | null, ch: Channel): void {
+    if (msg === null) {
+      // The broker cancelled us (e.g. the queue was deleted): declare and consume again on a fresh channel.
+      this.log.warn({ queue: this.cfg.queue }, 'consumer cancelled by the broker; reopening');
+      this.consumerTag = undefined;
+      ch.close().catch(() => undefined);
+      return;
+    }
+    let job: JobToRun;
+    try {
+      job = parseJobMessage(msg.content);
+    } catch (err) {
+      // Rejected without requeue, so it is logged once and never comes back.
+      this.counts.poison += 1;
+      this.log.error({ err: (err as Error).message, body: msg.content.toString('utf8', 0, 200), redelivered: msg.fields.redelivered }, 'rejecting a malformed job message');
+      safe(() => ch.nack(msg, false, false));
+      return;
+    }
+    if (this.recent.has(job.runId) || this.active.has(job.runId) || this.waiting.some((d) => d.job.runId === job.runId)) {
+      this.counts.duplicates += 1;
+      this.log.info({ job_id: job.jobId, run_id: job.runId }, 'duplicate delivery of a run this runner already took; acking without running it again');
+      safe(() => ch.ack(msg));
+      return;
+    }
+    if (this.stopping) {
+      safe(() => ch.nack(msg, false, true));
+      return;
+    }
+    this.waiting.push({ job, msg, ch, receivedAt: Date.now() });
+    this.schedule();
+  }
+
+  /** Start waiting deliveries while slots are free; bound how long the rest may wait. */
+  private schedule(): void {
+    while (!this.stopping && this.waiting.length > 0 && !this.isFull()) {
+      void this.runDelivery(this.waiting.shift()!);
+    }
+    if (this.waiting.length === 0) {
+      clearTimeout(this.holdTimer);
+      this.holdTimer = undefined;
+      this.resume();
+    } else if (!this.holdTimer) {
+      this.holdTimer = setTimeout(() => this.releaseWaiting(), this.holdMs);
+    }
+  }
+
+  /** Give held deliveries back to the queue and stop consuming until a slot frees. */
+  private releaseWaiting(): void {
+    this.holdTimer = undefined;
+    const held = this.waiting;
+    this.waiting = [];
+    for (const d of held) safe(() => d.ch.nack(d.msg, false, true));
+    if (held.length > 0) this.log.debug({ released: held.length }, 'all slots busy: returned waiting jobs to the queue');
+    void this.pause().then(() => this.resume());
+  }
+
+  // ---- running ---------------------------------------------------------
+
+  private async runDelivery(d: Delivery): Promise<void> {
+    const { job } = d;
+    const log = this.log.child({ job_id: job.jobId, run_id: job.runId });
+    let endRun!: () => void;
+    const run: ActiveRun = { job, startTime: new Date(), process: undefined, heartbeats: 0, ended: new Promise((r) => (endRun = r)) };
+    this.active.set(job.runId, run);
+    this.recent.add(job.runId);
+    const common = { job, host: this.deps.host, startTime: run.startTime };
+    try {
+      // Ack only once the broker holds `starting`: until then a crash leaves the
+      // delivery unacked and it is delivered again (at-least-once before start).
+      await this.outbox.send(startingResult(common), resultMessageId(job.runId, 'starting'));
+      if (this.stopping) {
+        safe(() => d.ch.nack(d.msg, false, true));
+        this.recent.delete(job.runId);
+        log.info('runner stopping: returned the job to the queue before starting it');
+        return;
+      }
+      // From here on the run is at-most-once: acked before the command starts.
+      safe(() => d.ch.ack(d.msg));
+      await this.execute(run, log);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'unexpected error while running a job');
+    } finally {
+      this.active.delete(job.runId);
+      endRun();
+      this.schedule();
+    }
+  }
+
+  private async execute(run: ActiveRun, log: Logger): Promise<void> {
+    const { job } = run;
+    const common = { job, host: this.deps.host, startTime: run.startTime };
+    const echo = this.cfg.logToStdout ? (stream: StreamName, line: string) => log.info({ stream, job_name: job.name }, line) : undefined;
+    const jobLog = new JobLogWriter(path.join(this.logDir, logFileName(job.name)), job.runId, log, echo);
+    const tail = new OutputTail(this.cfg.outputTailBytes);
+    const timeoutSeconds = job.timeoutSeconds ?? (this.cfg.defaultTimeoutSeconds > 0 ? this.cfg.defaultTimeoutSeconds : null);
+    const proc = new JobProcess({
+      command: job.command,
+      env: { ...this.baseEnv, CRONQ_JOB_ID: String(job.jobId), CRONQ_RUN_ID: job.runId, CRONQ_JOB_NAME: job.name },
+      timeoutMs: timeoutSeconds === null ? null : timeoutSeconds * 1000,
+      killGraceMs: this.cfg.killGraceMs,
+      onOutput: (stream, chunk) => {
+        tail.push(chunk);
+        return jobLog.write(stream, chunk);
+      },
+      drained: () => jobLog.drained(),
+    });
+    run.process = proc;
+    this.counts.started += 1;
+    proc.start();
+    this.startOverhead.add(proc.spawnedAt - run.startTime.getTime());
+    log.debug({ command: job.command, pid: proc.pid, timeout: timeoutSeconds }, 'started');
+    const outcome = await proc.done;
+    const logClosed = jobLog.end();
+    let result;
+    if (outcome.kind === 'spawn_error') {
+      this.counts.couldNotStart += 1;
+      result = couldNotStartResult(common, outcome.error);
+      log.error({ err: outcome.error?.message }, 'command could not be started');
+    } else {
+      result = finishedResult(common, outcome, tail.text(), timeoutSeconds);
+      if (result.status === 'succeeded') this.counts.succeeded += 1;
+      else if (result.status === 'timed_out') this.counts.timedOut += 1;
+      else this.counts.failed += 1;
+      log.info({ return_code: outcome.returnCode, status: result.status, run_time: result.run_time, reason: result.reason, lines: jobLog.lines }, 'finished');
+    }
+    const exitedAt = outcome.exitedAt;
+    void this.outbox.send(result, resultMessageId(job.runId, result.type)).then(() => this.finishOverhead.add(Date.now() - exitedAt));
+    await logClosed;
+  }
+
+  private sendHeartbeats(): void {
+    for (const run of this.active.values()) {
+      if (!run.process) continue;
+      run.heartbeats += 1;
+      const msg = heartbeatResult({ job: run.job, host: this.deps.host, startTime: run.startTime });
+      void this.outbox.send(msg, resultMessageId(run.job.runId, 'heartbeat', run.heartbeats));
+    }
+  }
+
+  // ---- stopping --------------------------------------------------------
+
+  /**
+   * Stop taking jobs, let running ones finish for shutdownGraceMs, then
+   * terminate them (process group: SIGTERM, SIGKILL after killGraceMs) and
+   * report them as finished with reason "runner shutdown"; then flush results.
+   */
+  readonly stop = once(async () => {
+    this.stopping = true;
+    clearTimeout(this.holdTimer);
+    await this.pause().catch(() => undefined);
+    for (const d of this.waiting) safe(() => d.ch.nack(d.msg, false, true));
+    this.waiting = [];
+    if (this.active.size > 0) {
+      this.log.info({ running: this.active.size, graceMs: this.cfg.shutdownGraceMs }, 'waiting for running jobs to finish');
+      if (!(await this.waitForRuns(this.cfg.shutdownGraceMs))) {
+        this.log.warn({ running: this.active.size }, 'shutdown grace over: terminating running jobs');
+        for (const run of this.active.values()) run.process?.terminate('shutdown');
+        await this.waitForRuns(this.cfg.killGraceMs + 2000, true);
+      }
+    }
+    clearInterval(this.heartbeatTimer);
+    const drained = await this.outbox.flush(this.deps.flushMs ?? 5000);
+    if (!drained) this.log.warn({ buffered: this.outbox.size }, 'broker did not confirm every result in time');
+    await this.outbox.stop();
+    const ch = this.channel;
+    this.channel = undefined;
+    if (ch) await ch.close().catch(() => undefined);
+    this.log.info(this.counts, 'runner stopped');
+  });
+
+  /** Resolves true when no run is active, false after `ms`. Only spawned runs count when `spawnedOnly`. */
+  private async waitForRuns(ms: number, spawnedOnly = false): Promise<boolean> {
+    const runs = [...this.active.values()].filter((r) => !spawnedOnly || r.process);
+    if (runs.length === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const all = Promise.all(runs.map((r) => r.ended)).then(() => true);
+    const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+    const ok = await Promise.race([all, timeout]);
+    clearTimeout(timer);
+    return ok;
+  }
+
+  /** A second signal: SIGKILL every running job's process group at once. */
+  killAll(): void {
+    for (const run of this.active.values()) run.process?.killNow();
+  }
+}
+
+function safe(f: () => void): void {
+  try {
+    f();
+  } catch {
+    // The channel is gone; the broker requeues its unacked deliveries itself.
+  }
+}

@@ -1,0 +1,28 @@
+/** The last `capacity` measurements of something, with percentiles for status() and the benchmark. */
+export class Samples {
+  private readonly values: number[] = [];
+  private next = 0;
+
+  constructor(private readonly capacity = 10_000) {}
+
+  add(v: number): void {
+    if (this.values.length < this.capacity) this.values.push(v);
+    else this.values[this.next] = v;
+    this.next = (this.next + 1) % this.capacity;
+  }
+
+  reset(): void {
+    this.values.length = 0;
+    this.next = 0;
+  }
+
+  percentile(p: number): number | null {
+    if (this.values.length === 0) return null;
+    const sorted = [...this.values].sort((a, b) => a - b);
+    return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+  }
+
+  summary(): { n: number; p50: number | null; p99: number | null } {
+    return { n: this.values.length, p50: this.percentile(50), p99: this.percentile(99) };
+  }
+}

@@ -1,0 +1,180 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createTestVhost, uniqueName, waitFor, type TestVhost } from '../helpers/services';
+import { startCommand, type Proc } from '../helpers/processes';
+import { JobPublisher, ResultsCollector, jobMessage, pidAlive } from '../helpers/runner-harness';
+
+let vhost: TestVhost;
+let results: ResultsCollector;
+let jobs: JobPublisher;
+const logDir = mkdtempSync(path.join(os.tmpdir(), 'cronq-runner-test-'));
+const procs: Proc[] = [];
+
+async function startRunner(queue: string, env: Record<string, string> = {}, args: string[] = []): Promise<Proc> {
+  await jobs.declare(queue);
+  const p = startCommand('cronq-runner', {
+    env: { RABBITMQ_URL: vhost.url, LOG_PATH: logDir, CRONQ_HOSTNAME: 'runner-test.example.com', ...env },
+    args: ['--queue', queue, ...args],
+  });
+  procs.push(p);
+  await p.waitForLine('AMQP connected');
+  return p;
+}
+
+before(async () => {
+  vhost = await createTestVhost();
+  results = new ResultsCollector(vhost.url);
+  await results.start();
+  jobs = new JobPublisher(vhost.url);
+});
+
+after(async () => {
+  await Promise.all(procs.map((p) => p.stop(3000)));
+  await results.close();
+  await jobs.close();
+  await vhost.drop();
+});
+
+describe('cronq-runner', () => {
+  let queue: string;
+  let runner: Proc;
+  before(async () => {
+    queue = uniqueName('q');
+    runner = await startRunner(queue, { CRONQ_HEARTBEAT_SECONDS: '0.3' });
+  });
+
+  test('a command that exits 0 is reported as starting then finished/succeeded, with the CRONQ_* environment', async () => {
+    const msg = jobMessage({ command: 'echo "id=$CRONQ_JOB_ID run=$CRONQ_RUN_ID name=$CRONQ_JOB_NAME"', name: 'env check', jobId: 42 });
+    await jobs.publish(queue, msg);
+    const fin = await results.final(msg.run_id);
+    const starting = results.forRun(msg.run_id, 'starting');
+    assert.equal(starting.length, 1);
+    assert.ok(results.results.indexOf(starting[0]!) < results.results.indexOf(fin), 'starting comes before finished');
+    assert.equal(fin.type, 'finished');
+    assert.equal(fin.status, 'succeeded');
+    assert.equal(fin.return_code, 0);
+    assert.equal(fin.job_id, 42);
+    assert.equal(fin['x-host'], 'runner-test.example.com');
+    assert.ok(typeof fin.run_time === 'number' && fin.run_time >= 0);
+    assert.ok(!Number.isNaN(Date.parse(fin['x-send-datetime'])) && !Number.isNaN(Date.parse(fin.start_time!)));
+    assert.equal(fin.output, `id=42 run=${msg.run_id} name=env check\n`);
+    const logged = readFileSync(path.join(logDir, 'env-check.log'), 'utf8');
+    assert.match(logged, new RegExp(`${msg.run_id} out id=42 run=${msg.run_id} name=env check\\n`));
+  });
+
+  test('a non-zero exit is finished with status failed and its return code', async () => {
+    const msg = jobMessage({ command: 'echo boom >&2; exit 3' });
+    await jobs.publish(queue, msg);
+    const fin = await results.final(msg.run_id);
+    assert.equal(fin.type, 'finished');
+    assert.equal(fin.status, 'failed');
+    assert.equal(fin.return_code, 3);
+    assert.equal(fin.output, 'boom\n');
+  });
+
+  test('a command the shell cannot find is finished with return code 127 (the shell itself started)', async () => {
+    const msg = jobMessage({ command: 'no-such-command-cronq-test' });
+    await jobs.publish(queue, msg);
+    const fin = await results.final(msg.run_id);
+    assert.equal(fin.type, 'finished');
+    assert.equal(fin.return_code, 127);
+    assert.equal(fin.status, 'failed');
+    assert.match(fin.output!, /not found/);
+  });
+
+  test('a command the kernel refuses to execute (over the 128 KiB argument limit: E2BIG) is reported as failed: could not start', async () => {
+    const msg = jobMessage({ command: `: ${'x'.repeat(200_000)}` });
+    await jobs.publish(queue, msg);
+    const fin = await results.final(msg.run_id);
+    assert.equal(fin.type, 'failed');
+    assert.equal(fin.return_code, null);
+    assert.match(fin.reason!, /could not start: .*E2BIG/);
+    assert.equal(results.forRun(msg.run_id, 'starting').length, 1);
+  });
+
+  test('a poison message is rejected without requeue, logged once, and the next good message runs', async () => {
+    const before = runner.lines().filter((l) => l.includes('rejecting a malformed job message')).length;
+    await jobs.publish(queue, 'this is not json');
+    await jobs.publish(queue, { job_id: 7, cmd: 'true' }); // no run id
+    const good = jobMessage({ command: 'echo fine' });
+    await jobs.publish(queue, good);
+    const fin = await results.final(good.run_id);
+    assert.equal(fin.status, 'succeeded');
+    await waitFor(() => runner.lines().filter((l) => l.includes('rejecting a malformed job message')).length - before === 2, { message: 'two rejections logged' });
+    assert.equal(await jobs.ready(queue), 0, 'rejected messages are not requeued');
+    assert.equal(runner.lines().filter((l) => l.includes('rejecting a malformed job message')).length - before, 2);
+  });
+
+  test('the same run_id delivered twice runs once', async () => {
+    const marker = path.join(logDir, `dup-${Date.now()}`);
+    const msg = jobMessage({ command: `echo ran >> ${marker}` });
+    await jobs.publish(queue, msg);
+    await results.final(msg.run_id);
+    await jobs.publish(queue, msg);
+    await runner.waitForLine(new RegExp(`${msg.run_id}.*duplicate delivery`));
+    assert.equal(await jobs.ready(queue), 0, 'the duplicate is acked');
+    assert.equal(readFileSync(marker, 'utf8'), 'ran\n');
+    assert.equal(results.forRun(msg.run_id, 'starting').length, 1);
+    assert.equal(results.forRun(msg.run_id, 'finished').length, 1);
+  });
+
+  test('heartbeats arrive for a running job', async () => {
+    const msg = jobMessage({ command: 'sleep 1.5' });
+    await jobs.publish(queue, msg);
+    await results.final(msg.run_id);
+    const beats = results.forRun(msg.run_id, 'heartbeat');
+    assert.ok(beats.length >= 2, `expected at least 2 heartbeats, got ${beats.length}`);
+    assert.equal(beats[0]!['x-host'], 'runner-test.example.com');
+  });
+
+  test('a timeout terminates the whole process group, a background child of the shell included', async () => {
+    const pidFile = path.join(logDir, `bg-${Date.now()}.pid`);
+    const msg = jobMessage({ command: `sleep 300 & echo $! > ${pidFile}; wait`, timeout: 1 });
+    await jobs.publish(queue, msg);
+    const fin = await results.final(msg.run_id);
+    assert.equal(fin.status, 'timed_out');
+    assert.match(fin.reason!, /timed out after 1 s/);
+    assert.ok(fin.run_time! >= 0.9 && fin.run_time! < 5, `run_time ${fin.run_time}`);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    assert.ok(pid > 0);
+    await waitFor(() => !pidAlive(pid), { timeoutMs: 3000, message: `background sleep ${pid} is gone` });
+  });
+
+  test('a job that ignores SIGTERM is killed with SIGKILL after the grace', async () => {
+    const q = uniqueName('q');
+    await startRunner(q, { CRONQ_KILL_GRACE_SECONDS: '0.5' });
+    const pidFile = path.join(logDir, `trap-${Date.now()}.pid`);
+    const msg = jobMessage({ command: `trap '' TERM; sleep 300 & echo $! > ${pidFile}; wait`, timeout: 0.5 });
+    await jobs.publish(q, msg);
+    const fin = await results.final(msg.run_id);
+    assert.equal(fin.status, 'timed_out');
+    assert.match(fin.reason!, /SIGKILL/);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    await waitFor(() => !pidAlive(pid), { timeoutMs: 3000, message: `sleep ${pid} ignoring SIGTERM is gone` });
+  });
+
+  test('concurrency 3 runs three jobs at the same time', async () => {
+    const q = uniqueName('q');
+    await startRunner(q, {}, ['--concurrency', '3']);
+    const msgs = [1, 2, 3].map((i) => jobMessage({ command: 'echo "start $(date +%s%N)"; sleep 1; echo "end $(date +%s%N)"', jobId: i }));
+    for (const m of msgs) await jobs.publish(q, m);
+    const fins = await Promise.all(msgs.map((m) => results.final(m.run_id)));
+    const starts = fins.map((f) => Number(/start (\d+)/.exec(f.output!)![1]));
+    const ends = fins.map((f) => Number(/end (\d+)/.exec(f.output!)![1]));
+    assert.ok(Math.max(...starts) < Math.min(...ends), 'every job started before any ended');
+  });
+
+  test('a LOG_PATH that cannot be written falls back to the temp folder with one warning', async () => {
+    const q = uniqueName('q');
+    const p = await startRunner(q, { LOG_PATH: '/etc/hostname/cronq-logs' /* under a file: ENOTDIR even for root */ });
+    assert.equal(p.lines().filter((l) => l.includes('LOG_PATH is not writable')).length, 1);
+    const msg = jobMessage({ command: 'echo fell back', name: `fallback ${q}` });
+    await jobs.publish(q, msg);
+    await results.final(msg.run_id);
+    const file = path.join(os.tmpdir(), 'cronq', `fallback-${q}.log`);
+    await waitFor(() => existsSync(file) && readFileSync(file, 'utf8').includes('fell back'), { message: 'job log in the temp folder' });
+  });
+});
