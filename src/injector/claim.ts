@@ -1,0 +1,137 @@
+import type { Knex } from '../core/db';
+import { planClaim, type DueJobRow, type PlannedRun } from './plan';
+
+/**
+ * The claim: one READ COMMITTED transaction per batch that locks due jobs
+ * with FOR UPDATE SKIP LOCKED (so injectors on other hosts take other rows
+ * instead of waiting), moves each job on, and writes its run rows. The run
+ * rows are the outbox: they are committed before anything is published, so
+ * a crash or a broker outage after the commit leaves a `queued` run with no
+ * `published_at`, which the sweep publishes again under the same run id.
+ * READ COMMITTED because REPEATABLE READ would take gap locks on the
+ * next_run range and block the web's inserts and updates of other jobs.
+ */
+
+export interface ClaimOptions {
+  batchSize: number;
+  /** Also claim jobs with run_now = 1 (the probe saw one). */
+  includeRunNow: boolean;
+  /** `host.pid`, written to jobs.locked_by and runs.claimed_by. */
+  claimant: string;
+}
+
+export interface ClaimResult {
+  /** Runs created by this claim, to publish. */
+  runs: PlannedRun[];
+  /** Jobs whose schedule this claim found unreadable. */
+  scheduleErrors: Array<{ jobId: number; jobName: string; error: string }>;
+  /** True when a query returned a full batch, so more may be due right now. */
+  full: boolean;
+  /** Jobs locked and moved on by this claim. */
+  jobs: number;
+}
+
+type ClaimRow = DueJobRow & { db_now: Date };
+
+const JOB_COLUMNS = 'id, name, command, routing_key, schedule, `interval`, next_run, run_now, timeout, ended_at, schedule_error, UTC_TIMESTAMP(3) AS db_now';
+
+/** Rows of a raw SELECT through knex's mysql2 client. */
+export async function selectRows<T>(db: Knex | Knex.Transaction, sql: string, bindings: readonly unknown[] = []): Promise<T[]> {
+  const [rows] = (await db.raw(sql, bindings as Knex.RawBinding[])) as unknown as [T[]];
+  return rows;
+}
+
+export async function execute(db: Knex | Knex.Transaction, sql: string, bindings: readonly unknown[] = []): Promise<number> {
+  const [res] = (await db.raw(sql, bindings as Knex.RawBinding[])) as unknown as [{ affectedRows: number }];
+  return res.affectedRows;
+}
+
+export async function claimDueJobs(db: Knex, opts: ClaimOptions): Promise<ClaimResult> {
+  return db.transaction(
+    async (trx) => {
+      // Index range scan on idx_jobs_next_run; ended jobs have next_run NULL and fall out of it.
+      const due = await selectRows<ClaimRow>(
+        trx,
+        `SELECT ${JOB_COLUMNS} FROM jobs
+          WHERE next_run < UTC_TIMESTAMP(3) AND ended_at IS NULL AND schedule_error IS NULL
+          ORDER BY next_run LIMIT ? FOR UPDATE SKIP LOCKED`,
+        [opts.batchSize],
+      );
+      // A separate query instead of OR, so each side uses its own index. A
+      // manual run is allowed for an ended job or one with a broken schedule.
+      const manual = opts.includeRunNow
+        ? await selectRows<ClaimRow>(trx, `SELECT ${JOB_COLUMNS} FROM jobs WHERE run_now = 1 ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED`, [opts.batchSize])
+        : [];
+      const rows = new Map<number, ClaimRow>();
+      for (const r of due) rows.set(r.id, r);
+      for (const r of manual) rows.set(r.id, r); // the later now; still after next_run
+      const result: ClaimResult = {
+        runs: [],
+        scheduleErrors: [],
+        full: due.length >= opts.batchSize || manual.length >= opts.batchSize,
+        jobs: rows.size,
+      };
+      if (rows.size === 0) return result;
+
+      const updates: ReturnType<typeof planClaim>['update'][] = [];
+      const queuedAt = new Map<string, Date>();
+      for (const row of rows.values()) {
+        const plan = planClaim(row, row.db_now);
+        updates.push(plan.update);
+        for (const run of plan.runs) {
+          result.runs.push(run);
+          queuedAt.set(run.runId, row.db_now);
+        }
+        if (plan.newScheduleError !== undefined) result.scheduleErrors.push({ jobId: row.id, jobName: row.name, error: plan.newScheduleError });
+      }
+
+      await updateJobs(trx, updates, opts.claimant);
+      if (result.runs.length > 0) result.runs = await insertRuns(trx, result.runs, queuedAt, opts.claimant);
+      return result;
+    },
+    { isolationLevel: 'read committed' },
+  );
+}
+
+/** One statement for the whole batch: a join against a derived table of the new values. */
+async function updateJobs(trx: Knex.Transaction, updates: ReturnType<typeof planClaim>['update'][], claimant: string): Promise<void> {
+  const rowsSql: string[] = [];
+  const bindings: unknown[] = [];
+  updates.forEach((u, i) => {
+    rowsSql.push(i === 0 ? 'SELECT ? AS id, ? AS next_run, ? AS ended_at, ? AS clear_run_now, ? AS schedule_error' : 'SELECT ?, ?, ?, ?, ?');
+    bindings.push(u.id, u.nextRun, u.endedAt, u.clearRunNow ? 1 : 0, u.scheduleError);
+  });
+  await execute(
+    trx,
+    `UPDATE jobs j JOIN (${rowsSql.join(' UNION ALL ')}) u ON j.id = u.id
+        SET j.next_run = u.next_run, j.ended_at = u.ended_at, j.schedule_error = u.schedule_error,
+            j.run_now = IF(u.clear_run_now = 1, 0, j.run_now), j.locked_by = ?`,
+    [...bindings, claimant],
+  );
+}
+
+/**
+ * Insert the run rows. The unique key (job_id, scheduled_for) makes an
+ * occurrence exist once: if a row for it is already there (next_run was set
+ * back to an occurrence that already ran), the new one is dropped and that
+ * occurrence is not published again. Returns the runs actually inserted.
+ */
+async function insertRuns(trx: Knex.Transaction, runs: PlannedRun[], queuedAt: Map<string, Date>, claimant: string): Promise<PlannedRun[]> {
+  const values: string[] = [];
+  const bindings: unknown[] = [];
+  for (const r of runs) {
+    values.push("(?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)");
+    const at = queuedAt.get(r.runId)!;
+    bindings.push(r.runId, r.jobId, r.jobName, r.scheduledFor, r.trigger, r.routingKey, claimant, at, at, r.missed);
+  }
+  const inserted = await execute(
+    trx,
+    `INSERT IGNORE INTO runs (run_id, job_id, job_name, scheduled_for, triggered_by, status, routing_key, claimed_by, queued_at, publish_attempt_at, missed)
+     VALUES ${values.join(', ')}`,
+    bindings,
+  );
+  if (inserted === runs.length) return runs;
+  const present = await selectRows<{ run_id: string }>(trx, `SELECT run_id FROM runs WHERE run_id IN (${runs.map(() => '?').join(', ')})`, runs.map((r) => r.runId));
+  const ids = new Set(present.map((r) => r.run_id));
+  return runs.filter((r) => ids.has(r.runId));
+}

@@ -1,0 +1,6 @@
+export { Injector, type InjectorOptions } from './injector';
+export { claimDueJobs, type ClaimOptions, type ClaimResult } from './claim';
+export { planClaim, countMissed, type PlannedRun, type JobPlan, type DueJobRow } from './plan';
+export { publishRuns, jobMessageBody, type PublishOutcome } from './publish';
+export { markPublished, markUnroutable, retakeUnpublished, unroutableReason } from './outbox';
+export { probe, clockOffsetMs, type Probe } from './probe';

@@ -1,0 +1,286 @@
+import { exponentialBackoff, sleep, type AmqpConnection, type Backoff, type ConfirmPublisher } from '../core/amqp';
+import type { Config } from '../core/config';
+import type { Knex } from '../core/db';
+import { BrokerUnavailableError, isTransientDbError } from '../core/errors';
+import type { Service } from '../core/lifecycle';
+import type { Logger } from '../core/logger';
+import { claimDueJobs } from './claim';
+import { markPublished, markUnroutable, retakeUnpublished, unroutableReason } from './outbox';
+import type { PlannedRun } from './plan';
+import { clockOffsetMs, probe, type Probe } from './probe';
+import { publishRuns } from './publish';
+
+export interface InjectorOptions {
+  db: Knex;
+  connection: AmqpConnection;
+  publisher: ConfirmPublisher;
+  settings: Config['injector'];
+  /** `host.pid`, written to jobs.locked_by and runs.claimed_by. */
+  claimant: string;
+  logger: Logger;
+  /** How long to wait for the broker's confirms of one batch before counting them as not published. */
+  confirmTimeoutMs?: number;
+  backoff?: Backoff;
+  /** TEST ONLY: pause this long after a claim commits, before publishing (to kill the process there). */
+  testPauseAfterCommitMs?: number;
+  /** TEST ONLY: pause this long after the confirms, before published_at is written. */
+  testPauseAfterConfirmMs?: number;
+}
+
+/** Clock difference between the database and this process above which a warning is logged. */
+const SKEW_WARN_MS = 1000;
+/** Wake this long after the earliest next_run, so `next_run < now` already holds on the database. */
+const WAKE_MARGIN_MS = 2;
+
+interface CycleResult {
+  /** Runs were created or retaken. */
+  worked: boolean;
+  /** A query returned a full batch: more is due right now. */
+  full: boolean;
+  /** Something was due but every row was locked by another injector. */
+  contended: boolean;
+}
+
+/**
+ * The injector loop. Each cycle: retry this process's own unconfirmed
+ * publishes (once the broker is back), probe the database (one query),
+ * retake stale unpublished runs, claim due jobs in batches, publish, and
+ * record the outcome; then sleep until the earliest next_run, at most
+ * maxPollMs. It never throws: database and broker outages are logged once,
+ * backed off with jitter and waited out.
+ */
+export class Injector implements Service {
+  private readonly abort = new AbortController();
+  private loop: Promise<void> | undefined;
+  private stopped: Promise<void> | undefined;
+  private stopping = false;
+  private readonly backoff: Backoff;
+  private readonly confirmTimeoutMs: number;
+  /** Runs this process failed to publish (broker away or nack); retried as soon as the broker is back. */
+  private readonly ownUnpublished = new Set<string>();
+  /** Runs confirmed by the broker whose published_at could not be written yet. */
+  private readonly unrecordedPublished = new Set<string>();
+  private lastProbe: Probe | undefined;
+  private outage: 'database' | 'broker' | 'error' | undefined;
+  private skewWarned = false;
+  private idleContention = 0;
+  private readonly counters = { claimedJobs: 0, published: 0, republished: 0, unroutable: 0, publishFailures: 0, scheduleErrors: 0, errors: 0 };
+
+  constructor(private readonly opts: InjectorOptions) {
+    this.backoff = opts.backoff ?? exponentialBackoff(250, 15_000);
+    this.confirmTimeoutMs = opts.confirmTimeoutMs ?? 10_000;
+  }
+
+  async start(): Promise<void> {
+    this.loop ??= this.run();
+  }
+
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      this.stopping = true;
+      this.abort.abort();
+      await this.loop;
+    })();
+    return this.stopped;
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      running: this.loop !== undefined && !this.stopping,
+      brokerConnected: this.opts.connection.isConnected,
+      outage: this.outage ?? null,
+      clockOffsetMs: this.lastProbe ? Math.round(clockOffsetMs(this.lastProbe)) : null,
+      ownUnpublished: this.ownUnpublished.size,
+      ...this.counters,
+    };
+  }
+
+  private get log(): Logger {
+    return this.opts.logger;
+  }
+
+  private async run(): Promise<void> {
+    this.log.info({ claimant: this.opts.claimant, ...this.opts.settings }, 'injector running');
+    let attempt = 0;
+    while (!this.stopping) {
+      try {
+        if (!this.opts.connection.isConnected) {
+          await this.waitForBroker();
+          continue;
+        }
+        const r = await this.cycle();
+        if (this.outage) this.log.info({ outage: this.outage }, 'injector resumed');
+        this.outage = undefined;
+        attempt = 0;
+        if (this.stopping) break;
+        if (r.full || r.worked) {
+          this.idleContention = 0;
+          continue;
+        }
+        if (r.contended) {
+          // Another injector holds the due rows; look again shortly, not at once.
+          await sleep(Math.min(this.opts.settings.maxPollMs, 5 * 2 ** Math.min(this.idleContention++, 8) + Math.random() * 10), this.abort.signal);
+          continue;
+        }
+        this.idleContention = 0;
+        await sleep(this.sleepMs(), this.abort.signal);
+      } catch (err) {
+        if (this.stopping) break;
+        await this.backOff(err, attempt++);
+      }
+    }
+    this.log.info(this.counters, 'injector stopped');
+  }
+
+  /** Until the earliest next_run (by the database's clock), at most maxPollMs. */
+  private sleepMs(): number {
+    const max = this.opts.settings.maxPollMs;
+    const p = this.lastProbe;
+    if (!p || p.nextDue === null) return max;
+    const dueLocal = p.localAt + (p.nextDue.getTime() - p.dbNow.getTime()) + WAKE_MARGIN_MS;
+    return Math.max(0, Math.min(max, dueLocal - Date.now()));
+  }
+
+  private async waitForBroker(): Promise<void> {
+    if (this.opts.connection.connectCount === 0) {
+      this.log.debug('waiting for the first broker connection before claiming');
+    } else if (this.outage !== 'broker') {
+      this.outage = 'broker';
+      this.log.warn('broker unavailable: claims paused until it is back (due jobs stay due)');
+    }
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.opts.connection.off('connected', done);
+        this.abort.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.opts.connection.on('connected', done);
+      this.abort.signal.addEventListener('abort', done);
+      if (this.opts.connection.isConnected || this.abort.signal.aborted) done();
+    });
+  }
+
+  private async backOff(err: unknown, attempt: number): Promise<void> {
+    const delay = this.backoff.delay(attempt);
+    const nextRetryAt = new Date(Date.now() + delay).toISOString();
+    const kind = err instanceof BrokerUnavailableError ? 'broker' : isTransientDbError(err) ? 'database' : 'error';
+    const fields = { err: (err as Error).message, code: (err as { code?: unknown }).code, nextRetryAt };
+    this.counters.errors += 1;
+    if (kind === 'error') {
+      this.log.error({ ...fields, stack: (err as Error).stack }, 'injector cycle failed; retrying');
+    } else if (this.outage !== kind) {
+      this.log.warn(fields, kind === 'database' ? 'database unavailable; retrying with backoff' : 'publishing failed; retrying with backoff');
+    } else {
+      this.log.debug(fields, `${kind} still unavailable`);
+    }
+    this.outage = kind;
+    await sleep(delay, this.abort.signal);
+  }
+
+  private async cycle(): Promise<CycleResult> {
+    const { db, settings, claimant } = this.opts;
+    const result: CycleResult = { worked: false, full: false, contended: false };
+
+    if (this.unrecordedPublished.size > 0) {
+      const ids = [...this.unrecordedPublished];
+      await markPublished(db, ids);
+      for (const id of ids) this.unrecordedPublished.delete(id);
+    }
+    if (this.ownUnpublished.size > 0) {
+      const ids = [...this.ownUnpublished].slice(0, settings.batchSize);
+      const retaken = await retakeUnpublished(db, { runIds: ids }, { batchSize: settings.batchSize, claimant });
+      // Those not retaken were published by someone else meanwhile, or are being retaken by them.
+      for (const id of ids) this.ownUnpublished.delete(id);
+      if (retaken.runs.length > 0) {
+        this.log.info({ runs: retaken.runs.length }, 'publishing runs again after a failed publish');
+        await this.publishAndRecord(retaken.runs, true);
+        result.worked = true;
+      }
+      if (this.ownUnpublished.size > 0) result.full = true;
+    }
+
+    const p = await probe(db, settings.republishAfterMs);
+    this.lastProbe = p;
+    this.checkClock(p);
+
+    if (p.stale && !this.stopping) {
+      const retaken = await retakeUnpublished(db, { olderThanMs: settings.republishAfterMs }, { batchSize: settings.batchSize, claimant });
+      if (retaken.runs.length > 0) {
+        this.log.warn({ runs: retaken.runs.length }, 'publishing runs whose publish was never confirmed (same run ids)');
+        await this.publishAndRecord(retaken.runs, true);
+      }
+      if (retaken.runs.length > 0 || retaken.orphaned > 0) result.worked = true;
+      else result.contended = true;
+      result.full ||= retaken.full;
+    }
+
+    const due = p.nextDue !== null && p.nextDue.getTime() < p.dbNow.getTime();
+    if ((due || p.runNow) && !this.stopping) {
+      const claim = await claimDueJobs(db, { batchSize: settings.batchSize, includeRunNow: p.runNow, claimant });
+      this.counters.claimedJobs += claim.jobs;
+      for (const e of claim.scheduleErrors) {
+        // Logged once: schedule_error keeps the job out of later claims until its schedule changes.
+        this.counters.scheduleErrors += 1;
+        this.log.error({ job_id: e.jobId, job: e.jobName, err: e.error }, 'job skipped: its schedule cannot be read (fix the schedule to resume it)');
+      }
+      if (claim.jobs > 0) {
+        result.worked = true;
+        result.full ||= claim.full;
+        await this.publishAndRecord(claim.runs, false);
+      } else {
+        result.contended = true;
+      }
+    }
+    return result;
+  }
+
+  private async publishAndRecord(runs: PlannedRun[], republish: boolean): Promise<void> {
+    if (runs.length === 0) return;
+    if (this.opts.testPauseAfterCommitMs) {
+      this.log.warn({ runs: runs.length, ms: this.opts.testPauseAfterCommitMs }, 'TEST pause after commit');
+      await sleep(this.opts.testPauseAfterCommitMs);
+    }
+    const outcome = await publishRuns(this.opts.publisher, runs, this.confirmTimeoutMs);
+    if (this.opts.testPauseAfterConfirmMs) {
+      this.log.warn({ runs: outcome.confirmed.length, ms: this.opts.testPauseAfterConfirmMs }, 'TEST pause after confirm');
+      await sleep(this.opts.testPauseAfterConfirmMs);
+    }
+    for (const r of outcome.failed) this.ownUnpublished.add(r.runId);
+    const confirmedIds = outcome.confirmed.map((r) => r.runId);
+    try {
+      await markPublished(this.opts.db, confirmedIds);
+    } catch (err) {
+      for (const id of confirmedIds) this.unrecordedPublished.add(id);
+      throw err;
+    }
+    this.counters.published += outcome.confirmed.length;
+    if (republish) this.counters.republished += outcome.confirmed.length;
+    if (outcome.unroutable.length > 0) {
+      await markUnroutable(this.opts.db, outcome.unroutable);
+      this.counters.unroutable += outcome.unroutable.length;
+      for (const r of outcome.unroutable) {
+        this.log.warn({ job_id: r.jobId, run_id: r.runId, routing_key: r.routingKey }, `run failed: ${unroutableReason(r.routingKey)}`);
+      }
+    }
+    if (this.log.isLevelEnabled('debug')) {
+      this.log.debug({ published: outcome.confirmed.length, unroutable: outcome.unroutable.length, failed: outcome.failed.length, republish }, 'batch published');
+    }
+    if (outcome.failed.length > 0) {
+      this.counters.publishFailures += outcome.failed.length;
+      throw new BrokerUnavailableError(
+        `${outcome.failed.length} of ${runs.length} publishes not confirmed (${outcome.firstError?.message ?? 'unknown'}); they stay queued and are published again`,
+      );
+    }
+  }
+
+  private checkClock(p: Probe): void {
+    const offset = clockOffsetMs(p);
+    if (Math.abs(offset) > SKEW_WARN_MS && !this.skewWarned) {
+      this.skewWarned = true;
+      this.log.warn({ clockOffsetMs: Math.round(offset) }, "database and process clocks differ by more than 1 s; the database's clock decides what is due");
+    } else if (Math.abs(offset) < SKEW_WARN_MS / 2 && this.skewWarned) {
+      this.skewWarned = false;
+      this.log.info({ clockOffsetMs: Math.round(offset) }, 'database and process clocks agree again');
+    }
+  }
+}

@@ -1,0 +1,119 @@
+import { scheduleOf, type JobRow } from '../core/jobs';
+import { newRunId } from '../core/runs';
+import type { Schedule } from '../core/schedule';
+
+/**
+ * What one claim does to one job, decided from the row and the database's
+ * clock alone (pure, no I/O), so the rules below are testable without a
+ * database:
+ *
+ * - a job is due when `next_run < now` (and it has not ended and its
+ *   schedule is readable); its run is for the occurrence `next_run`, and
+ *   `next_run` moves to the first occurrence strictly after now. The
+ *   occurrences in between are skipped, never run in a burst, and counted
+ *   in the run's `missed`.
+ * - a bounded schedule (`Rn/...`) with no occurrence left ends: `ended_at`
+ *   is set and `next_run` cleared, so the job is never due again.
+ * - `run_now = 1` adds a manual run for the database's now and clears the
+ *   flag; it does not move `next_run` (the schedule goes on as before).
+ * - a schedule that cannot be read records `schedule_error`, which keeps the
+ *   job out of the due query until the schedule is changed.
+ */
+
+export type DueJobRow = Pick<
+  JobRow,
+  'id' | 'name' | 'command' | 'routing_key' | 'schedule' | 'interval' | 'next_run' | 'run_now' | 'timeout' | 'ended_at' | 'schedule_error'
+>;
+
+export interface PlannedRun {
+  runId: string;
+  jobId: number;
+  jobName: string;
+  command: string;
+  routingKey: string;
+  timeoutSeconds: number | null;
+  scheduledFor: Date;
+  trigger: 'schedule' | 'manual';
+  missed: number;
+}
+
+export interface JobUpdate {
+  id: number;
+  nextRun: Date | null;
+  endedAt: Date | null;
+  clearRunNow: boolean;
+  scheduleError: string | null;
+}
+
+export interface JobPlan {
+  runs: PlannedRun[];
+  update: JobUpdate;
+  /** Set when this claim found the schedule unreadable (log it once). */
+  newScheduleError?: string;
+}
+
+export const DEFAULT_ROUTING_KEY = 'default';
+/** `missed` is an INT column. */
+const MISSED_CAP = 2_000_000_000;
+
+/** Longest reason text the `schedule_error` column takes. */
+const SCHEDULE_ERROR_MAX = 500;
+
+export function planClaim(job: DueJobRow, now: Date, makeRunId: () => string = newRunId): JobPlan {
+  const runs: PlannedRun[] = [];
+  const update: JobUpdate = {
+    id: job.id,
+    nextRun: job.next_run,
+    endedAt: job.ended_at,
+    clearRunNow: false,
+    scheduleError: job.schedule_error,
+  };
+  const plan: JobPlan = { runs, update };
+  const base = {
+    jobId: job.id,
+    jobName: job.name ?? `job-${job.id}`,
+    command: job.command ?? '',
+    routingKey: job.routing_key?.trim() || DEFAULT_ROUTING_KEY,
+    timeoutSeconds: job.timeout && job.timeout > 0 ? job.timeout : null,
+  };
+
+  const due = job.next_run !== null && job.next_run.getTime() < now.getTime() && job.ended_at === null && job.schedule_error === null;
+  if (due) {
+    const occurrence = job.next_run!;
+    let schedule: Schedule | null = null;
+    let problem: string | undefined;
+    try {
+      schedule = scheduleOf(job);
+      if (schedule === null) problem = 'the job has no schedule';
+    } catch (err) {
+      problem = (err as Error).message || 'the schedule cannot be read';
+    }
+    if (schedule === null) {
+      const text = `${problem}`.slice(0, SCHEDULE_ERROR_MAX);
+      update.scheduleError = text;
+      plan.newScheduleError = text;
+    } else {
+      const next = schedule.next(now);
+      runs.push({ ...base, runId: makeRunId(), scheduledFor: occurrence, trigger: 'schedule', missed: countMissed(schedule, occurrence, now) });
+      update.nextRun = next;
+      if (next === null) update.endedAt = now;
+    }
+  }
+
+  if (job.run_now) {
+    update.clearRunNow = true;
+    runs.push({ ...base, runId: makeRunId(), scheduledFor: now, trigger: 'manual', missed: 0 });
+  }
+  return plan;
+}
+
+/**
+ * Occurrences strictly after `occurrence` and not after `now`: those that
+ * came due while the job waited, skipped in favour of the next one and
+ * counted. The engine counts in constant time for ISO schedules, so a
+ * ten-year outage of a PT1S job costs nothing.
+ */
+export function countMissed(schedule: Pick<Schedule, 'countBetween'>, occurrence: Date, now: Date): number {
+  if (now.getTime() <= occurrence.getTime()) return 0;
+  return schedule.countBetween(occurrence, now, MISSED_CAP);
+}

@@ -1,0 +1,42 @@
+import type { Knex } from '../core/db';
+import { selectRows } from './claim';
+
+/**
+ * The injector's one idle query: the database's clock, the earliest
+ * next_run of a job that can come due, and whether a run-now flag or a
+ * stale unpublished run is waiting. One cheap statement per wake-up keeps
+ * an idle injector at about one query per poll interval.
+ */
+export interface Probe {
+  /** The database's now. */
+  dbNow: Date;
+  /** Process clock (ms) at the middle of the query's round trip, to relate dbNow to Date.now(). */
+  localAt: number;
+  /** Earliest next_run of a live job, or null when none is scheduled. */
+  nextDue: Date | null;
+  runNow: boolean;
+  /** A queued run has waited for its confirm longer than republishAfterMs. */
+  stale: boolean;
+}
+
+export async function probe(db: Knex, republishAfterMs: number, now: () => number = Date.now): Promise<Probe> {
+  const before = now();
+  const rows = await selectRows<{ db_now: Date; next_due: Date | null; run_now: number; stale: number }>(
+    db,
+    `SELECT UTC_TIMESTAMP(3) AS db_now,
+       (SELECT next_run FROM jobs WHERE next_run IS NOT NULL AND ended_at IS NULL AND schedule_error IS NULL
+         ORDER BY next_run LIMIT 1) AS next_due,
+       EXISTS(SELECT 1 FROM jobs WHERE run_now = 1) AS run_now,
+       EXISTS(SELECT 1 FROM runs WHERE published_at IS NULL AND status = 'queued'
+         AND COALESCE(publish_attempt_at, queued_at) < UTC_TIMESTAMP(3) - INTERVAL ? MICROSECOND) AS stale`,
+    [republishAfterMs * 1000],
+  );
+  const after = now();
+  const r = rows[0]!;
+  return { dbNow: r.db_now, localAt: (before + after) / 2, nextDue: r.next_due, runNow: Number(r.run_now) === 1, stale: Number(r.stale) === 1 };
+}
+
+/** Milliseconds the database's clock is ahead of this process's. */
+export function clockOffsetMs(p: Probe): number {
+  return p.dbNow.getTime() - p.localAt;
+}

@@ -1,0 +1,80 @@
+import type { ConfirmPublisher } from '../core/amqp';
+import { buildJobMessage } from '../core/messages';
+import { EXCHANGE } from '../core/topology';
+import type { PlannedRun } from './plan';
+
+/**
+ * Publish a batch of runs the way a pipelined producer does: every message
+ * is sent at once and the confirms are awaited together, so a batch costs
+ * one round trip to the broker, not one per message.
+ */
+
+export interface PublishOutcome {
+  /** The broker took them and routed them to a queue. */
+  confirmed: PlannedRun[];
+  /** The broker took them but no queue is bound for their routing key (mandatory return). */
+  unroutable: PlannedRun[];
+  /** Nacked, channel lost, or no confirm in time: the broker may not have them. */
+  failed: PlannedRun[];
+  firstError: Error | undefined;
+}
+
+export function jobMessageBody(run: PlannedRun): Buffer {
+  return Buffer.from(
+    JSON.stringify(
+      buildJobMessage({
+        runId: run.runId,
+        jobId: run.jobId,
+        name: run.jobName,
+        command: run.command,
+        timeoutSeconds: run.timeoutSeconds,
+        scheduledFor: run.scheduledFor,
+        trigger: run.trigger,
+      }),
+    ),
+  );
+}
+
+export async function publishRuns(publisher: ConfirmPublisher, runs: readonly PlannedRun[], confirmTimeoutMs: number): Promise<PublishOutcome> {
+  const out: PublishOutcome = { confirmed: [], unroutable: [], failed: [], firstError: undefined };
+  const settled = new Set<string>();
+  const all = runs.map((run) =>
+    publisher
+      .publish(EXCHANGE, run.routingKey, jobMessageBody(run), {
+        persistent: true,
+        mandatory: true,
+        // The run id as message id lets a consumer drop a republished duplicate.
+        messageId: run.runId,
+        contentType: 'application/json',
+        timestamp: Math.floor(Date.now() / 1000),
+        appId: 'cronq-injector',
+      })
+      .then(
+        (r) => {
+          settled.add(run.runId);
+          (r.routed ? out.confirmed : out.unroutable).push(run);
+        },
+        (err: Error) => {
+          settled.add(run.runId);
+          out.failed.push(run);
+          out.firstError ??= err;
+        },
+      ),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, confirmTimeoutMs);
+  });
+  await Promise.race([Promise.all(all), timedOut]);
+  clearTimeout(timer);
+  for (const run of runs) {
+    if (!settled.has(run.runId)) {
+      // Counted as not published; the broker may still confirm it later, and
+      // the retry then publishes a duplicate under the same run id.
+      settled.add(run.runId);
+      out.failed.push(run);
+      out.firstError ??= new Error(`no publisher confirm within ${confirmTimeoutMs} ms`);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,163 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ChannelModel } from 'amqplib';
+import { createTestDatabase, createTestVhost, uniqueName, waitFor, type TestDatabase, type TestVhost } from '../helpers/services';
+import { runCommand, startCommand, type Proc } from '../helpers/processes';
+import { bindQueue, drainQueue, insertJobs, nextWholeSecond, runsOf } from '../helpers/injector';
+
+/**
+ * One injector, started against an empty database (so it must create the
+ * tables itself), serves every test of this file; each test uses its own
+ * jobs and its own queue.
+ */
+describe('cronq-injector', () => {
+  let tdb: TestDatabase;
+  let vh: TestVhost;
+  let conn: ChannelModel;
+  let injector: Proc;
+  const MAX_POLL_MS = 1000;
+
+  before(async () => {
+    tdb = await createTestDatabase({ migrated: false });
+    vh = await createTestVhost();
+    conn = await vh.connect();
+    injector = startCommand('cronq-injector', {
+      env: { DATABASE_URL: tdb.url, RABBITMQ_URL: vh.url, CRONQ_INJECTOR_MAX_POLL_MS: String(MAX_POLL_MS) },
+    });
+    await injector.waitForLine('injector running', 30_000);
+  });
+
+  after(async () => {
+    await injector?.stop();
+    await vh?.drop();
+    await tdb?.drop();
+  });
+
+  async function queueFor(routingKey: string): Promise<string> {
+    const ch = await conn.createChannel();
+    await bindQueue(ch, routingKey, routingKey);
+    await ch.close();
+    return routingKey;
+  }
+
+  test('creates the tables on start, non-destructively (runs and jobs exist)', async () => {
+    assert.ok(await tdb.db.schema.hasTable('jobs'));
+    assert.ok(await tdb.db.schema.hasColumn('runs', 'publish_attempt_at'));
+  });
+
+  test('a due job is published with both spellings, its run id as message id, and published_at recorded', async () => {
+    const queue = await queueFor(uniqueName('q'));
+    const start = new Date(Date.now() - 500);
+    const [id] = await insertJobs(tdb.db, [{ name: uniqueName('both'), schedule: `R/${start.toISOString()}/PT1H`, nextRun: start, routingKey: queue, command: 'echo both', timeout: 42 }]);
+    const [msg] = await waitFor(async () => {
+      const got = await drainQueue(conn, queue);
+      return got.length ? got : undefined;
+    });
+    assert.equal(msg!.job_id, id);
+    assert.equal(msg!.id, id);
+    assert.equal(msg!.cmd, 'echo both');
+    assert.equal(msg!.command, 'echo both');
+    assert.equal(msg!.messageId, msg!.run_id);
+    assert.equal(msg!.scheduled_for, start.toISOString());
+    assert.equal((msg as unknown as { timeout: number }).timeout, 42);
+    const run = await waitFor(async () => (await runsOf(tdb.db)).find((r) => r.job_id === id && r.published_at !== null));
+    assert.equal(run.run_id, msg!.run_id);
+    assert.equal(run.status, 'queued');
+    assert.equal(run.triggered_by, 'schedule');
+    // next_run moved to the first occurrence after now: one hour after the start.
+    const [job] = await tdb.db('jobs').where({ id }).select('next_run', 'locked_by');
+    assert.equal(job.next_run.getTime(), start.getTime() + 3600_000);
+    assert.match(job.locked_by, /\.\d+$/);
+  });
+
+  test('a due job whose routing key has no queue bound ends as a failed run with the reason, and is not retried', async () => {
+    const key = uniqueName('nobody').slice(0, 32);
+    const start = new Date(Date.now() - 1000);
+    const [id] = await insertJobs(tdb.db, [{ name: uniqueName('unbound'), schedule: `R/${start.toISOString()}/PT1H`, nextRun: start, routingKey: key }]);
+    const run = await waitFor(async () => (await runsOf(tdb.db)).find((r) => r.job_id === id && r.status === 'failed'), { message: 'failed run' });
+    assert.equal(run.reason, `no queue bound for routing key ${key}`);
+    const [job] = await tdb.db('jobs').where({ id }).select('last_run_status');
+    assert.equal(job.last_run_status, 'failed');
+    const [{ finished }] = await tdb.db('runs').where({ run_id: run.run_id }).select(tdb.db.raw('finished_at IS NOT NULL AS finished'));
+    assert.equal(Number(finished), 1);
+    assert.equal((await runsOf(tdb.db)).filter((r) => r.job_id === id).length, 1);
+  });
+
+  test('run_now set in the database is picked up within the poll interval, without moving next_run', async () => {
+    const queue = await queueFor(uniqueName('q'));
+    const later = new Date(Date.now() + 86_400_000);
+    const [id] = await insertJobs(tdb.db, [{ name: uniqueName('manual'), schedule: `R/${later.toISOString()}/P1D`, nextRun: later, routingKey: queue }]);
+    const setAt = Date.now();
+    await tdb.db('jobs').where({ id }).update({ run_now: 1 });
+    const msgs = await waitFor(async () => {
+      const got = await drainQueue(conn, queue);
+      return got.length ? got : undefined;
+    }, { intervalMs: 10, timeoutMs: 5000 });
+    const tookMs = Date.now() - setAt;
+    assert.ok(tookMs < MAX_POLL_MS + 500, `picked up after ${tookMs} ms`);
+    assert.equal(msgs.length, 1);
+    assert.equal(msgs[0]!.trigger, 'manual');
+    const [job] = await tdb.db('jobs').where({ id }).select('run_now', 'next_run');
+    assert.equal(job.run_now, 0);
+    assert.equal(job.next_run.getTime(), later.getTime());
+    const runs = (await runsOf(tdb.db)).filter((r) => r.job_id === id);
+    assert.deepEqual(runs.map((r) => r.triggered_by), ['manual']);
+  });
+
+  test('a bounded schedule (R3/...) runs three times, then shows as ended and gets no further runs', async () => {
+    const queue = await queueFor(uniqueName('q'));
+    const start = nextWholeSecond(300);
+    const [id] = await insertJobs(tdb.db, [{ name: uniqueName('bounded'), schedule: `R3/${start.toISOString()}/PT1S`, nextRun: start, routingKey: queue }]);
+    const job = await waitFor(async () => (await tdb.db('jobs').where({ id }).whereNotNull('ended_at').select('ended_at', 'next_run'))[0], { timeoutMs: 8000 });
+    assert.equal(job.next_run, null);
+    // A further second: nothing more may come.
+    await waitFor(async () => Date.now() > start.getTime() + 4000, { timeoutMs: 6000 });
+    const runs = (await runsOf(tdb.db)).filter((r) => r.job_id === id);
+    assert.deepEqual(
+      runs.map((r) => r.scheduled_for.getTime() - start.getTime()),
+      [0, 1000, 2000],
+    );
+    assert.equal((await drainQueue(conn, queue)).length, 3);
+  });
+
+  test('a job whose schedule cannot be parsed is skipped with one logged error, and other jobs still run', async () => {
+    const queue = await queueFor(uniqueName('q'));
+    const start = nextWholeSecond(200);
+    const [badId, goodId] = await insertJobs(tdb.db, [
+      { name: uniqueName('bad'), schedule: 'every now and then', nextRun: start, routingKey: queue },
+      { name: uniqueName('good'), schedule: `R/${start.toISOString()}/PT1S`, nextRun: start, routingKey: queue },
+    ]);
+    await waitFor(async () => (await runsOf(tdb.db)).filter((r) => r.job_id === goodId).length >= 3, { timeoutMs: 8000, message: 'good job ran 3 times' });
+    const [bad] = await tdb.db('jobs').where({ id: badId }).select('schedule_error');
+    assert.match(bad.schedule_error, /every now and then/);
+    assert.equal((await runsOf(tdb.db)).filter((r) => r.job_id === badId).length, 0);
+    const errors = injector.lines().filter((l) => l.includes('"level":"error"') && l.includes(`"job_id":${badId},`));
+    assert.equal(errors.length, 1, errors.join('\n'));
+    // Runs are on time: published within a poll interval of their occurrence (normally tens of ms).
+    for (const r of (await runsOf(tdb.db)).filter((x) => x.job_id === goodId && x.published_at)) {
+      assert.ok(r.published_at!.getTime() - r.scheduled_for.getTime() < MAX_POLL_MS, `lag ${r.published_at!.getTime() - r.scheduled_for.getTime()} ms`);
+    }
+  });
+
+  test('a bad setting exits 2 with one line naming it', async () => {
+    const r = await runCommand('cronq-injector', { env: { DATABASE_URL: tdb.url, RABBITMQ_URL: vh.url, CRONQ_INJECTOR_BATCH_SIZE: 'lots' } });
+    assert.equal(r.code, 2);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+    assert.match(r.stderr, /CRONQ_INJECTOR_BATCH_SIZE/);
+    const f = await runCommand('cronq-injector', { args: ['--max-poll-ms', '0'], env: { DATABASE_URL: tdb.url } });
+    assert.equal(f.code, 2);
+    assert.match(f.stderr, /CRONQ_INJECTOR_MAX_POLL_MS/);
+  });
+
+  test('--help lists the flags and exits 0', async () => {
+    const r = await runCommand('cronq-injector', { args: ['--help'] });
+    assert.equal(r.code, 0);
+    for (const flag of ['--batch-size', '--max-poll-ms', '--log-level', '--verbose']) assert.ok(r.stdout.includes(flag), flag);
+  });
+
+  test('SIGTERM finishes the batch in hand and exits 0', async () => {
+    const r = await injector.stop(15_000);
+    assert.equal(r.code, 0);
+    assert.ok(injector.lines().some((l) => l.includes('injector stopped')));
+  });
+});
