@@ -54,16 +54,40 @@ export const MIGRATIONS_DIR = path.resolve(__dirname, '..', '..', 'migrations');
  */
 export async function migrate(db: Knex, timeoutMs = 60_000): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
+  await ensureMigrationTables(db);
   for (;;) {
     try {
       const [, applied] = (await db.migrate.latest({ directory: MIGRATIONS_DIR, loadExtensions: ['.js'] })) as [number, string[]];
       return applied;
     } catch (err) {
-      // Another process holds knex's migration lock: wait for it to finish.
-      if ((err as Error).name !== 'MigrationLocked' || Date.now() > deadline) throw err;
+      // Another process holds knex's migration lock, or created knex's own
+      // bookkeeping tables in the same instant (knex does not guard that
+      // race on an empty database): wait a little and go again.
+      if (!isMigrationRace(err) || Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 200 + Math.random() * 300));
     }
   }
+}
+
+/**
+ * Create knex's bookkeeping tables and its single lock row before knex
+ * looks for them. knex checks-then-creates, so several processes starting
+ * on an empty database at once could each insert a lock row, after which
+ * no one can ever take the lock; a fixed primary key and INSERT IGNORE make
+ * the row exist exactly once. Same table shapes as knex's own.
+ */
+async function ensureMigrationTables(db: Knex): Promise<void> {
+  await db.raw(
+    'CREATE TABLE IF NOT EXISTS knex_migrations (id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, name VARCHAR(255), batch INT, migration_time TIMESTAMP NULL) DEFAULT CHARACTER SET utf8mb4',
+  );
+  await db.raw('CREATE TABLE IF NOT EXISTS knex_migrations_lock (`index` INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, is_locked INT) DEFAULT CHARACTER SET utf8mb4');
+  await db.raw('INSERT IGNORE INTO knex_migrations_lock (`index`, is_locked) SELECT 1, 0 FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM knex_migrations_lock)');
+}
+
+function isMigrationRace(err: unknown): boolean {
+  const e = err as { name?: string; code?: string; message?: string };
+  if (e.name === 'MigrationLocked') return true;
+  return (e.code === 'ER_TABLE_EXISTS_ERROR' || e.code === 'ER_DUP_ENTRY') && /knex_migrations/.test(e.message ?? '');
 }
 
 /** Create the configured database if it does not exist (used by `cronq dev` and tests). */
