@@ -42,10 +42,10 @@ export async function run(argv: string[]): Promise<void> {
     const server = new WebServer({ db, config, logger }, { port: config.web.port, host });
     await server.start();
     releasers.add('http server', () => server.stop());
+    stopOnSignals(() => releasers.releaseAll(), logger);
     const a = server.address();
     if (!config.web.apiToken) logger.info({ host }, 'no CRONQ_API_TOKEN: listening on loopback only, without authentication');
     logger.info({ host: a?.address, port: a?.port }, `listening on http://${host.includes(':') ? `[${host}]` : host}:${a?.port}`);
-    stopOnSignals(() => releasers.releaseAll(), logger);
   });
   await runCli(program, argv);
 }
