@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createTestVhost, uniqueName, waitFor, type TestVhost } from '../helpers/services';
-import { startCommand, type Proc } from '../helpers/processes';
+import { runCommand, startCommand, type Proc } from '../helpers/processes';
 import { JobPublisher, ResultsCollector, jobMessage, pidAlive } from '../helpers/runner-harness';
 
 let vhost: TestVhost;
@@ -165,6 +165,31 @@ describe('cronq-runner', () => {
     const starts = fins.map((f) => Number(/start (\d+)/.exec(f.output!)![1]));
     const ends = fins.map((f) => Number(/end (\d+)/.exec(f.output!)![1]));
     assert.ok(Math.max(...starts) < Math.min(...ends), 'every job started before any ended');
+  });
+
+  test('a job is not held by a busy runner: an idle runner on the same queue runs it', async () => {
+    const q = uniqueName('q');
+    await startRunner(q, { CRONQ_HOSTNAME: 'busy.example.com' });
+    const long = jobMessage({ command: 'sleep 6' });
+    await jobs.publish(q, long);
+    await waitFor(() => results.forRun(long.run_id, 'starting').length === 1, { message: 'long job started' });
+    await startRunner(q, { CRONQ_HOSTNAME: 'idle.example.com' });
+    const t0 = Date.now();
+    const next = [jobMessage({ command: 'echo a' }), jobMessage({ command: 'echo b' })];
+    for (const m of next) await jobs.publish(q, m);
+    const fins = await Promise.all(next.map((m) => results.final(m.run_id, 10_000)));
+    assert.ok(Date.now() - t0 < 5000, 'both ran before the long job ended');
+    for (const f of fins) assert.equal(f['x-host'], 'idle.example.com');
+    assert.equal(results.forRun(long.run_id, 'finished').length, 0);
+  });
+
+  test('--help lists the flags; a bad --concurrency exits 2 with one line naming the setting', async () => {
+    const help = await runCommand('cronq-runner', { args: ['--help'] });
+    assert.equal(help.code, 0);
+    for (const flag of ['--queue', '--concurrency', '--verbose', '--log-level']) assert.ok(help.stdout.includes(flag), flag);
+    const bad = await runCommand('cronq-runner', { args: ['--concurrency', '0'], env: { RABBITMQ_URL: vhost.url } });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr.trim(), /^cronq-runner: CRONQ_CONCURRENCY="0" is not valid/);
   });
 
   test('a LOG_PATH that cannot be written falls back to the temp folder with one warning', async () => {
