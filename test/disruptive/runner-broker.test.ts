@@ -4,7 +4,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import amqp from 'amqplib';
@@ -123,4 +123,31 @@ test('with consumer_timeout lowered to 5 s, a 9 s job finishes, its channel surv
     await restoreEnv('channel_tick_interval', originalTick);
   }
   assert.equal(await getEnv('consumer_timeout'), originalTimeout);
+});
+
+test('results a runner could not deliver before it stopped (broker away) are saved to disk and published by the next runner', { timeout: 90_000 }, async () => {
+  const q = uniqueName('q');
+  const bufferDir = mkdtempSync(path.join(os.tmpdir(), 'cronq-runner-buffer-'));
+  const first = await startRunner(q, { CRONQ_RESULT_BUFFER_PATH: bufferDir });
+  const msg = jobMessage({ command: 'sleep 1; echo kept on disk' });
+  await jobs.publish(q, msg);
+  await waitFor(() => results.forRun(msg.run_id, 'starting').length === 1, { message: 'job started' });
+  try {
+    await rabbitmqctl('stop_app');
+    await first.waitForLine(new RegExp(`"run_id":"${msg.run_id}".*"msg":"finished"`), 20_000);
+    first.kill('SIGTERM');
+    const exit = await first.exited;
+    assert.equal(exit.code, 0);
+    assert.ok(first.output().includes('results not confirmed before stop were saved'));
+    assert.ok(readdirSync(bufferDir).some((f) => f.endsWith('.jsonl')), 'a spill file was written');
+  } finally {
+    await rabbitmqctl('start_app');
+  }
+  await waitFor(brokerUp, { timeoutMs: 30_000, message: 'broker back' });
+  assert.equal(results.forRun(msg.run_id, 'finished').length, 0);
+  const second = await startRunner(q, { CRONQ_RESULT_BUFFER_PATH: bufferDir });
+  const fin = await results.final(msg.run_id, 20_000);
+  assert.equal(fin.output, 'kept on disk\n');
+  assert.ok(second.output().includes('publishing results a previous runner could not deliver'));
+  await waitFor(() => readdirSync(bufferDir).length === 0, { message: 'spill file removed once adopted' });
 });
