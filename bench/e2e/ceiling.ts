@@ -28,6 +28,8 @@ export class BarePipeline implements BenchSystem {
   private workers?: WorkerPool;
   private pending: ConsumeMessage[] = [];
   private timer?: NodeJS.Timeout;
+  /** Flushes run one after another so `ack(last, allUpTo)` never covers a batch still being inserted. */
+  private flushing: Promise<void> = Promise.resolve();
   private runSeq = 0;
 
   settings(): Record<string, string | number | boolean> {
@@ -54,16 +56,24 @@ export class BarePipeline implements BenchSystem {
 
   private onResult(m: ConsumeMessage): void {
     this.pending.push(m);
-    if (this.pending.length >= BATCH_MAX) void this.flush();
-    else if (!this.timer) this.timer = setTimeout(() => void this.flush(), BATCH_MS);
+    if (this.pending.length >= BATCH_MAX) this.scheduleFlush();
+    else if (!this.timer) this.timer = setTimeout(() => this.scheduleFlush(), BATCH_MS);
   }
 
-  private async flush(): Promise<void> {
+  private scheduleFlush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     const batch = this.pending;
     this.pending = [];
     if (!batch.length) return;
+    this.flushing = this.flushing
+      .then(() => this.flush(batch))
+      .catch((err: unknown) => {
+        process.stderr.write(`ceiling insert failed: ${String(err)}\n`);
+      });
+  }
+
+  private async flush(batch: ConsumeMessage[]): Promise<void> {
     const rows = batch.map((m) => {
       const r = JSON.parse(m.content.toString()) as { run_id: string; job_id: number; return_code: number; finished_at: number };
       return [r.run_id, r.job_id, r.return_code, new Date(r.finished_at)];

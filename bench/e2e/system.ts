@@ -12,6 +12,8 @@ export interface BurstFigures {
   runsPerSecond: number;
   /** Results observed as stored when the deadline passed (equals jobs unless something was lost). */
   stored: number;
+  /** Where the time went, ms after the due instant (systems that store the stages). */
+  stages?: Record<string, number>;
 }
 
 export interface BenchSystem {

@@ -37,14 +37,31 @@ export async function dropMysqlDatabase(name: string): Promise<void> {
   }
 }
 
+/** rabbitmqctl, retried for up to two minutes while the broker app is restarting. */
+async function rabbitmqctl(args: string[]): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      await run('rabbitmqctl', args, { timeout: 60_000 });
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+}
+
 export async function createVhost(name: string): Promise<string> {
-  await run('rabbitmqctl', ['add_vhost', name], { timeout: 60_000 });
-  await run('rabbitmqctl', ['set_permissions', '-p', name, 'guest', '.*', '.*', '.*'], { timeout: 60_000 });
+  await rabbitmqctl(['add_vhost', name]).catch(async (err) => {
+    // A retried add_vhost may find the vhost made by the attempt that timed out.
+    if (!/already exists/.test(String(err))) throw err;
+  });
+  await rabbitmqctl(['set_permissions', '-p', name, 'guest', '.*', '.*', '.*']);
   return `amqp://guest:guest@${AMQP_HOST}/${name}`;
 }
 
 export async function deleteVhost(name: string): Promise<void> {
-  await run('rabbitmqctl', ['delete_vhost', name], { timeout: 60_000 }).catch(() => undefined);
+  await rabbitmqctl(['delete_vhost', name]).catch(() => undefined);
 }
 
 export async function createPgDatabase(name: string): Promise<string> {

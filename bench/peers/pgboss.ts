@@ -15,7 +15,6 @@
  */
 import path from 'node:path';
 import PgBoss from 'pg-boss';
-import { Pool } from 'pg';
 import { WorkerPool } from '../lib/workers';
 import { analyseSteady, type SteadyFigures } from '../lib/occurrences';
 import { benchName, createPgDatabase, dropPgDatabase } from '../lib/services';
@@ -28,7 +27,6 @@ export class PgBossSystem implements BenchSystem {
   readonly name = 'pgboss';
   private readonly dbName = benchName('cronq_bench_pgboss');
   private boss?: PgBoss;
-  private pool?: Pool;
   private workers?: WorkerPool;
 
   settings(): Record<string, string | number | boolean> {
@@ -50,14 +48,13 @@ export class PgBossSystem implements BenchSystem {
     this.boss.on('error', () => undefined);
     await this.boss.start();
     await this.boss.createQueue(QUEUE);
-    this.pool = new Pool({ connectionString: url, max: 2 });
     this.workers = new WorkerPool(path.join(__dirname, 'pgboss-worker.ts'), { BENCH_PG_URL: url, BENCH_QUEUE: QUEUE, BENCH_CONCURRENCY: String(CONCURRENCY) });
     await this.workers.start();
   }
 
   private async completed(): Promise<number> {
-    const r = await this.pool!.query("SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1 AND state IN ('completed', 'failed')", [QUEUE]);
-    return r.rows[0].n as number;
+    const r = await this.boss!.getDb().executeSql("SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1 AND state IN ('completed', 'failed')", [QUEUE]);
+    return Number((r.rows[0] as { n: number }).n);
   }
 
   async burst(jobs: number): Promise<BurstFigures> {
@@ -92,7 +89,6 @@ export class PgBossSystem implements BenchSystem {
   async teardown(): Promise<void> {
     await this.workers?.stop().catch(() => undefined);
     await this.boss?.stop({ graceful: false, wait: true }).catch(() => undefined);
-    await this.pool?.end().catch(() => undefined);
     await dropPgDatabase(this.dbName);
   }
 }

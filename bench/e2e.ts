@@ -1,0 +1,147 @@
+/**
+ * End-to-end comparison: CronQ, the bare-pipeline ceiling, BullMQ and
+ * pg-boss on the same two workloads, in the same run, repeated.
+ *
+ *   node --import tsx bench/e2e.ts            (prints JSON)
+ *
+ * Each repetition runs every system in turn (rotating the order, so none
+ * always goes first on a cooler machine): set up its own database/vhost and
+ * two workers, burst, steady, tear down. Only one system is alive at a
+ * time, so no idle poller loads the machine during another's measurement.
+ * Ratios are taken inside each repetition, then summarised.
+ *
+ * Settings (environment): BENCH_REPS (3), BENCH_BURST_JOBS (1000),
+ * BENCH_STEADY_JOBS (200), BENCH_STEADY_SECONDS (60), BENCH_SYSTEMS
+ * (comma list; default ceiling,cronq,bullmq,pgboss).
+ */
+import { BarePipeline } from './e2e/ceiling';
+import { CronqSystem } from './e2e/cronq';
+import { BullmqSystem } from './peers/bullmq';
+import { PgBossSystem } from './peers/pgboss';
+import type { BenchSystem, BurstFigures } from './e2e/system';
+import type { SteadyFigures } from './lib/occurrences';
+import { spread, type Spread } from './lib/stats';
+import { holdSharedLock } from './lib/lock';
+
+const REPS = Number(process.env.BENCH_REPS ?? 3);
+const BURST_JOBS = Number(process.env.BENCH_BURST_JOBS ?? 1000);
+const STEADY_JOBS = Number(process.env.BENCH_STEADY_JOBS ?? 200);
+const STEADY_SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 60);
+const SYSTEMS = (process.env.BENCH_SYSTEMS ?? 'ceiling,cronq,bullmq,pgboss').split(',').map((s) => s.trim());
+
+const factories: Record<string, () => BenchSystem> = {
+  ceiling: () => new BarePipeline(),
+  cronq: () => new CronqSystem(),
+  bullmq: () => new BullmqSystem(),
+  pgboss: () => new PgBossSystem(),
+};
+
+interface Repetition {
+  order: string[];
+  burst: Record<string, BurstFigures | { error: string }>;
+  steady: Record<string, SteadyFigures | { error: string }>;
+}
+
+function log(msg: string): void {
+  process.stderr.write(`[bench e2e ${new Date().toISOString()}] ${msg}\n`);
+}
+
+async function measure(name: string, rep: Repetition): Promise<Record<string, string | number | boolean> | undefined> {
+  const system = factories[name]!();
+  const release = await holdSharedLock();
+  try {
+    log(`${name}: setup`);
+    await system.setup();
+    try {
+      rep.burst[name] = await system.burst(BURST_JOBS);
+      log(`${name}: burst ${JSON.stringify(rep.burst[name])}`);
+    } catch (err) {
+      rep.burst[name] = { error: (err as Error).message };
+      log(`${name}: burst failed: ${(err as Error).message}`);
+    }
+    if (name !== 'ceiling') {
+      try {
+        rep.steady[name] = await system.steady(STEADY_JOBS, STEADY_SECONDS);
+        log(`${name}: steady ${JSON.stringify(rep.steady[name])}`);
+      } catch (err) {
+        rep.steady[name] = { error: (err as Error).message };
+        log(`${name}: steady failed: ${(err as Error).message}`);
+      }
+    }
+    return system.settings();
+  } catch (err) {
+    rep.burst[name] = { error: `setup: ${(err as Error).message}` };
+    if (name !== 'ceiling') rep.steady[name] = { error: `setup: ${(err as Error).message}` };
+    log(`${name}: setup failed: ${(err as Error).message}`);
+    return undefined;
+  } finally {
+    await system.teardown();
+    release();
+  }
+}
+
+function num<T>(v: T | { error: string } | undefined, pick: (x: T) => number): number {
+  if (!v || (v as { error?: string }).error !== undefined) return NaN;
+  return pick(v as T);
+}
+
+/** Summaries of each figure and of each CronQ/other ratio, across repetitions. */
+export function summarise(reps: Repetition[], systems: string[]): Record<string, Spread> {
+  const out: Record<string, Spread> = {};
+  const add = (key: string, values: number[]) => (out[key] = spread(values));
+  for (const s of systems) {
+    add(`burst.${s}.completion_ms`, reps.map((r) => num<BurstFigures>(r.burst[s], (b) => b.completionMs)));
+    add(`burst.${s}.runs_per_s`, reps.map((r) => num<BurstFigures>(r.burst[s], (b) => b.runsPerSecond)));
+    if (s === 'ceiling') continue;
+    add(`steady.${s}.runs_per_s`, reps.map((r) => num<SteadyFigures>(r.steady[s], (x) => x.runsPerSecond)));
+    add(`steady.${s}.lag_p50_ms`, reps.map((r) => num<SteadyFigures>(r.steady[s], (x) => x.lagP50Ms)));
+    add(`steady.${s}.lag_p99_ms`, reps.map((r) => num<SteadyFigures>(r.steady[s], (x) => x.lagP99Ms)));
+    add(`steady.${s}.missed`, reps.map((r) => num<SteadyFigures>(r.steady[s], (x) => x.missed)));
+    add(`steady.${s}.duplicated`, reps.map((r) => num<SteadyFigures>(r.steady[s], (x) => x.duplicated)));
+  }
+  if (systems.includes('cronq')) {
+    for (const other of systems.filter((s) => s !== 'cronq')) {
+      // Burst: CronQ runs/s over the other's (> 1 means CronQ is faster).
+      add(`ratio.burst_runs_per_s.cronq_over_${other}`, reps.map((r) => num<BurstFigures>(r.burst.cronq, (b) => b.runsPerSecond) / num<BurstFigures>(r.burst[other], (b) => b.runsPerSecond)));
+      if (other === 'ceiling') continue;
+      add(`ratio.steady_runs_per_s.cronq_over_${other}`, reps.map((r) => num<SteadyFigures>(r.steady.cronq, (x) => x.runsPerSecond) / num<SteadyFigures>(r.steady[other], (x) => x.runsPerSecond)));
+      // Lag: CronQ's over the other's (< 1 means CronQ dispatches sooner).
+      add(`ratio.lag_p50.cronq_over_${other}`, reps.map((r) => num<SteadyFigures>(r.steady.cronq, (x) => x.lagP50Ms) / num<SteadyFigures>(r.steady[other], (x) => x.lagP50Ms)));
+      add(`ratio.lag_p99.cronq_over_${other}`, reps.map((r) => num<SteadyFigures>(r.steady.cronq, (x) => x.lagP99Ms) / num<SteadyFigures>(r.steady[other], (x) => x.lagP99Ms)));
+    }
+  }
+  return out;
+}
+
+export async function runE2e(): Promise<Record<string, unknown>> {
+  const reps: Repetition[] = [];
+  const settings: Record<string, Record<string, string | number | boolean>> = {};
+  for (let i = 0; i < REPS; i++) {
+    const order = SYSTEMS.map((_, k) => SYSTEMS[(k + i) % SYSTEMS.length]!);
+    const rep: Repetition = { order, burst: {}, steady: {} };
+    log(`repetition ${i + 1}/${REPS}: ${order.join(' -> ')}`);
+    for (const name of order) {
+      const s = await measure(name, rep);
+      if (s) settings[name] = s;
+    }
+    reps.push(rep);
+  }
+  return {
+    workload: { burstJobs: BURST_JOBS, steadyJobs: STEADY_JOBS, steadySeconds: STEADY_SECONDS, steadyWindow: 'occurrences from start+2 s to end (first 2 s are warm-up)', repetitions: REPS, command: '/bin/sh -c true' },
+    settings,
+    summary: summarise(reps, SYSTEMS),
+    repetitions: reps,
+  };
+}
+
+if (require.main === module) {
+  runE2e()
+    .then((r) => {
+      process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      process.exit(0);
+    })
+    .catch((err) => {
+      console.error(err);
+      process.exit(1);
+    });
+}

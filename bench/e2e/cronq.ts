@@ -1,0 +1,172 @@
+/**
+ * CronQ itself, as an operator runs it: the real bin/cronq-injector, two
+ * bin/cronq-runner (CRONQ_CONCURRENCY=16) and bin/cronq-results, against its
+ * own database and vhost. Jobs are rows in `jobs`, inserted with SQL as the
+ * web API would leave them. Everything measured comes from the `runs` table:
+ * `scheduled_for` (the occurrence), `started_at` (the runner's start, just
+ * before the spawn), `finished_at`, `status`.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import mysql from 'mysql2/promise';
+import amqp from 'amqplib';
+import { startCommand, type Proc } from '../../test/helpers/processes';
+import { createDb, migrate } from '../../src/core/db';
+import { parseDatabaseUrl } from '../../src/core/config';
+import { analyseSteady, type ExecutionRecord, type SteadyFigures } from '../lib/occurrences';
+import { benchName, createMysqlDatabase, createVhost, deleteVhost, dropMysqlDatabase, MYSQL } from '../lib/services';
+import { pollUntil, sleep, type BenchSystem, type BurstFigures } from './system';
+
+const CONCURRENCY = 16;
+const BATCH_SIZE = Number(process.env.BENCH_CRONQ_BATCH_SIZE ?? 1000);
+const FINAL = "('succeeded', 'failed', 'timed_out', 'lost')";
+
+/** MariaDB DATETIME(3) text for a UTC instant. */
+function sqlTime(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+}
+
+export class CronqSystem implements BenchSystem {
+  readonly name = 'cronq';
+  private readonly dbName = benchName('cronq_bench');
+  private readonly vhost = benchName('cronq_bench');
+  private readonly logDir = mkdtempSync(path.join(os.tmpdir(), 'cronq-bench-'));
+  private pool?: mysql.Pool;
+  private procs: Proc[] = [];
+  private seq = 0;
+
+  settings(): Record<string, string | number | boolean> {
+    return {
+      injectors: 1,
+      runners: 2,
+      CRONQ_CONCURRENCY: CONCURRENCY,
+      CRONQ_INJECTOR_BATCH_SIZE: BATCH_SIZE,
+      resultsConsumers: 1,
+      command: "'true' (run by the runner as /bin/sh -c true)",
+    };
+  }
+
+  async setup(): Promise<void> {
+    const dbUrl = await createMysqlDatabase(this.dbName);
+    const amqpUrl = await createVhost(this.vhost);
+    const knex = createDb(parseDatabaseUrl(dbUrl), { poolMax: 2 });
+    try {
+      await migrate(knex);
+    } finally {
+      await knex.destroy();
+    }
+    this.pool = mysql.createPool({ ...MYSQL, database: this.dbName, connectionLimit: 3, timezone: 'Z' });
+    const env = {
+      DATABASE_URL: dbUrl,
+      RABBITMQ_URL: amqpUrl,
+      CRONQ_CONCURRENCY: String(CONCURRENCY),
+      CRONQ_INJECTOR_BATCH_SIZE: String(BATCH_SIZE),
+      LOG_PATH: this.logDir,
+      CRONQ_LOG_LEVEL: 'warn',
+    };
+    this.procs.push(startCommand('cronq-results', { env }));
+    this.procs.push(startCommand('cronq-runner', { env }));
+    this.procs.push(startCommand('cronq-runner', { env }));
+    await this.waitForConsumers(amqpUrl);
+    this.procs.push(startCommand('cronq-injector', { env }));
+    // One run end to end proves every process is up before anything is timed.
+    const { category } = await this.defineJobs('warmup', 1, `R/${new Date(Date.now()).toISOString()}/P1D`, Date.now());
+    const done = await pollUntil(() => this.finalCount(`job_id IN (SELECT id FROM jobs WHERE category_id = ${category})`), 1, Date.now() + 60_000, 100);
+    if (!Number.isFinite(done.at)) throw new Error(`CronQ warm-up run did not finish within 60 s:\n${this.output()}`);
+  }
+
+  private output(): string {
+    return this.procs.map((p) => p.output().split('\n').slice(-15).join('\n')).join('\n---\n');
+  }
+
+  private async waitForConsumers(url: string): Promise<void> {
+    const conn = await amqp.connect(url);
+    try {
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const ch = await conn.createChannel();
+        ch.on('error', () => undefined);
+        try {
+          const jobs = await ch.checkQueue('cronq_jobs');
+          const results = await ch.checkQueue('cronq_results');
+          await ch.close();
+          if (jobs.consumerCount >= 2 && results.consumerCount >= 1) return;
+        } catch {
+          // not declared yet
+        }
+        if (Date.now() > deadline) throw new Error(`CronQ runners/results did not start consuming within 60 s:\n${this.output()}`);
+        await sleep(200);
+      }
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
+  }
+
+  private async finalCount(where: string): Promise<number> {
+    const [rows] = (await this.pool!.query(`SELECT COUNT(*) AS n FROM runs WHERE ${where} AND status IN ${FINAL}`)) as unknown as [[{ n: number }]];
+    return Number(rows[0].n);
+  }
+
+  /** A category of `count` jobs, all with the same schedule and first occurrence. */
+  private async defineJobs(label: string, count: number, schedule: string, firstMs: number): Promise<{ category: number; ids: number[] }> {
+    const name = `${label}-${++this.seq}-${Date.now()}`;
+    const [res] = (await this.pool!.query('INSERT INTO categories (name) VALUES (?)', [name])) as unknown as [{ insertId: number }];
+    const category = res.insertId;
+    const rows = Array.from({ length: count }, (_, i) => [`${label}-${i}`, schedule, sqlTime(firstMs), 'true', 'default', category]);
+    for (let i = 0; i < rows.length; i += 1000) {
+      await this.pool!.query('INSERT INTO jobs (name, schedule, next_run, command, routing_key, category_id) VALUES ?', [rows.slice(i, i + 1000)]);
+    }
+    const [ids] = (await this.pool!.query('SELECT id FROM jobs WHERE category_id = ? ORDER BY id', [category])) as unknown as [Array<{ id: number }>];
+    return { category, ids: ids.map((r) => r.id) };
+  }
+
+  async burst(jobs: number): Promise<BurstFigures> {
+    const due = Math.ceil(Date.now() / 1000) * 1000 + 2000;
+    // One occurrence a day from the due instant: exactly one run in the test.
+    const { category } = await this.defineJobs('burst', jobs, `R/${new Date(due).toISOString()}/P1D`, due);
+    await sleep(due - Date.now());
+    const where = `job_id IN (SELECT id FROM jobs WHERE category_id = ${category})`;
+    const done = await pollUntil(() => this.finalCount(where), jobs, due + 120_000);
+    await this.pool!.query('UPDATE jobs SET ended_at = UTC_TIMESTAMP(3), next_run = NULL WHERE category_id = ?', [category]);
+    const completionMs = done.at - due;
+    const [[st]] = (await this.pool!.query(
+      `SELECT MIN(queued_at) AS first_claimed, MAX(queued_at) AS last_claimed, MAX(published_at) AS last_published,
+              MIN(started_at) AS first_started, MAX(started_at) AS last_started, MAX(finished_at) AS last_finished
+         FROM runs WHERE ${where}`,
+    )) as unknown as [[Record<string, Date | null>]];
+    const stages: Record<string, number> = {};
+    for (const [k, v] of Object.entries(st)) if (v) stages[k] = v.getTime() - due;
+    stages.last_stored = completionMs;
+    return { jobs, completionMs, runsPerSecond: (jobs / completionMs) * 1000, stored: done.last, stages };
+  }
+
+  async steady(jobs: number, seconds: number): Promise<SteadyFigures> {
+    const start = Math.ceil(Date.now() / 1000) * 1000 + 3000;
+    const { category, ids } = await this.defineJobs('steady', jobs, `R/${new Date(start).toISOString()}/PT1S`, start);
+    const end = start + seconds * 1000;
+    await sleep(end - Date.now());
+    await this.pool!.query('UPDATE jobs SET ended_at = UTC_TIMESTAMP(3), next_run = NULL WHERE category_id = ?', [category]);
+    await sleep(3000);
+    const [rows] = (await this.pool!.query(
+      `SELECT job_id, scheduled_for, started_at, finished_at FROM runs
+        WHERE job_id IN (SELECT id FROM jobs WHERE category_id = ?) AND started_at IS NOT NULL`,
+      [category],
+    )) as unknown as [Array<{ job_id: number; scheduled_for: Date; started_at: Date; finished_at: Date | null }>];
+    const records: ExecutionRecord[] = rows.map((r) => ({
+      job: String(r.job_id),
+      scheduledFor: r.scheduled_for.getTime(),
+      startedAt: r.started_at.getTime(),
+      finishedAt: r.finished_at ? r.finished_at.getTime() : NaN,
+    }));
+    return analyseSteady(records, { from: start + 2000, to: end, periodMs: 1000, jobs: ids.map(String) });
+  }
+
+  async teardown(): Promise<void> {
+    await Promise.all(this.procs.map((p) => p.stop(10_000).catch(() => undefined)));
+    await this.pool?.end().catch(() => undefined);
+    await deleteVhost(this.vhost);
+    await dropMysqlDatabase(this.dbName).catch(() => undefined);
+    rmSync(this.logDir, { recursive: true, force: true });
+  }
+}
