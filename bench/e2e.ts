@@ -10,8 +10,8 @@
  * time, so no idle poller loads the machine during another's measurement.
  * Ratios are taken inside each repetition, then summarised.
  *
- * Settings (environment): BENCH_REPS (3), BENCH_BURST_JOBS (1000),
- * BENCH_STEADY_JOBS (200), BENCH_STEADY_SECONDS (60), BENCH_SYSTEMS
+ * Settings (environment): BENCH_E2E_REPS (3), BENCH_E2E_BURST_JOBS (1000),
+ * BENCH_E2E_STEADY_JOBS (200), BENCH_E2E_STEADY_SECONDS (60), BENCH_E2E_SYSTEMS
  * (comma list; default ceiling,cronq,bullmq,pgboss).
  */
 import { BarePipeline } from './e2e/ceiling';
@@ -23,11 +23,11 @@ import type { SteadyFigures } from './lib/occurrences';
 import { spread, type Spread } from './lib/stats';
 import { holdSharedLock } from './lib/lock';
 
-const REPS = Number(process.env.BENCH_REPS ?? 3);
-const BURST_JOBS = Number(process.env.BENCH_BURST_JOBS ?? 1000);
-const STEADY_JOBS = Number(process.env.BENCH_STEADY_JOBS ?? 200);
-const STEADY_SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 60);
-const SYSTEMS = (process.env.BENCH_SYSTEMS ?? 'ceiling,cronq,bullmq,pgboss').split(',').map((s) => s.trim());
+const REPS = Number(process.env.BENCH_E2E_REPS ?? 3);
+const BURST_JOBS = Number(process.env.BENCH_E2E_BURST_JOBS ?? 1000);
+const STEADY_JOBS = Number(process.env.BENCH_E2E_STEADY_JOBS ?? 200);
+const STEADY_SECONDS = Number(process.env.BENCH_E2E_STEADY_SECONDS ?? 60);
+const SYSTEMS = (process.env.BENCH_E2E_SYSTEMS ?? 'ceiling,cronq,bullmq,pgboss').split(',').map((s) => s.trim());
 
 const factories: Record<string, () => BenchSystem> = {
   ceiling: () => new BarePipeline(),
