@@ -71,7 +71,7 @@
     return el('tr', { 'data-run-id': r.id, 'data-status': r.status }, [
       el('td', { class: 'c-status' }, [badge(r.status)]),
       el('td', null, [timeEl(r.started_at || r.queued_at)]),
-      el('td', null, [r.run_time !== null ? duration(r.run_time) : '—']),
+      el('td', null, [r.run_time != null ? duration(r.run_time) : r.started_at && r.completed_at ? duration((new Date(r.completed_at) - new Date(r.started_at)) / 1000) : '—']),
       el('td', null, [r.return_code === null ? '—' : String(r.return_code)]),
       el('td', null, [r.host || '—']),
       el('td', null, [r.triggered_by]),
@@ -99,7 +99,7 @@
       var r = body.data.runs[id];
       if (!r) return true;
       setBadge(holder, r.status);
-      var fields = { host: r.host || '—', started_at: utcText(r.started_at) || '—', completed_at: utcText(r.completed_at) || '—', run_time: duration(r.run_time), return_code: r.return_code === null ? '—' : String(r.return_code), reason: r.reason || '—' };
+      var fields = { host: r.host || '—', started_at: utcText(r.started_at) || '—', completed_at: utcText(r.completed_at) || '—', run_time: r.run_time != null ? duration(r.run_time) : '—', return_code: r.return_code === null ? '—' : String(r.return_code), reason: r.reason || '—' };
       for (var k in fields) { var dd = document.querySelector('[data-field="' + k + '"]'); if (dd && dd.textContent !== fields[k]) dd.textContent = fields[k]; }
       var out = document.getElementById('output');
       if (out && r.output_tail && out.textContent !== r.output_tail) {

@@ -1,6 +1,6 @@
 import { intervalToSeconds, scheduleOf, scheduleTextOf } from '../core/jobs';
 import { isoUtc } from './format';
-import type { JobWithCategory, RunSummary } from './queries';
+import type { JobWithCategory, RunBrief, RunSummary } from './queries';
 
 /**
  * The JSON shapes of the API (SPEC.md: the original's field names, never
@@ -16,14 +16,15 @@ export interface ApiRun {
   return_code: number | null;
   host: string | null;
   triggered_by: string;
-  scheduled_for: string | null;
   queued_at: string | null;
-  run_time: number | null;
-  reason: string | null;
+  /** Only where the full run was read (one job's page, /api/live). */
+  scheduled_for?: string | null;
+  run_time?: number | null;
+  reason?: string | null;
 }
 
-export function runJson(r: RunSummary): ApiRun {
-  return {
+export function runJson(r: RunBrief | RunSummary): ApiRun {
+  const out: ApiRun = {
     id: r.run_id,
     job_id: r.job_id,
     status: r.status,
@@ -32,14 +33,17 @@ export function runJson(r: RunSummary): ApiRun {
     return_code: r.return_code,
     host: r.host,
     triggered_by: r.triggered_by,
-    scheduled_for: isoUtc(r.scheduled_for),
     queued_at: isoUtc(r.queued_at),
-    run_time: r.run_time,
-    reason: r.reason,
   };
+  if ('run_time' in r) {
+    out.scheduled_for = isoUtc(r.scheduled_for);
+    out.run_time = r.run_time;
+    out.reason = r.reason;
+  }
+  return out;
 }
 
-export function jobJson(j: JobWithCategory, runs: RunSummary[]): Record<string, unknown> {
+export function jobJson(j: JobWithCategory, runs: Array<RunBrief | RunSummary>): Record<string, unknown> {
   return {
     id: j.id,
     category_id: j.category_id,
@@ -65,7 +69,7 @@ export function jobJson(j: JobWithCategory, runs: RunSummary[]): Record<string, 
 }
 
 /** What a job "is" right now: its newest run's status, else the original's columns. */
-export function jobStatus(j: Pick<JobWithCategory, 'current_status' | 'last_run_status'>, latest: RunSummary | undefined): string | null {
+export function jobStatus(j: Pick<JobWithCategory, 'current_status' | 'last_run_status'>, latest: RunBrief | undefined): string | null {
   if (latest) return latest.status;
   if (j.current_status?.trim() === 'running') return 'running';
   return j.last_run_status?.trim() || j.current_status?.trim() || null;

@@ -37,6 +37,13 @@ const RUN_SUMMARY_COLUMNS = [
 ];
 const RUN_SUMMARY_SQL = RUN_SUMMARY_COLUMNS.map((c) => `\`${c}\``).join(', ');
 
+/**
+ * The columns of a run in lists of many jobs: exactly those of the covering
+ * index idx_runs_job_recent, so the query never touches the table rows.
+ */
+export type RunBrief = Pick<RunRow, 'run_id' | 'job_id' | 'queued_at' | 'status' | 'started_at' | 'finished_at' | 'return_code' | 'host' | 'triggered_by'>;
+const RUN_BRIEF_SQL = ['run_id', 'job_id', 'queued_at', 'status', 'started_at', 'finished_at', 'return_code', 'host', 'triggered_by'].map((c) => `\`${c}\``).join(', ');
+
 const JOB_COLUMNS = 'j.*, c.name AS category_name';
 
 export interface JobListOptions {
@@ -106,15 +113,24 @@ export async function jobById(db: Knex, id: number): Promise<JobWithCategory | u
     | undefined;
 }
 
-/** The newest `perJob` runs of each job, newest first, in ONE query. */
-export async function recentRuns(db: Knex, jobIds: readonly number[], perJob: number): Promise<Map<number, RunSummary[]>> {
-  const out = new Map<number, RunSummary[]>();
+/** The newest `perJob` runs of each job, newest first, in ONE query (index-only). */
+export function recentRunsBrief(db: Knex, jobIds: readonly number[], perJob: number): Promise<Map<number, RunBrief[]>> {
+  return newestRuns<RunBrief>(db, jobIds, perJob, RUN_BRIEF_SQL);
+}
+
+/** As recentRunsBrief with every column but the output (for one job's page). */
+export function recentRuns(db: Knex, jobIds: readonly number[], perJob: number): Promise<Map<number, RunSummary[]>> {
+  return newestRuns<RunSummary>(db, jobIds, perJob, RUN_SUMMARY_SQL);
+}
+
+async function newestRuns<T extends RunBrief>(db: Knex, jobIds: readonly number[], perJob: number, columns: string): Promise<Map<number, T[]>> {
+  const out = new Map<number, T[]>();
   const ids = [...new Set(jobIds)];
   for (const id of ids) out.set(id, []);
   if (ids.length === 0 || perJob <= 0) return out;
-  const branch = `(SELECT ${RUN_SUMMARY_SQL} FROM runs WHERE job_id = ? ORDER BY queued_at DESC LIMIT ${Math.floor(perJob)})`;
+  const branch = `(SELECT ${columns} FROM runs WHERE job_id = ? ORDER BY queued_at DESC LIMIT ${Math.floor(perJob)})`;
   const sql = ids.map(() => branch).join(' UNION ALL ');
-  const [rows] = (await db.raw(sql, ids)) as [RunSummary[]];
+  const [rows] = (await db.raw(sql, ids)) as [T[]];
   for (const r of rows) out.get(r.job_id)?.push(r);
   for (const list of out.values()) list.sort((a, b) => b.queued_at.getTime() - a.queued_at.getTime());
   return out;

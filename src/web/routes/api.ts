@@ -60,7 +60,7 @@ export function apiRouter(deps: WebDeps): Router {
     const cat = await q.categoryByName(db, String(req.params.name));
     if (!cat) throw new NotFoundError(`no category named "${req.params.name}"`);
     const jobs = await q.jobsOfCategory(db, cat.id);
-    const runs = await q.recentRuns(
+    const runs = await q.recentRunsBrief(
       db,
       jobs.map((j) => j.id),
       API_RUNS_PER_JOB,
@@ -119,7 +119,7 @@ export function apiRouter(deps: WebDeps): Router {
       categoryNames: values(req.query['category.name']),
     };
     const jobs = await q.apiJobs(db, query);
-    const runs = await q.recentRuns(
+    const runs = await q.recentRunsBrief(
       db,
       jobs.map((j) => j.id),
       API_RUNS_PER_JOB,
@@ -149,7 +149,7 @@ export function apiRouter(deps: WebDeps): Router {
     const perJob = intParam('runs', req.query.runs, 1, 1, 50);
     const [jobs, runs, single] = await Promise.all([
       jobIds.length ? q.apiJobs(db, { ids: jobIds, page: 0, perPage: 200, sort: { field: 'id', dir: 'asc' } }) : Promise.resolve([]),
-      q.recentRuns(db, jobIds, perJob),
+      q.recentRunsBrief(db, jobIds, perJob),
       Promise.all(runIds.map((id) => q.runById(db, id))),
     ]);
     const jobsOut: Record<string, unknown> = {};

@@ -42,7 +42,7 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
     const text = typeof req.query.q === 'string' ? req.query.q.slice(0, 200) : '';
     const page = positiveInt(req.query.page, 1);
     const { jobs, total } = await q.jobPage(db, { page: page - 1, perPage: JOBS_PER_PAGE, q: text });
-    const runs = await q.recentRuns(
+    const runs = await q.recentRunsBrief(
       db,
       jobs.map((j) => j.id),
       DOTS_PER_JOB,
