@@ -21,9 +21,9 @@
     if (!iso) return '—';
     var diff = Math.round((new Date(iso).getTime() - Date.now()) / 1000), abs = Math.abs(diff);
     if (abs < 2) return 'just now';
-    var units = [[86400, 'd'], [3600, 'h'], [60, 'min'], [1, 's']];
+    var units = [[31536000, 'y', 31536000], [5184000, 'mo', 2592000], [86400, 'd'], [3600, 'h'], [60, 'min'], [1, 's']];
     for (var i = 0; i < units.length; i++) if (abs >= units[i][0]) {
-      var n = Math.floor(abs / units[i][0]);
+      var n = Math.floor(abs / (units[i][2] || units[i][0]));
       return diff < 0 ? n + ' ' + units[i][1] + ' ago' : 'in ' + n + ' ' + units[i][1];
     }
     return 'just now';
@@ -88,7 +88,11 @@
       var tbody = table.querySelector('tbody');
       var shown = Array.prototype.map.call(tbody.querySelectorAll('tr[data-run-id]'), function (tr) { return tr.getAttribute('data-run-id') + ':' + tr.getAttribute('data-status'); }).join(',');
       var fresh = j.runs.map(function (r) { return r.id + ':' + r.status; }).join(',');
-      if (shown !== fresh && j.runs.length) tbody.replaceChildren.apply(tbody, j.runs.map(runRow));
+      if (shown !== fresh && j.runs.length) {
+        tbody.replaceChildren.apply(tbody, j.runs.map(runRow));
+        // A run exists now: the "queued" notes of the Run now click are done.
+        document.querySelectorAll('.notice, [data-run-now]').forEach(function (n) { n.remove(); });
+      }
     });
   }
 

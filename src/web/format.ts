@@ -16,6 +16,8 @@ export function utcText(d: Date | null | undefined): string {
 }
 
 const UNITS: Array<[number, string]> = [
+  [365 * 86400, 'y'],
+  [60 * 86400, 'mo'],
   [86400, 'd'],
   [3600, 'h'],
   [60, 'min'],
@@ -30,7 +32,7 @@ export function relativeTime(d: Date | null | undefined, now: Date): string {
   if (abs < 2) return 'just now';
   for (const [size, unit] of UNITS) {
     if (abs >= size) {
-      const n = Math.floor(abs / size);
+      const n = Math.floor(abs / (size === 60 * 86400 ? 30 * 86400 : size));
       return diff < 0 ? `${n} ${unit} ago` : `in ${n} ${unit}`;
     }
   }

@@ -415,3 +415,31 @@ describe('web pages', () => {
     assert.equal(r.body.data.runs[runId].output_tail, 'partial');
   });
 });
+
+describe('formatting (pure)', () => {
+  test('a command is split after each ; and && as the original admin showed it', async () => {
+    const { splitCommand } = await import('../../src/web/format');
+    assert.deepEqual(splitCommand('cd /srv; make && make install'), ['cd /srv;', 'make &&', 'make install']);
+    assert.deepEqual(splitCommand('true'), ['true']);
+    assert.deepEqual(splitCommand('a;;b'), ['a;', ';', 'b']);
+    assert.deepEqual(splitCommand(''), []);
+  });
+
+  test('relative times read "3 min ago" / "in 2 h" and long spans in months and years', async () => {
+    const { relativeTime } = await import('../../src/web/format');
+    const now = new Date('2024-01-01T00:00:00Z');
+    assert.equal(relativeTime(new Date('2023-12-31T23:57:00Z'), now), '3 min ago');
+    assert.equal(relativeTime(new Date('2024-01-01T02:30:00Z'), now), 'in 2 h');
+    assert.equal(relativeTime(new Date('2024-04-01T00:00:00Z'), now), 'in 3 mo');
+    assert.equal(relativeTime(new Date('2027-02-01T00:00:00Z'), now), 'in 3 y');
+    assert.equal(relativeTime(now, now), 'just now');
+  });
+
+  test('the log URL of a run still going ends a few seconds after now', async () => {
+    const { logUrl } = await import('../../src/web/format');
+    const now = new Date('2024-01-01T00:00:00Z');
+    const url = logUrl('https://l.example/?r={run_id}&j={job_id}&s={start_time}&e={end_time}', { job_id: 7, run_id: 'ab', started_at: new Date('2023-12-31T23:59:00Z'), queued_at: null, finished_at: null }, now);
+    assert.equal(url, 'https://l.example/?r=ab&j=7&s=2023-12-31T23%3A59%3A00.000Z&e=2024-01-01T00%3A00%3A05.000Z');
+    assert.equal(logUrl(undefined, { job_id: 7, run_id: 'ab', started_at: null, queued_at: null, finished_at: null }, now), null);
+  });
+});
