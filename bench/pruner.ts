@@ -14,7 +14,9 @@ import { performance } from 'node:perf_hooks';
 import { createTestDatabase } from '../test/helpers/services';
 import { runCommand } from '../test/helpers/processes';
 
-const { values } = parseArgs({ options: { events: { type: 'string' }, interval: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { events: { type: 'string' }, interval: { type: 'string' } },
+});
 const EVENTS = Number(values.events ?? 400_000);
 const INTERVAL = values.interval ?? '1000';
 const JOBS = 100;
@@ -25,7 +27,14 @@ async function main(): Promise<void> {
   try {
     const db = t.db;
     await db('categories').insert({ id: 1, name: 'bench' });
-    await db('jobs').insert(Array.from({ length: JOBS }, (_, i) => ({ id: i + 1, name: `job ${i + 1}`, category_id: 1, command: 'true' })));
+    await db('jobs').insert(
+      Array.from({ length: JOBS }, (_, i) => ({
+        id: i + 1,
+        name: `job ${i + 1}`,
+        category_id: 1,
+        command: 'true',
+      })),
+    );
     const seedStart = performance.now();
     const RUNS = EVENTS / 2;
     const CHUNK = 5000;
@@ -37,8 +46,19 @@ async function main(): Promise<void> {
         const at = new Date(Date.now() - Math.floor(((RUNS - r) / RUNS) * 60 * DAY_S) * 1000);
         const runId = r.toString(16).padStart(32, '0');
         const job = (r % JOBS) + 1;
-        runs.push({ run_id: runId, job_id: job, scheduled_for: at, status: 'succeeded', queued_at: at, started_at: at, finished_at: at });
-        events.push({ job_id: job, run_id: runId, type: 'starting', datetime: at, host: 'h' }, { job_id: job, run_id: runId, type: 'finished', datetime: at, host: 'h', return_code: 0 });
+        runs.push({
+          run_id: runId,
+          job_id: job,
+          scheduled_for: at,
+          status: 'succeeded',
+          queued_at: at,
+          started_at: at,
+          finished_at: at,
+        });
+        events.push(
+          { job_id: job, run_id: runId, type: 'starting', datetime: at, host: 'h' },
+          { job_id: job, run_id: runId, type: 'finished', datetime: at, host: 'h', return_code: 0 },
+        );
       }
       await db('runs').insert(runs);
       await db('events').insert(events);
@@ -51,13 +71,23 @@ async function main(): Promise<void> {
     const writer = (async () => {
       while (writing) {
         const s = performance.now();
-        await db('events').insert({ job_id: 1, run_id: 'f'.repeat(32), type: 'heartbeat', datetime: new Date(), host: 'w' });
+        await db('events').insert({
+          job_id: 1,
+          run_id: 'f'.repeat(32),
+          type: 'heartbeat',
+          datetime: new Date(),
+          host: 'w',
+        });
         latencies.push(performance.now() - s);
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
     const start = performance.now();
-    const r = await runCommand('cronq-pruner', { args: ['--older-than', '30d', '--interval', INTERVAL], env: { DATABASE_URL: t.url }, timeoutMs: 600_000 });
+    const r = await runCommand('cronq-pruner', {
+      args: ['--older-than', '30d', '--interval', INTERVAL],
+      env: { DATABASE_URL: t.url },
+      timeoutMs: 600_000,
+    });
     const pruneMs = performance.now() - start;
     writing = false;
     await writer;
@@ -66,7 +96,10 @@ async function main(): Promise<void> {
     const removedEvents = Number(m[1]);
     const removedRuns = Number(m[2]);
     latencies.sort((a, b) => a - b);
-    const q = (p: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]! * 10) / 10;
+    const q = (p: number) =>
+      Math.round(
+        latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]! * 10,
+      ) / 10;
     process.stdout.write(
       `${JSON.stringify(
         {

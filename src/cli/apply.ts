@@ -19,9 +19,14 @@ interface Plan {
  */
 export async function run(argv: string[]): Promise<void> {
   const program = new Command('cronq apply')
-    .description('PUT a category file to a running web admin, printing the plan (added, changed, removed) first.')
+    .description(
+      'PUT a category file to a running web admin, printing the plan (added, changed, removed) first.',
+    )
     .argument('<file>', 'the category JSON file')
-    .option('--url <url>', 'the web admin (CRONQ_API_URL; default http://127.0.0.1:$PORT, PORT default 5000)')
+    .option(
+      '--url <url>',
+      'the web admin (CRONQ_API_URL; default http://127.0.0.1:$PORT, PORT default 5000)',
+    )
     .option('--category <name>', 'category to replace (default: the file\'s "category" field)')
     .option('--dry-run', 'print the plan only; change nothing')
     .addHelpText(
@@ -33,22 +38,31 @@ export async function run(argv: string[]): Promise<void> {
     .action(async (file: string, opts: { url?: string; category?: string; dryRun?: boolean }) => {
       const config = loadConfig(process.env);
       const checked = validateFile(file, opts.category);
-      if (checked.kind === 'unreadable') throw new UsageError(`cannot read ${file}: ${checked.reason}`);
+      if (checked.kind === 'unreadable')
+        throw new UsageError(`cannot read ${file}: ${checked.reason}`);
       if (checked.problems.length > 0) {
-        for (const p of checked.problems) process.stdout.write(`${p.path ? `${p.path}: ` : ''}${p.message}\n`);
-        throw new CronqError(`${file} is not a valid category file (${checked.problems.length} problem${checked.problems.length === 1 ? '' : 's'}); nothing was sent`);
+        for (const p of checked.problems)
+          process.stdout.write(`${p.path ? `${p.path}: ` : ''}${p.message}\n`);
+        throw new CronqError(
+          `${file} is not a valid category file (${checked.problems.length} problem${checked.problems.length === 1 ? '' : 's'}); nothing was sent`,
+        );
       }
       const name = opts.category ?? (checked.doc as { category?: string }).category;
-      if (!name) throw new UsageError(`${file} has no "category" field: give the name with --category`);
+      if (!name)
+        throw new UsageError(`${file} has no "category" field: give the name with --category`);
 
       const base = opts.url ?? process.env.CRONQ_API_URL ?? `http://127.0.0.1:${config.web.port}`;
       let endpoint: URL;
       try {
-        endpoint = new URL(`api/category/${encodeURIComponent(name)}`, base.endsWith('/') ? base : `${base}/`);
+        endpoint = new URL(
+          `api/category/${encodeURIComponent(name)}`,
+          base.endsWith('/') ? base : `${base}/`,
+        );
       } catch {
         throw new UsageError(`--url must be an http(s) URL, got "${base}"`);
       }
-      const put = (query: string) => sendCategory(endpoint, query, checked.doc, config.web.apiToken);
+      const put = (query: string) =>
+        sendCategory(endpoint, query, checked.doc, config.web.apiToken);
 
       const plan = await put('?dry_run=1');
       process.stdout.write(describePlan(name, endpoint.origin, plan));
@@ -58,41 +72,67 @@ export async function run(argv: string[]): Promise<void> {
       }
       const done = await put('');
       const n = (k: keyof Plan) => done[k]?.length ?? 0;
-      process.stdout.write(`applied: ${n('added')} added, ${n('changed')} changed, ${n('removed')} removed\n`);
+      process.stdout.write(
+        `applied: ${n('added')} added, ${n('changed')} changed, ${n('removed')} removed\n`,
+      );
     });
   await runCli(program, argv);
 }
 
-async function sendCategory(endpoint: URL, query: string, body: unknown, token: string | undefined): Promise<Plan & { status: string }> {
+async function sendCategory(
+  endpoint: URL,
+  query: string,
+  body: unknown,
+  token: string | undefined,
+): Promise<Plan & { status: string }> {
   const url = `${endpoint.href}${query}`;
   let res: Response;
   try {
     res = await fetch(url, {
       method: 'PUT',
-      headers: { 'content-type': 'application/json', accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json',
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(30_000),
     });
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw new CronqError(`cannot reach ${endpoint.origin}: ${cause?.code ?? cause?.message ?? (err as Error).message} (is cronq-web running? set --url or CRONQ_API_URL)`);
+    throw new CronqError(
+      `cannot reach ${endpoint.origin}: ${cause?.code ?? cause?.message ?? (err as Error).message} (is cronq-web running? set --url or CRONQ_API_URL)`,
+    );
   }
   const text = await res.text();
-  let json: { status?: string; error?: { message?: string; problems?: Array<{ path: string; message: string }> } } & Partial<Plan> = {};
+  let json: {
+    status?: string;
+    error?: { message?: string; problems?: Array<{ path: string; message: string }> };
+  } & Partial<Plan> = {};
   try {
     json = JSON.parse(text) as typeof json;
   } catch {
     // not JSON: reported below with the status
   }
   if (!res.ok) {
-    for (const p of json.error?.problems ?? []) process.stdout.write(`${p.path ? `${p.path}: ` : ''}${p.message}\n`);
-    throw new CronqError(`the server refused the category (${res.status}): ${json.error?.message ?? (text.trim().slice(0, 200) || res.statusText)}`);
+    for (const p of json.error?.problems ?? [])
+      process.stdout.write(`${p.path ? `${p.path}: ` : ''}${p.message}\n`);
+    throw new CronqError(
+      `the server refused the category (${res.status}): ${json.error?.message ?? (text.trim().slice(0, 200) || res.statusText)}`,
+    );
   }
   if (query && json.status !== 'dry_run') {
     // An older server ignores ?dry_run and has just applied the file.
-    throw new CronqError(`the server does not support dry runs and answered "${json.status ?? text.slice(0, 100)}": the category may have been applied already`);
+    throw new CronqError(
+      `the server does not support dry runs and answered "${json.status ?? text.slice(0, 100)}": the category may have been applied already`,
+    );
   }
-  return { status: json.status ?? '', added: json.added ?? [], changed: json.changed ?? [], removed: json.removed ?? [] };
+  return {
+    status: json.status ?? '',
+    added: json.added ?? [],
+    changed: json.changed ?? [],
+    removed: json.removed ?? [],
+  };
 }
 
 function describePlan(name: string, origin: string, p: Plan): string {

@@ -20,8 +20,14 @@ const ROLES: RoleSpec[] = [
  */
 export async function run(argv: string[]): Promise<void> {
   const program = new Command('cronq dev')
-    .description('Run injector, results, runner (default queue) and web together against local MariaDB and RabbitMQ.')
-    .option('--grace <seconds>', 'how long the daemons get to stop after Ctrl-C before they are killed', '10')
+    .description(
+      'Run injector, results, runner (default queue) and web together against local MariaDB and RabbitMQ.',
+    )
+    .option(
+      '--grace <seconds>',
+      'how long the daemons get to stop after Ctrl-C before they are killed',
+      '10',
+    )
     .option('--no-color', 'do not colour the role prefixes')
     .addHelpText(
       'after',
@@ -32,18 +38,31 @@ export async function run(argv: string[]): Promise<void> {
     )
     .action(async (opts: { grace: string; color: boolean }) => {
       const grace = Number(opts.grace);
-      if (!Number.isFinite(grace) || grace < 0) throw new UsageError(`--grace must be a number of seconds, got "${opts.grace}"`);
+      if (!Number.isFinite(grace) || grace < 0)
+        throw new UsageError(`--grace must be a number of seconds, got "${opts.grace}"`);
       const tty = !!process.stdout.isTTY;
       const env: NodeJS.ProcessEnv = { ...process.env, LOG_PATH: devLogPath(process.env) };
       if (env.CRONQ_LOG_FORMAT === undefined && tty) env.CRONQ_LOG_FORMAT = 'pretty';
       const config = loadConfig(env);
-      const say = (line: string) => process.stdout.write(`${opts.color && tty ? '\u001b[1m[dev]\u001b[0m' : '[dev]'} ${line}\n`);
+      const say = (line: string) =>
+        process.stdout.write(
+          `${opts.color && tty ? '\u001b[1m[dev]\u001b[0m' : '[dev]'} ${line}\n`,
+        );
 
       await prepareDatabase(config);
       await checkBroker(config);
       say(`database "${config.database.database}" ready; job logs in ${env.LOG_PATH}`);
 
-      const supervisor = new Supervisor({ roles: ROLES, env, binDir: path.resolve(__dirname, '..', '..', 'bin'), stdout: process.stdout, stderr: process.stderr, colour: opts.color && tty, graceMs: grace * 1000, say });
+      const supervisor = new Supervisor({
+        roles: ROLES,
+        env,
+        binDir: path.resolve(__dirname, '..', '..', 'bin'),
+        stdout: process.stdout,
+        stderr: process.stderr,
+        colour: opts.color && tty,
+        graceMs: grace * 1000,
+        say,
+      });
       const abort = new AbortController();
       let exitCode = 0;
       const finished = new Promise<void>((resolve) => {
@@ -55,7 +74,10 @@ export async function run(argv: string[]): Promise<void> {
           void supervisor.stop().then(resolve);
         };
         supervisor.on('failed', (role: string, r: { code: number | null; signal: string | null }) =>
-          stop(`${role} exited unexpectedly (${r.signal ? `signal ${r.signal}` : `code ${r.code}`}); stopping the others`, 1),
+          stop(
+            `${role} exited unexpectedly (${r.signal ? `signal ${r.signal}` : `code ${r.code}`}); stopping the others`,
+            1,
+          ),
         );
         const onSignal = (signal: NodeJS.Signals) => {
           if (abort.signal.aborted) {
@@ -71,11 +93,16 @@ export async function run(argv: string[]): Promise<void> {
       });
       supervisor.start();
 
-      const host = isLoopback(config.web.listenInterface) || ['0.0.0.0', '::', ''].includes(config.web.listenInterface) ? '127.0.0.1' : config.web.listenInterface;
+      const host =
+        isLoopback(config.web.listenInterface) ||
+        ['0.0.0.0', '::', ''].includes(config.web.listenInterface)
+          ? '127.0.0.1'
+          : config.web.listenInterface;
       const url = `http://${host.includes(':') ? `[${host}]` : host}:${config.web.port}/`;
       void waitForWeb(url, abort.signal).then((up) => {
         if (up && !abort.signal.aborted) say(`CronQ is running. Admin: ${url}  (Ctrl-C stops it)`);
-        else if (!abort.signal.aborted) say(`the web admin did not answer on ${url} yet; see the [web] lines above`);
+        else if (!abort.signal.aborted)
+          say(`the web admin did not answer on ${url} yet; see the [web] lines above`);
       });
 
       await finished;

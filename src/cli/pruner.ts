@@ -14,12 +14,17 @@ import { addCommonOptions, commonOverrides, runCli } from './common';
  */
 export async function run(argv: string[]): Promise<void> {
   const program = addCommonOptions(new Command('cronq-pruner'))
-    .description('Delete old events and finished runs in bounded chunks (never one long-locking statement).')
+    .description(
+      'Delete old events and finished runs in bounded chunks (never one long-locking statement).',
+    )
     .option('--first <id>', 'lowest event id to delete (with --last)')
     .option('--last <id>', 'highest event id to delete (with --first)')
     .option('--interval <n>', 'ids (range mode) or rows per DELETE statement', undefined)
     .option('--keep <n>', 'keep the newest N events of every job, delete the rest')
-    .option('--older-than <age>', 'delete events and finished runs older than AGE: ISO 8601 (P30D, PT12H) or 30d, 12h, 90m, 2w')
+    .option(
+      '--older-than <age>',
+      'delete events and finished runs older than AGE: ISO 8601 (P30D, PT12H) or 30d, 12h, 90m, 2w',
+    )
     .addHelpText(
       'after',
       '\nEnvironment: DATABASE_URL (or CRONQ_MYSQL), CRONQ_LOG_LEVEL, CRONQ_LOG_FORMAT.\n' +
@@ -29,7 +34,11 @@ export async function run(argv: string[]): Promise<void> {
     .action(async (flags: RawPruneFlags & { logLevel?: string; logFormat?: string }) => {
       const options = resolvePruneOptions(flags);
       const config = loadConfig(process.env, commonOverrides(flags));
-      const logger = createLogger({ component: 'pruner', level: config.log.level, format: config.log.format });
+      const logger = createLogger({
+        component: 'pruner',
+        level: config.log.level,
+        format: config.log.format,
+      });
       const releasers = new Releasers(logger);
       const db = createDb(config.database, { poolMax: 2 });
       releasers.add('database', () => db.destroy());

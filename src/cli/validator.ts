@@ -12,7 +12,10 @@ export async function run(argv: string[]): Promise<void> {
   const program = new Command('cronq-validator')
     .description('Validate a category JSON file against the schema of PUT /api/category/<name>.')
     .option('--config <file>', 'the category file', 'cronq.config')
-    .option('--category <name>', 'the category name the file will be PUT under (must equal its "category" field)')
+    .option(
+      '--category <name>',
+      'the category name the file will be PUT under (must equal its "category" field)',
+    )
     .option('--quiet', 'print nothing when the file is valid')
     .addHelpText(
       'after',
@@ -26,17 +29,25 @@ export async function run(argv: string[]): Promise<void> {
         process.exit(2);
       }
       if (result.problems.length === 0) {
-        if (!opts.quiet) process.stdout.write(`${opts.config}: valid (${result.jobs} job${result.jobs === 1 ? '' : 's'})\n`);
+        if (!opts.quiet)
+          process.stdout.write(
+            `${opts.config}: valid (${result.jobs} job${result.jobs === 1 ? '' : 's'})\n`,
+          );
         return;
       }
-      for (const p of result.problems) process.stdout.write(`${p.path ? `${p.path}: ` : ''}${p.message}\n`);
-      process.stderr.write(`cronq-validator: ${opts.config}: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}\n`);
+      for (const p of result.problems)
+        process.stdout.write(`${p.path ? `${p.path}: ` : ''}${p.message}\n`);
+      process.stderr.write(
+        `cronq-validator: ${opts.config}: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}\n`,
+      );
       process.exit(1);
     });
   await runCli(program, argv);
 }
 
-export type FileValidation = { kind: 'unreadable'; reason: string } | { kind: 'checked'; problems: Problem[]; jobs: number; doc: unknown };
+export type FileValidation =
+  | { kind: 'unreadable'; reason: string }
+  | { kind: 'checked'; problems: Problem[]; jobs: number; doc: unknown };
 
 /** Read, parse and check a category file (shared with `cronq apply`). */
 export function validateFile(file: string, categoryName?: string): FileValidation {
@@ -45,16 +56,29 @@ export function validateFile(file: string, categoryName?: string): FileValidatio
     text = readFileSync(file, 'utf8');
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    return { kind: 'unreadable', reason: e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.message };
+    return {
+      kind: 'unreadable',
+      reason:
+        e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.message,
+    };
   }
   let doc: unknown;
   try {
     doc = JSON.parse(text.replace(/^\uFEFF/, ''));
   } catch (err) {
-    return { kind: 'checked', problems: [{ path: '', message: `not valid JSON: ${jsonErrorWhere(text, (err as Error).message)}` }], jobs: 0, doc: undefined };
+    return {
+      kind: 'checked',
+      problems: [
+        { path: '', message: `not valid JSON: ${jsonErrorWhere(text, (err as Error).message)}` },
+      ],
+      jobs: 0,
+      doc: undefined,
+    };
   }
   const problems = categoryProblems(doc, categoryName);
-  const jobs = Array.isArray((doc as { jobs?: unknown })?.jobs) ? (doc as { jobs: unknown[] }).jobs.length : 0;
+  const jobs = Array.isArray((doc as { jobs?: unknown })?.jobs)
+    ? (doc as { jobs: unknown[] }).jobs.length
+    : 0;
   return { kind: 'checked', problems, jobs, doc };
 }
 

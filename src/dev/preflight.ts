@@ -32,7 +32,10 @@ export async function prepareDatabase(config: Config): Promise<void> {
       await db.destroy();
     }
   } catch (err) {
-    throw new CronqError(`cannot prepare the database "${config.database.database}" at ${where}: ${(err as Error).message} (is MariaDB/MySQL running? set DATABASE_URL)`, { cause: err });
+    throw new CronqError(
+      `cannot prepare the database "${config.database.database}" at ${where}: ${(err as Error).message} (is MariaDB/MySQL running? set DATABASE_URL)`,
+      { cause: err },
+    );
   }
 }
 
@@ -49,11 +52,17 @@ export async function checkBroker(config: Config): Promise<void> {
       errors.push(`${h.hostname}:${h.port}: ${(err as Error).message}`);
     }
   }
-  throw new CronqError(`cannot reach RabbitMQ (vhost "${config.amqp.vhost}"): ${errors.join('; ')} (is RabbitMQ running? set RABBITMQ_URL)`);
+  throw new CronqError(
+    `cannot reach RabbitMQ (vhost "${config.amqp.vhost}"): ${errors.join('; ')} (is RabbitMQ running? set RABBITMQ_URL)`,
+  );
 }
 
 /** Poll the web's /_status until it answers 200 or `signal` aborts. */
-export async function waitForWeb(url: string, signal: AbortSignal, timeoutMs = 60_000): Promise<boolean> {
+export async function waitForWeb(
+  url: string,
+  signal: AbortSignal,
+  timeoutMs = 60_000,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (!signal.aborted && Date.now() < deadline) {
     try {

@@ -60,7 +60,10 @@ export class Supervisor extends EventEmitter {
         detached: true,
       });
       const label = labelFor(role.name, i, width, this.opts.colour);
-      const streams = Promise.all([prefixLines(proc.stdout!, this.opts.stdout, label), prefixLines(proc.stderr!, this.opts.stderr, label)]);
+      const streams = Promise.all([
+        prefixLines(proc.stdout!, this.opts.stdout, label),
+        prefixLines(proc.stderr!, this.opts.stderr, label),
+      ]);
       const child: Child = {
         role,
         process: proc,
@@ -89,7 +92,9 @@ export class Supervisor extends EventEmitter {
 
   /** The process ids of the children still running (for tests and messages). */
   pids(): number[] {
-    return this.children.filter((c) => !c.done && c.process.pid !== undefined).map((c) => c.process.pid!);
+    return this.children
+      .filter((c) => !c.done && c.process.pid !== undefined)
+      .map((c) => c.process.pid!);
   }
 
   /** SIGTERM every child, wait up to the grace, then SIGKILL their process groups. Idempotent. */
@@ -103,7 +108,10 @@ export class Supervisor extends EventEmitter {
       await Promise.race([Promise.all(this.children.map((c) => c.exited)), graceOver]);
       clearTimeout(timer);
       for (const c of this.children) {
-        if (!c.done) this.opts.say(`${c.role.name} did not stop within ${Math.round(this.opts.graceMs / 1000)} s; killing it`);
+        if (!c.done)
+          this.opts.say(
+            `${c.role.name} did not stop within ${Math.round(this.opts.graceMs / 1000)} s; killing it`,
+          );
         // Also sweeps up anything the child started in its group.
         this.signal(c, 'SIGKILL');
       }

@@ -55,7 +55,10 @@ class Prune {
     else {
       const now = await dbNow(this.deps.db);
       const cutoff = DateTime.fromJSDate(now, { zone: 'utc' }).minus(m.age).toJSDate();
-      this.deps.logger.debug({ cutoff: cutoff.toISOString() }, 'pruning events and runs older than the cutoff');
+      this.deps.logger.debug(
+        { cutoff: cutoff.toISOString() },
+        'pruning events and runs older than the cutoff',
+      );
       await this.olderThan(cutoff);
     }
     return this.result;
@@ -66,14 +69,22 @@ class Prune {
     const { db } = this.deps;
     let lo = first;
     while (lo <= last && !this.stopped) {
-      const [{ next }] = (await db('events').min({ next: 'id' }).whereBetween('id', [lo, last])) as [{ next: number | null }];
+      const [{ next }] = (await db('events')
+        .min({ next: 'id' })
+        .whereBetween('id', [lo, last])) as [{ next: number | null }];
       if (next === null) break;
       const hi = Math.min(last, next + this.opts.chunk - 1);
       const runIds = await this.runIdsOf(db('events').whereBetween('id', [next, hi]));
-      const [res] = (await db.raw('DELETE FROM events WHERE id BETWEEN ? AND ?', [next, hi])) as Affected;
+      const [res] = (await db.raw('DELETE FROM events WHERE id BETWEEN ? AND ?', [
+        next,
+        hi,
+      ])) as Affected;
       this.result.events += res.affectedRows;
       await this.deleteRunsWithoutEvents(runIds);
-      this.deps.logger.debug({ from: next, to: hi, deleted: res.affectedRows }, 'deleted events by id range');
+      this.deps.logger.debug(
+        { from: next, to: hi, deleted: res.affectedRows },
+        'deleted events by id range',
+      );
       lo = hi + 1;
     }
   }
@@ -81,12 +92,20 @@ class Prune {
   /** For every job, all but its newest `keep` events (by id), and its final runs older than what is kept. */
   private async keep(keep: number): Promise<void> {
     const { db } = this.deps;
-    const jobs = (await db('events').distinct('job_id').whereNotNull('job_id').orderBy('job_id')) as Array<{ job_id: number }>;
+    const jobs = (await db('events')
+      .distinct('job_id')
+      .whereNotNull('job_id')
+      .orderBy('job_id')) as Array<{ job_id: number }>;
     for (const { job_id: jobId } of jobs) {
       if (this.stopped) return;
       let boundary: { id: number; datetime: Date | null } | undefined;
       if (keep > 0) {
-        boundary = (await db('events').select('id', 'datetime').where('job_id', jobId).orderBy('id', 'desc').offset(keep - 1).first()) as typeof boundary;
+        boundary = (await db('events')
+          .select('id', 'datetime')
+          .where('job_id', jobId)
+          .orderBy('id', 'desc')
+          .offset(keep - 1)
+          .first()) as typeof boundary;
         if (!boundary) continue; // the job has no more than `keep` events
       }
       const before = this.result.events;
@@ -107,7 +126,10 @@ class Prune {
         if (boundary?.datetime) q.where('queued_at', '<', boundary.datetime);
         else if (boundary) q.whereRaw('1 = 0'); // a kept event without a time: keep the runs
       });
-      this.deps.logger.debug({ job_id: jobId, deleted: this.result.events - before }, 'kept the newest events of a job');
+      this.deps.logger.debug(
+        { job_id: jobId, deleted: this.result.events - before },
+        'kept the newest events of a job',
+      );
     }
   }
 
@@ -117,7 +139,12 @@ class Prune {
     let lastId = 0;
     while (!this.stopped) {
       // A plain SELECT takes no locks; the DELETE then locks only these rows by primary key.
-      const rows = (await db('events').select('id').where('id', '>', lastId).andWhere('datetime', '<', cutoff).orderBy('id').limit(this.opts.chunk)) as Array<{ id: number }>;
+      const rows = (await db('events')
+        .select('id')
+        .where('id', '>', lastId)
+        .andWhere('datetime', '<', cutoff)
+        .orderBy('id')
+        .limit(this.opts.chunk)) as Array<{ id: number }>;
       if (rows.length === 0) break;
       const ids = rows.map((r) => r.id);
       const runIds = await this.runIdsOf(db('events').whereIn('id', ids));
@@ -127,7 +154,9 @@ class Prune {
     }
     await this.deleteRunsWhere((q) => {
       q.where((w) => {
-        w.where('finished_at', '<', cutoff).orWhere((o) => o.whereNull('finished_at').andWhere('queued_at', '<', cutoff));
+        w.where('finished_at', '<', cutoff).orWhere((o) =>
+          o.whereNull('finished_at').andWhere('queued_at', '<', cutoff),
+        );
       });
     });
   }
@@ -152,7 +181,9 @@ class Prune {
       if (this.stopped) return;
       const q = db('runs')
         .whereIn('status', FINAL_RUN_STATUSES as string[])
-        .whereNotExists((s) => s.select(db.raw('1')).from('events').whereRaw('events.run_id = runs.run_id'))
+        .whereNotExists((s) =>
+          s.select(db.raw('1')).from('events').whereRaw('events.run_id = runs.run_id'),
+        )
         .limit(this.opts.chunk);
       filter(q);
       const n = await q.del();

@@ -35,23 +35,45 @@ function file(name: string, doc: unknown): string {
 }
 
 const apply = (args: string[], env: Record<string, string> = {}) =>
-  runCommand('cronq', { args: ['apply', ...args], env: { CRONQ_API_TOKEN: TOKEN, PORT: String(port), DATABASE_URL: t.url, ...env } });
+  runCommand('cronq', {
+    args: ['apply', ...args],
+    env: { CRONQ_API_TOKEN: TOKEN, PORT: String(port), DATABASE_URL: t.url, ...env },
+  });
 
 async function jobsOf(category: string): Promise<Array<{ name: string; command: string }>> {
-  return (await t.db('jobs').join('categories', 'categories.id', 'jobs.category_id').where('categories.name', category).select('jobs.name', 'jobs.command').orderBy('jobs.name')) as Array<{
+  return (await t
+    .db('jobs')
+    .join('categories', 'categories.id', 'jobs.category_id')
+    .where('categories.name', category)
+    .select('jobs.name', 'jobs.command')
+    .orderBy('jobs.name')) as Array<{
     name: string;
     command: string;
   }>;
 }
 
-const job = (name: string, command = `echo ${name}`) => ({ name, schedule: 'R/2024-01-01T00:00:00Z/PT1H', command });
+const job = (name: string, command = `echo ${name}`) => ({
+  name,
+  schedule: 'R/2024-01-01T00:00:00Z/PT1H',
+  command,
+});
 
 before(async () => {
   t = await createTestDatabase();
   dir = mkdtempSync(path.join(tmpdir(), 'cronq-apply-'));
   port = await freePort();
-  web = startCommand('cronq-web', { env: { DATABASE_URL: t.url, PORT: String(port), CRONQ_API_TOKEN: TOKEN, CRONQ_LOG_LEVEL: 'warn' } });
-  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/_status`)).ok, { timeoutMs: 30_000, message: `cronq-web on ${port}; output:\n${web.output()}` });
+  web = startCommand('cronq-web', {
+    env: {
+      DATABASE_URL: t.url,
+      PORT: String(port),
+      CRONQ_API_TOKEN: TOKEN,
+      CRONQ_LOG_LEVEL: 'warn',
+    },
+  });
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/_status`)).ok, {
+    timeoutMs: 30_000,
+    message: `cronq-web on ${port}; output:\n${web.output()}`,
+  });
 });
 after(async () => {
   await web?.stop();
@@ -64,7 +86,10 @@ describe('cronq apply against a running web admin', () => {
     const f = file('ci.json', { category: 'ci', jobs: [job('alpha'), job('beta'), job('gamma')] });
     const r = await apply([f, '--dry-run']);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout, `plan for category "ci" at http://127.0.0.1:${port}:\n  + add     alpha\n  + add     beta\n  + add     gamma\ndry run: nothing changed\n`);
+    assert.equal(
+      r.stdout,
+      `plan for category "ci" at http://127.0.0.1:${port}:\n  + add     alpha\n  + add     beta\n  + add     gamma\ndry run: nothing changed\n`,
+    );
     assert.deepEqual(await jobsOf('ci'), []);
   });
 
@@ -74,11 +99,17 @@ describe('cronq apply against a running web admin', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /\+ add {5}alpha\n/);
     assert.match(r.stdout, /applied: 3 added, 0 changed, 0 removed\n$/);
-    assert.deepEqual((await jobsOf('ci')).map((j) => j.name), ['alpha', 'beta', 'gamma']);
+    assert.deepEqual(
+      (await jobsOf('ci')).map((j) => j.name),
+      ['alpha', 'beta', 'gamma'],
+    );
   });
 
   test('a changed file shows added, changed and removed jobs, and the category then matches the file', async () => {
-    const f = file('ci.json', { category: 'ci', jobs: [job('alpha', 'echo changed'), job('beta'), job('delta')] });
+    const f = file('ci.json', {
+      category: 'ci',
+      jobs: [job('alpha', 'echo changed'), job('beta'), job('delta')],
+    });
     const r = await apply([f]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(
@@ -93,7 +124,10 @@ describe('cronq apply against a running web admin', () => {
   });
 
   test('applying the same file again reports no changes', async () => {
-    const f = file('ci.json', { category: 'ci', jobs: [job('alpha', 'echo changed'), job('beta'), job('delta')] });
+    const f = file('ci.json', {
+      category: 'ci',
+      jobs: [job('alpha', 'echo changed'), job('beta'), job('delta')],
+    });
     const r = await apply([f]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /  no changes\napplied: 0 added, 0 changed, 0 removed\n$/);
@@ -101,20 +135,37 @@ describe('cronq apply against a running web admin', () => {
 
   test('--category names a category for a file without a "category" field; --url and CRONQ_API_URL pick the server', async () => {
     const f = file('nameless.json', { jobs: [job('one')] });
-    const r1 = await apply([f, '--category', 'named-by-flag', '--url', `http://127.0.0.1:${port}`], { PORT: '1' });
+    const r1 = await apply(
+      [f, '--category', 'named-by-flag', '--url', `http://127.0.0.1:${port}`],
+      { PORT: '1' },
+    );
     assert.equal(r1.code, 0, r1.stderr);
-    assert.deepEqual((await jobsOf('named-by-flag')).map((j) => j.name), ['one']);
-    const r2 = await apply([f, '--category', 'named-by-env'], { PORT: '1', CRONQ_API_URL: `http://127.0.0.1:${port}/` });
+    assert.deepEqual(
+      (await jobsOf('named-by-flag')).map((j) => j.name),
+      ['one'],
+    );
+    const r2 = await apply([f, '--category', 'named-by-env'], {
+      PORT: '1',
+      CRONQ_API_URL: `http://127.0.0.1:${port}/`,
+    });
     assert.equal(r2.code, 0, r2.stderr);
-    assert.deepEqual((await jobsOf('named-by-env')).map((j) => j.name), ['one']);
+    assert.deepEqual(
+      (await jobsOf('named-by-env')).map((j) => j.name),
+      ['one'],
+    );
   });
 });
 
 describe('cronq apply refuses', () => {
-  test('a wrong token: the server\'s message and exit 1', async () => {
-    const r = await apply([file('t.json', { category: 'ci', jobs: [] })], { CRONQ_API_TOKEN: 'not-the-token' });
+  test("a wrong token: the server's message and exit 1", async () => {
+    const r = await apply([file('t.json', { category: 'ci', jobs: [] })], {
+      CRONQ_API_TOKEN: 'not-the-token',
+    });
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, 'cronq apply: the server refused the category (401): the API token is wrong\n');
+    assert.equal(
+      r.stderr,
+      'cronq apply: the server refused the category (401): the API token is wrong\n',
+    );
     assert.equal((await jobsOf('ci')).length, 3);
   });
 
@@ -125,17 +176,27 @@ describe('cronq apply refuses', () => {
   });
 
   test('what only the server can see (names equal but for case) is its 400 message, exit 1, nothing changed', async () => {
-    const r = await apply([file('case.json', { category: 'ci', jobs: [job('Backup'), job('backup')] })]);
+    const r = await apply([
+      file('case.json', { category: 'ci', jobs: [job('Backup'), job('backup')] }),
+    ]);
     assert.equal(r.code, 1, r.stdout);
     assert.match(r.stderr, /^cronq apply: the server refused the category \(400\): /);
     assert.equal((await jobsOf('ci')).length, 3);
   });
 
   test('an invalid file is caught locally: each problem, exit 1, nothing sent', async () => {
-    const r = await apply([file('bad.json', { category: 'ci', jobs: [{ name: 'x', schedule: 'R/2024-01-01T00:00:00Z/PT1M' }] })]);
+    const r = await apply([
+      file('bad.json', {
+        category: 'ci',
+        jobs: [{ name: 'x', schedule: 'R/2024-01-01T00:00:00Z/PT1M' }],
+      }),
+    ]);
     assert.equal(r.code, 1);
     assert.equal(r.stdout, 'jobs[0].command: is required\n');
-    assert.match(r.stderr, /bad\.json is not a valid category file \(1 problem\); nothing was sent/);
+    assert.match(
+      r.stderr,
+      /bad\.json is not a valid category file \(1 problem\); nothing was sent/,
+    );
   });
 
   test('a file that is not JSON: exit 1', async () => {
@@ -164,14 +225,22 @@ describe('cronq apply refuses', () => {
 
   test('a server that is not there: one line naming it, exit 1', async () => {
     const closed = await freePort();
-    const r = await apply([file('ci2.json', { category: 'ci', jobs: [] }), '--url', `http://127.0.0.1:${closed}`]);
+    const r = await apply([
+      file('ci2.json', { category: 'ci', jobs: [] }),
+      '--url',
+      `http://127.0.0.1:${closed}`,
+    ]);
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, `cronq apply: cannot reach http://127.0.0.1:${closed}: ECONNREFUSED (is cronq-web running? set --url or CRONQ_API_URL)\n`);
+    assert.equal(
+      r.stderr,
+      `cronq apply: cannot reach http://127.0.0.1:${closed}: ECONNREFUSED (is cronq-web running? set --url or CRONQ_API_URL)\n`,
+    );
   });
 
   test('--help lists the flags and the token variable', async () => {
     const r = await runCommand('cronq', { args: ['apply', '--help'] });
     assert.equal(r.code, 0);
-    for (const s of ['--url', '--dry-run', '--category', 'CRONQ_API_TOKEN', 'CRONQ_API_URL']) assert.ok(r.stdout.includes(s), s);
+    for (const s of ['--url', '--dry-run', '--category', 'CRONQ_API_TOKEN', 'CRONQ_API_URL'])
+      assert.ok(r.stdout.includes(s), s);
   });
 });

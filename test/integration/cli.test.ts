@@ -9,7 +9,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { runCommand, ROOT } from '../helpers/processes';
 
-const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+  bin: Record<string, string>;
+};
 const EXECUTABLES = Object.keys(pkg.bin).filter((b) => b !== 'cronq');
 const SUBCOMMANDS = ['injector', 'runner', 'results', 'web', 'pruner', 'validator', 'apply', 'dev'];
 
@@ -59,18 +61,50 @@ describe('bad usage', () => {
 });
 
 describe('a bad setting stops a command at start: exit 2, one line naming the setting, no stack trace', () => {
-  const cases: Array<{ exe: string; args?: string[]; env: Record<string, string>; line: RegExp }> = [
-    { exe: 'cronq-injector', env: { DATABASE_URL: 'postgres://h/db' }, line: /^cronq-injector: DATABASE_URL="postgres:\/\/h\/db" is not valid: expected mysql/ },
-    { exe: 'cronq-results', env: { RABBITMQ_URL: 'http://mq/' }, line: /^cronq-results: RABBITMQ_URL="http:\/\/mq\/" is not valid/ },
-    { exe: 'cronq-runner', env: { CRONQ_CONCURRENCY: 'many' }, line: /^cronq-runner: CRONQ_CONCURRENCY="many" is not valid: expected a whole number/ },
-    { exe: 'cronq-runner', env: { RABBITMQ_URL: 'amqp://h/?heartbeat=often' }, line: /^cronq-runner: RABBITMQ_URL=.* heartbeat/ },
-    { exe: 'cronq-web', env: { PORT: '99999' }, line: /^cronq-web: PORT="99999" is not valid/ },
-    { exe: 'cronq-web', env: { CRONQ_API_TOKEN: 'short' }, line: /^cronq-web: CRONQ_API_TOKEN="\*\*\*" is not valid: expected a secret of at least 8 characters/ },
-    { exe: 'cronq-pruner', args: ['--keep', '5'], env: { CRONQ_MYSQL: 'mysql://h/' }, line: /^cronq-pruner: CRONQ_MYSQL="mysql:\/\/h\/" is not valid/ },
-    { exe: 'cronq-injector', env: { CRONQ_LOG_LEVEL: 'chatty' }, line: /^cronq-injector: CRONQ_LOG_LEVEL="chatty" is not valid/ },
-  ];
+  const cases: Array<{ exe: string; args?: string[]; env: Record<string, string>; line: RegExp }> =
+    [
+      {
+        exe: 'cronq-injector',
+        env: { DATABASE_URL: 'postgres://h/db' },
+        line: /^cronq-injector: DATABASE_URL="postgres:\/\/h\/db" is not valid: expected mysql/,
+      },
+      {
+        exe: 'cronq-results',
+        env: { RABBITMQ_URL: 'http://mq/' },
+        line: /^cronq-results: RABBITMQ_URL="http:\/\/mq\/" is not valid/,
+      },
+      {
+        exe: 'cronq-runner',
+        env: { CRONQ_CONCURRENCY: 'many' },
+        line: /^cronq-runner: CRONQ_CONCURRENCY="many" is not valid: expected a whole number/,
+      },
+      {
+        exe: 'cronq-runner',
+        env: { RABBITMQ_URL: 'amqp://h/?heartbeat=often' },
+        line: /^cronq-runner: RABBITMQ_URL=.* heartbeat/,
+      },
+      { exe: 'cronq-web', env: { PORT: '99999' }, line: /^cronq-web: PORT="99999" is not valid/ },
+      {
+        exe: 'cronq-web',
+        env: { CRONQ_API_TOKEN: 'short' },
+        line: /^cronq-web: CRONQ_API_TOKEN="\*\*\*" is not valid: expected a secret of at least 8 characters/,
+      },
+      {
+        exe: 'cronq-pruner',
+        args: ['--keep', '5'],
+        env: { CRONQ_MYSQL: 'mysql://h/' },
+        line: /^cronq-pruner: CRONQ_MYSQL="mysql:\/\/h\/" is not valid/,
+      },
+      {
+        exe: 'cronq-injector',
+        env: { CRONQ_LOG_LEVEL: 'chatty' },
+        line: /^cronq-injector: CRONQ_LOG_LEVEL="chatty" is not valid/,
+      },
+    ];
   for (const c of cases) {
-    test(`${c.exe} with ${Object.entries(c.env).map(([k, v]) => `${k}=${v}`).join(' ')}`, async () => {
+    test(`${c.exe} with ${Object.entries(c.env)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}`, async () => {
       const r = await runCommand(c.exe, { args: c.args ?? [], env: c.env, timeoutMs: 15_000 });
       assert.equal(r.code, 2, r.stdout + r.stderr);
       const lines = r.stderr.trim().split('\n');

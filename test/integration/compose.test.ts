@@ -24,27 +24,53 @@ interface Service {
   healthcheck?: { test: string[] };
   ports?: string[];
 }
-const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service>; volumes: Record<string, unknown> };
-const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string>; files: string[] };
+const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), {
+  merge: true,
+}) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+  bin: Record<string, string>;
+  files: string[];
+};
 const DAEMONS = ['injector', 'results', 'runner', 'web'];
 
 /** Compose's ${VAR:-default} and ${VAR:?message} with no variables set. */
 function interpolate(s: string): string {
-  return s.replace(/\$\{(\w+)(?::-([^}]*)|:\?[^}]*)?\}/g, (_m, name: string, def?: string) => def ?? `<${name}>`);
+  return s.replace(
+    /\$\{(\w+)(?::-([^}]*)|:\?[^}]*)?\}/g,
+    (_m, name: string, def?: string) => def ?? `<${name}>`,
+  );
 }
 
 describe('docker-compose.yml', () => {
   test('has MariaDB, RabbitMQ with the management UI, and the four daemons', () => {
-    assert.deepEqual(Object.keys(compose.services).sort(), ['injector', 'mariadb', 'rabbitmq', 'results', 'runner', 'web']);
+    assert.deepEqual(Object.keys(compose.services).sort(), [
+      'injector',
+      'mariadb',
+      'rabbitmq',
+      'results',
+      'runner',
+      'web',
+    ]);
     assert.match(compose.services.mariadb!.image!, /^mariadb:/);
     assert.equal(compose.services.rabbitmq!.image, 'rabbitmq:3-management');
   });
 
   test('every service has a restart policy; the services and the web have health checks', () => {
-    for (const [name, s] of Object.entries(compose.services)) assert.equal(s.restart, 'unless-stopped', name);
-    assert.deepEqual(compose.services.mariadb!.healthcheck!.test.slice(0, 2), ['CMD', 'healthcheck.sh']);
-    assert.deepEqual(compose.services.rabbitmq!.healthcheck!.test, ['CMD', 'rabbitmq-diagnostics', '-q', 'ping']);
-    assert.ok(compose.services.web!.healthcheck!.test.join(' ').includes('http://127.0.0.1:5000/_status'));
+    for (const [name, s] of Object.entries(compose.services))
+      assert.equal(s.restart, 'unless-stopped', name);
+    assert.deepEqual(compose.services.mariadb!.healthcheck!.test.slice(0, 2), [
+      'CMD',
+      'healthcheck.sh',
+    ]);
+    assert.deepEqual(compose.services.rabbitmq!.healthcheck!.test, [
+      'CMD',
+      'rabbitmq-diagnostics',
+      '-q',
+      'ping',
+    ]);
+    assert.ok(
+      compose.services.web!.healthcheck!.test.join(' ').includes('http://127.0.0.1:5000/_status'),
+    );
   });
 
   for (const d of DAEMONS) {
@@ -53,14 +79,17 @@ describe('docker-compose.yml', () => {
       assert.equal(s.build, '.');
       assert.deepEqual(s.command, [`cronq-${d}`]);
       assert.ok(pkg.bin[`cronq-${d}`], `package.json has a bin cronq-${d}`);
-      assert.deepEqual(s.depends_on, { mariadb: { condition: 'service_healthy' }, rabbitmq: { condition: 'service_healthy' } });
+      assert.deepEqual(s.depends_on, {
+        mariadb: { condition: 'service_healthy' },
+        rabbitmq: { condition: 'service_healthy' },
+      });
       const env = s.environment!;
       assert.equal(parseDatabaseUrl(interpolate(env.DATABASE_URL!)).host, 'mariadb');
       assert.equal(parseAmqpUrl(interpolate(env.RABBITMQ_URL!)).hosts[0]!.hostname, 'rabbitmq');
     });
   }
 
-  test('the web listens beyond loopback only with a required token, published on the host\'s loopback', () => {
+  test("the web listens beyond loopback only with a required token, published on the host's loopback", () => {
     const web = compose.services.web!;
     assert.equal(web.environment!.LISTEN_INTERFACE, '0.0.0.0');
     assert.match(web.environment!.CRONQ_API_TOKEN!, /^\$\{CRONQ_API_TOKEN:\?/);
@@ -71,7 +100,8 @@ describe('docker-compose.yml', () => {
     for (const s of Object.values(compose.services)) {
       for (const v of (s as { volumes?: string[] }).volumes ?? []) {
         const name = v.split(':')[0]!;
-        if (!name.startsWith('/') && !name.startsWith('.')) assert.ok(name in compose.volumes, name);
+        if (!name.startsWith('/') && !name.startsWith('.'))
+          assert.ok(name in compose.volumes, name);
       }
     }
   });
@@ -83,7 +113,11 @@ describe('docker-compose.yml', () => {
       t.skip('no docker compose plugin here');
       return;
     }
-    execFileSync('docker', ['compose', '-f', path.join(ROOT, 'docker-compose.yml'), 'config', '-q'], { env: { ...process.env, CRONQ_API_TOKEN: 'compose-test-token' } });
+    execFileSync(
+      'docker',
+      ['compose', '-f', path.join(ROOT, 'docker-compose.yml'), 'config', '-q'],
+      { env: { ...process.env, CRONQ_API_TOKEN: 'compose-test-token' } },
+    );
   });
 });
 
@@ -94,7 +128,8 @@ describe('Dockerfile', () => {
     assert.ok(froms.length >= 1 && froms.every((f) => f === 'node:20-slim'), froms.join());
     assert.match(text, /RUN npm ci/);
     assert.match(text, /npm run build/);
-    for (const f of pkg.files.filter((x) => x.endsWith('/'))) assert.ok(text.includes(`./${f.replace(/\/$/, '')}`), `copies ${f}`);
+    for (const f of pkg.files.filter((x) => x.endsWith('/')))
+      assert.ok(text.includes(`./${f.replace(/\/$/, '')}`), `copies ${f}`);
     assert.match(text, /^USER node$/m);
   });
   test('.dockerignore keeps node_modules and dist out of the build context', () => {
@@ -112,7 +147,8 @@ describe('systemd units in examples/', () => {
   for (const u of units) {
     test(`${u} starts an existing command, restarts it, and reads the shared environment file`, () => {
       const text = readFileSync(path.join(dir, u), 'utf8');
-      for (const section of ['[Unit]', '[Service]', '[Install]']) assert.ok(text.includes(section), section);
+      for (const section of ['[Unit]', '[Service]', '[Install]'])
+        assert.ok(text.includes(section), section);
       const exec = /^ExecStart=(\S+)/m.exec(text)![1]!;
       assert.ok(pkg.bin[path.basename(exec)], exec);
       assert.match(text, /^Restart=always$/m);

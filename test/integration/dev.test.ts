@@ -10,7 +10,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createTestDatabase, createTestVhost, waitFor, type TestDatabase, type TestVhost } from '../helpers/services';
+import {
+  createTestDatabase,
+  createTestVhost,
+  waitFor,
+  type TestDatabase,
+  type TestVhost,
+} from '../helpers/services';
 import { runCommand, startCommand, type Proc } from '../helpers/processes';
 
 let t: TestDatabase;
@@ -44,10 +50,11 @@ function descendants(root: number): Array<{ pid: number; pgid: number; args: str
   const queue = [root];
   while (queue.length > 0) {
     const p = queue.shift()!;
-    for (const row of table) if (row.ppid === p) {
-      out.push(row);
-      queue.push(row.pid);
-    }
+    for (const row of table)
+      if (row.ppid === p) {
+        out.push(row);
+        queue.push(row.pid);
+      }
   }
   return out;
 }
@@ -61,17 +68,28 @@ function alive(pids: number[], groups: number[]): string[] {
 async function startDev(port: number): Promise<Proc> {
   const dev = startCommand('cronq', {
     args: ['dev', '--grace', '15'],
-    env: { DATABASE_URL: t.url, RABBITMQ_URL: vhost.url, PORT: String(port), LOG_PATH: logDir, CRONQ_LOG_LEVEL: 'info' },
+    env: {
+      DATABASE_URL: t.url,
+      RABBITMQ_URL: vhost.url,
+      PORT: String(port),
+      LOG_PATH: logDir,
+      CRONQ_LOG_LEVEL: 'info',
+    },
   });
   await dev.waitForLine(`[dev] CronQ is running. Admin: http://127.0.0.1:${port}/`, 45_000);
   return dev;
 }
 
 async function daemonsOf(dev: Proc): Promise<Array<{ pid: number; pgid: number; args: string }>> {
-  return waitFor(() => {
-    const kids = descendants(dev.child.pid!).filter((p) => /bin\/cronq-(injector|results|runner|web)/.test(p.args));
-    return kids.length === 4 ? kids : null;
-  }, { message: 'four daemons under cronq dev' });
+  return waitFor(
+    () => {
+      const kids = descendants(dev.child.pid!).filter((p) =>
+        /bin\/cronq-(injector|results|runner|web)/.test(p.args),
+      );
+      return kids.length === 4 ? kids : null;
+    },
+    { message: 'four daemons under cronq dev' },
+  );
 }
 
 before(async () => {
@@ -90,7 +108,11 @@ describe('cronq dev', () => {
     const dev = await startDev(port);
     try {
       const kids = await daemonsOf(dev);
-      for (const role of ['injector', 'results', 'runner', 'web']) assert.ok(dev.lines().some((l) => l.startsWith(`[${role}]`)), `a [${role}] line`);
+      for (const role of ['injector', 'results', 'runner', 'web'])
+        assert.ok(
+          dev.lines().some((l) => l.startsWith(`[${role}]`)),
+          `a [${role}] line`,
+        );
       const status = await fetch(`http://127.0.0.1:${port}/_status`);
       assert.equal(status.status, 200);
 
@@ -107,13 +129,18 @@ describe('cronq dev', () => {
         routing_key: 'default',
       })) as [number];
       const run = await waitFor(
-        async () => (await t.db('runs').where({ job_id: jobId, status: 'succeeded' }).first()) as { run_id: string; return_code: number } | undefined,
+        async () =>
+          (await t.db('runs').where({ job_id: jobId, status: 'succeeded' }).first()) as
+            { run_id: string; return_code: number } | undefined,
         { timeoutMs: 30_000, message: 'a succeeded run of the job' },
       );
       assert.equal(run.return_code, 0);
 
       const groups = kids.map((k) => k.pgid);
-      assert.ok(groups.every((g) => g !== dev.child.pid), 'each daemon runs in its own process group');
+      assert.ok(
+        groups.every((g) => g !== dev.child.pid),
+        'each daemon runs in its own process group',
+      );
       dev.kill('SIGINT');
       const exit = await dev.exited;
       assert.equal(exit.code, 0, dev.output().slice(-3000));
@@ -134,34 +161,68 @@ describe('cronq dev', () => {
       process.kill(injector.pid, 'SIGKILL');
       const exit = await dev.exited;
       assert.equal(exit.code, 1);
-      assert.ok(dev.lines().some((l) => l.includes('[dev] injector exited unexpectedly (signal SIGKILL); stopping the others')), dev.output().slice(-2000));
-      assert.deepEqual(alive(kids.map((k) => k.pid), kids.map((k) => k.pgid)), []);
+      assert.ok(
+        dev
+          .lines()
+          .some((l) =>
+            l.includes('[dev] injector exited unexpectedly (signal SIGKILL); stopping the others'),
+          ),
+        dev.output().slice(-2000),
+      );
+      assert.deepEqual(
+        alive(
+          kids.map((k) => k.pid),
+          kids.map((k) => k.pgid),
+        ),
+        [],
+      );
     } finally {
       dev.kill('SIGKILL');
     }
   });
 
   test('a bad setting stops it before anything starts: exit 2, one line, no stack trace', async () => {
-    const r = await runCommand('cronq', { args: ['dev'], env: { DATABASE_URL: t.url, RABBITMQ_URL: vhost.url, PORT: 'eighty' } });
+    const r = await runCommand('cronq', {
+      args: ['dev'],
+      env: { DATABASE_URL: t.url, RABBITMQ_URL: vhost.url, PORT: 'eighty' },
+    });
     assert.equal(r.code, 2);
-    assert.equal(r.stderr, 'cronq dev: PORT="eighty" is not valid: expected a whole number from 0 to 65535\n');
+    assert.equal(
+      r.stderr,
+      'cronq dev: PORT="eighty" is not valid: expected a whole number from 0 to 65535\n',
+    );
   });
 
   test('an unreachable database is one line with a hint, exit 1', async () => {
-    const r = await runCommand('cronq', { args: ['dev'], env: { DATABASE_URL: 'mysql://root@127.0.0.1:1/cronq_nowhere', RABBITMQ_URL: vhost.url }, timeoutMs: 30_000 });
+    const r = await runCommand('cronq', {
+      args: ['dev'],
+      env: { DATABASE_URL: 'mysql://root@127.0.0.1:1/cronq_nowhere', RABBITMQ_URL: vhost.url },
+      timeoutMs: 30_000,
+    });
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /^cronq dev: cannot prepare the database "cronq_nowhere" at 127\.0\.0\.1:1: .*is MariaDB\/MySQL running\? set DATABASE_URL\)\n$/);
+    assert.match(
+      r.stderr,
+      /^cronq dev: cannot prepare the database "cronq_nowhere" at 127\.0\.0\.1:1: .*is MariaDB\/MySQL running\? set DATABASE_URL\)\n$/,
+    );
   });
 
   test('an unreachable broker is one line with a hint, exit 1', async () => {
-    const r = await runCommand('cronq', { args: ['dev'], env: { DATABASE_URL: t.url, RABBITMQ_URL: 'amqp://guest:guest@127.0.0.1:1/' }, timeoutMs: 30_000 });
+    const r = await runCommand('cronq', {
+      args: ['dev'],
+      env: { DATABASE_URL: t.url, RABBITMQ_URL: 'amqp://guest:guest@127.0.0.1:1/' },
+      timeoutMs: 30_000,
+    });
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /^cronq dev: cannot reach RabbitMQ .*is RabbitMQ running\? set RABBITMQ_URL\)\n$/);
+    assert.match(
+      r.stderr,
+      /^cronq dev: cannot reach RabbitMQ .*is RabbitMQ running\? set RABBITMQ_URL\)\n$/,
+    );
   });
 
   test('--help lists its flags and the environment', async () => {
     const r = await runCommand('cronq', { args: ['dev', '--help'] });
     assert.equal(r.code, 0);
-    for (const s of ['--grace', '--no-color', 'DATABASE_URL', 'RABBITMQ_URL', 'LOG_PATH', 'Ctrl-C']) assert.ok(r.stdout.includes(s), s);
+    for (const s of ['--grace', '--no-color', 'DATABASE_URL', 'RABBITMQ_URL', 'LOG_PATH', 'Ctrl-C'])
+      assert.ok(r.stdout.includes(s), s);
   });
 });

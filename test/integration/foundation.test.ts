@@ -6,23 +6,38 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDatabase, createTestVhost, rabbitmqctl, waitFor, uniqueName, type TestDatabase, type TestVhost } from '../helpers/services';
+import {
+  createTestDatabase,
+  createTestVhost,
+  rabbitmqctl,
+  waitFor,
+  uniqueName,
+  type TestDatabase,
+  type TestVhost,
+} from '../helpers/services';
 import { createDb, migrate, type Knex } from '../../src/core/db';
 import { parseAmqpUrl, parseDatabaseUrl } from '../../src/core/config';
 import { AmqpConnection, ConfirmPublisher } from '../../src/core/amqp';
 import { declareCore, declareJobQueue, EXCHANGE } from '../../src/core/topology';
 import { silentLogger } from '../../src/core/logger';
 
-async function columns(db: Knex, table: string): Promise<Map<string, { type: string; nullable: boolean }>> {
+async function columns(
+  db: Knex,
+  table: string,
+): Promise<Map<string, { type: string; nullable: boolean }>> {
   const [rows] = (await db.raw(
     'SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type, IS_NULLABLE AS n FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?',
     [table],
   )) as [Array<{ name: string; type: string; n: string }>];
-  return new Map(rows.map((r) => [r.name, { type: r.type.toLowerCase(), nullable: r.n === 'YES' }]));
+  return new Map(
+    rows.map((r) => [r.name, { type: r.type.toLowerCase(), nullable: r.n === 'YES' }]),
+  );
 }
 
 async function tables(db: Knex): Promise<string[]> {
-  const [rows] = (await db.raw('SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1')) as [Array<{ t: string }>];
+  const [rows] = (await db.raw(
+    'SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1',
+  )) as [Array<{ t: string }>];
   return rows.map((r) => r.t);
 }
 
@@ -46,9 +61,32 @@ describe('migrations', () => {
     const applied = await migrate(t.db);
     assert.ok(applied.length >= 4, `applied ${applied.join(', ')}`);
     const have = await tables(t.db);
-    for (const name of ['categories', 'jobs', 'events', 'runs', 'knex_migrations', 'knex_migrations_lock']) assert.ok(have.includes(name), name);
+    for (const name of [
+      'categories',
+      'jobs',
+      'events',
+      'runs',
+      'knex_migrations',
+      'knex_migrations_lock',
+    ])
+      assert.ok(have.includes(name), name);
     const jobs = await columns(t.db, 'jobs');
-    for (const c of ['id', 'name', 'interval', 'next_run', 'last_run_start', 'last_run_stop', 'last_run_status', 'current_status', 'routing_key', 'command', 'run_now', 'locked_by', 'category_id', ...NEW_JOB_COLUMNS]) {
+    for (const c of [
+      'id',
+      'name',
+      'interval',
+      'next_run',
+      'last_run_start',
+      'last_run_stop',
+      'last_run_status',
+      'current_status',
+      'routing_key',
+      'command',
+      'run_now',
+      'locked_by',
+      'category_id',
+      ...NEW_JOB_COLUMNS,
+    ]) {
       assert.ok(jobs.has(c), `jobs.${c}`);
     }
     assert.equal(jobs.get('next_run')!.type, 'datetime(3)');
@@ -99,23 +137,35 @@ describe('migrations', () => {
     const jobsAfter = (await db('jobs').orderBy('id')) as Array<Record<string, unknown>>;
     assert.equal(jobsAfter.length, 2);
     jobsAfter.forEach((row, i) => {
-      for (const [k, v] of Object.entries(before.jobs[i] as Record<string, unknown>)) assert.deepEqual(row[k], v, `jobs[${i}].${k}`);
-      for (const c of NEW_JOB_COLUMNS) assert.equal(row[c], null, `new column jobs.${c} is NULL for an adopted row`);
+      for (const [k, v] of Object.entries(before.jobs[i] as Record<string, unknown>))
+        assert.deepEqual(row[k], v, `jobs[${i}].${k}`);
+      for (const c of NEW_JOB_COLUMNS)
+        assert.equal(row[c], null, `new column jobs.${c} is NULL for an adopted row`);
     });
     assert.equal((jobsAfter[0]!.interval as Date).toISOString(), '1970-01-01T00:01:00.000Z');
     const eventsAfter = (await db('events').orderBy('id')) as Array<Record<string, unknown>>;
     assert.equal(eventsAfter.length, 3);
     eventsAfter.forEach((row, i) => {
-      for (const [k, v] of Object.entries(before.events[i] as Record<string, unknown>)) assert.deepEqual(row[k], v, `events[${i}].${k}`);
+      for (const [k, v] of Object.entries(before.events[i] as Record<string, unknown>))
+        assert.deepEqual(row[k], v, `events[${i}].${k}`);
       assert.equal(row.message_key, null);
     });
     assert.ok((await tables(db)).includes('runs'));
     const jobCols = await columns(db, 'jobs');
-    for (const c of NEW_JOB_COLUMNS) assert.ok(jobCols.get(c)?.nullable, `jobs.${c} added, nullable`);
+    for (const c of NEW_JOB_COLUMNS)
+      assert.ok(jobCols.get(c)?.nullable, `jobs.${c} added, nullable`);
     assert.equal(jobCols.get('next_run')!.type, 'datetime(3)');
-    assert.equal(jobCols.get('interval')!.type, 'datetime', 'the original interval column is left as it was');
+    assert.equal(
+      jobCols.get('interval')!.type,
+      'datetime',
+      'the original interval column is left as it was',
+    );
     // The original's ids stay signed INTs and auto-increment continues after them.
-    const [ins] = (await db('events').insert({ job_id: 1, type: 'starting', datetime: new Date() })) as [number];
+    const [ins] = (await db('events').insert({
+      job_id: 1,
+      type: 'starting',
+      datetime: new Date(),
+    })) as [number];
     assert.equal(ins, 4);
   });
 
@@ -137,7 +187,9 @@ describe('migrations', () => {
       const results = await Promise.all(clients.map((c) => migrate(c)));
       const appliedTotal = results.flat();
       assert.equal(new Set(appliedTotal).size, appliedTotal.length, 'no migration applied twice');
-      const [rows] = (await t.db.raw('SELECT name, COUNT(*) AS n FROM knex_migrations GROUP BY name HAVING n > 1')) as [unknown[]];
+      const [rows] = (await t.db.raw(
+        'SELECT name, COUNT(*) AS n FROM knex_migrations GROUP BY name HAVING n > 1',
+      )) as [unknown[]];
       assert.deepEqual(rows, []);
       assert.ok((await tables(t.db)).includes('runs'));
     } finally {
@@ -156,7 +208,14 @@ describe('AMQP connection', () => {
   });
 
   async function brokerConnectionsOf(name: string): Promise<string[]> {
-    const out = await rabbitmqctl('list_connections', '-q', '--no-table-headers', 'pid', 'vhost', 'client_properties');
+    const out = await rabbitmqctl(
+      'list_connections',
+      '-q',
+      '--no-table-headers',
+      'pid',
+      'vhost',
+      'client_properties',
+    );
     return out
       .split('\n')
       .filter((l) => l.includes(`\t${vhost.vhost}\t`) && l.includes(name))
@@ -180,29 +239,50 @@ describe('AMQP connection', () => {
     try {
       conn.start();
       await conn.connection();
-      assert.deepEqual(await publisher.publish(EXCHANGE, 'foundation_jobs', Buffer.from('one')), { routed: true });
-      const first = await waitFor(() => look.get('foundation_jobs', { noAck: true }), { message: 'first message' });
+      assert.deepEqual(await publisher.publish(EXCHANGE, 'foundation_jobs', Buffer.from('one')), {
+        routed: true,
+      });
+      const first = await waitFor(
+        async () => (await look.get('foundation_jobs', { noAck: true })) || null,
+        {
+          message: 'first message',
+        },
+      );
       assert.equal(first.content.toString(), 'one');
 
-      const pids = await waitFor(async () => {
-        const p = await brokerConnectionsOf(name);
-        return p.length === 1 ? p : null;
-      }, { message: 'the connection is listed by rabbitmqctl' });
+      const pids = await waitFor(
+        async () => {
+          const p = await brokerConnectionsOf(name);
+          return p.length === 1 ? p : null;
+        },
+        { message: 'the connection is listed by rabbitmqctl' },
+      );
       const disconnected = new Promise((r) => conn.once('disconnected', r));
       await rabbitmqctl('close_connection', pids[0]!, 'foundation test closes it');
       await disconnected;
-      await waitFor(() => conn.connectCount === 2 && conn.isConnected, { timeoutMs: 20_000, message: 'reconnected' });
+      await waitFor(() => conn.connectCount === 2 && conn.isConnected, {
+        timeoutMs: 20_000,
+        message: 'reconnected',
+      });
       assert.equal(setups, 2, 'setup ran again on the new connection');
 
-      const r = await waitFor(async () => {
-        try {
-          return await publisher.publish(EXCHANGE, 'foundation_jobs', Buffer.from('two'));
-        } catch {
-          return null; // the old channel may still be draining; try again
-        }
-      }, { timeoutMs: 20_000, message: 'publish after reconnect' });
+      const r = await waitFor(
+        async () => {
+          try {
+            return await publisher.publish(EXCHANGE, 'foundation_jobs', Buffer.from('two'));
+          } catch {
+            return null; // the old channel may still be draining; try again
+          }
+        },
+        { timeoutMs: 20_000, message: 'publish after reconnect' },
+      );
       assert.deepEqual(r, { routed: true });
-      const second = await waitFor(() => look.get('foundation_jobs', { noAck: true }), { message: 'second message' });
+      const second = await waitFor(
+        async () => (await look.get('foundation_jobs', { noAck: true })) || null,
+        {
+          message: 'second message',
+        },
+      );
       assert.equal(second.content.toString(), 'two');
     } finally {
       await publisher.close();
@@ -211,7 +291,10 @@ describe('AMQP connection', () => {
   });
 
   test('a publish to a routing key with no queue resolves as not routed', async () => {
-    const conn = new AmqpConnection(parseAmqpUrl(vhost.url), { logger: silentLogger(), name: uniqueName('foundation') });
+    const conn = new AmqpConnection(parseAmqpUrl(vhost.url), {
+      logger: silentLogger(),
+      name: uniqueName('foundation'),
+    });
     const publisher = new ConfirmPublisher(conn, silentLogger());
     try {
       await conn.onConnect(async (c) => {
@@ -220,7 +303,10 @@ describe('AMQP connection', () => {
         await ch.close();
       });
       conn.start();
-      assert.deepEqual(await publisher.publish(EXCHANGE, 'nobody_listens', Buffer.from('x'), { mandatory: true }), { routed: false });
+      assert.deepEqual(
+        await publisher.publish(EXCHANGE, 'nobody_listens', Buffer.from('x'), { mandatory: true }),
+        { routed: false },
+      );
     } finally {
       await publisher.close();
       await conn.close();

@@ -13,7 +13,11 @@ import { promisify } from 'node:util';
 import { ROOT } from '../helpers/processes';
 
 const run = promisify(execFile);
-const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; bin: Record<string, string> };
+const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+  name: string;
+  version: string;
+  bin: Record<string, string>;
+};
 let work: string;
 let prefix: string;
 let installed: string;
@@ -23,10 +27,28 @@ before(async () => {
   prefix = path.join(work, 'prefix');
   // dist/ is already built (npm test builds first); --ignore-scripts keeps
   // `prepare` from rewriting dist/ under the other tests running beside this one.
-  const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--pack-destination', work, '--silent'], { cwd: ROOT, timeout: 60_000 });
+  const { stdout } = await run(
+    'npm',
+    ['pack', '--ignore-scripts', '--pack-destination', work, '--silent'],
+    { cwd: ROOT, timeout: 60_000 },
+  );
   const tgz = path.join(work, stdout.trim().split('\n').pop()!);
   // Dependencies come from npm's cache when it has them (fast, works offline).
-  await run('npm', ['install', '-g', '--prefix', prefix, tgz, '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts'], { timeout: 120_000 });
+  await run(
+    'npm',
+    [
+      'install',
+      '-g',
+      '--prefix',
+      prefix,
+      tgz,
+      '--prefer-offline',
+      '--no-audit',
+      '--no-fund',
+      '--ignore-scripts',
+    ],
+    { timeout: 120_000 },
+  );
   installed = path.join(prefix, 'lib', 'node_modules', pkg.name);
 });
 after(() => {
@@ -41,26 +63,50 @@ describe('npm pack installed into a temporary prefix', () => {
 
   for (const name of Object.keys(pkg.bin)) {
     test(`${name} --help answers from the installed package`, async () => {
-      const { stdout } = await run(path.join(prefix, 'bin', name), ['--help'], { cwd: work, env: { PATH: process.env.PATH ?? '' }, timeout: 20_000 });
+      const { stdout } = await run(path.join(prefix, 'bin', name), ['--help'], {
+        cwd: work,
+        env: { PATH: process.env.PATH ?? '' },
+        timeout: 20_000,
+      });
       assert.match(stdout, /Usage: cronq/);
     });
   }
 
   test('ships the compiled code, migrations, views and the category JSON Schema, but not the sources or tests', () => {
-    for (const p of ['dist/cli/cronq.js', 'dist/core/db.js', 'migrations/20240101000001_original_schema.js', 'views', 'schema/category.schema.json', 'README.md']) {
+    for (const p of [
+      'dist/cli/cronq.js',
+      'dist/core/db.js',
+      'migrations/20240101000001_original_schema.js',
+      'views',
+      'schema/category.schema.json',
+      'README.md',
+    ]) {
       assert.ok(existsSync(path.join(installed, p)), p);
     }
-    for (const p of ['src', 'test', 'bench', 'tsconfig.json']) assert.ok(!existsSync(path.join(installed, p)), `${p} is not shipped`);
+    for (const p of ['src', 'test', 'bench', 'tsconfig.json'])
+      assert.ok(!existsSync(path.join(installed, p)), `${p} is not shipped`);
   });
 
   test('the installed code finds its migrations folder', async () => {
-    const { stdout } = await run(process.execPath, ['-e', `const d=require(${JSON.stringify(path.join(installed, 'dist/core/db.js'))}).MIGRATIONS_DIR; console.log(require('fs').readdirSync(d).length)`]);
+    const { stdout } = await run(process.execPath, [
+      '-e',
+      `const d=require(${JSON.stringify(path.join(installed, 'dist/core/db.js'))}).MIGRATIONS_DIR; console.log(require('fs').readdirSync(d).length)`,
+    ]);
     assert.ok(Number(stdout.trim()) >= 4);
   });
 
   test('the installed validator accepts a file and refuses another', async () => {
-    const ok = await run(path.join(prefix, 'bin', 'cronq-validator'), ['--config', path.join(ROOT, 'examples', 'category.json')]);
+    const ok = await run(path.join(prefix, 'bin', 'cronq-validator'), [
+      '--config',
+      path.join(ROOT, 'examples', 'category.json'),
+    ]);
     assert.match(ok.stdout, /valid \(3 jobs\)/);
-    await assert.rejects(run(path.join(prefix, 'bin', 'cronq-validator'), ['--config', path.join(ROOT, 'package.json')]), (e: { code: number }) => e.code === 1);
+    await assert.rejects(
+      run(path.join(prefix, 'bin', 'cronq-validator'), [
+        '--config',
+        path.join(ROOT, 'package.json'),
+      ]),
+      (e: { code: number }) => e.code === 1,
+    );
   });
 });

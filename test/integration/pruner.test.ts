@@ -30,24 +30,81 @@ async function seed(): Promise<void> {
   const now = (await dbNow(db)).getTime();
   const at = (ageMs: number) => new Date(Math.floor((now - ageMs) / 1000) * 1000);
   await db('categories').insert({ id: 1, name: 'prune' });
-  for (const j of JOBS) await db('jobs').insert({ id: j, name: `job ${j}`, category_id: 1, command: 'true', routing_key: 'default' });
+  for (const j of JOBS)
+    await db('jobs').insert({
+      id: j,
+      name: `job ${j}`,
+      category_id: 1,
+      command: 'true',
+      routing_key: 'default',
+    });
   const events: object[] = [];
   const runs: object[] = [];
   ROUND_AGE.forEach((age, k) => {
     for (const j of JOBS) {
       const rid = runId(`r${j}${k}`);
-      events.push({ id: eventId(k, j, 'starting'), job_id: j, run_id: rid, type: 'starting', datetime: at(age), host: 'h' });
-      events.push({ id: eventId(k, j, 'finished'), job_id: j, run_id: rid, type: 'finished', datetime: at(age - 1000), host: 'h', return_code: 0 });
-      runs.push({ run_id: rid, job_id: j, job_name: `job ${j}`, scheduled_for: at(age), status: 'succeeded', queued_at: at(age), started_at: at(age), finished_at: at(age - 1000) });
+      events.push({
+        id: eventId(k, j, 'starting'),
+        job_id: j,
+        run_id: rid,
+        type: 'starting',
+        datetime: at(age),
+        host: 'h',
+      });
+      events.push({
+        id: eventId(k, j, 'finished'),
+        job_id: j,
+        run_id: rid,
+        type: 'finished',
+        datetime: at(age - 1000),
+        host: 'h',
+        return_code: 0,
+      });
+      runs.push({
+        run_id: rid,
+        job_id: j,
+        job_name: `job ${j}`,
+        scheduled_for: at(age),
+        status: 'succeeded',
+        queued_at: at(age),
+        started_at: at(age),
+        finished_at: at(age - 1000),
+      });
     }
   });
   // A run still going, whose only event is old and has the highest id.
-  events.push({ id: 25, job_id: 1, run_id: runId('r1run'), type: 'starting', datetime: at(50 * DAY), host: 'h' });
-  runs.push({ run_id: runId('r1run'), job_id: 1, scheduled_for: at(50 * DAY), status: 'running', queued_at: at(50 * DAY), started_at: at(50 * DAY) });
+  events.push({
+    id: 25,
+    job_id: 1,
+    run_id: runId('r1run'),
+    type: 'starting',
+    datetime: at(50 * DAY),
+    host: 'h',
+  });
+  runs.push({
+    run_id: runId('r1run'),
+    job_id: 1,
+    scheduled_for: at(50 * DAY),
+    status: 'running',
+    queued_at: at(50 * DAY),
+    started_at: at(50 * DAY),
+  });
   // A run still queued, with no events.
-  runs.push({ run_id: runId('r2queued'), job_id: 2, scheduled_for: at(50 * DAY), status: 'queued', queued_at: at(50 * DAY) });
+  runs.push({
+    run_id: runId('r2queued'),
+    job_id: 2,
+    scheduled_for: at(50 * DAY),
+    status: 'queued',
+    queued_at: at(50 * DAY),
+  });
   // A final run that never had events (marked lost without a result).
-  runs.push({ run_id: runId('r3lost'), job_id: 3, scheduled_for: at(45 * DAY), status: 'lost', queued_at: at(45 * DAY) });
+  runs.push({
+    run_id: runId('r3lost'),
+    job_id: 3,
+    scheduled_for: at(45 * DAY),
+    status: 'lost',
+    queued_at: at(45 * DAY),
+  });
   await db('events').insert(events);
   await db('runs').insert(runs);
 }
@@ -59,9 +116,15 @@ async function left(): Promise<{ events: number[]; runs: string[] }> {
 }
 
 const ALL_EVENTS = Array.from({ length: 25 }, (_, i) => i + 1);
-const ALL_RUNS = [...JOBS.flatMap((j) => ROUND_AGE.map((_, k) => `r${j}${k}`)), 'r1run', 'r2queued', 'r3lost'].sort();
+const ALL_RUNS = [
+  ...JOBS.flatMap((j) => ROUND_AGE.map((_, k) => `r${j}${k}`)),
+  'r1run',
+  'r2queued',
+  'r3lost',
+].sort();
 const without = <T>(all: T[], gone: T[]) => all.filter((x) => !gone.includes(x));
-const roundEvents = (ks: number[], js = JOBS) => ks.flatMap((k) => js.flatMap((j) => [eventId(k, j, 'starting'), eventId(k, j, 'finished')]));
+const roundEvents = (ks: number[], js = JOBS) =>
+  ks.flatMap((k) => js.flatMap((j) => [eventId(k, j, 'starting'), eventId(k, j, 'finished')]));
 const roundRuns = (ks: number[], js = JOBS) => ks.flatMap((k) => js.map((j) => `r${j}${k}`));
 
 async function pruner(...args: string[]) {
@@ -86,7 +149,7 @@ describe('cronq-pruner deletes exactly what its flags say', () => {
       runs: ['r10', 'r20', 'r30'],
     },
     {
-      name: 'a range that takes only part of a run\'s events keeps the run',
+      name: "a range that takes only part of a run's events keeps the run",
       args: ['--first', '2', '--last', '3'],
       events: [2, 3],
       runs: [],
@@ -122,7 +185,7 @@ describe('cronq-pruner deletes exactly what its flags say', () => {
       runs: without(ALL_RUNS, ['r1run', 'r2queued']),
     },
     {
-      name: '--keep larger than any job\'s history deletes nothing',
+      name: "--keep larger than any job's history deletes nothing",
       args: ['--keep', '100'],
       events: [],
       runs: [],
@@ -172,12 +235,24 @@ describe('cronq-pruner refuses contradictory or incomplete flags with one line a
     { args: [], message: /say what to delete/ },
     { args: ['--first', '1'], message: /--first needs --last/ },
     { args: ['--last', '5'], message: /--last needs --first/ },
-    { args: ['--first', '5', '--last', '2'], message: /--first \(5\) is greater than --last \(2\)/ },
+    {
+      args: ['--first', '5', '--last', '2'],
+      message: /--first \(5\) is greater than --last \(2\)/,
+    },
     { args: ['--first', '-1', '--last', '2'], message: /--first must be at least 0/ },
     { args: ['--first', 'a', '--last', '2'], message: /--first must be a whole number/ },
-    { args: ['--keep', '2', '--first', '1', '--last', '3'], message: /--first\/--last and --keep cannot be combined/ },
-    { args: ['--keep', '2', '--older-than', '30d'], message: /--keep and --older-than cannot be combined/ },
-    { args: ['--first', '1', '--last', '3', '--older-than', '1d'], message: /--first\/--last and --older-than cannot be combined/ },
+    {
+      args: ['--keep', '2', '--first', '1', '--last', '3'],
+      message: /--first\/--last and --keep cannot be combined/,
+    },
+    {
+      args: ['--keep', '2', '--older-than', '30d'],
+      message: /--keep and --older-than cannot be combined/,
+    },
+    {
+      args: ['--first', '1', '--last', '3', '--older-than', '1d'],
+      message: /--first\/--last and --older-than cannot be combined/,
+    },
     { args: ['--interval', '10'], message: /say what to delete/ },
     { args: ['--keep', '-1'], message: /--keep must be at least 0/ },
     { args: ['--keep', '1.5'], message: /--keep must be a whole number/ },
@@ -207,7 +282,10 @@ describe('cronq-pruner refuses contradictory or incomplete flags with one line a
   });
 
   test('a bad DATABASE_URL is one line naming the setting and exit 2', async () => {
-    const r = await runCommand('cronq-pruner', { args: ['--keep', '1'], env: { DATABASE_URL: 'postgres://x/y' } });
+    const r = await runCommand('cronq-pruner', {
+      args: ['--keep', '1'],
+      env: { DATABASE_URL: 'postgres://x/y' },
+    });
     assert.equal(r.code, 2);
     assert.match(r.stderr.trim(), /^cronq-pruner: DATABASE_URL="postgres:\/\/x\/y" is not valid/);
     assert.equal(r.stderr.trim().split('\n').length, 1);
@@ -216,6 +294,14 @@ describe('cronq-pruner refuses contradictory or incomplete flags with one line a
   test('--help describes every mode and exits 0', async () => {
     const r = await runCommand('cronq-pruner', { args: ['--help'] });
     assert.equal(r.code, 0);
-    for (const flag of ['--first', '--last', '--interval', '--keep', '--older-than', 'DATABASE_URL']) assert.ok(r.stdout.includes(flag), flag);
+    for (const flag of [
+      '--first',
+      '--last',
+      '--interval',
+      '--keep',
+      '--older-than',
+      'DATABASE_URL',
+    ])
+      assert.ok(r.stdout.includes(flag), flag);
   });
 });

@@ -22,8 +22,19 @@ const validator = (args: string[], cwd?: string) => runCommand('cronq-validator'
 const GOOD = {
   category: 'example',
   jobs: [
-    { name: 'Test Job', schedule: 'R/2013-05-29T00:00:00/PT1M', command: 'sleep 10', routing_key: 'slow' },
-    { name: 'Nightly', schedule: 'R/2024-01-01T02:00:00Z/P1D', command: 'echo nightly', timeout: 600, description: 'a nightly job' },
+    {
+      name: 'Test Job',
+      schedule: 'R/2013-05-29T00:00:00/PT1M',
+      command: 'sleep 10',
+      routing_key: 'slow',
+    },
+    {
+      name: 'Nightly',
+      schedule: 'R/2024-01-01T02:00:00Z/P1D',
+      command: 'echo nightly',
+      timeout: 600,
+      description: 'a nightly job',
+    },
   ],
 };
 
@@ -70,7 +81,13 @@ describe('cronq-validator prints each problem as path: reason and exits 1', () =
     },
     {
       name: 'a schedule that does not parse, in the third job',
-      doc: { jobs: [GOOD.jobs[0], GOOD.jobs[1], { name: 'x', schedule: 'every tuesday-ish', command: 'true' }] },
+      doc: {
+        jobs: [
+          GOOD.jobs[0],
+          GOOD.jobs[1],
+          { name: 'x', schedule: 'every tuesday-ish', command: 'true' },
+        ],
+      },
       lines: [/^jobs\[2\]\.schedule: .+/],
     },
     {
@@ -81,7 +98,10 @@ describe('cronq-validator prints each problem as path: reason and exits 1', () =
     {
       name: 'a routing key with spaces and an unknown field',
       doc: { jobs: [{ ...GOOD.jobs[0], routing_key: 'not ok', colour: 'red' }] },
-      lines: [/^jobs\[0\]\.routing_key: must be 1-32 letters/, /^jobs\[0\]\.colour: is not a known field$/],
+      lines: [
+        /^jobs\[0\]\.routing_key: must be 1-32 letters/,
+        /^jobs\[0\]\.colour: is not a known field$/,
+      ],
     },
     {
       name: 'jobs missing altogether',
@@ -115,7 +135,11 @@ describe('cronq-validator prints each problem as path: reason and exits 1', () =
       const r = await validator(['--config', file(`bad${i}.json`, c.doc), ...(c.args ?? [])]);
       assert.equal(r.code, 1, r.stdout + r.stderr);
       const out = r.stdout.trim().split('\n');
-      for (const re of c.lines) assert.ok(out.some((l) => re.test(l)), `no line matching ${re} in:\n${r.stdout}`);
+      for (const re of c.lines)
+        assert.ok(
+          out.some((l) => re.test(l)),
+          `no line matching ${re} in:\n${r.stdout}`,
+        );
       assert.match(r.stderr, /^cronq-validator: .*bad\d+\.json: \d+ problems?\n$/);
     });
   });
@@ -148,7 +172,9 @@ describe('cronq-validator exits 2 when the file cannot be read', () => {
 
 describe('the shipped JSON Schema is the schema the API uses', () => {
   test('schema/category.schema.json equals CATEGORY_SCHEMA (run scripts/write-schema.mjs after changing it)', () => {
-    const shipped = JSON.parse(readFileSync(path.join(ROOT, 'schema', 'category.schema.json'), 'utf8')) as unknown;
+    const shipped = JSON.parse(
+      readFileSync(path.join(ROOT, 'schema', 'category.schema.json'), 'utf8'),
+    ) as unknown;
     assert.deepEqual(shipped, JSON.parse(JSON.stringify(CATEGORY_SCHEMA)));
   });
   test('--help names the exit codes and the default file', async () => {

@@ -7,7 +7,14 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import os from 'node:os';
-import { describeConfig, isLoopback, loadConfig, parseAmqpUrl, parseDatabaseUrl, redact } from '../../src/core/config';
+import {
+  describeConfig,
+  isLoopback,
+  loadConfig,
+  parseAmqpUrl,
+  parseDatabaseUrl,
+  redact,
+} from '../../src/core/config';
 import { ConfigError } from '../../src/core/errors';
 
 function badSetting(env: Record<string, string>, setting: string, accepted?: RegExp): void {
@@ -16,7 +23,10 @@ function badSetting(env: Record<string, string>, setting: string, accepted?: Reg
     (err: unknown) => {
       assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
       assert.equal(err.exitCode, 2);
-      assert.ok(err.message.startsWith(`${setting}=`), `message should name ${setting}: ${err.message}`);
+      assert.ok(
+        err.message.startsWith(`${setting}=`),
+        `message should name ${setting}: ${err.message}`,
+      );
       assert.ok(!err.message.includes('\n'), 'one line');
       if (accepted) assert.match(err.message, accepted);
       return true;
@@ -37,7 +47,10 @@ describe('defaults', () => {
       { host: 'localhost', port: 3306, user: 'root', password: '', database: 'cronq', params: {} },
     );
     assert.deepEqual({ ...c.log }, { level: 'info', format: 'json' });
-    assert.deepEqual({ ...c.injector }, { maxPollMs: 1000, batchSize: 500, republishAfterMs: 30_000 });
+    assert.deepEqual(
+      { ...c.injector },
+      { maxPollMs: 1000, batchSize: 500, republishAfterMs: 30_000 },
+    );
     assert.deepEqual(
       { ...c.runner },
       {
@@ -55,17 +68,35 @@ describe('defaults', () => {
       },
     );
     assert.deepEqual({ ...c.results }, { prefetch: 500, lostAfterMs: 60_000, flushMs: 20 });
-    assert.deepEqual({ ...c.web }, { port: 5000, listenInterface: '127.0.0.1', apiToken: undefined, logUrlTemplate: undefined, bodyLimit: '1mb' });
+    assert.deepEqual(
+      { ...c.web },
+      {
+        port: 5000,
+        listenInterface: '127.0.0.1',
+        apiToken: undefined,
+        logUrlTemplate: undefined,
+        bodyLimit: '1mb',
+      },
+    );
     assert.equal(c.host, os.hostname());
   });
 
   test('the config is frozen all the way down', () => {
     const c = loadConfig({});
-    assert.ok(Object.isFrozen(c) && Object.isFrozen(c.amqp) && Object.isFrozen(c.amqp.hosts) && Object.isFrozen(c.amqp.hosts[0]) && Object.isFrozen(c.runner));
+    assert.ok(
+      Object.isFrozen(c) &&
+        Object.isFrozen(c.amqp) &&
+        Object.isFrozen(c.amqp.hosts) &&
+        Object.isFrozen(c.amqp.hosts[0]) &&
+        Object.isFrozen(c.runner),
+    );
   });
 
   test('flag overrides win over the environment; undefined overrides do not erase it', () => {
-    const c = loadConfig({ CRONQ_LOG_LEVEL: 'warn', CRONQ_QUEUE: 'env_q' }, { CRONQ_LOG_LEVEL: 'debug', CRONQ_QUEUE: undefined });
+    const c = loadConfig(
+      { CRONQ_LOG_LEVEL: 'warn', CRONQ_QUEUE: 'env_q' },
+      { CRONQ_LOG_LEVEL: 'debug', CRONQ_QUEUE: undefined },
+    );
     assert.equal(c.log.level, 'debug');
     assert.equal(c.runner.queue, 'env_q');
   });
@@ -115,7 +146,13 @@ describe('every setting is read from its environment variable', () => {
     assert.deepEqual({ ...c.results }, { prefetch: 10, lostAfterMs: 30_000, flushMs: 0 });
     assert.deepEqual(
       { ...c.web },
-      { port: 8080, listenInterface: '0.0.0.0', apiToken: 'secret-token-1', logUrlTemplate: 'https://logs.example/search?q={run_id}', bodyLimit: '512kb' },
+      {
+        port: 8080,
+        listenInterface: '0.0.0.0',
+        apiToken: 'secret-token-1',
+        logUrlTemplate: 'https://logs.example/search?q={run_id}',
+        bodyLimit: '512kb',
+      },
     );
     assert.deepEqual({ ...c.log }, { level: 'debug', format: 'pretty' });
     assert.equal(c.host, 'runner-7.example');
@@ -127,8 +164,10 @@ describe('every setting is read from its environment variable', () => {
   });
 
   test('each spelling of a boolean', () => {
-    for (const v of ['1', 'true', 'YES', 'on']) assert.equal(loadConfig({ CRONQ_RUNNER_LOG_TO_STDOUT: v }).runner.logToStdout, true, v);
-    for (const v of ['', '0', 'false', 'No', 'off']) assert.equal(loadConfig({ CRONQ_RUNNER_LOG_TO_STDOUT: v }).runner.logToStdout, false, v);
+    for (const v of ['1', 'true', 'YES', 'on'])
+      assert.equal(loadConfig({ CRONQ_RUNNER_LOG_TO_STDOUT: v }).runner.logToStdout, true, v);
+    for (const v of ['', '0', 'false', 'No', 'off'])
+      assert.equal(loadConfig({ CRONQ_RUNNER_LOG_TO_STDOUT: v }).runner.logToStdout, false, v);
   });
 
   test('blank numbers mean the default', () => {
@@ -180,7 +219,11 @@ describe('RABBITMQ_URL and its older form', () => {
   });
 
   test('RABBITMQ_HOST/USER/PASS are used when RABBITMQ_URL is unset', () => {
-    const a = loadConfig({ RABBITMQ_HOST: 'mq.internal', RABBITMQ_USER: 'cronq', RABBITMQ_PASS: 's3cret' }).amqp;
+    const a = loadConfig({
+      RABBITMQ_HOST: 'mq.internal',
+      RABBITMQ_USER: 'cronq',
+      RABBITMQ_PASS: 's3cret',
+    }).amqp;
     assert.deepEqual(a.hosts, [{ hostname: 'mq.internal', port: 5672 }]);
     assert.equal(a.username, 'cronq');
     assert.equal(a.password, 's3cret');
@@ -204,17 +247,38 @@ describe('RABBITMQ_URL and its older form', () => {
   });
 
   test('RABBITMQ_URL wins over RABBITMQ_HOST', () => {
-    assert.equal(loadConfig({ RABBITMQ_URL: 'amqp://x/', RABBITMQ_HOST: 'y' }).amqp.hosts[0]!.hostname, 'x');
+    assert.equal(
+      loadConfig({ RABBITMQ_URL: 'amqp://x/', RABBITMQ_HOST: 'y' }).amqp.hosts[0]!.hostname,
+      'x',
+    );
   });
 });
 
 describe('DATABASE_URL and CRONQ_MYSQL', () => {
   test('mysql:// with every part', () => {
-    const d = loadConfig({ DATABASE_URL: 'mysql://cronq:p%40ss@db.example:3307/cronq_prod?charset=utf8mb4' }).database;
-    assert.deepEqual({ ...d, params: { ...d.params } }, { host: 'db.example', port: 3307, user: 'cronq', password: 'p@ss', database: 'cronq_prod', params: { charset: 'utf8mb4' } });
+    const d = loadConfig({
+      DATABASE_URL: 'mysql://cronq:p%40ss@db.example:3307/cronq_prod?charset=utf8mb4',
+    }).database;
+    assert.deepEqual(
+      { ...d, params: { ...d.params } },
+      {
+        host: 'db.example',
+        port: 3307,
+        user: 'cronq',
+        password: 'p@ss',
+        database: 'cronq_prod',
+        params: { charset: 'utf8mb4' },
+      },
+    );
   });
 
-  for (const scheme of ['mysql+pymysql', 'mysql+mysqlconnector', 'mysql+mysqldb', 'mariadb', 'mariadb+mariadbconnector']) {
+  for (const scheme of [
+    'mysql+pymysql',
+    'mysql+mysqlconnector',
+    'mysql+mysqldb',
+    'mariadb',
+    'mariadb+mariadbconnector',
+  ]) {
     test(`SQLAlchemy's ${scheme}:// is accepted and the driver ignored`, () => {
       const d = parseDatabaseUrl(`${scheme}://cronq:cronq@localhost/cronq`);
       assert.equal(d.host, 'localhost');
@@ -226,8 +290,14 @@ describe('DATABASE_URL and CRONQ_MYSQL', () => {
   }
 
   test('CRONQ_MYSQL is used when DATABASE_URL is unset, and loses to it when both are set', () => {
-    assert.equal(loadConfig({ CRONQ_MYSQL: 'mysql+mysqlconnector://a:b@old.example/olddb' }).database.database, 'olddb');
-    assert.equal(loadConfig({ CRONQ_MYSQL: 'mysql://h/old', DATABASE_URL: 'mysql://h/new' }).database.database, 'new');
+    assert.equal(
+      loadConfig({ CRONQ_MYSQL: 'mysql+mysqlconnector://a:b@old.example/olddb' }).database.database,
+      'olddb',
+    );
+    assert.equal(
+      loadConfig({ CRONQ_MYSQL: 'mysql://h/old', DATABASE_URL: 'mysql://h/new' }).database.database,
+      'new',
+    );
   });
 
   test('a URL without user means root with no password', () => {
@@ -279,24 +349,35 @@ describe('a bad value is a ConfigError that names the setting and the accepted f
   }
 
   test('the API token never appears in the message', () => {
-    assert.throws(() => loadConfig({ CRONQ_API_TOKEN: 'abc' }), (e: Error) => !e.message.includes('abc'));
+    assert.throws(
+      () => loadConfig({ CRONQ_API_TOKEN: 'abc' }),
+      (e: Error) => !e.message.includes('abc'),
+    );
   });
 
   test('a password in a bad URL is hidden', () => {
-    assert.throws(() => loadConfig({ DATABASE_URL: 'postgres://u:hunter2@h/db' }), (e: Error) => !e.message.includes('hunter2') && e.message.includes('***'));
+    assert.throws(
+      () => loadConfig({ DATABASE_URL: 'postgres://u:hunter2@h/db' }),
+      (e: Error) => !e.message.includes('hunter2') && e.message.includes('***'),
+    );
     assert.equal(redact('amqp://u:pw@h/'), 'amqp://u:***@h/');
   });
 });
 
 describe('helpers', () => {
   test('describeConfig carries no secret', () => {
-    const c = loadConfig({ RABBITMQ_URL: 'amqp://u:mqpass@h/', DATABASE_URL: 'mysql://u:dbpass@h/d', CRONQ_API_TOKEN: 'tokentoken' });
+    const c = loadConfig({
+      RABBITMQ_URL: 'amqp://u:mqpass@h/',
+      DATABASE_URL: 'mysql://u:dbpass@h/d',
+      CRONQ_API_TOKEN: 'tokentoken',
+    });
     const text = JSON.stringify(describeConfig(c));
     for (const s of ['mqpass', 'dbpass', 'tokentoken']) assert.ok(!text.includes(s), s);
     assert.match(text, /"apiToken":"set"/);
   });
   test('isLoopback', () => {
-    for (const h of ['127.0.0.1', '127.1.2.3', '::1', 'localhost']) assert.equal(isLoopback(h), true, h);
+    for (const h of ['127.0.0.1', '127.1.2.3', '::1', 'localhost'])
+      assert.equal(isLoopback(h), true, h);
     for (const h of ['0.0.0.0', '10.0.0.1', '::']) assert.equal(isLoopback(h), false, h);
   });
 });
