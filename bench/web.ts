@@ -20,15 +20,21 @@ const REQUESTS = 200;
 const URL_DB = process.env.DATABASE_URL ?? 'mysql://root@127.0.0.1/cronq_bench_web';
 const keep = process.argv.includes('--keep');
 
-async function seed(db: ReturnType<typeof createDb>): Promise<{ seconds: number; reused: boolean }> {
+async function seed(
+  db: ReturnType<typeof createDb>,
+): Promise<{ seconds: number; reused: boolean }> {
   const t0 = Date.now();
-  const [[have]] = (await db.raw('SELECT (SELECT COUNT(*) FROM jobs) AS jobs, (SELECT COUNT(*) FROM runs) AS runs')) as [[{ jobs: number; runs: number }]];
+  const [[have]] = (await db.raw(
+    'SELECT (SELECT COUNT(*) FROM jobs) AS jobs, (SELECT COUNT(*) FROM runs) AS runs',
+  )) as [[{ jobs: number; runs: number }]];
   if (Number(have.jobs) === JOBS && Number(have.runs) === RUNS) return { seconds: 0, reused: true };
   await db.raw('SET FOREIGN_KEY_CHECKS = 0');
   for (const t of ['events', 'runs', 'jobs', 'categories']) await db.raw(`TRUNCATE TABLE ${t}`);
   await db.raw('SET FOREIGN_KEY_CHECKS = 1');
   // MariaDB's SEQUENCE engine (seq_1_to_N) makes each table one INSERT ... SELECT.
-  await db.raw(`INSERT INTO categories (id, name) SELECT seq, CONCAT('category-', LPAD(seq, 3, '0')) FROM seq_1_to_100`);
+  await db.raw(
+    `INSERT INTO categories (id, name) SELECT seq, CONCAT('category-', LPAD(seq, 3, '0')) FROM seq_1_to_100`,
+  );
   await db.raw(
     `INSERT INTO jobs (id, name, category_id, schedule, \`interval\`, next_run, routing_key, command, run_now, last_run_status, current_status)
      SELECT seq, CONCAT('job-', LPAD(seq, 5, '0')), 1 + (seq - 1) DIV 100,
@@ -53,13 +59,19 @@ async function seed(db: ReturnType<typeof createDb>): Promise<{ seconds: number;
   return { seconds: (Date.now() - t0) / 1000, reused: false };
 }
 
-function get(agent: http.Agent, port: number, path: string): Promise<{ status: number; ms: number }> {
+function get(
+  agent: http.Agent,
+  port: number,
+  path: string,
+): Promise<{ status: number; ms: number }> {
   const t0 = process.hrtime.bigint();
   return new Promise((resolve, reject) => {
     http
       .get({ host: '127.0.0.1', port, path, agent }, (res) => {
         res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: Number(process.hrtime.bigint() - t0) / 1e6 }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, ms: Number(process.hrtime.bigint() - t0) / 1e6 }),
+        );
       })
       .on('error', reject);
   });
@@ -80,7 +92,9 @@ async function main(): Promise<void> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const [[aRun]] = (await db.raw("SELECT run_id FROM runs WHERE job_id = 4321 ORDER BY queued_at DESC LIMIT 1")) as [[{ run_id: string }]];
+  const [[aRun]] = (await db.raw(
+    'SELECT run_id FROM runs WHERE job_id = 4321 ORDER BY queued_at DESC LIMIT 1',
+  )) as [[{ run_id: string }]];
   const rand = () => 1 + Math.floor(Math.random() * JOBS);
   const urls: Array<[string, () => string]> = [
     ['/', () => '/'],
@@ -88,7 +102,10 @@ async function main(): Promise<void> {
     ['/api/jobs?per_page=100', () => '/api/jobs?per_page=100'],
     ['/?page=<random>', () => `/?page=${1 + Math.floor(Math.random() * 100)}`],
     ['/?q=<job name>', () => `/?q=job-0${rand() % 1000}`],
-    ['/api/jobs?per_page=100&page=<random>', () => `/api/jobs?per_page=100&page=${Math.floor(Math.random() * 100)}`],
+    [
+      '/api/jobs?per_page=100&page=<random>',
+      () => `/api/jobs?per_page=100&page=${Math.floor(Math.random() * 100)}`,
+    ],
     ['/api/jobs/<id>', () => `/api/jobs/${rand()}`],
     ['/run/<run_id>', () => `/run/${aRun.run_id}`],
     ['/failures', () => '/failures'],
@@ -116,7 +133,16 @@ async function main(): Promise<void> {
   await db.destroy();
   console.log(
     JSON.stringify(
-      { bench: 'web', jobs: JOBS, runs: RUNS, requests_per_url: REQUESTS, seed_seconds: loaded.seconds, seed_reused: loaded.reused, targets: { pages_p99_ms: 150, api_p99_ms: 50 }, results },
+      {
+        bench: 'web',
+        jobs: JOBS,
+        runs: RUNS,
+        requests_per_url: REQUESTS,
+        seed_seconds: loaded.seconds,
+        seed_reused: loaded.reused,
+        targets: { pages_p99_ms: 150, api_p99_ms: 50 },
+        results,
+      },
       null,
       2,
     ),

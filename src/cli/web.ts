@@ -19,15 +19,28 @@ export async function run(argv: string[]): Promise<void> {
     new Command('cronq-web')
       .description('Serve the CronQ web admin and JSON API (needs only the database).')
       .option('--port <port>', 'TCP port (PORT, default 5000)')
-      .option('--listen <address>', 'interface to bind (LISTEN_INTERFACE, default 127.0.0.1); non-loopback needs CRONQ_API_TOKEN'),
+      .option(
+        '--listen <address>',
+        'interface to bind (LISTEN_INTERFACE, default 127.0.0.1); non-loopback needs CRONQ_API_TOKEN',
+      ),
   ).action(async (flags: WebFlags) => {
-    const config = loadConfig(process.env, { ...commonOverrides(flags), PORT: flags.port, LISTEN_INTERFACE: flags.listen });
+    const config = loadConfig(process.env, {
+      ...commonOverrides(flags),
+      PORT: flags.port,
+      LISTEN_INTERFACE: flags.listen,
+    });
     const host = config.web.listenInterface;
     // The API can make every runner execute any command: never expose it unauthenticated.
     if (!config.web.apiToken && !isLoopback(host)) {
-      throw new ConfigError(`LISTEN_INTERFACE=${host} is not a loopback address: set CRONQ_API_TOKEN to serve beyond this host`);
+      throw new ConfigError(
+        `LISTEN_INTERFACE=${host} is not a loopback address: set CRONQ_API_TOKEN to serve beyond this host`,
+      );
     }
-    const logger = createLogger({ component: 'web', level: config.log.level, format: config.log.format });
+    const logger = createLogger({
+      component: 'web',
+      level: config.log.level,
+      format: config.log.format,
+    });
     logger.info({ config: describeConfig(config) }, 'starting');
     const releasers = new Releasers(logger);
     const db = createDb(config.database, { poolMax: 10 });
@@ -37,15 +50,25 @@ export async function run(argv: string[]): Promise<void> {
       if (applied.length) logger.info({ applied }, 'database migrated');
     } catch (err) {
       // Serve anyway: /_status answers 503 and the pages say the database is away.
-      logger.error({ err: (err as Error).message }, 'could not migrate the database; serving anyway');
+      logger.error(
+        { err: (err as Error).message },
+        'could not migrate the database; serving anyway',
+      );
     }
     const server = new WebServer({ db, config, logger }, { port: config.web.port, host });
     await server.start();
     releasers.add('http server', () => server.stop());
     stopOnSignals(() => releasers.releaseAll(), logger);
     const a = server.address();
-    if (!config.web.apiToken) logger.info({ host }, 'no CRONQ_API_TOKEN: listening on loopback only, without authentication');
-    logger.info({ host: a?.address, port: a?.port }, `listening on http://${host.includes(':') ? `[${host}]` : host}:${a?.port}`);
+    if (!config.web.apiToken)
+      logger.info(
+        { host },
+        'no CRONQ_API_TOKEN: listening on loopback only, without authentication',
+      );
+    logger.info(
+      { host: a?.address, port: a?.port },
+      `listening on http://${host.includes(':') ? `[${host}]` : host}:${a?.port}`,
+    );
   });
   await runCli(program, argv);
 }

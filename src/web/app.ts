@@ -54,7 +54,15 @@ function accessLog(logger: Logger): RequestHandler {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      logger.debug({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
+      logger.debug(
+        {
+          method: req.method,
+          path: req.path,
+          status: res.statusCode,
+          ms: Math.round(ms * 10) / 10,
+        },
+        'request',
+      );
     });
     next();
   };
@@ -76,7 +84,11 @@ export function createApp(deps: WebDeps): Express {
   Object.assign(app.locals, { fmt, tokenRequired: config.web.apiToken !== undefined });
 
   // A stable CSRF secret across restarts when a token exists (forms keep working); random otherwise.
-  const csrf = new CsrfTokens(config.web.apiToken ? createHash('sha256').update(`cronq-csrf:${config.web.apiToken}`).digest() : undefined);
+  const csrf = new CsrfTokens(
+    config.web.apiToken
+      ? createHash('sha256').update(`cronq-csrf:${config.web.apiToken}`).digest()
+      : undefined,
+  );
 
   app.use(securityHeaders);
   app.use(accessLog(logger));
@@ -93,7 +105,10 @@ export function createApp(deps: WebDeps): Express {
   });
 
   app.use(requireToken(config.web.apiToken));
-  app.use('/static', express.static(PUBLIC_DIR, { index: false, maxAge: '1h', fallthrough: false }));
+  app.use(
+    '/static',
+    express.static(PUBLIC_DIR, { index: false, maxAge: '1h', fallthrough: false }),
+  );
   // Forms are parsed before the CSRF check, which reads their _csrf field; JSON is parsed by the API routes that take it.
   app.use(express.urlencoded({ extended: false, limit: '16kb' }));
   app.use(csrfProtection(csrf));

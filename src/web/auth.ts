@@ -52,6 +52,13 @@ export function requireToken(token: string | undefined): RequestHandler {
       next();
       return;
     }
-    next(new HttpError(401, cred ? 'the API token is wrong' : 'sign in: send Authorization: Bearer <CRONQ_API_TOKEN> (or HTTP Basic with the token as password)'));
+    next(
+      new HttpError(
+        401,
+        cred
+          ? 'the API token is wrong'
+          : 'sign in: send Authorization: Bearer <CRONQ_API_TOKEN> (or HTTP Basic with the token as password)',
+      ),
+    );
   };
 }

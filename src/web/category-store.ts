@@ -29,13 +29,19 @@ export function nameKey(name: string): string {
 }
 
 /** Names that the database would take for one: a 400 before anything is written. */
-export function duplicateNameProblems(def: CategoryDefinition): Array<{ path: string; message: string }> {
+export function duplicateNameProblems(
+  def: CategoryDefinition,
+): Array<{ path: string; message: string }> {
   const seen = new Map<string, number>();
   const problems: Array<{ path: string; message: string }> = [];
   def.jobs.forEach((j, i) => {
     const k = nameKey(j.name);
     const prev = seen.get(k);
-    if (prev !== undefined) problems.push({ path: `jobs[${i}].name`, message: `"${j.name}" is the same name as jobs[${prev}] ("${def.jobs[prev]!.name}") for the database (case, accents and trailing spaces are ignored)` });
+    if (prev !== undefined)
+      problems.push({
+        path: `jobs[${i}].name`,
+        message: `"${j.name}" is the same name as jobs[${prev}] ("${def.jobs[prev]!.name}") for the database (case, accents and trailing spaces are ignored)`,
+      });
     else seen.set(k, i);
   });
   return problems;
@@ -63,7 +69,8 @@ function definitionColumns(def: JobDefinition) {
     description: def.description,
     schedule: def.schedule,
     // The original's column: the period as a DATETIME counted from 1970-01-01.
-    interval: period !== null && period !== undefined && period > 0 ? secondsToInterval(period) : null,
+    interval:
+      period !== null && period !== undefined && period > 0 ? secondsToInterval(period) : null,
   };
 }
 
@@ -72,16 +79,26 @@ function timing(def: JobDefinition, now: Date) {
   return { next_run: next, schedule_error: null, ended_at: next === null ? now : null };
 }
 
-async function lockCategory(trx: Knex.Transaction, name: string, create: boolean): Promise<number | null> {
+async function lockCategory(
+  trx: Knex.Transaction,
+  name: string,
+  create: boolean,
+): Promise<number | null> {
   if (create) {
     // Two PUTs creating the same category at once: both end up with the one row.
-    await trx.raw('INSERT INTO categories (name) VALUES (?) ON DUPLICATE KEY UPDATE id = id', [name]);
+    await trx.raw('INSERT INTO categories (name) VALUES (?) ON DUPLICATE KEY UPDATE id = id', [
+      name,
+    ]);
   }
-  const row = (await trx('categories').select('id').where('name', name).forUpdate().first()) as { id: number } | undefined;
+  const row = (await trx('categories').select('id').where('name', name).forUpdate().first()) as
+    { id: number } | undefined;
   return row?.id ?? null;
 }
 
-function plan(existing: JobRow[], def: CategoryDefinition): CategoryPlan & { byKey: Map<string, JobRow> } {
+function plan(
+  existing: JobRow[],
+  def: CategoryDefinition,
+): CategoryPlan & { byKey: Map<string, JobRow> } {
   const byKey = new Map(existing.map((j) => [nameKey(j.name), j]));
   const listed = new Set<string>();
   const p: CategoryPlan = { added: [], changed: [], removed: [], unchanged: [] };
@@ -98,14 +115,23 @@ function plan(existing: JobRow[], def: CategoryDefinition): CategoryPlan & { byK
 }
 
 /** What applying `def` would do, without changing anything. */
-export async function planCategory(db: Knex, categoryName: string, def: CategoryDefinition): Promise<CategoryPlan> {
-  const cat = (await db('categories').select('id').where('name', categoryName).first()) as { id: number } | undefined;
+export async function planCategory(
+  db: Knex,
+  categoryName: string,
+  def: CategoryDefinition,
+): Promise<CategoryPlan> {
+  const cat = (await db('categories').select('id').where('name', categoryName).first()) as
+    { id: number } | undefined;
   const existing = cat ? ((await db('jobs').where('category_id', cat.id)) as JobRow[]) : [];
-  const { byKey: _unused, ...p } = plan(existing, def);
-  return p;
+  const p = plan(existing, def);
+  return { added: p.added, changed: p.changed, removed: p.removed, unchanged: p.unchanged };
 }
 
-export async function applyCategory(db: Knex, categoryName: string, def: CategoryDefinition): Promise<CategoryPlan> {
+export async function applyCategory(
+  db: Knex,
+  categoryName: string,
+  def: CategoryDefinition,
+): Promise<CategoryPlan> {
   const dups = duplicateNameProblems(def);
   if (dups.length > 0) throw new ValidationError(`${dups[0]!.path}: ${dups[0]!.message}`, dups);
   try {
@@ -117,13 +143,21 @@ export async function applyCategory(db: Knex, categoryName: string, def: Categor
 
       const listed = new Set(def.jobs.map((j) => nameKey(j.name)));
       const removedIds = existing.filter((row) => !listed.has(nameKey(row.name))).map((r) => r.id);
-      for (let i = 0; i < removedIds.length; i += 1000) await trx('jobs').whereIn('id', removedIds.slice(i, i + 1000)).delete();
+      for (let i = 0; i < removedIds.length; i += 1000)
+        await trx('jobs')
+          .whereIn('id', removedIds.slice(i, i + 1000))
+          .delete();
 
       const inserts: Array<Record<string, unknown>> = [];
       for (const j of def.jobs) {
         const row = byKey.get(nameKey(j.name));
         if (!row) {
-          inserts.push({ ...definitionColumns(j), ...timing(j, now), category_id: categoryId, run_now: 0 });
+          inserts.push({
+            ...definitionColumns(j),
+            ...timing(j, now),
+            category_id: categoryId,
+            run_now: 0,
+          });
         } else if (!sameDefinition(row, j)) {
           const scheduleChanged = (row.schedule ?? '') !== j.schedule;
           await trx('jobs')
@@ -131,15 +165,17 @@ export async function applyCategory(db: Knex, categoryName: string, def: Categor
             .update({ ...definitionColumns(j), ...(scheduleChanged ? timing(j, now) : {}) });
         }
       }
-      for (let i = 0; i < inserts.length; i += 500) await trx('jobs').insert(inserts.slice(i, i + 500));
+      for (let i = 0; i < inserts.length; i += 500)
+        await trx('jobs').insert(inserts.slice(i, i + 500));
       return p;
     });
   } catch (err) {
     // The collation knows best: a name our key missed still cannot slip in twice.
     if ((err as { code?: string }).code === 'ER_DUP_ENTRY') {
-      throw new ValidationError('jobs: two job names are the same for the database (it ignores case and trailing spaces)', [
-        { path: 'jobs', message: 'two job names are the same for the database' },
-      ]);
+      throw new ValidationError(
+        'jobs: two job names are the same for the database (it ignores case and trailing spaces)',
+        [{ path: 'jobs', message: 'two job names are the same for the database' }],
+      );
     }
     throw err;
   }

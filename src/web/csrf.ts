@@ -62,7 +62,12 @@ function sameOrigin(req: Request): boolean {
   const host = req.get('host');
   if (!host) return false;
   const claimed = req.get('origin') ?? undefined;
-  const from = claimed !== undefined && claimed !== 'null' ? originOf(claimed) : claimed === 'null' ? 'null' : originOf(req.get('referer'));
+  const from =
+    claimed !== undefined && claimed !== 'null'
+      ? originOf(claimed)
+      : claimed === 'null'
+        ? 'null'
+        : originOf(req.get('referer'));
   if (from === null) return true; // neither header: not a browser (curl, scripts); the token/content-type rules still apply
   return from === `http://${host}` || from === `https://${host}`;
 }
@@ -88,7 +93,12 @@ export function csrfProtection(tokens: CsrfTokens): RequestHandler {
     }
     const body = req.body as Record<string, unknown> | undefined;
     if (!tokens.verify(body?._csrf)) {
-      next(new HttpError(403, 'the form has expired or did not come from this site; reload the page and try again'));
+      next(
+        new HttpError(
+          403,
+          'the form has expired or did not come from this site; reload the page and try again',
+        ),
+      );
       return;
     }
     next();

@@ -32,13 +32,17 @@ interface BodyParserError {
 }
 
 export function problemOf(err: unknown): HttpProblem {
-  if (err instanceof ValidationError) return { status: 400, message: err.message, problems: err.problems };
+  if (err instanceof ValidationError)
+    return { status: 400, message: err.message, problems: err.problems };
   if (err instanceof NotFoundError) return { status: 404, message: err.message };
   if (err instanceof HttpError) return { status: err.status, message: err.message };
   const bp = err as BodyParserError;
   switch (bp?.type) {
     case 'entity.too.large':
-      return { status: 413, message: 'request body is larger than the limit (CRONQ_API_BODY_LIMIT)' };
+      return {
+        status: 413,
+        message: 'request body is larger than the limit (CRONQ_API_BODY_LIMIT)',
+      };
     case 'entity.parse.failed':
       return { status: 400, message: `malformed JSON body: ${bp.message}` };
     case 'encoding.unsupported':
@@ -49,8 +53,10 @@ export function problemOf(err: unknown): HttpProblem {
     default:
       break;
   }
-  if (isTransientDbError(err)) return { status: 503, message: 'the database is not reachable right now; try again shortly' };
-  if (typeof bp?.status === 'number' && bp.status >= 400 && bp.status < 500 && bp.expose) return { status: bp.status, message: bp.message };
+  if (isTransientDbError(err))
+    return { status: 503, message: 'the database is not reachable right now; try again shortly' };
+  if (typeof bp?.status === 'number' && bp.status >= 400 && bp.status < 500 && bp.expose)
+    return { status: bp.status, message: bp.message };
   return { status: 500, message: 'internal error' };
 }
 
@@ -62,8 +68,21 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       return;
     }
     const p = problemOf(err);
-    if (p.status >= 500) logger.error({ err: (err as Error)?.message, stack: (err as Error)?.stack, method: req.method, path: req.path }, 'request failed');
-    else logger.debug({ status: p.status, message: p.message, method: req.method, path: req.path }, 'request refused');
+    if (p.status >= 500)
+      logger.error(
+        {
+          err: (err as Error)?.message,
+          stack: (err as Error)?.stack,
+          method: req.method,
+          path: req.path,
+        },
+        'request failed',
+      );
+    else
+      logger.debug(
+        { status: p.status, message: p.message, method: req.method, path: req.path },
+        'request refused',
+      );
     if (p.status === 401) res.set('WWW-Authenticate', 'Basic realm="cronq", charset="UTF-8"');
     if (wantsJson(req.path, req.get('accept'))) {
       const error: Record<string, unknown> = { message: p.message };
@@ -73,10 +92,14 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     }
     res.status(p.status);
     res.locals.title = `${p.status}`;
-    res.render('error', { status: p.status, message: p.message, problems: p.problems ?? [] }, (renderErr, html) => {
-      if (renderErr) res.type('text/plain').send(`${p.status} ${p.message}\n`);
-      else res.type('html').send(html);
-    });
+    res.render(
+      'error',
+      { status: p.status, message: p.message, problems: p.problems ?? [] },
+      (renderErr, html) => {
+        if (renderErr) res.type('text/plain').send(`${p.status} ${p.message}\n`);
+        else res.type('html').send(html);
+      },
+    );
   };
 }
 

@@ -92,7 +92,13 @@ export function splitCommand(command: string | null | undefined): string[] {
  */
 export function logUrl(
   template: string | undefined,
-  run: { job_id: number; run_id: string; started_at: Date | null; queued_at: Date | null; finished_at: Date | null },
+  run: {
+    job_id: number;
+    run_id: string;
+    started_at: Date | null;
+    queued_at: Date | null;
+    finished_at: Date | null;
+  },
   now: Date,
 ): string | null {
   if (!template) return null;
@@ -104,5 +110,7 @@ export function logUrl(
     start_time: start.toISOString(),
     end_time: end.toISOString(),
   };
-  return template.replace(/\{(job_id|run_id|start_time|end_time)\}/g, (_, k: string) => encodeURIComponent(values[k]!));
+  return template.replace(/\{(job_id|run_id|start_time|end_time)\}/g, (_, k: string) =>
+    encodeURIComponent(values[k]!),
+  );
 }

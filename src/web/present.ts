@@ -43,7 +43,10 @@ export function runJson(r: RunBrief | RunSummary): ApiRun {
   return out;
 }
 
-export function jobJson(j: JobWithCategory, runs: Array<RunBrief | RunSummary>): Record<string, unknown> {
+export function jobJson(
+  j: JobWithCategory,
+  runs: Array<RunBrief | RunSummary>,
+): Record<string, unknown> {
   return {
     id: j.id,
     category_id: j.category_id,
@@ -69,7 +72,10 @@ export function jobJson(j: JobWithCategory, runs: Array<RunBrief | RunSummary>):
 }
 
 /** What a job "is" right now: its newest run's status, else the original's columns. */
-export function jobStatus(j: Pick<JobWithCategory, 'current_status' | 'last_run_status'>, latest: RunBrief | undefined): string | null {
+export function jobStatus(
+  j: Pick<JobWithCategory, 'current_status' | 'last_run_status'>,
+  latest: RunBrief | undefined,
+): string | null {
   if (latest) return latest.status;
   if (j.current_status?.trim() === 'running') return 'running';
   return j.last_run_status?.trim() || j.current_status?.trim() || null;
@@ -83,12 +89,27 @@ export interface ScheduleView {
 }
 
 /** The schedule in words and its next `n` occurrences after `now`; a schedule that cannot be read says why. */
-export function scheduleView(j: Pick<JobWithCategory, 'schedule' | 'interval' | 'next_run' | 'schedule_error'>, now: Date, n: number): ScheduleView {
+export function scheduleView(
+  j: Pick<JobWithCategory, 'schedule' | 'interval' | 'next_run' | 'schedule_error'>,
+  now: Date,
+  n: number,
+): ScheduleView {
   const text = scheduleTextOf(j);
-  if (text === null) return { text: null, words: 'no schedule (runs only when asked)', upcoming: [], error: j.schedule_error };
+  if (text === null)
+    return {
+      text: null,
+      words: 'no schedule (runs only when asked)',
+      upcoming: [],
+      error: j.schedule_error,
+    };
   try {
     const s = scheduleOf(j)!;
-    return { text, words: s.describe(), upcoming: n > 0 ? s.nextN(now, n) : [], error: j.schedule_error };
+    return {
+      text,
+      words: s.describe(),
+      upcoming: n > 0 ? s.nextN(now, n) : [],
+      error: j.schedule_error,
+    };
   } catch (err) {
     return { text, words: 'unreadable schedule', upcoming: [], error: (err as Error).message };
   }

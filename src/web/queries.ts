@@ -41,8 +41,31 @@ const RUN_SUMMARY_SQL = RUN_SUMMARY_COLUMNS.map((c) => `\`${c}\``).join(', ');
  * The columns of a run in lists of many jobs: exactly those of the covering
  * index idx_runs_job_recent, so the query never touches the table rows.
  */
-export type RunBrief = Pick<RunRow, 'run_id' | 'job_id' | 'queued_at' | 'status' | 'started_at' | 'finished_at' | 'return_code' | 'host' | 'triggered_by'>;
-const RUN_BRIEF_SQL = ['run_id', 'job_id', 'queued_at', 'status', 'started_at', 'finished_at', 'return_code', 'host', 'triggered_by'].map((c) => `\`${c}\``).join(', ');
+export type RunBrief = Pick<
+  RunRow,
+  | 'run_id'
+  | 'job_id'
+  | 'queued_at'
+  | 'status'
+  | 'started_at'
+  | 'finished_at'
+  | 'return_code'
+  | 'host'
+  | 'triggered_by'
+>;
+const RUN_BRIEF_SQL = [
+  'run_id',
+  'job_id',
+  'queued_at',
+  'status',
+  'started_at',
+  'finished_at',
+  'return_code',
+  'host',
+  'triggered_by',
+]
+  .map((c) => `\`${c}\``)
+  .join(', ');
 
 const JOB_COLUMNS = 'j.*, c.name AS category_name';
 
@@ -62,13 +85,18 @@ function applyTextFilter(qb: Knex.QueryBuilder, q: string | undefined): void {
   if (!text) return;
   const like = `%${escapeLike(text)}%`;
   qb.where((w) => {
-    w.where('j.name', 'like', like).orWhere('c.name', 'like', like).orWhere('j.command', 'like', like);
+    w.where('j.name', 'like', like)
+      .orWhere('c.name', 'like', like)
+      .orWhere('j.command', 'like', like);
     if (/^\d+$/.test(text)) w.orWhere('j.id', Number(text));
   });
 }
 
 /** One page of jobs for `/`, ordered by category then name, and the total that matched. */
-export async function jobPage(db: Knex, opts: JobListOptions): Promise<{ jobs: JobWithCategory[]; total: number }> {
+export async function jobPage(
+  db: Knex,
+  opts: JobListOptions,
+): Promise<{ jobs: JobWithCategory[]; total: number }> {
   const base = () => {
     const qb = db('jobs as j').leftJoin('categories as c', 'c.id', 'j.category_id');
     applyTextFilter(qb, opts.q);
@@ -98,7 +126,9 @@ export interface ApiJobQuery {
 
 /** GET /api/jobs: filtered, sorted, paginated. */
 export async function apiJobs(db: Knex, q: ApiJobQuery): Promise<JobWithCategory[]> {
-  const qb = db('jobs as j').leftJoin('categories as c', 'c.id', 'j.category_id').select(db.raw(JOB_COLUMNS));
+  const qb = db('jobs as j')
+    .leftJoin('categories as c', 'c.id', 'j.category_id')
+    .select(db.raw(JOB_COLUMNS));
   if (q.ids) qb.whereIn('j.id', q.ids);
   if (q.categoryIds) qb.whereIn('j.category_id', q.categoryIds);
   if (q.categoryNames) qb.whereIn('c.name', q.categoryNames);
@@ -108,22 +138,37 @@ export async function apiJobs(db: Knex, q: ApiJobQuery): Promise<JobWithCategory
 }
 
 export async function jobById(db: Knex, id: number): Promise<JobWithCategory | undefined> {
-  return (await db('jobs as j').leftJoin('categories as c', 'c.id', 'j.category_id').select(db.raw(JOB_COLUMNS)).where('j.id', id).first()) as
-    | JobWithCategory
-    | undefined;
+  return (await db('jobs as j')
+    .leftJoin('categories as c', 'c.id', 'j.category_id')
+    .select(db.raw(JOB_COLUMNS))
+    .where('j.id', id)
+    .first()) as JobWithCategory | undefined;
 }
 
 /** The newest `perJob` runs of each job, newest first, in ONE query (index-only). */
-export function recentRunsBrief(db: Knex, jobIds: readonly number[], perJob: number): Promise<Map<number, RunBrief[]>> {
+export function recentRunsBrief(
+  db: Knex,
+  jobIds: readonly number[],
+  perJob: number,
+): Promise<Map<number, RunBrief[]>> {
   return newestRuns<RunBrief>(db, jobIds, perJob, RUN_BRIEF_SQL);
 }
 
 /** As recentRunsBrief with every column but the output (for one job's page). */
-export function recentRuns(db: Knex, jobIds: readonly number[], perJob: number): Promise<Map<number, RunSummary[]>> {
+export function recentRuns(
+  db: Knex,
+  jobIds: readonly number[],
+  perJob: number,
+): Promise<Map<number, RunSummary[]>> {
   return newestRuns<RunSummary>(db, jobIds, perJob, RUN_SUMMARY_SQL);
 }
 
-async function newestRuns<T extends RunBrief>(db: Knex, jobIds: readonly number[], perJob: number, columns: string): Promise<Map<number, T[]>> {
+async function newestRuns<T extends RunBrief>(
+  db: Knex,
+  jobIds: readonly number[],
+  perJob: number,
+  columns: string,
+): Promise<Map<number, T[]>> {
   const out = new Map<number, T[]>();
   const ids = [...new Set(jobIds)];
   for (const id of ids) out.set(id, []);
@@ -132,7 +177,8 @@ async function newestRuns<T extends RunBrief>(db: Knex, jobIds: readonly number[
   const sql = ids.map(() => branch).join(' UNION ALL ');
   const [rows] = (await db.raw(sql, ids)) as [T[]];
   for (const r of rows) out.get(r.job_id)?.push(r);
-  for (const list of out.values()) list.sort((a, b) => b.queued_at.getTime() - a.queued_at.getTime());
+  for (const list of out.values())
+    list.sort((a, b) => b.queued_at.getTime() - a.queued_at.getTime());
   return out;
 }
 
@@ -151,7 +197,11 @@ export interface EventRow {
 }
 
 export async function eventsOfRun(db: Knex, runId: string): Promise<EventRow[]> {
-  return (await db('events').select('id', 'job_id', 'datetime', 'run_id', 'type', 'host', 'return_code').where('run_id', runId).orderBy('id', 'asc').limit(1000)) as EventRow[];
+  return (await db('events')
+    .select('id', 'job_id', 'datetime', 'run_id', 'type', 'host', 'return_code')
+    .where('run_id', runId)
+    .orderBy('id', 'asc')
+    .limit(1000)) as EventRow[];
 }
 
 const FAILED_STATUSES = ['failed', 'timed_out', 'lost'] as const;
@@ -169,7 +219,10 @@ export async function latestFailures(db: Knex, limit: number): Promise<RunSummar
   return rows;
 }
 
-export async function categories(db: Knex, ids?: number[]): Promise<Array<CategoryRow & { job_count: number }>> {
+export async function categories(
+  db: Knex,
+  ids?: number[],
+): Promise<Array<CategoryRow & { job_count: number }>> {
   const qb = db('categories as c')
     .leftJoin('jobs as j', 'j.category_id', 'c.id')
     .select('c.id', 'c.name')
@@ -182,7 +235,8 @@ export async function categories(db: Knex, ids?: number[]): Promise<Array<Catego
 }
 
 export async function categoryByName(db: Knex, name: string): Promise<CategoryRow | undefined> {
-  return (await db('categories').select('id', 'name').where('name', name).first()) as CategoryRow | undefined;
+  return (await db('categories').select('id', 'name').where('name', name).first()) as
+    CategoryRow | undefined;
 }
 
 export async function jobsOfCategory(db: Knex, categoryId: number): Promise<JobWithCategory[]> {

@@ -49,7 +49,9 @@ export class WebServer implements Service {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timer = setTimeout(() => {
-        this.logger.warn('requests still running after the grace period: closing their connections');
+        this.logger.warn(
+          'requests still running after the grace period: closing their connections',
+        );
         server.closeAllConnections();
       }, this.graceMs);
       await closed;

@@ -13,9 +13,17 @@ export interface TestWeb {
   stop(): Promise<void>;
 }
 
-export async function startTestWeb(db: Knex, databaseUrl: string, env: Record<string, string> = {}): Promise<TestWeb> {
+export async function startTestWeb(
+  db: Knex,
+  databaseUrl: string,
+  env: Record<string, string> = {},
+): Promise<TestWeb> {
   const config = loadConfig({ DATABASE_URL: databaseUrl, ...env });
-  const server = new WebServer({ db, config, logger: silentLogger() }, { port: 0, host: '127.0.0.1' }, 1000);
+  const server = new WebServer(
+    { db, config, logger: silentLogger() },
+    { port: 0, host: '127.0.0.1' },
+    1000,
+  );
   await server.start();
   return { url: `http://127.0.0.1:${server.address()!.port}`, server, stop: () => server.stop() };
 }
@@ -23,6 +31,9 @@ export async function startTestWeb(db: Knex, databaseUrl: string, env: Record<st
 /** Every row of categories, jobs, runs and events, in a stable order. */
 export async function dumpTables(db: Knex): Promise<string> {
   const out: Record<string, unknown> = {};
-  for (const t of ['categories', 'jobs', 'runs', 'events']) out[t] = await db(t).select('*').orderBy(t === 'runs' ? 'run_id' : 'id');
+  for (const t of ['categories', 'jobs', 'runs', 'events'])
+    out[t] = await db(t)
+      .select('*')
+      .orderBy(t === 'runs' ? 'run_id' : 'id');
   return JSON.stringify(out);
 }

@@ -11,9 +11,49 @@ import { newRunId } from '../../src/core/runs';
 let tdb: TestDatabase;
 let web: TestWeb;
 
+interface RunJson {
+  id: string;
+  status: string;
+  return_code: number | null;
+  started_at: string;
+  [field: string]: unknown;
+}
+interface JobJson {
+  id: number;
+  name: string;
+  command: string;
+  category_id: number;
+  category: { id: number; name: string };
+  interval: number | null;
+  next_run: string;
+  description: string | null;
+  status?: string;
+  runs: RunJson[];
+  [field: string]: unknown;
+}
+/** Loosely typed answers: the tests assert the shapes. */
+interface ApiBody {
+  status?: string;
+  added?: string[];
+  changed?: string[];
+  removed?: string[];
+  error: { message: string; problems?: unknown[] };
+  data: {
+    jobs: JobJson[];
+    job: JobJson;
+    categories: Array<{ id: number; name: string }>;
+    category: { name: string; jobs: JobJson[]; definition: unknown };
+    runs: Record<string, { output_tail: string }>;
+  };
+}
+
 const JSON_HEADERS = { 'content-type': 'application/json' };
 
-async function put(name: string, body: unknown, query = ''): Promise<{ status: number; body: any }> {
+async function put(
+  name: string,
+  body: unknown,
+  query = '',
+): Promise<{ status: number; body: ApiBody }> {
   const res = await fetch(`${web.url}/api/category/${encodeURIComponent(name)}${query}`, {
     method: 'PUT',
     headers: JSON_HEADERS,
@@ -23,9 +63,9 @@ async function put(name: string, body: unknown, query = ''): Promise<{ status: n
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 
-async function getJson(path: string): Promise<{ status: number; body: any; headers: Headers }> {
+async function getJson(path: string): Promise<{ status: number; body: ApiBody; headers: Headers }> {
   const res = await fetch(`${web.url}${path}`);
-  return { status: res.status, body: await res.json(), headers: res.headers };
+  return { status: res.status, body: (await res.json()) as ApiBody, headers: res.headers };
 }
 
 async function page(path: string): Promise<{ status: number; html: string }> {
@@ -56,14 +96,29 @@ async function insertRun(jobId: number, fields: Record<string, unknown> = {}): P
 const EXAMPLE = {
   category: 'example',
   jobs: [
-    { name: 'Test Job', schedule: 'R/2013-05-29T00:00:00/PT1M', command: 'sleep 10', routing_key: 'slow' },
-    { name: 'nightly', schedule: '0 3 * * *', command: 'backup; gzip x && rm y', timeout: 600, description: 'the nightly backup' },
+    {
+      name: 'Test Job',
+      schedule: 'R/2013-05-29T00:00:00/PT1M',
+      command: 'sleep 10',
+      routing_key: 'slow',
+    },
+    {
+      name: 'nightly',
+      schedule: '0 3 * * *',
+      command: 'backup; gzip x && rm y',
+      timeout: 600,
+      description: 'the nightly backup',
+    },
   ],
 };
 
 before(async () => {
   tdb = await createTestDatabase();
-  web = await startTestWeb(tdb.db, tdb.url, { CRONQ_API_BODY_LIMIT: '32kb', CRONQ_LOG_URL_TEMPLATE: 'https://logs.example/search?q={run_id}&job={job_id}&from={start_time}&to={end_time}' });
+  web = await startTestWeb(tdb.db, tdb.url, {
+    CRONQ_API_BODY_LIMIT: '32kb',
+    CRONQ_LOG_URL_TEMPLATE:
+      'https://logs.example/search?q={run_id}&job={job_id}&from={start_time}&to={end_time}',
+  });
 });
 
 after(async () => {
@@ -81,7 +136,14 @@ describe('web API', () => {
   test('/_status answers 503 with a reason when the database is unreachable', async () => {
     const cfg = parseDatabaseUrl('mysql://root@127.0.0.1:1/nothing');
     const db = createDb(cfg, { poolMax: 1 });
-    const server = new WebServer({ db, config: loadConfig({ DATABASE_URL: 'mysql://root@127.0.0.1:1/nothing' }), logger: silentLogger() }, { port: 0, host: '127.0.0.1' });
+    const server = new WebServer(
+      {
+        db,
+        config: loadConfig({ DATABASE_URL: 'mysql://root@127.0.0.1:1/nothing' }),
+        logger: silentLogger(),
+      },
+      { port: 0, host: '127.0.0.1' },
+    );
     await server.start();
     try {
       const res = await fetch(`http://127.0.0.1:${server.address()!.port}/_status`);
@@ -104,7 +166,11 @@ describe('web API', () => {
     assert.equal(jobs.length, 2);
     assert.equal(jobs[0].routing_key, 'slow');
     assert.equal(jobs[0].schedule, 'R/2013-05-29T00:00:00/PT1M');
-    assert.equal((jobs[0].interval as Date).getTime(), 60_000, 'the original interval column holds the period from 1970');
+    assert.equal(
+      (jobs[0].interval as Date).getTime(),
+      60_000,
+      'the original interval column holds the period from 1970',
+    );
     assert.equal(jobs[1].routing_key, 'default');
     assert.equal(jobs[1].interval, null);
     assert.equal(jobs[1].timeout, 600);
@@ -113,43 +179,82 @@ describe('web API', () => {
 
   test('GET /api/jobs answers {"data":{"jobs":[...]}} with the original fields and runs newest first', async () => {
     const job = await tdb.db('jobs').where('name', 'Test Job').first();
-    const older = await insertRun(job.id, { queued_at: new Date(Date.now() - 60_000), status: 'failed', return_code: 3 });
-    const newer = await insertRun(job.id, { queued_at: new Date(), status: 'running', finished_at: null, return_code: null });
+    const older = await insertRun(job.id, {
+      queued_at: new Date(Date.now() - 60_000),
+      status: 'failed',
+      return_code: 3,
+    });
+    const newer = await insertRun(job.id, {
+      queued_at: new Date(),
+      status: 'running',
+      finished_at: null,
+      return_code: null,
+    });
     const r = await getJson('/api/jobs');
     assert.equal(r.status, 200);
     const jobs = r.body.data.jobs;
     assert.equal(jobs.length, 2);
     const j = jobs[0];
-    for (const f of ['id', 'category_id', 'category', 'name', 'command', 'routing_key', 'interval', 'next_run', 'last_run_start', 'last_run_stop', 'last_run_status', 'current_status', 'locked_by', 'runs']) {
+    for (const f of [
+      'id',
+      'category_id',
+      'category',
+      'name',
+      'command',
+      'routing_key',
+      'interval',
+      'next_run',
+      'last_run_start',
+      'last_run_stop',
+      'last_run_status',
+      'current_status',
+      'locked_by',
+      'runs',
+    ]) {
       assert.ok(f in j, `field ${f}`);
     }
     assert.deepEqual(j.category, { id: j.category_id, name: 'example' });
     assert.equal(j.interval, 60);
     assert.match(j.next_run, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
     assert.deepEqual(
-      j.runs.map((x: any) => x.id),
+      j.runs.map((x) => x.id),
       [newer, older],
     );
     const run = j.runs[1];
-    assert.deepEqual(Object.keys(run).filter((k) => ['id', 'job_id', 'status', 'started_at', 'completed_at', 'return_code', 'host'].includes(k)).sort(), ['completed_at', 'host', 'id', 'job_id', 'return_code', 'started_at', 'status']);
+    assert.deepEqual(
+      Object.keys(run)
+        .filter((k) =>
+          ['id', 'job_id', 'status', 'started_at', 'completed_at', 'return_code', 'host'].includes(
+            k,
+          ),
+        )
+        .sort(),
+      ['completed_at', 'host', 'id', 'job_id', 'return_code', 'started_at', 'status'],
+    );
     assert.equal(run.status, 'failed');
     assert.equal(run.return_code, 3);
     assert.match(run.started_at, /Z$/);
   });
 
   test('GET /api/jobs paginates (per_page default 10, at most 100; page from 0), sorts and filters', async () => {
-    const many = { jobs: Array.from({ length: 25 }, (_, i) => ({ name: `job ${String(i).padStart(2, '0')}`, schedule: 'PT5M'.replace('PT5M', 'R/2024-01-01T00:00:00Z/PT5M'), command: `echo ${i}` })) };
+    const many = {
+      jobs: Array.from({ length: 25 }, (_, i) => ({
+        name: `job ${String(i).padStart(2, '0')}`,
+        schedule: 'PT5M'.replace('PT5M', 'R/2024-01-01T00:00:00Z/PT5M'),
+        command: `echo ${i}`,
+      })),
+    };
     assert.equal((await put('many', many)).status, 200);
     const first = await getJson('/api/jobs?category.name=many');
     assert.equal(first.body.data.jobs.length, 10);
     const p2 = await getJson('/api/jobs?category.name=many&page=2&sort=name.asc');
     assert.deepEqual(
-      p2.body.data.jobs.map((j: any) => j.name),
+      p2.body.data.jobs.map((j) => j.name),
       ['job 20', 'job 21', 'job 22', 'job 23', 'job 24'],
     );
     const desc = await getJson('/api/jobs?category.name=many&per_page=3&sort=name.desc');
     assert.deepEqual(
-      desc.body.data.jobs.map((j: any) => j.name),
+      desc.body.data.jobs.map((j) => j.name),
       ['job 24', 'job 23', 'job 22'],
     );
     const big = await getJson('/api/jobs?per_page=500');
@@ -160,7 +265,7 @@ describe('web API', () => {
     assert.equal(byCat.body.data.jobs.length, 25);
     const byId = await getJson(`/api/jobs?id=${desc.body.data.jobs[0].id}`);
     assert.deepEqual(
-      byId.body.data.jobs.map((j: any) => j.name),
+      byId.body.data.jobs.map((j) => j.name),
       ['job 24'],
     );
     const bad = await getJson('/api/jobs?sort=command.asc');
@@ -184,13 +289,13 @@ describe('web API', () => {
   test('GET /api/categories lists categories (?id= filters); /api/categories/<name> gives one with a PUT-able definition', async () => {
     const all = await getJson('/api/categories');
     assert.deepEqual(
-      all.body.data.categories.map((c: any) => c.name),
+      all.body.data.categories.map((c) => c.name),
       ['example', 'many'],
     );
     const ex = all.body.data.categories[0];
     const one = await getJson(`/api/categories?id=${ex.id}`);
     assert.deepEqual(
-      one.body.data.categories.map((c: any) => c.name),
+      one.body.data.categories.map((c) => c.name),
       ['example'],
     );
     const r = await getJson('/api/categories/example');
@@ -198,7 +303,11 @@ describe('web API', () => {
     assert.equal(r.body.data.category.name, 'example');
     assert.equal(r.body.data.category.jobs.length, 2);
     const def = r.body.data.category.definition;
-    assert.equal((await put('example', def, '?dry_run=1')).body.changed.length, 0, 'the definition round-trips unchanged');
+    assert.equal(
+      (await put('example', def, '?dry_run=1')).body.changed?.length,
+      0,
+      'the definition round-trips unchanged',
+    );
     assert.equal((await getJson('/api/categories/nope')).status, 404);
   });
 
@@ -210,7 +319,12 @@ describe('web API', () => {
     const r = await put('example', {
       category: 'example',
       jobs: [
-        { name: 'test job', schedule: 'R/2020-01-01T00:00:00Z/PT1H', command: 'sleep 10', routing_key: 'slow' },
+        {
+          name: 'test job',
+          schedule: 'R/2020-01-01T00:00:00Z/PT1H',
+          command: 'sleep 10',
+          routing_key: 'slow',
+        },
         { name: 'brand new', schedule: '*/5 * * * *', command: 'true' },
       ],
     });
@@ -219,20 +333,35 @@ describe('web API', () => {
     assert.deepEqual(r.body.changed, ['test job']);
     assert.deepEqual(r.body.removed, ['nightly']);
     const kept = await tdb.db('jobs').where('id', testJob.id).first();
-    assert.equal(kept.name, 'test job', 'matched by name regardless of case, renamed to the new spelling');
+    assert.equal(
+      kept.name,
+      'test job',
+      'matched by name regardless of case, renamed to the new spelling',
+    );
     assert.equal(kept.schedule, 'R/2020-01-01T00:00:00Z/PT1H');
     assert.equal(kept.schedule_error, null);
     assert.equal(kept.next_run.getUTCMinutes(), 0, 'next_run recomputed on the hour');
     assert.equal((kept.interval as Date).getTime(), 3600_000);
     assert.equal(await tdb.db('jobs').where('id', nightly.id).first(), undefined);
-    assert.ok(await tdb.db('runs').where('run_id', runId).first(), 'the removed job keeps its runs');
+    assert.ok(
+      await tdb.db('runs').where('run_id', runId).first(),
+      'the removed job keeps its runs',
+    );
 
     const nextRun = kept.next_run.getTime();
-    await tdb.db('jobs').where('id', testJob.id).update({ next_run: new Date(nextRun + 7000) });
+    await tdb
+      .db('jobs')
+      .where('id', testJob.id)
+      .update({ next_run: new Date(nextRun + 7000) });
     const again = await put('example', {
       category: 'example',
       jobs: [
-        { name: 'test job', schedule: 'R/2020-01-01T00:00:00Z/PT1H', command: 'sleep 20', routing_key: 'slow' },
+        {
+          name: 'test job',
+          schedule: 'R/2020-01-01T00:00:00Z/PT1H',
+          command: 'sleep 20',
+          routing_key: 'slow',
+        },
         { name: 'brand new', schedule: '*/5 * * * *', command: 'true' },
       ],
     });
@@ -244,26 +373,106 @@ describe('web API', () => {
 
   test('?dry_run=1 answers what would be added, changed and removed, and changes nothing', async () => {
     const before = await dumpTables(tdb.db);
-    const r = await put('example', { category: 'example', jobs: [{ name: 'brand new', schedule: '*/10 * * * *', command: 'true' }, { name: 'another', schedule: '0 * * * *', command: 'x' }] }, '?dry_run=1');
+    const r = await put(
+      'example',
+      {
+        category: 'example',
+        jobs: [
+          { name: 'brand new', schedule: '*/10 * * * *', command: 'true' },
+          { name: 'another', schedule: '0 * * * *', command: 'x' },
+        ],
+      },
+      '?dry_run=1',
+    );
     assert.equal(r.status, 200);
-    assert.deepEqual(r.body, { status: 'dry_run', added: ['another'], changed: ['brand new'], removed: ['test job'] });
-    const fresh = await put('not-there-yet', { jobs: [{ name: 'a', schedule: '0 * * * *', command: 'x' }] }, '?dry_run=1');
+    assert.deepEqual(r.body, {
+      status: 'dry_run',
+      added: ['another'],
+      changed: ['brand new'],
+      removed: ['test job'],
+    });
+    const fresh = await put(
+      'not-there-yet',
+      { jobs: [{ name: 'a', schedule: '0 * * * *', command: 'x' }] },
+      '?dry_run=1',
+    );
     assert.deepEqual(fresh.body, { status: 'dry_run', added: ['a'], changed: [], removed: [] });
     assert.equal(await dumpTables(tdb.db), before);
   });
 
-  const BAD: Array<{ rule: string; body: unknown; status?: number; path?: RegExp; headers?: Record<string, string>; name?: string }> = [
+  const BAD: Array<{
+    rule: string;
+    body: unknown;
+    status?: number;
+    path?: RegExp;
+    headers?: Record<string, string>;
+    name?: string;
+  }> = [
     { rule: 'malformed JSON', body: '{"jobs": [', path: /JSON/ },
     { rule: 'a body that is not an object', body: '[1,2]' },
-    { rule: 'a missing field', body: { jobs: [{ name: 'a', schedule: '0 * * * *' }] }, path: /jobs\[0\]\.command/ },
-    { rule: 'a bad schedule', body: { jobs: [{ name: 'a', schedule: '0 * * * *', command: 'x' }, { name: 'b', schedule: 'R/never/PT1M', command: 'x' }] }, path: /jobs\[1\]\.schedule/ },
-    { rule: 'duplicate names', body: { jobs: [{ name: 'a', schedule: '0 * * * *', command: 'x' }, { name: 'a', schedule: '0 * * * *', command: 'y' }] }, path: /jobs\[1\]\.name/ },
-    { rule: 'names that differ only in case or trailing spaces', body: { jobs: [{ name: 'Backup', schedule: '0 * * * *', command: 'x' }, { name: 'backup  ', schedule: '0 * * * *', command: 'y' }] }, path: /jobs\[1\]\.name/ },
-    { rule: 'a wrong routing_key', body: { jobs: [{ name: 'a', schedule: '0 * * * *', command: 'x', routing_key: 'has space' }] }, path: /jobs\[0\]\.routing_key/ },
-    { rule: 'a category that does not match the URL', body: { category: 'other', jobs: [] }, path: /category/ },
-    { rule: 'an unknown field', body: { jobs: [{ name: 'a', schedule: '0 * * * *', command: 'x', cmd: 'y' }] }, path: /jobs\[0\]\.cmd/ },
-    { rule: 'a body over the size limit (413)', body: { jobs: [{ name: 'a', schedule: '0 * * * *', command: 'x'.repeat(40_000) }] }, status: 413 },
-    { rule: 'a body that is not application/json (415)', body: '{"jobs":[]}', status: 415, headers: { 'content-type': 'text/plain' } },
+    {
+      rule: 'a missing field',
+      body: { jobs: [{ name: 'a', schedule: '0 * * * *' }] },
+      path: /jobs\[0\]\.command/,
+    },
+    {
+      rule: 'a bad schedule',
+      body: {
+        jobs: [
+          { name: 'a', schedule: '0 * * * *', command: 'x' },
+          { name: 'b', schedule: 'R/never/PT1M', command: 'x' },
+        ],
+      },
+      path: /jobs\[1\]\.schedule/,
+    },
+    {
+      rule: 'duplicate names',
+      body: {
+        jobs: [
+          { name: 'a', schedule: '0 * * * *', command: 'x' },
+          { name: 'a', schedule: '0 * * * *', command: 'y' },
+        ],
+      },
+      path: /jobs\[1\]\.name/,
+    },
+    {
+      rule: 'names that differ only in case or trailing spaces',
+      body: {
+        jobs: [
+          { name: 'Backup', schedule: '0 * * * *', command: 'x' },
+          { name: 'backup  ', schedule: '0 * * * *', command: 'y' },
+        ],
+      },
+      path: /jobs\[1\]\.name/,
+    },
+    {
+      rule: 'a wrong routing_key',
+      body: {
+        jobs: [{ name: 'a', schedule: '0 * * * *', command: 'x', routing_key: 'has space' }],
+      },
+      path: /jobs\[0\]\.routing_key/,
+    },
+    {
+      rule: 'a category that does not match the URL',
+      body: { category: 'other', jobs: [] },
+      path: /category/,
+    },
+    {
+      rule: 'an unknown field',
+      body: { jobs: [{ name: 'a', schedule: '0 * * * *', command: 'x', cmd: 'y' }] },
+      path: /jobs\[0\]\.cmd/,
+    },
+    {
+      rule: 'a body over the size limit (413)',
+      body: { jobs: [{ name: 'a', schedule: '0 * * * *', command: 'x'.repeat(40_000) }] },
+      status: 413,
+    },
+    {
+      rule: 'a body that is not application/json (415)',
+      body: '{"jobs":[]}',
+      status: 415,
+      headers: { 'content-type': 'text/plain' },
+    },
   ];
   for (const c of BAD) {
     test(`PUT with ${c.rule} answers ${c.status ?? 400} with a JSON error and changes nothing`, async () => {
@@ -275,21 +484,30 @@ describe('web API', () => {
       });
       assert.equal(res.status, c.status ?? 400);
       assert.match(res.headers.get('content-type') ?? '', /application\/json/);
-      const body = (await res.json()) as { error: { message: string; problems?: Array<{ path: string }> } };
+      const body = (await res.json()) as {
+        error: { message: string; problems?: Array<{ path: string }> };
+      };
       assert.equal(typeof body.error.message, 'string');
       if (c.path) assert.match(body.error.message, c.path);
-      if ((c.status ?? 400) === 400 && c.rule !== 'malformed JSON') assert.ok(Array.isArray(body.error.problems) && body.error.problems.length > 0);
+      if ((c.status ?? 400) === 400 && c.rule !== 'malformed JSON')
+        assert.ok(Array.isArray(body.error.problems) && body.error.problems.length > 0);
       assert.equal(await dumpTables(tdb.db), before);
     });
   }
 
   test('POST /api/jobs/<id>/run sets run_now for the injector; an unknown job answers 404', async () => {
     const job = await tdb.db('jobs').where('name', 'brand new').first();
-    const res = await fetch(`${web.url}/api/jobs/${job.id}/run`, { method: 'POST', headers: JSON_HEADERS });
+    const res = await fetch(`${web.url}/api/jobs/${job.id}/run`, {
+      method: 'POST',
+      headers: JSON_HEADERS,
+    });
     assert.equal(res.status, 200);
     assert.equal(((await res.json()) as { status: string }).status, 'success');
     assert.equal((await tdb.db('jobs').where('id', job.id).first()).run_now, 1);
-    const missing = await fetch(`${web.url}/api/jobs/999999/run`, { method: 'POST', headers: JSON_HEADERS });
+    const missing = await fetch(`${web.url}/api/jobs/999999/run`, {
+      method: 'POST',
+      headers: JSON_HEADERS,
+    });
     assert.equal(missing.status, 404);
   });
 
@@ -301,7 +519,10 @@ describe('web API', () => {
     ]) {
       const res = await fetch(`${web.url}${path}`, { method, headers: JSON_HEADERS });
       assert.equal(res.status, 404, `${method} ${path}`);
-      assert.equal(typeof ((await res.json()) as { error: { message: string } }).error.message, 'string');
+      assert.equal(
+        typeof ((await res.json()) as { error: { message: string } }).error.message,
+        'string',
+      );
     }
   });
 
@@ -309,19 +530,41 @@ describe('web API', () => {
     const sqlName = "'; DROP TABLE jobs; --";
     const htmlName = '<script>alert(1)</script>';
     const cat = '<b>cat</b>';
-    const r = await put(cat, { category: cat, jobs: [{ name: sqlName, schedule: '0 * * * *', command: htmlName }, { name: htmlName, schedule: '0 * * * *', command: sqlName, description: '<img src=x onerror=alert(1)>' }] });
+    const r = await put(cat, {
+      category: cat,
+      jobs: [
+        { name: sqlName, schedule: '0 * * * *', command: htmlName },
+        {
+          name: htmlName,
+          schedule: '0 * * * *',
+          command: sqlName,
+          description: '<img src=x onerror=alert(1)>',
+        },
+      ],
+    });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     const api = await getJson(`/api/jobs?category.name=${encodeURIComponent(cat)}&sort=id.asc`);
     assert.deepEqual(
-      api.body.data.jobs.map((j: any) => [j.name, j.command, j.category.name]),
+      api.body.data.jobs.map((j) => [j.name, j.command, j.category.name]),
       [
         [sqlName, htmlName, cat],
         [htmlName, sqlName, cat],
       ],
     );
     assert.ok(await tdb.db.schema.hasTable('jobs'));
-    const runId = await insertRun(api.body.data.jobs[1].id, { output_tail: '<script>alert(2)</script>\n', reason: '<i>why</i>', status: 'failed', return_code: 1 });
-    const pages = [await page('/'), await page(`/?q=${encodeURIComponent('<script>')}`), await page(`/job/${api.body.data.jobs[1].id}`), await page(`/run/${runId}`), await page('/failures')];
+    const runId = await insertRun(api.body.data.jobs[1].id, {
+      output_tail: '<script>alert(2)</script>\n',
+      reason: '<i>why</i>',
+      status: 'failed',
+      return_code: 1,
+    });
+    const pages = [
+      await page('/'),
+      await page(`/?q=${encodeURIComponent('<script>')}`),
+      await page(`/job/${api.body.data.jobs[1].id}`),
+      await page(`/run/${runId}`),
+      await page('/failures'),
+    ];
     for (const p of pages) {
       assert.equal(p.status, 200);
       assert.doesNotMatch(p.html, /<script>alert|<img src=x|<b>cat<\/b>|<i>why/);
@@ -347,12 +590,25 @@ describe('web pages', () => {
   });
 
   test('/job/<id> shows the command split on ; and &&, the schedule in words with five next occurrences, and a Run now form with a CSRF token', async () => {
-    await put('split', { jobs: [{ name: 'multi', schedule: 'R/2024-01-31T00:00:00Z/P1M', command: 'cd /srv; make && make install', routing_key: 'build', timeout: 90 }] });
+    await put('split', {
+      jobs: [
+        {
+          name: 'multi',
+          schedule: 'R/2024-01-31T00:00:00Z/P1M',
+          command: 'cd /srv; make && make install',
+          routing_key: 'build',
+          timeout: 90,
+        },
+      ],
+    });
     const job = await tdb.db('jobs').where('name', 'multi').first();
     const p = await page(`/job/${job.id}`);
     assert.equal(p.status, 200);
     assert.match(p.html, /cd \/srv;\nmake &amp;&amp;\nmake install/);
-    assert.equal((p.html.match(/<ol class="upcoming">[\s\S]*?<\/ol>/)![0].match(/<li>/g) ?? []).length, 5);
+    assert.equal(
+      (p.html.match(/<ol class="upcoming">[\s\S]*?<\/ol>/)![0].match(/<li>/g) ?? []).length,
+      5,
+    );
     assert.match(p.html, /name="_csrf" value="[^"]+"/);
     assert.match(p.html, /build/);
     assert.equal((await page('/job/999999')).status, 404);
@@ -361,10 +617,22 @@ describe('web pages', () => {
   test('/run/<run_id> shows status, host, output and the log link with {job_id},{run_id},{start_time},{end_time} replaced', async () => {
     const job = await tdb.db('jobs').where('name', 'multi').first();
     const start = new Date('2024-03-01T10:00:00.000Z');
-    const runId = await insertRun(job.id, { started_at: start, finished_at: new Date('2024-03-01T10:00:05.000Z'), output_tail: 'line one\nline two\n', host: 'box-7.example' });
+    const runId = await insertRun(job.id, {
+      started_at: start,
+      finished_at: new Date('2024-03-01T10:00:05.000Z'),
+      output_tail: 'line one\nline two\n',
+      host: 'box-7.example',
+    });
     await tdb.db('events').insert([
       { job_id: job.id, run_id: runId, type: 'starting', datetime: start, host: 'box-7.example' },
-      { job_id: job.id, run_id: runId, type: 'finished', datetime: start, host: 'box-7.example', return_code: 0 },
+      {
+        job_id: job.id,
+        run_id: runId,
+        type: 'finished',
+        datetime: start,
+        host: 'box-7.example',
+        return_code: 0,
+      },
     ]);
     const p = await page(`/run/${runId}`);
     assert.equal(p.status, 200);
@@ -380,7 +648,13 @@ describe('web pages', () => {
   test('/run/<run_id> of an adopted database shows a run known only from its events', async () => {
     const job = await tdb.db('jobs').where('name', 'multi').first();
     const runId = newRunId();
-    await tdb.db('events').insert({ job_id: job.id, run_id: runId, type: 'failed', datetime: new Date(), host: 'old-python-host' });
+    await tdb.db('events').insert({
+      job_id: job.id,
+      run_id: runId,
+      type: 'failed',
+      datetime: new Date(),
+      host: 'old-python-host',
+    });
     const p = await page(`/run/${runId}`);
     assert.equal(p.status, 200);
     assert.match(p.html, /old-python-host/);
@@ -389,15 +663,30 @@ describe('web pages', () => {
   test('/failures lists the latest failed, timed-out and lost runs with job names, newest first', async () => {
     const job = await tdb.db('jobs').where('name', 'multi').first();
     const t = Date.now();
-    const a = await insertRun(job.id, { status: 'timed_out', finished_at: new Date(t - 3000), job_name: 'multi' });
-    const b = await insertRun(job.id, { status: 'lost', finished_at: new Date(t - 1000), job_name: 'multi' });
-    const c = await insertRun(job.id, { status: 'failed', finished_at: new Date(t - 2000), job_name: 'multi' });
+    const a = await insertRun(job.id, {
+      status: 'timed_out',
+      finished_at: new Date(t - 3000),
+      job_name: 'multi',
+    });
+    const b = await insertRun(job.id, {
+      status: 'lost',
+      finished_at: new Date(t - 1000),
+      job_name: 'multi',
+    });
+    const c = await insertRun(job.id, {
+      status: 'failed',
+      finished_at: new Date(t - 2000),
+      job_name: 'multi',
+    });
     await insertRun(job.id, { status: 'succeeded', finished_at: new Date(t) });
     const p = await page('/failures');
     assert.equal(p.status, 200);
     const order = [b, c, a].map((id) => p.html.indexOf(id.slice(0, 8)));
     assert.ok(order.every((i) => i > 0));
-    assert.deepEqual([...order].sort((x, y) => x - y), order);
+    assert.deepEqual(
+      [...order].sort((x, y) => x - y),
+      order,
+    );
   });
 
   test('an unknown page answers an HTML 404', async () => {
@@ -408,7 +697,12 @@ describe('web pages', () => {
 
   test('/api/live gives the refresh script job statuses and a run with its output', async () => {
     const job = await tdb.db('jobs').where('name', 'multi').first();
-    const runId = await insertRun(job.id, { status: 'running', finished_at: null, queued_at: new Date(Date.now() + 60_000), output_tail: 'partial' });
+    const runId = await insertRun(job.id, {
+      status: 'running',
+      finished_at: null,
+      queued_at: new Date(Date.now() + 60_000),
+      output_tail: 'partial',
+    });
     const r = await getJson(`/api/live?job=${job.id}&run=${runId}`);
     assert.equal(r.status, 200);
     assert.equal(r.body.data.jobs[job.id].status, 'running');
@@ -419,7 +713,11 @@ describe('web pages', () => {
 describe('formatting (pure)', () => {
   test('a command is split after each ; and && as the original admin showed it', async () => {
     const { splitCommand } = await import('../../src/web/format');
-    assert.deepEqual(splitCommand('cd /srv; make && make install'), ['cd /srv;', 'make &&', 'make install']);
+    assert.deepEqual(splitCommand('cd /srv; make && make install'), [
+      'cd /srv;',
+      'make &&',
+      'make install',
+    ]);
     assert.deepEqual(splitCommand('true'), ['true']);
     assert.deepEqual(splitCommand('a;;b'), ['a;', ';', 'b']);
     assert.deepEqual(splitCommand(''), []);
@@ -438,8 +736,28 @@ describe('formatting (pure)', () => {
   test('the log URL of a run still going ends a few seconds after now', async () => {
     const { logUrl } = await import('../../src/web/format');
     const now = new Date('2024-01-01T00:00:00Z');
-    const url = logUrl('https://l.example/?r={run_id}&j={job_id}&s={start_time}&e={end_time}', { job_id: 7, run_id: 'ab', started_at: new Date('2023-12-31T23:59:00Z'), queued_at: null, finished_at: null }, now);
-    assert.equal(url, 'https://l.example/?r=ab&j=7&s=2023-12-31T23%3A59%3A00.000Z&e=2024-01-01T00%3A00%3A05.000Z');
-    assert.equal(logUrl(undefined, { job_id: 7, run_id: 'ab', started_at: null, queued_at: null, finished_at: null }, now), null);
+    const url = logUrl(
+      'https://l.example/?r={run_id}&j={job_id}&s={start_time}&e={end_time}',
+      {
+        job_id: 7,
+        run_id: 'ab',
+        started_at: new Date('2023-12-31T23:59:00Z'),
+        queued_at: null,
+        finished_at: null,
+      },
+      now,
+    );
+    assert.equal(
+      url,
+      'https://l.example/?r=ab&j=7&s=2023-12-31T23%3A59%3A00.000Z&e=2024-01-01T00%3A00%3A05.000Z',
+    );
+    assert.equal(
+      logUrl(
+        undefined,
+        { job_id: 7, run_id: 'ab', started_at: null, queued_at: null, finished_at: null },
+        now,
+      ),
+      null,
+    );
   });
 });

@@ -4,7 +4,12 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { createTestDatabase, createTestVhost, type TestDatabase, type TestVhost } from '../helpers/services';
+import {
+  createTestDatabase,
+  createTestVhost,
+  type TestDatabase,
+  type TestVhost,
+} from '../helpers/services';
 import { startCommand, ROOT, type Proc } from '../helpers/processes';
 import { startTestWeb, type TestWeb } from '../helpers/web';
 
@@ -30,7 +35,16 @@ before(async () => {
   web = await startTestWeb(tdb.db, tdb.url);
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 });
 
@@ -48,26 +62,60 @@ function shot(page: Page, name: string): Promise<Buffer> {
 }
 
 test('in a browser: filter the jobs, open one, click Run now, see the run appear and finish, read its output', async () => {
-  const env = { DATABASE_URL: tdb.url, RABBITMQ_URL: vhost.url, LOG_PATH: tmp, CRONQ_RESULT_BUFFER_PATH: path.join(tmp, 'buffer'), CRONQ_HOSTNAME: 'browser-runner.test' };
+  const env = {
+    DATABASE_URL: tdb.url,
+    RABBITMQ_URL: vhost.url,
+    LOG_PATH: tmp,
+    CRONQ_RESULT_BUFFER_PATH: path.join(tmp, 'buffer'),
+    CRONQ_HOSTNAME: 'browser-runner.test',
+  };
   const results = startCommand('cronq-results', { env });
   const runner = startCommand('cronq-runner', { env });
-  const injector = startCommand('cronq-injector', { env: { ...env, CRONQ_INJECTOR_MAX_POLL_MS: '200' } });
+  const injector = startCommand('cronq-injector', {
+    env: { ...env, CRONQ_INJECTOR_MAX_POLL_MS: '200' },
+  });
   procs.push(results, runner, injector);
-  await Promise.all([results.waitForLine('consuming results', 30_000), runner.waitForLine('AMQP connected', 30_000), injector.waitForLine('injector running', 30_000)]);
+  await Promise.all([
+    results.waitForLine('consuming results', 30_000),
+    runner.waitForLine('AMQP connected', 30_000),
+    injector.waitForLine('injector running', 30_000),
+  ]);
 
   const put = (name: string, jobs: unknown[]) =>
-    fetch(`${web.url}/api/category/${name}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ category: name, jobs }) });
+    fetch(`${web.url}/api/category/${name}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ category: name, jobs }),
+    });
   const yearly = 'R/2030-01-01T00:00:00Z/P1Y';
   assert.equal(
     (
       await put('reports', [
-        { name: 'greeting', schedule: yearly, command: `echo "hello from cronq"; echo '<b>not bold</b>' && sleep 1`, description: 'Says hello when asked.' },
+        {
+          name: 'greeting',
+          schedule: yearly,
+          command: `echo "hello from cronq"; echo '<b>not bold</b>' && sleep 1`,
+          description: 'Says hello when asked.',
+        },
         { name: 'weekly summary', schedule: '0 6 * * 1', command: 'make summary' },
       ])
     ).status,
     200,
   );
-  assert.equal((await put('backups', [{ name: 'nightly dump', schedule: 'R/2024-01-31T00:00:00Z/P1M', command: 'pg_dump prod > /backups/prod.sql && gzip /backups/prod.sql', routing_key: 'backups', timeout: 3600 }])).status, 200);
+  assert.equal(
+    (
+      await put('backups', [
+        {
+          name: 'nightly dump',
+          schedule: 'R/2024-01-31T00:00:00Z/P1M',
+          command: 'pg_dump prod > /backups/prod.sql && gzip /backups/prod.sql',
+          routing_key: 'backups',
+          timeout: 3600,
+        },
+      ])
+    ).status,
+    200,
+  );
 
   const page = await browser.newPage({ viewport: { width: 1280, height: 820 } });
   const problems: string[] = [];
@@ -86,16 +134,28 @@ test('in a browser: filter the jobs, open one, click Run now, see the run appear
   await shot(page, 'index-filtered');
 
   await Promise.all([page.waitForURL(/\/job\/\d+$/), page.click('a.jobname:has-text("greeting")')]);
-  assert.match(await page.locator('pre.cmd').innerText(), /echo "hello from cronq";\necho '<b>not bold<\/b>' &&\nsleep 1/);
+  assert.match(
+    await page.locator('pre.cmd').innerText(),
+    /echo "hello from cronq";\necho '<b>not bold<\/b>' &&\nsleep 1/,
+  );
   assert.equal(await page.locator('ol.upcoming li').count(), 5);
   await shot(page, 'job');
 
   await Promise.all([page.waitForURL(/\?queued=1$/), page.click('#run-now')]);
-  await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
+  await page.evaluate(
+    () => ((globalThis as unknown as { notReloaded: boolean }).notReloaded = true),
+  );
   const row = page.locator('#runs tbody tr[data-run-id]').first();
   await row.waitFor({ timeout: 30_000 });
-  await page.locator('#runs tbody tr[data-run-id][data-status="succeeded"]').first().waitFor({ timeout: 40_000 });
-  assert.equal(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded), true, 'the run appeared without a page reload');
+  await page
+    .locator('#runs tbody tr[data-run-id][data-status="succeeded"]')
+    .first()
+    .waitFor({ timeout: 40_000 });
+  assert.equal(
+    await page.evaluate(() => (globalThis as unknown as { notReloaded?: boolean }).notReloaded),
+    true,
+    'the run appeared without a page reload',
+  );
   assert.equal(await page.locator('.jobstatus .badge').innerText(), 'succeeded');
   await shot(page, 'job-after-run');
 
@@ -106,7 +166,10 @@ test('in a browser: filter the jobs, open one, click Run now, see the run appear
   assert.equal(await page.locator('#output b').count(), 0);
   assert.match(await page.locator('[data-field="host"]').innerText(), /browser-runner\.test/);
   assert.match(await page.locator('[data-field="return_code"]').innerText(), /^0$/);
-  assert.ok((await page.locator('table.events tbody tr').count()) >= 2, 'starting and finished events');
+  assert.ok(
+    (await page.locator('table.events tbody tr').count()) >= 2,
+    'starting and finished events',
+  );
   await shot(page, 'run');
 
   await page.goto(`${web.url}/failures`);

@@ -1,5 +1,6 @@
 import express, { Router, type Request } from 'express';
 import { parseCategory } from '../../core/category';
+import { scheduleTextOf } from '../../core/jobs';
 import { NotFoundError, ValidationError } from '../../core/errors';
 import { applyCategory, duplicateNameProblems, planCategory } from '../category-store';
 import { HttpError } from '../errors';
@@ -20,7 +21,10 @@ function ints(name: string, v: unknown): number[] | undefined {
   const list = values(v);
   if (list === undefined) return undefined;
   return list.map((s) => {
-    if (!/^\d{1,10}$/.test(s)) throw new ValidationError(`${name}: "${s}" is not a whole number`, [{ path: name, message: 'must be a whole number' }]);
+    if (!/^\d{1,10}$/.test(s))
+      throw new ValidationError(`${name}: "${s}" is not a whole number`, [
+        { path: name, message: 'must be a whole number' },
+      ]);
     return Number(s);
   });
 }
@@ -29,7 +33,10 @@ function intParam(name: string, v: unknown, def: number, min: number, max: numbe
   if (v === undefined || v === '') return def;
   const s = String(v);
   const n = Number(s);
-  if (!/^\d+$/.test(s) || n < min || n > max) throw new ValidationError(`${name}: must be a whole number from ${min} to ${max}`, [{ path: name, message: `must be a whole number from ${min} to ${max}` }]);
+  if (!/^\d+$/.test(s) || n < min || n > max)
+    throw new ValidationError(`${name}: must be a whole number from ${min} to ${max}`, [
+      { path: name, message: `must be a whole number from ${min} to ${max}` },
+    ]);
   return n;
 }
 
@@ -42,14 +49,21 @@ function jobIdParam(req: Request): number {
 function sortParam(v: unknown): q.ApiJobQuery['sort'] {
   if (v === undefined || v === '') return { field: 'id', dir: 'asc' };
   const m = /^(id|name|category_id)(?:\.(asc|desc))?$/.exec(String(v));
-  if (!m) throw new ValidationError('sort: expected <id|name|category_id>.<asc|desc>', [{ path: 'sort', message: 'expected <id|name|category_id>.<asc|desc>' }]);
+  if (!m)
+    throw new ValidationError('sort: expected <id|name|category_id>.<asc|desc>', [
+      { path: 'sort', message: 'expected <id|name|category_id>.<asc|desc>' },
+    ]);
   return { field: m[1] as q.JobSortField, dir: (m[2] ?? 'asc') as 'asc' | 'desc' };
 }
 
 export function apiRouter(deps: WebDeps): Router {
   const { db, config } = deps;
   const r = Router();
-  const json = express.json({ limit: config.web.bodyLimit, type: ['application/json', 'application/*+json'], strict: true });
+  const json = express.json({
+    limit: config.web.bodyLimit,
+    type: ['application/json', 'application/*+json'],
+    strict: true,
+  });
 
   r.get('/categories', async (req, res) => {
     const ids = ints('id', req.query.id);
@@ -76,7 +90,7 @@ export function apiRouter(deps: WebDeps): Router {
             category: cat.name,
             jobs: jobs.map((j) => ({
               name: j.name,
-              schedule: j.schedule ?? (jobJson(j, []).schedule as string | null),
+              schedule: scheduleTextOf(j),
               command: j.command,
               routing_key: j.routing_key ?? 'default',
               ...(j.timeout !== null ? { timeout: j.timeout } : {}),
@@ -90,8 +104,14 @@ export function apiRouter(deps: WebDeps): Router {
 
   const putCategory: express.RequestHandler = async (req, res) => {
     const name = String(req.params.name);
-    if (name.trim() === '' || name.length > 255) throw new ValidationError('category: the name in the URL must be 1-255 characters', [{ path: 'category', message: 'must be 1-255 characters' }]);
-    if (req.body === undefined) throw new ValidationError('send the category as a JSON body', [{ path: '', message: 'is required' }]);
+    if (name.trim() === '' || name.length > 255)
+      throw new ValidationError('category: the name in the URL must be 1-255 characters', [
+        { path: 'category', message: 'must be 1-255 characters' },
+      ]);
+    if (req.body === undefined)
+      throw new ValidationError('send the category as a JSON body', [
+        { path: '', message: 'is required' },
+      ]);
     const def = parseCategory(req.body, name);
     const dups = duplicateNameProblems(def);
     if (dups.length > 0) throw new ValidationError(`${dups[0]!.path}: ${dups[0]!.message}`, dups);
@@ -102,7 +122,15 @@ export function apiRouter(deps: WebDeps): Router {
       return;
     }
     const p = await applyCategory(db, name, def);
-    deps.logger.info({ category: name, added: p.added.length, changed: p.changed.length, removed: p.removed.length }, 'category replaced');
+    deps.logger.info(
+      {
+        category: name,
+        added: p.added.length,
+        changed: p.changed.length,
+        removed: p.removed.length,
+      },
+      'category replaced',
+    );
     res.json({ status: 'success', added: p.added, changed: p.changed, removed: p.removed });
   };
   r.put('/category/:name', json, putCategory);
@@ -145,26 +173,40 @@ export function apiRouter(deps: WebDeps): Router {
   // For the pages' refresh script: the status and recent runs of some jobs, and some runs.
   r.get('/live', async (req, res) => {
     const jobIds = (ints('job', req.query.job) ?? []).slice(0, 200);
-    const runIds = (values(req.query.run) ?? []).filter((s) => /^[0-9a-f]{32}$/.test(s)).slice(0, 50);
+    const runIds = (values(req.query.run) ?? [])
+      .filter((s) => /^[0-9a-f]{32}$/.test(s))
+      .slice(0, 50);
     const perJob = intParam('runs', req.query.runs, 1, 1, 50);
     const [jobs, runs, single] = await Promise.all([
-      jobIds.length ? q.apiJobs(db, { ids: jobIds, page: 0, perPage: 200, sort: { field: 'id', dir: 'asc' } }) : Promise.resolve([]),
+      jobIds.length
+        ? q.apiJobs(db, { ids: jobIds, page: 0, perPage: 200, sort: { field: 'id', dir: 'asc' } })
+        : Promise.resolve([]),
       q.recentRunsBrief(db, jobIds, perJob),
       Promise.all(runIds.map((id) => q.runById(db, id))),
     ]);
     const jobsOut: Record<string, unknown> = {};
     for (const j of jobs) {
       const list = runs.get(j.id) ?? [];
-      jobsOut[j.id] = { status: jobStatus(j, list[0]), last_run_start: j.last_run_start, last_run_stop: j.last_run_stop, runs: list.map(runJson) };
+      jobsOut[j.id] = {
+        status: jobStatus(j, list[0]),
+        last_run_start: j.last_run_start,
+        last_run_stop: j.last_run_stop,
+        runs: list.map(runJson),
+      };
     }
     const runsOut: Record<string, unknown> = {};
-    const events = await Promise.all(single.map((run) => (run ? q.eventsOfRun(db, run.run_id) : Promise.resolve([]))));
+    const events = await Promise.all(
+      single.map((run) => (run ? q.eventsOfRun(db, run.run_id) : Promise.resolve([]))),
+    );
     single.forEach((run, i) => {
-      if (run) runsOut[run.run_id] = { ...runJson(run), output_tail: run.output_tail, events: events[i] };
+      if (run)
+        runsOut[run.run_id] = { ...runJson(run), output_tail: run.output_tail, events: events[i] };
     });
     res.json({ data: { jobs: jobsOut, runs: runsOut } });
   });
 
-  r.use((req, _res, next) => next(new HttpError(404, `no such API route: ${req.method} /api${req.path}`)));
+  r.use((req, _res, next) =>
+    next(new HttpError(404, `no such API route: ${req.method} /api${req.path}`)),
+  );
   return r;
 }

@@ -14,10 +14,18 @@ const DOTS_PER_JOB = 10;
 const RUNS_ON_JOB_PAGE = 50;
 
 /** Render `view`, then wrap it in views/layout.ejs (the layout gets the page's HTML as `body`). */
-async function renderPage(res: Response, view: string, locals: Record<string, unknown>): Promise<void> {
+async function renderPage(
+  res: Response,
+  view: string,
+  locals: Record<string, unknown>,
+): Promise<void> {
   const all = { ...res.locals, ...locals };
   const render = (name: string, l: Record<string, unknown>) =>
-    new Promise<string>((resolve, reject) => res.app.render(name, l, (err: Error | null, html?: string) => (err ? reject(err) : resolve(html ?? ''))));
+    new Promise<string>((resolve, reject) =>
+      res.app.render(name, l, (err: Error | null, html?: string) =>
+        err ? reject(err) : resolve(html ?? ''),
+      ),
+    );
   const body = await render(view, all);
   res.type('html').send(await render('layout', { ...all, body }));
 }
@@ -41,7 +49,11 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
   r.get('/', async (req, res) => {
     const text = typeof req.query.q === 'string' ? req.query.q.slice(0, 200) : '';
     const page = positiveInt(req.query.page, 1);
-    const { jobs, total } = await q.jobPage(db, { page: page - 1, perPage: JOBS_PER_PAGE, q: text });
+    const { jobs, total } = await q.jobPage(db, {
+      page: page - 1,
+      perPage: JOBS_PER_PAGE,
+      q: text,
+    });
     const runs = await q.recentRunsBrief(
       db,
       jobs.map((j) => j.id),
