@@ -4,6 +4,8 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { labelFor, prefixLines } from './prefix';
 
+const ORPHAN_GUARD = path.join(__dirname, 'orphan-guard.js');
+
 export interface RoleSpec {
   /** Shown in front of every log line, e.g. `injector`. */
   name: string;
@@ -54,11 +56,17 @@ export class Supervisor extends EventEmitter {
   start(): void {
     const width = Math.max(...this.opts.roles.map((r) => r.name.length));
     this.opts.roles.forEach((role, i) => {
-      const proc = spawn(process.execPath, [path.join(this.opts.binDir, role.command)], {
-        env: this.opts.env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        detached: true,
-      });
+      // An IPC channel plus the orphan guard: if this process dies without
+      // stopping them, the children notice the channel close and stop.
+      const proc = spawn(
+        process.execPath,
+        ['--require', ORPHAN_GUARD, path.join(this.opts.binDir, role.command)],
+        {
+          env: this.opts.env,
+          stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+          detached: true,
+        },
+      );
       const label = labelFor(role.name, i, width, this.opts.colour);
       const streams = Promise.all([
         prefixLines(proc.stdout!, this.opts.stdout, label),

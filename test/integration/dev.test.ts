@@ -181,6 +181,22 @@ describe('cronq dev', () => {
     }
   });
 
+  test('when cronq dev itself is killed outright (SIGKILL), its daemons notice and stop by themselves', async () => {
+    const port = await freePort();
+    const dev = await startDev(port);
+    try {
+      const kids = await daemonsOf(dev);
+      dev.kill('SIGKILL');
+      await dev.exited;
+      await waitFor(() => alive(kids.map((k) => k.pid), kids.map((k) => k.pgid)).length === 0, {
+        timeoutMs: 30_000,
+        message: 'the orphaned daemons stop',
+      });
+    } finally {
+      dev.kill('SIGKILL');
+    }
+  });
+
   test('a bad setting stops it before anything starts: exit 2, one line, no stack trace', async () => {
     const r = await runCommand('cronq', {
       args: ['dev'],
