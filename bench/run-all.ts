@@ -16,12 +16,13 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { holdSharedLock } from './lib/lock';
+import { benchName } from './lib/services';
 import { componentTable, e2eTable, scaleTable } from './lib/report';
 
 const ROOT = path.resolve(__dirname, '..');
 const COMPONENTS = ['injector', 'runner', 'results', 'web'];
 const ALL = [...COMPONENTS, 'scale', 'e2e'];
-const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_MS ?? 30 * 60_000);
+const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_MS ?? 10 * 60_000);
 
 function log(msg: string): void {
   process.stderr.write(`[bench ${new Date().toISOString()}] ${msg}\n`);
@@ -68,7 +69,11 @@ async function runBench(file: string, env: Record<string, string>, lock: boolean
         stderr += d.toString('utf8');
         if (process.env.BENCH_VERBOSE === '1') process.stderr.write(d);
       });
-      const timer = setTimeout(() => child.kill('SIGTERM'), TIMEOUT_MS);
+      const timer = setTimeout(() => {
+        log(`${path.basename(file)}: no result after ${TIMEOUT_MS / 1000} s, stopping it`);
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+      }, TIMEOUT_MS);
       child.on('exit', (code, signal) => {
         clearTimeout(timer);
         if (code === 0) resolve(stdout);
@@ -135,7 +140,9 @@ async function main(): Promise<void> {
     }
     log(`${name}: running bench/${name}.ts`);
     try {
-      const r = await runBench(file, cleanEnv(), true);
+      // web.ts takes its database from DATABASE_URL (default a fixed name): give it one of its own.
+      const extra: Record<string, string> = name === 'web' ? { DATABASE_URL: `mysql://root@127.0.0.1:3306/${benchName('cronq_bench_web')}` } : {};
+      const r = await runBench(file, cleanEnv(extra), true);
       components[name] = r.result;
       log(`${name}: done in ${r.seconds.toFixed(0)} s`);
     } catch (err) {

@@ -147,7 +147,21 @@ export class CronqSystem implements BenchSystem {
     const end = start + seconds * 1000;
     await sleep(end - Date.now());
     await this.pool!.query('UPDATE jobs SET ended_at = UTC_TIMESTAMP(3), next_run = NULL WHERE category_id = ?', [category]);
-    await sleep(3000);
+    // Drain: wait until no run of these jobs is still queued or running (at
+    // most 60 s), so a late run counts in the lag instead of as missed.
+    await sleep(1000);
+    await pollUntil(
+      async () => {
+        const [rows] = (await this.pool!.query(
+          "SELECT COUNT(*) AS n FROM runs WHERE job_id IN (SELECT id FROM jobs WHERE category_id = ?) AND status IN ('queued', 'running')",
+          [category],
+        )) as unknown as [[{ n: number }]];
+        return Number(rows[0].n) === 0 ? 1 : 0;
+      },
+      1,
+      Date.now() + 60_000,
+      200,
+    );
     const [rows] = (await this.pool!.query(
       `SELECT job_id, scheduled_for, started_at, finished_at FROM runs
         WHERE job_id IN (SELECT id FROM jobs WHERE category_id = ?) AND started_at IS NOT NULL`,

@@ -39,7 +39,7 @@ export function e2eTable(e2e: { summary: Summary; workload: Record<string, unkno
     `| ${label} | ${systems.map((n) => (n === 'ceiling' ? '—' : perRep(s[key(n)]))).join(' | ')} | ${others.map(() => '').join(' | ')} |`;
   const steady = (n: string, k: string) => (n === 'ceiling' ? '-' : `steady.${n}.${k}`);
   return [
-    `Burst: ${fmt(w.burstJobs)} jobs due at one instant, \`/bin/sh -c true\`, 2 workers × concurrency 16. Steady: ${fmt(w.steadyJobs)} jobs every second for ${w.steadySeconds} s. ${w.repetitions} repetitions; cells are median [min–max].`,
+    `Burst: ${fmt(w.burstJobs)} jobs due at one instant, \`/bin/sh -c true\`, 2 workers × concurrency 16. Steady: ${fmt(w.steadyJobs)} jobs every second for ${w.steadySeconds} s. ${w.repetitions} repetition${w.repetitions === 1 ? '' : 's'}; cells are median [min–max].`,
     '',
     head,
     sep,

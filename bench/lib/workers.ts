@@ -66,6 +66,26 @@ export class WorkerPool {
     await new Promise((r) => setTimeout(r, 300));
   }
 
+  /**
+   * Wait until the workers have gone `quietMs` without reporting a run (the
+   * backlog is drained), at most `maxMs`: a late run is then counted as late
+   * (in the lag), not as missed.
+   */
+  async drain(quietMs = 2000, maxMs = 60_000): Promise<void> {
+    const deadline = Date.now() + maxMs;
+    let last = -1;
+    let stableSince = Date.now();
+    while (Date.now() < deadline) {
+      await this.flush();
+      if (this.records.length !== last) {
+        last = this.records.length;
+        stableSince = Date.now();
+      } else if (Date.now() - stableSince >= quietMs) {
+        return;
+      }
+    }
+  }
+
   takeRecords(): ExecutionRecord[] {
     const r = this.records;
     this.records = [];

@@ -83,8 +83,7 @@ export class BullmqSystem implements BenchSystem {
     const end = start + seconds * 1000;
     await sleep(end - Date.now());
     for (const id of ids) await this.queue!.removeJobScheduler(id);
-    await sleep(3000);
-    await this.workers!.flush();
+    await this.workers!.drain();
     const records = this.workers!.takeRecords();
     return analyseSteady(records, { from: start + 2000, to: end, periodMs: 1000, jobs: ids });
   }

@@ -80,8 +80,8 @@ export class PgBossSystem implements BenchSystem {
       const startAfter = new Date(t).toISOString();
       await this.boss!.insert(ids.map((id) => ({ name: QUEUE, data: { job: id, due: t }, startAfter })));
     }
-    await sleep(end - Date.now() + 3000);
-    await this.workers!.flush();
+    await sleep(end - Date.now());
+    await this.workers!.drain();
     const records = this.workers!.takeRecords();
     return analyseSteady(records, { from: start + 2000, to: end, periodMs: 1000, jobs: ids });
   }
