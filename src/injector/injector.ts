@@ -5,10 +5,9 @@ import { BrokerUnavailableError, isTransientDbError } from '../core/errors';
 import type { Service } from '../core/lifecycle';
 import type { Logger } from '../core/logger';
 import { claimDueJobs } from './claim';
-import { markPublished, markUnroutable, retakeUnpublished, unroutableReason } from './outbox';
-import type { PlannedRun } from './plan';
+import { Dispatcher } from './dispatcher';
+import { retakeUnpublished } from './outbox';
 import { clockOffsetMs, probe, type Probe } from './probe';
-import { publishRuns } from './publish';
 
 export interface InjectorOptions {
   db: Knex;
@@ -31,6 +30,10 @@ export interface InjectorOptions {
 const SKEW_WARN_MS = 1000;
 /** Wake this long after the earliest next_run, so `next_run < now` already holds on the database. */
 const WAKE_MARGIN_MS = 2;
+/** Batches claimed back to back before the loop probes (and sweeps) again. */
+const MAX_BATCHES_PER_CYCLE = 50;
+/** Batches publishing at once beside the claim. */
+const MAX_IN_FLIGHT_BATCHES = 4;
 
 interface CycleResult {
   /** Runs were created or retaken. */
@@ -55,20 +58,26 @@ export class Injector implements Service {
   private stopped: Promise<void> | undefined;
   private stopping = false;
   private readonly backoff: Backoff;
-  private readonly confirmTimeoutMs: number;
-  /** Runs this process failed to publish (broker away or nack); retried as soon as the broker is back. */
-  private readonly ownUnpublished = new Set<string>();
-  /** Runs confirmed by the broker whose published_at could not be written yet. */
-  private readonly unrecordedPublished = new Set<string>();
+  private readonly dispatcher: Dispatcher;
   private lastProbe: Probe | undefined;
   private outage: 'database' | 'broker' | 'error' | undefined;
   private skewWarned = false;
   private idleContention = 0;
-  private readonly counters = { claimedJobs: 0, published: 0, republished: 0, unroutable: 0, publishFailures: 0, scheduleErrors: 0, errors: 0 };
+  /** The last claim found due jobs: claim again before probing. */
+  private claimStreak = false;
+  private readonly counters = { claimedJobs: 0, scheduleErrors: 0, errors: 0 };
 
   constructor(private readonly opts: InjectorOptions) {
     this.backoff = opts.backoff ?? exponentialBackoff(250, 15_000);
-    this.confirmTimeoutMs = opts.confirmTimeoutMs ?? 10_000;
+    this.dispatcher = new Dispatcher({
+      db: opts.db,
+      publisher: opts.publisher,
+      logger: opts.logger,
+      confirmTimeoutMs: opts.confirmTimeoutMs ?? 10_000,
+      maxInFlightBatches: MAX_IN_FLIGHT_BATCHES,
+      testPauseAfterCommitMs: opts.testPauseAfterCommitMs,
+      testPauseAfterConfirmMs: opts.testPauseAfterConfirmMs,
+    });
   }
 
   async start(): Promise<void> {
@@ -90,8 +99,9 @@ export class Injector implements Service {
       brokerConnected: this.opts.connection.isConnected,
       outage: this.outage ?? null,
       clockOffsetMs: this.lastProbe ? Math.round(clockOffsetMs(this.lastProbe)) : null,
-      ownUnpublished: this.ownUnpublished.size,
+      ownUnpublished: this.dispatcher.unpublished.size,
       ...this.counters,
+      ...this.dispatcher.counters,
     };
   }
 
@@ -129,7 +139,9 @@ export class Injector implements Service {
         await this.backOff(err, attempt++);
       }
     }
-    this.log.info(this.counters, 'injector stopped');
+    // Finish the batches in hand: their confirms and published_at.
+    await this.dispatcher.idle().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'could not record the last confirms; their runs will be published again'));
+    this.log.info({ ...this.counters, ...this.dispatcher.counters }, 'injector stopped');
   }
 
   /** Until the earliest next_run (by the database's clock), at most maxPollMs. */
@@ -181,22 +193,36 @@ export class Injector implements Service {
     const { db, settings, claimant } = this.opts;
     const result: CycleResult = { worked: false, full: false, contended: false };
 
-    if (this.unrecordedPublished.size > 0) {
-      const ids = [...this.unrecordedPublished];
-      await markPublished(db, ids);
-      for (const id of ids) this.unrecordedPublished.delete(id);
-    }
-    if (this.ownUnpublished.size > 0) {
-      const ids = [...this.ownUnpublished].slice(0, settings.batchSize);
+    // A publish of an earlier cycle failed: surface it here so the loop backs off.
+    const failed = this.dispatcher.takeError();
+    if (failed !== undefined) throw failed;
+    await this.dispatcher.flushMarks();
+    const own = this.dispatcher.unpublished;
+    if (own.size > 0) {
+      await this.dispatcher.idle();
+      const ids = [...own].slice(0, settings.batchSize);
       const retaken = await retakeUnpublished(db, { runIds: ids }, { batchSize: settings.batchSize, claimant });
       // Those not retaken were published by someone else meanwhile, or are being retaken by them.
-      for (const id of ids) this.ownUnpublished.delete(id);
+      for (const id of ids) own.delete(id);
       if (retaken.runs.length > 0) {
-        this.log.info({ runs: retaken.runs.length }, 'publishing runs again after a failed publish');
-        await this.publishAndRecord(retaken.runs, true);
+        this.log.info({ runs: retaken.runs.length }, 'publishing runs again after a failed publish (same run ids)');
+        await this.dispatcher.publishNow(retaken.runs, true);
         result.worked = true;
       }
-      if (this.ownUnpublished.size > 0) result.full = true;
+      if (own.size > 0) result.full = true;
+    }
+
+    // While claims keep finding due jobs (a stream of them), claim again at
+    // once instead of probing first; probe when a claim came back empty, and
+    // at least every maxPollMs so run-now flags and stale runs are seen.
+    const last = this.lastProbe;
+    const skipProbe = this.claimStreak && last !== undefined && Date.now() - last.localAt < settings.maxPollMs;
+    if (skipProbe) {
+      const claimed = await this.claimAndPublish(false);
+      this.claimStreak = claimed.jobs > 0;
+      result.worked = claimed.jobs > 0;
+      result.full = claimed.full;
+      return result;
     }
 
     const p = await probe(db, settings.republishAfterMs);
@@ -207,7 +233,7 @@ export class Injector implements Service {
       const retaken = await retakeUnpublished(db, { olderThanMs: settings.republishAfterMs }, { batchSize: settings.batchSize, claimant });
       if (retaken.runs.length > 0) {
         this.log.warn({ runs: retaken.runs.length }, 'publishing runs whose publish was never confirmed (same run ids)');
-        await this.publishAndRecord(retaken.runs, true);
+        await this.dispatcher.publishNow(retaken.runs, true);
       }
       if (retaken.runs.length > 0 || retaken.orphaned > 0) result.worked = true;
       else result.contended = true;
@@ -215,18 +241,13 @@ export class Injector implements Service {
     }
 
     const due = p.nextDue !== null && p.nextDue.getTime() < p.dbNow.getTime();
+    this.claimStreak = false;
     if ((due || p.runNow) && !this.stopping) {
-      const claim = await claimDueJobs(db, { batchSize: settings.batchSize, includeRunNow: p.runNow, claimant });
-      this.counters.claimedJobs += claim.jobs;
-      for (const e of claim.scheduleErrors) {
-        // Logged once: schedule_error keeps the job out of later claims until its schedule changes.
-        this.counters.scheduleErrors += 1;
-        this.log.error({ job_id: e.jobId, job: e.jobName, err: e.error }, 'job skipped: its schedule cannot be read (fix the schedule to resume it)');
-      }
-      if (claim.jobs > 0) {
+      const claimed = await this.claimAndPublish(p.runNow);
+      if (claimed.jobs > 0) {
+        this.claimStreak = true;
         result.worked = true;
-        result.full ||= claim.full;
-        await this.publishAndRecord(claim.runs, false);
+        result.full ||= claimed.full;
       } else {
         result.contended = true;
       }
@@ -234,43 +255,33 @@ export class Injector implements Service {
     return result;
   }
 
-  private async publishAndRecord(runs: PlannedRun[], republish: boolean): Promise<void> {
-    if (runs.length === 0) return;
-    if (this.opts.testPauseAfterCommitMs) {
-      this.log.warn({ runs: runs.length, ms: this.opts.testPauseAfterCommitMs }, 'TEST pause after commit');
-      await sleep(this.opts.testPauseAfterCommitMs);
-    }
-    const outcome = await publishRuns(this.opts.publisher, runs, this.confirmTimeoutMs);
-    if (this.opts.testPauseAfterConfirmMs) {
-      this.log.warn({ runs: outcome.confirmed.length, ms: this.opts.testPauseAfterConfirmMs }, 'TEST pause after confirm');
-      await sleep(this.opts.testPauseAfterConfirmMs);
-    }
-    for (const r of outcome.failed) this.ownUnpublished.add(r.runId);
-    const confirmedIds = outcome.confirmed.map((r) => r.runId);
-    try {
-      await markPublished(this.opts.db, confirmedIds);
-    } catch (err) {
-      for (const id of confirmedIds) this.unrecordedPublished.add(id);
-      throw err;
-    }
-    this.counters.published += outcome.confirmed.length;
-    if (republish) this.counters.republished += outcome.confirmed.length;
-    if (outcome.unroutable.length > 0) {
-      await markUnroutable(this.opts.db, outcome.unroutable);
-      this.counters.unroutable += outcome.unroutable.length;
-      for (const r of outcome.unroutable) {
-        this.log.warn({ job_id: r.jobId, run_id: r.runId, routing_key: r.routingKey }, `run failed: ${unroutableReason(r.routingKey)}`);
+  /**
+   * Claim batch after batch while they come back full. Each batch is
+   * published while the next one is claimed (and while the next cycle
+   * runs), so the database and the broker work at the same time. Once a
+   * publish has failed no more batches are claimed, so a broker that went
+   * away does not turn more due jobs into unpublished runs: they stay due
+   * and coalesce into one run each when it is back.
+   */
+  private async claimAndPublish(includeRunNow: boolean): Promise<{ jobs: number; full: boolean }> {
+    const { db, settings, claimant } = this.opts;
+    let jobs = 0;
+    let full = false;
+    for (let batch = 0; !this.dispatcher.failing; batch++) {
+      const claim = await claimDueJobs(db, { batchSize: settings.batchSize, includeRunNow: includeRunNow && batch === 0, claimant });
+      jobs += claim.jobs;
+      full = claim.full;
+      this.counters.claimedJobs += claim.jobs;
+      for (const e of claim.scheduleErrors) {
+        // Logged once: schedule_error keeps the job out of later claims until its schedule changes.
+        this.counters.scheduleErrors += 1;
+        this.log.error({ job_id: e.jobId, job: e.jobName, err: e.error }, 'job skipped: its schedule cannot be read (fix the schedule to resume it)');
       }
+      // Published while the next batch is claimed; waits only when too many batches are unconfirmed.
+      await this.dispatcher.submit(claim.runs);
+      if (!claim.full || this.stopping || batch + 1 >= MAX_BATCHES_PER_CYCLE) break;
     }
-    if (this.log.isLevelEnabled('debug')) {
-      this.log.debug({ published: outcome.confirmed.length, unroutable: outcome.unroutable.length, failed: outcome.failed.length, republish }, 'batch published');
-    }
-    if (outcome.failed.length > 0) {
-      this.counters.publishFailures += outcome.failed.length;
-      throw new BrokerUnavailableError(
-        `${outcome.failed.length} of ${runs.length} publishes not confirmed (${outcome.firstError?.message ?? 'unknown'}); they stay queued and are published again`,
-      );
-    }
+    return { jobs, full };
   }
 
   private checkClock(p: Probe): void {

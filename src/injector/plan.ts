@@ -1,6 +1,6 @@
-import { scheduleOf, type JobRow } from '../core/jobs';
+import { scheduleTextOf, type JobRow } from '../core/jobs';
 import { newRunId } from '../core/runs';
-import type { Schedule } from '../core/schedule';
+import { parseSchedule, type Schedule } from '../core/schedule';
 
 /**
  * What one claim does to one job, decided from the row and the database's
@@ -83,7 +83,8 @@ export function planClaim(job: DueJobRow, now: Date, makeRunId: () => string = n
     let schedule: Schedule | null = null;
     let problem: string | undefined;
     try {
-      schedule = scheduleOf(job);
+      const text = scheduleTextOf(job);
+      schedule = text === null ? null : parsedSchedule(text);
       if (schedule === null) problem = 'the job has no schedule';
     } catch (err) {
       problem = (err as Error).message || 'the schedule cannot be read';
@@ -105,6 +106,25 @@ export function planClaim(job: DueJobRow, now: Date, makeRunId: () => string = n
     runs.push({ ...base, runId: makeRunId(), scheduledFor: now, trigger: 'manual', missed: 0 });
   }
   return plan;
+}
+
+/**
+ * Parsed schedules by text. A schedule is immutable, and parsing a cron
+ * expression costs far more than computing its next occurrence, so a claim
+ * of thousands of jobs parses each distinct text once. Bounded: cleared
+ * when full (cheap, and jobs' texts rarely number in the tens of thousands).
+ */
+const SCHEDULE_CACHE_MAX = 20_000;
+const scheduleCache = new Map<string, Schedule>();
+
+function parsedSchedule(text: string): Schedule {
+  let s = scheduleCache.get(text);
+  if (s === undefined) {
+    s = parseSchedule(text);
+    if (scheduleCache.size >= SCHEDULE_CACHE_MAX) scheduleCache.clear();
+    scheduleCache.set(text, s);
+  }
+  return s;
 }
 
 /**
