@@ -42,7 +42,7 @@ const SPILL_RE = /^results-(\d+)-[0-9a-f]+\.jsonl$/;
 export class ResultOutbox {
   private readonly queue: Entry[] = [];
   private bytes = 0;
-  private pumping = false;
+  private recovering = false;
   private broken = false;
   private stopped = false;
   private dropped = 0;
@@ -87,7 +87,7 @@ export class ResultOutbox {
       await unlink(mine).catch(() => undefined);
       this.opts.logger.info({ file: name, results: n }, 'publishing results a previous runner could not deliver');
     }
-    this.pump();
+    this.kick();
   }
 
   /** Queue a result; resolves when the broker has confirmed it. */
@@ -107,7 +107,7 @@ export class ResultOutbox {
       }
       this.push({ messageId, runId: msg.run_id, type: msg.type, body, inFlight: false, waiters: [resolve] });
       this.enforceLimit();
-      this.pump();
+      this.kick();
     });
   }
 
@@ -149,50 +149,42 @@ export class ResultOutbox {
   }
 
   /**
-   * Publish everything not in flight, in order. After a failure the pump
-   * waits for the connection, then sends the whole unconfirmed backlog again
-   * from its head, so order is kept across an outage.
+   * While the broker is reachable, every result is published the moment it
+   * is sent (one channel keeps publish order). After a failure nothing new
+   * is published until `recover` has waited for the connection and sent the
+   * whole unconfirmed backlog again from its head, so order is kept across
+   * an outage.
    */
-  private pump(): void {
-    if (this.pumping || this.stopped) return;
-    this.pumping = true;
+  private kick(): void {
+    if (this.stopped) return;
+    if (this.broken) {
+      this.recover();
+      return;
+    }
+    for (const e of this.queue) if (!e.inFlight) this.publishOne(e);
+  }
+
+  private recover(): void {
+    if (this.recovering || this.stopped) return;
+    this.recovering = true;
     void (async () => {
       let attempt = 0;
       try {
-        while (!this.stopped) {
-          if (this.broken) {
-            const waitMs = this.backoff.delay(attempt++);
-            await sleep(waitMs, this.abort.signal);
-            if (this.stopped) return;
-            await this.connection.connection().catch(() => undefined);
-            if (this.stopped || !this.connection.isConnected) continue;
-            this.broken = false;
-          }
-          const batch = this.queue.filter((e) => !e.inFlight);
-          if (batch.length === 0) break;
-          for (const e of batch) this.publishOne(e);
-          // Each entry reports on its own; the loop goes round again if new ones came or something failed.
-          await Promise.race([this.nextSettled(), sleep(1000, this.abort.signal)]);
-          if (!this.broken) attempt = 0;
+        while (this.broken && !this.stopped) {
+          await sleep(this.backoff.delay(attempt++), this.abort.signal);
+          if (this.stopped) return;
+          await this.connection.connection().catch(() => undefined);
+          if (this.stopped || !this.connection.isConnected) continue;
+          this.broken = false;
+          for (const e of this.queue) if (!e.inFlight) this.publishOne(e);
         }
+      } catch (err) {
+        this.opts.logger.error({ err: (err as Error).message }, 'result republish loop failed; retrying');
       } finally {
-        this.pumping = false;
-        if (this.queue.length === 0) this.notifyIdle();
-        else if (!this.stopped && this.queue.some((e) => !e.inFlight)) this.pump();
+        this.recovering = false;
+        if (this.broken && !this.stopped) this.recover();
       }
     })();
-  }
-
-  private settledWaiters: Array<() => void> = [];
-
-  private nextSettled(): Promise<void> {
-    return new Promise((resolve) => this.settledWaiters.push(resolve));
-  }
-
-  private settled(): void {
-    const w = this.settledWaiters;
-    this.settledWaiters = [];
-    for (const f of w) f();
   }
 
   private publishOne(e: Entry): void {
@@ -216,9 +208,7 @@ export class ResultOutbox {
         },
       )
       .finally(() => {
-        this.settled();
-        // A failure after the pump went idle must start it again.
-        if (this.broken) this.pump();
+        if (this.broken) this.recover();
       });
   }
 
@@ -244,7 +234,6 @@ export class ResultOutbox {
     if (this.stopped) return;
     this.stopped = true;
     this.abort.abort();
-    this.settled();
     if (this.queue.length === 0) return;
     const name = `results-${process.pid}-${randomBytes(4).toString('hex')}.jsonl`;
     const lines = this.queue.map((e) => JSON.stringify({ messageId: e.messageId, runId: e.runId, type: e.type, body: e.body.toString('utf8') })).join('\n');

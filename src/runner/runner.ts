@@ -65,6 +65,7 @@ export class Runner implements Service {
   private readonly recent = new RecentRuns();
   private readonly active = new Map<string, ActiveRun>();
   private waiting: Delivery[] = [];
+  private readonly logsClosing = new Set<Promise<void>>();
   private channel: Channel | undefined;
   private channelConn: ChannelModel | undefined;
   private consumerTag: string | undefined;
@@ -324,7 +325,9 @@ export class Runner implements Service {
     }
     const exitedAt = outcome.exitedAt;
     void this.outbox.send(result, resultMessageId(job.runId, result.type)).then(() => this.finishOverhead.add(Date.now() - exitedAt));
-    await logClosed;
+    // The slot frees now; closing the log file finishes in the background (stop() waits for it).
+    this.logsClosing.add(logClosed);
+    void logClosed.finally(() => this.logsClosing.delete(logClosed));
   }
 
   private sendHeartbeats(): void {
@@ -358,13 +361,14 @@ export class Runner implements Service {
       }
     }
     clearInterval(this.heartbeatTimer);
+    await Promise.all(this.logsClosing);
     const drained = await this.outbox.flush(this.deps.flushMs ?? 5000);
     if (!drained) this.log.warn({ buffered: this.outbox.size }, 'broker did not confirm every result in time');
     await this.outbox.stop();
     const ch = this.channel;
     this.channel = undefined;
     if (ch) await ch.close().catch(() => undefined);
-    this.log.info(this.counts, 'runner stopped');
+    this.log.info({ ...this.counts, startOverheadMs: this.startOverhead.summary(), finishOverheadMs: this.finishOverhead.summary() }, 'runner stopped');
   });
 
   /** Resolves true when no run is active, false after `ms`. Only spawned runs count when `spawnedOnly`. */
