@@ -25,7 +25,10 @@ import { JobPublisher, jobMessage } from '../test/helpers/runner-harness';
 import { RESULTS_QUEUE } from '../src/core/topology';
 import type { ResultMessage } from '../src/core/messages';
 
-const RUNS: Record<number, number> = { 1: Number(process.env.BENCH_RUNS_C1 ?? 500), 16: Number(process.env.BENCH_RUNS_C16 ?? 1500) };
+const RUNS: Record<number, number> = {
+  1: Number(process.env.BENCH_RUNS_C1 ?? 500),
+  16: Number(process.env.BENCH_RUNS_C16 ?? 1500),
+};
 const REPS = Number(process.env.BENCH_REPS ?? 2);
 
 async function bareLoop(runs: number, concurrency: number): Promise<number> {
@@ -35,7 +38,10 @@ async function bareLoop(runs: number, concurrency: number): Promise<number> {
     while (started < runs) {
       started += 1;
       await new Promise<void>((resolve, reject) => {
-        const c = spawn('/bin/sh', ['-c', 'true'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+        const c = spawn('/bin/sh', ['-c', 'true'], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          detached: true,
+        });
         c.on('error', reject);
         c.on('close', () => resolve());
       });
@@ -51,43 +57,79 @@ interface RunnerFigures {
   finishOverheadMs: { p50: number | null; p99: number | null };
 }
 
-async function runnerLoop(vhost: TestVhost, jobs: JobPublisher, runs: number, concurrency: number): Promise<RunnerFigures> {
+async function runnerLoop(
+  vhost: TestVhost,
+  jobs: JobPublisher,
+  runs: number,
+  concurrency: number,
+): Promise<RunnerFigures> {
   const queue = `bench_c${concurrency}_${Date.now()}`;
   await jobs.declare(queue);
   const conn = await vhost.connect();
   const ch = await conn.createChannel();
   await ch.purgeQueue(RESULTS_QUEUE);
-  for (let i = 0; i < runs; i++) await jobs.publish(queue, jobMessage({ command: 'true', name: 'bench true', jobId: 1 }));
+  for (let i = 0; i < runs; i++)
+    await jobs.publish(queue, jobMessage({ command: 'true', name: 'bench true', jobId: 1 }));
   // Results are consumed as they come, as cronq-results would (a queue with a
   // live consumer confirms persistent messages sooner than one filling up).
   const results: ResultMessage[] = [];
-  await ch.consume(RESULTS_QUEUE, (m) => m && results.push(JSON.parse(m.content.toString('utf8')) as ResultMessage), { noAck: true });
+  await ch.consume(
+    RESULTS_QUEUE,
+    (m) => m && results.push(JSON.parse(m.content.toString('utf8')) as ResultMessage),
+    { noAck: true },
+  );
   const logDir = mkdtempSync(path.join(os.tmpdir(), 'cronq-bench-runner-'));
   const runner = startCommand('cronq-runner', {
-    env: { RABBITMQ_URL: vhost.url, LOG_PATH: logDir, CRONQ_LOG_LEVEL: 'info', CRONQ_HEARTBEAT_SECONDS: '3600' },
+    env: {
+      RABBITMQ_URL: vhost.url,
+      LOG_PATH: logDir,
+      CRONQ_LOG_LEVEL: 'info',
+      CRONQ_HEARTBEAT_SECONDS: '3600',
+    },
     args: ['--queue', queue, '--concurrency', String(concurrency)],
   });
-  await waitFor(() => results.length >= runs * 2, { timeoutMs: 300_000, intervalMs: 200, message: 'all results' });
+  await waitFor(() => results.length >= runs * 2, {
+    timeoutMs: 300_000,
+    intervalMs: 200,
+    message: 'all results',
+  });
   runner.kill('SIGTERM');
   await runner.exited;
   await conn.close();
   rmSync(logDir, { recursive: true, force: true });
   const starts = results.filter((r) => r.type === 'starting').map((r) => Date.parse(r.start_time!));
-  const ends = results.filter((r) => r.type === 'finished').map((r) => Date.parse(r['x-send-datetime']));
+  const ends = results
+    .filter((r) => r.type === 'finished')
+    .map((r) => Date.parse(r['x-send-datetime']));
   const failed = results.filter((r) => r.type === 'finished' && r.status !== 'succeeded').length;
-  if (ends.length !== runs || failed > 0) throw new Error(`expected ${runs} successful runs, got ${ends.length} (${failed} failed)`);
+  if (ends.length !== runs || failed > 0)
+    throw new Error(`expected ${runs} successful runs, got ${ends.length} (${failed} failed)`);
   const stopped = runner.lines().find((l) => l.includes('"msg":"runner stopped"'));
-  const summary = stopped ? (JSON.parse(stopped) as { startOverheadMs: RunnerFigures['startOverheadMs']; finishOverheadMs: RunnerFigures['finishOverheadMs'] }) : undefined;
+  const summary = stopped
+    ? (JSON.parse(stopped) as {
+        startOverheadMs: RunnerFigures['startOverheadMs'];
+        finishOverheadMs: RunnerFigures['finishOverheadMs'];
+      })
+    : undefined;
   return {
     runsPerSecond: runs / ((Math.max(...ends) - Math.min(...starts)) / 1000),
-    startOverheadMs: { p50: summary?.startOverheadMs.p50 ?? null, p99: summary?.startOverheadMs.p99 ?? null },
-    finishOverheadMs: { p50: summary?.finishOverheadMs.p50 ?? null, p99: summary?.finishOverheadMs.p99 ?? null },
+    startOverheadMs: {
+      p50: summary?.startOverheadMs.p50 ?? null,
+      p99: summary?.startOverheadMs.p99 ?? null,
+    },
+    finishOverheadMs: {
+      p50: summary?.finishOverheadMs.p50 ?? null,
+      p99: summary?.finishOverheadMs.p99 ?? null,
+    },
   };
 }
 
 async function idleRss(vhost: TestVhost): Promise<number> {
   const logDir = mkdtempSync(path.join(os.tmpdir(), 'cronq-bench-runner-'));
-  const runner = startCommand('cronq-runner', { env: { RABBITMQ_URL: vhost.url, LOG_PATH: logDir, CRONQ_LOG_LEVEL: 'info' }, args: ['--queue', `bench_idle_${Date.now()}`] });
+  const runner = startCommand('cronq-runner', {
+    env: { RABBITMQ_URL: vhost.url, LOG_PATH: logDir, CRONQ_LOG_LEVEL: 'info' },
+    args: ['--queue', `bench_idle_${Date.now()}`],
+  });
   await runner.waitForLine('AMQP connected');
   await new Promise((r) => setTimeout(r, 3000));
   const status = readFileSync(`/proc/${runner.child.pid}/status`, 'utf8');
@@ -109,14 +151,29 @@ async function main(): Promise<void> {
       for (let r = 0; r < REPS; r++) {
         const bare = await bareLoop(RUNS[c]!, c);
         const runner = await runnerLoop(vhost, jobs, RUNS[c]!, c);
-        reps.push({ bareRunsPerSecond: round(bare, 1), runnerRunsPerSecond: round(runner.runsPerSecond, 1), ratio: round(runner.runsPerSecond / bare), startOverheadMs: runner.startOverheadMs, finishOverheadMs: runner.finishOverheadMs });
+        reps.push({
+          bareRunsPerSecond: round(bare, 1),
+          runnerRunsPerSecond: round(runner.runsPerSecond, 1),
+          ratio: round(runner.runsPerSecond / bare),
+          startOverheadMs: runner.startOverheadMs,
+          finishOverheadMs: runner.finishOverheadMs,
+        });
       }
       const ratios = reps.map((r) => r.ratio!).sort((a, b) => a - b);
-      out[`concurrency${c}`] = { runs: RUNS[c], medianRatio: ratios[Math.floor(ratios.length / 2)], target: 0.7, reps };
+      out[`concurrency${c}`] = {
+        runs: RUNS[c],
+        medianRatio: ratios[Math.floor(ratios.length / 2)],
+        target: 0.7,
+        reps,
+      };
     }
     out.idleRssMB = await idleRss(vhost);
     out.idleRssTargetMB = 80;
-    out.machine = { cpus: os.cpus().length, node: process.version, loadavg: os.loadavg().map((l) => round(l)) };
+    out.machine = {
+      cpus: os.cpus().length,
+      node: process.version,
+      loadavg: os.loadavg().map((l) => round(l)),
+    };
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
   } finally {
     await jobs.close();

@@ -19,14 +19,19 @@ export async function resolveLogDir(wanted: string, logger: Logger): Promise<str
   } catch (err) {
     const fallback = path.join(os.tmpdir(), 'cronq');
     await mkdir(fallback, { recursive: true });
-    logger.warn({ wanted, fallback, err: (err as Error).message }, 'LOG_PATH is not writable; writing job logs to the temp folder');
+    logger.warn(
+      { wanted, fallback, err: (err as Error).message },
+      'LOG_PATH is not writable; writing job logs to the temp folder',
+    );
     return fallback;
   }
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)));
+  const t = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)),
+  );
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
@@ -69,7 +74,10 @@ export class JobLogWriter {
     if (this.failed) return;
     this.failed = true;
     // The run goes on: its output still reaches the result's tail.
-    this.logger.warn({ file: this.file, err: err.message }, 'cannot write the job log; output of this run is not logged to file');
+    this.logger.warn(
+      { file: this.file, err: err.message },
+      'cannot write the job log; output of this run is not logged to file',
+    );
   }
 
   /** Write a chunk; returns false when the file is behind, so the caller can pause the child's pipes. */

@@ -77,7 +77,8 @@ export class JobProcess {
     this.child = child;
     child.once('error', (err) => {
       // Without a pid nothing was started (ENOENT, E2BIG, EACCES, EAGAIN...): the run "could not start".
-      if (child.pid === undefined) this.finish({ kind: 'spawn_error', returnCode: null, signal: null, error: err });
+      if (child.pid === undefined)
+        this.finish({ kind: 'spawn_error', returnCode: null, signal: null, error: err });
     });
     this.pipe(child.stdout!, 'out');
     this.pipe(child.stderr!, 'err');
@@ -119,7 +120,9 @@ export class JobProcess {
     stream.on('error', () => undefined);
   }
 
-  private finish(o: Omit<ProcessOutcome, 'terminatedBy' | 'spawnedAt' | 'exitedAt'> & { exitedAt?: number }): void {
+  private finish(
+    o: Omit<ProcessOutcome, 'terminatedBy' | 'spawnedAt' | 'exitedAt'> & { exitedAt?: number },
+  ): void {
     clearTimeout(this.timeoutTimer);
     this.resolveDone({
       ...o,

@@ -39,11 +39,23 @@ export function heartbeatResult(c: Common): ResultMessage {
 
 /** `failed`: the command could not be started at all. */
 export function couldNotStartResult(c: Common, err: Error | undefined): ResultMessage {
-  return { ...base(c, 'failed'), return_code: null, run_time: 0, status: 'failed', output: '', reason: `could not start: ${err?.message ?? 'unknown error'}` };
+  return {
+    ...base(c, 'failed'),
+    return_code: null,
+    run_time: 0,
+    status: 'failed',
+    output: '',
+    reason: `could not start: ${err?.message ?? 'unknown error'}`,
+  };
 }
 
 /** `finished`: the shell ran and ended, by itself, by a timeout or by the runner's shutdown. */
-export function finishedResult(c: Common, o: ProcessOutcome, output: string, timeoutSeconds: number | null): ResultMessage {
+export function finishedResult(
+  c: Common,
+  o: ProcessOutcome,
+  output: string,
+  timeoutSeconds: number | null,
+): ResultMessage {
   let status: FinishStatus = o.returnCode === 0 ? 'succeeded' : 'failed';
   let reason: string | undefined;
   if (o.terminatedBy === 'timeout') {

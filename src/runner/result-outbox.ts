@@ -77,15 +77,33 @@ export class ResultOutbox {
       let n = 0;
       for (const line of lines) {
         try {
-          const rec = JSON.parse(line) as { messageId: string; runId: string; type: ResultMessage['type']; body: string };
-          this.push({ messageId: rec.messageId, runId: rec.runId, type: rec.type, body: Buffer.from(rec.body, 'utf8'), inFlight: false, waiters: [] });
+          const rec = JSON.parse(line) as {
+            messageId: string;
+            runId: string;
+            type: ResultMessage['type'];
+            body: string;
+          };
+          this.push({
+            messageId: rec.messageId,
+            runId: rec.runId,
+            type: rec.type,
+            body: Buffer.from(rec.body, 'utf8'),
+            inFlight: false,
+            waiters: [],
+          });
           n += 1;
         } catch {
-          this.opts.logger.warn({ file: name }, 'skipping an unreadable line of a result spill file');
+          this.opts.logger.warn(
+            { file: name },
+            'skipping an unreadable line of a result spill file',
+          );
         }
       }
       await unlink(mine).catch(() => undefined);
-      this.opts.logger.info({ file: name, results: n }, 'publishing results a previous runner could not deliver');
+      this.opts.logger.info(
+        { file: name, results: n },
+        'publishing results a previous runner could not deliver',
+      );
     }
     this.kick();
   }
@@ -95,7 +113,9 @@ export class ResultOutbox {
     const body = Buffer.from(JSON.stringify(msg));
     return new Promise((resolve) => {
       if (msg.type === 'heartbeat') {
-        const old = this.queue.find((e) => e.type === 'heartbeat' && e.runId === msg.run_id && !e.inFlight);
+        const old = this.queue.find(
+          (e) => e.type === 'heartbeat' && e.runId === msg.run_id && !e.inFlight,
+        );
         if (old) {
           // A newer beat says all the older one did.
           this.bytes += body.length - old.body.length;
@@ -105,7 +125,14 @@ export class ResultOutbox {
           return;
         }
       }
-      this.push({ messageId, runId: msg.run_id, type: msg.type, body, inFlight: false, waiters: [resolve] });
+      this.push({
+        messageId,
+        runId: msg.run_id,
+        type: msg.type,
+        body,
+        inFlight: false,
+        waiters: [resolve],
+      });
       this.enforceLimit();
       this.kick();
     });
@@ -121,7 +148,7 @@ export class ResultOutbox {
       this.overLimitLogged = false;
       return;
     }
-    for (let i = 0; i < this.queue.length && this.bytes > this.opts.maxBytes; ) {
+    for (let i = 0; i < this.queue.length && this.bytes > this.opts.maxBytes;) {
       const e = this.queue[i]!;
       if (e.type === 'heartbeat' && !e.inFlight) {
         this.queue.splice(i, 1);
@@ -132,7 +159,10 @@ export class ResultOutbox {
     }
     if (this.bytes > this.opts.maxBytes && !this.overLimitLogged) {
       this.overLimitLogged = true;
-      this.opts.logger.error({ bytes: this.bytes, limit: this.opts.maxBytes }, 'result buffer is over its limit; taking no new jobs until it drains');
+      this.opts.logger.error(
+        { bytes: this.bytes, limit: this.opts.maxBytes },
+        'result buffer is over its limit; taking no new jobs until it drains',
+      );
     }
   }
 
@@ -145,7 +175,13 @@ export class ResultOutbox {
   }
 
   status(): Record<string, unknown> {
-    return { buffered: this.queue.length, bufferedBytes: this.bytes, published: this.published, droppedHeartbeats: this.dropped, brokerAway: this.broken };
+    return {
+      buffered: this.queue.length,
+      bufferedBytes: this.bytes,
+      published: this.published,
+      droppedHeartbeats: this.dropped,
+      brokerAway: this.broken,
+    };
   }
 
   /**
@@ -179,7 +215,10 @@ export class ResultOutbox {
           for (const e of this.queue) if (!e.inFlight) this.publishOne(e);
         }
       } catch (err) {
-        this.opts.logger.error({ err: (err as Error).message }, 'result republish loop failed; retrying');
+        this.opts.logger.error(
+          { err: (err as Error).message },
+          'result republish loop failed; retrying',
+        );
       } finally {
         this.recovering = false;
         if (this.broken && !this.stopped) this.recover();
@@ -190,7 +229,12 @@ export class ResultOutbox {
   private publishOne(e: Entry): void {
     e.inFlight = true;
     this.publisher
-      .publish(EXCHANGE, RESULTS_ROUTING_KEY, e.body, { messageId: e.messageId, persistent: true, contentType: 'application/json', type: e.type })
+      .publish(EXCHANGE, RESULTS_ROUTING_KEY, e.body, {
+        messageId: e.messageId,
+        persistent: true,
+        contentType: 'application/json',
+        type: e.type,
+      })
       .then(
         () => {
           const i = this.queue.indexOf(e);
@@ -203,7 +247,11 @@ export class ResultOutbox {
         },
         (err: unknown) => {
           e.inFlight = false;
-          if (!this.broken) this.opts.logger.warn({ err: (err as Error).message, buffered: this.queue.length }, 'result not confirmed; keeping it to publish again when the broker is back');
+          if (!this.broken)
+            this.opts.logger.warn(
+              { err: (err as Error).message, buffered: this.queue.length },
+              'result not confirmed; keeping it to publish again when the broker is back',
+            );
           this.broken = true;
         },
       )
@@ -236,13 +284,28 @@ export class ResultOutbox {
     this.abort.abort();
     if (this.queue.length === 0) return;
     const name = `results-${process.pid}-${randomBytes(4).toString('hex')}.jsonl`;
-    const lines = this.queue.map((e) => JSON.stringify({ messageId: e.messageId, runId: e.runId, type: e.type, body: e.body.toString('utf8') })).join('\n');
+    const lines = this.queue
+      .map((e) =>
+        JSON.stringify({
+          messageId: e.messageId,
+          runId: e.runId,
+          type: e.type,
+          body: e.body.toString('utf8'),
+        }),
+      )
+      .join('\n');
     try {
       await mkdir(this.opts.dir, { recursive: true });
       await writeFile(path.join(this.opts.dir, name), lines + '\n');
-      this.opts.logger.warn({ file: path.join(this.opts.dir, name), results: this.queue.length }, 'results not confirmed before stop were saved; the next runner start publishes them');
+      this.opts.logger.warn(
+        { file: path.join(this.opts.dir, name), results: this.queue.length },
+        'results not confirmed before stop were saved; the next runner start publishes them',
+      );
     } catch (err) {
-      this.opts.logger.error({ err: (err as Error).message, results: this.queue.length }, 'could not save unconfirmed results; they are lost');
+      this.opts.logger.error(
+        { err: (err as Error).message, results: this.queue.length },
+        'could not save unconfirmed results; they are lost',
+      );
     }
   }
 }

@@ -12,7 +12,13 @@ import { JobProcess } from './job-process';
 import { OutputTail } from './output-tail';
 import { RecentRuns } from './recent-runs';
 import { ResultOutbox } from './result-outbox';
-import { couldNotStartResult, finishedResult, heartbeatResult, resultMessageId, startingResult } from './result-messages';
+import {
+  couldNotStartResult,
+  finishedResult,
+  heartbeatResult,
+  resultMessageId,
+  startingResult,
+} from './result-messages';
 import { Samples } from './samples';
 
 export interface RunnerDeps {
@@ -78,7 +84,15 @@ export class Runner implements Service {
   private logDir = '';
   private readonly holdMs: number;
   private readonly baseEnv: NodeJS.ProcessEnv;
-  private readonly counts = { started: 0, succeeded: 0, failed: 0, timedOut: 0, couldNotStart: 0, poison: 0, duplicates: 0 };
+  private readonly counts = {
+    started: 0,
+    succeeded: 0,
+    failed: 0,
+    timedOut: 0,
+    couldNotStart: 0,
+    poison: 0,
+    duplicates: 0,
+  };
   /** Run taken into a slot -> command spawned (includes the `starting` confirm), and command exited -> `finished` confirmed (ms). */
   readonly startOverhead = new Samples();
   readonly finishOverhead = new Samples();
@@ -93,13 +107,20 @@ export class Runner implements Service {
   async start(): Promise<void> {
     this.logDir = await resolveLogDir(this.cfg.logPath, this.log);
     const bufferDir = this.cfg.bufferPath || path.join(this.logDir, '.results-buffer');
-    this.outbox = new ResultOutbox(this.deps.publisher, this.deps.connection, { dir: bufferDir, maxBytes: this.cfg.bufferMaxBytes, logger: this.log });
+    this.outbox = new ResultOutbox(this.deps.publisher, this.deps.connection, {
+      dir: bufferDir,
+      maxBytes: this.cfg.bufferMaxBytes,
+      logger: this.log,
+    });
     await this.outbox.start();
     this.heartbeatTimer = setInterval(() => this.sendHeartbeats(), this.cfg.heartbeatMs);
     this.heartbeatTimer.unref();
     this.deps.connection.on('disconnected', () => this.onDisconnected());
     await this.deps.connection.onConnect((conn) => this.setupConsumer(conn));
-    this.log.info({ queue: this.cfg.queue, concurrency: this.cfg.concurrency, logDir: this.logDir, bufferDir }, 'runner started');
+    this.log.info(
+      { queue: this.cfg.queue, concurrency: this.cfg.concurrency, logDir: this.logDir, bufferDir },
+      'runner started',
+    );
   }
 
   status(): Record<string, unknown> {
@@ -121,7 +142,9 @@ export class Runner implements Service {
 
   private async setupConsumer(conn: ChannelModel): Promise<void> {
     const ch = await conn.createChannel();
-    ch.on('error', (err: Error) => this.log.warn({ err: err.message }, 'AMQP consumer channel error'));
+    ch.on('error', (err: Error) =>
+      this.log.warn({ err: err.message }, 'AMQP consumer channel error'),
+    );
     ch.on('close', () => this.onChannelClosed(ch, conn));
     await declareCore(ch);
     await declareJobQueue(ch, this.cfg.queue);
@@ -150,7 +173,11 @@ export class Runner implements Service {
           if (this.channel === ch) this.consumerTag = ok.consumerTag;
           this.paused = false;
         },
-        (err: Error) => this.log.warn({ err: err.message }, 'could not start consuming; retrying on the next channel'),
+        (err: Error) =>
+          this.log.warn(
+            { err: err.message },
+            'could not start consuming; retrying on the next channel',
+          ),
       )
       .finally(() => (this.consuming = undefined));
     return this.consuming;
@@ -186,13 +213,19 @@ export class Runner implements Service {
     // A channel can close while the connection stays up (e.g. a broker-side
     // precondition such as consumer_timeout); open a new one on the same connection.
     const retry = (attempt: number) => {
-      setTimeout(() => {
-        if (this.stopping || this.channelConn !== conn || this.channel) return;
-        this.setupConsumer(conn).catch((err: Error) => {
-          this.log.warn({ err: err.message, attempt }, 'could not reopen the consumer channel; retrying');
-          if (attempt < 20) retry(attempt + 1);
-        });
-      }, Math.min(5000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2));
+      setTimeout(
+        () => {
+          if (this.stopping || this.channelConn !== conn || this.channel) return;
+          this.setupConsumer(conn).catch((err: Error) => {
+            this.log.warn(
+              { err: err.message, attempt },
+              'could not reopen the consumer channel; retrying',
+            );
+            if (attempt < 20) retry(attempt + 1);
+          });
+        },
+        Math.min(5000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2),
+      );
     };
     this.log.warn({ queue: this.cfg.queue }, 'consumer channel closed; reopening it');
     retry(0);
@@ -212,13 +245,27 @@ export class Runner implements Service {
     } catch (err) {
       // Rejected without requeue, so it is logged once and never comes back.
       this.counts.poison += 1;
-      this.log.error({ err: (err as Error).message, body: msg.content.toString('utf8', 0, 200), redelivered: msg.fields.redelivered }, 'rejecting a malformed job message');
+      this.log.error(
+        {
+          err: (err as Error).message,
+          body: msg.content.toString('utf8', 0, 200),
+          redelivered: msg.fields.redelivered,
+        },
+        'rejecting a malformed job message',
+      );
       safe(() => ch.nack(msg, false, false));
       return;
     }
-    if (this.recent.has(job.runId) || this.active.has(job.runId) || this.waiting.some((d) => d.job.runId === job.runId)) {
+    if (
+      this.recent.has(job.runId) ||
+      this.active.has(job.runId) ||
+      this.waiting.some((d) => d.job.runId === job.runId)
+    ) {
       this.counts.duplicates += 1;
-      this.log.info({ job_id: job.jobId, run_id: job.runId }, 'duplicate delivery of a run this runner already took; acking without running it again');
+      this.log.info(
+        { job_id: job.jobId, run_id: job.runId },
+        'duplicate delivery of a run this runner already took; acking without running it again',
+      );
       safe(() => ch.ack(msg));
       return;
     }
@@ -250,7 +297,11 @@ export class Runner implements Service {
     const held = this.waiting;
     this.waiting = [];
     for (const d of held) safe(() => d.ch.nack(d.msg, false, true));
-    if (held.length > 0) this.log.debug({ released: held.length }, 'all slots busy: returned waiting jobs to the queue');
+    if (held.length > 0)
+      this.log.debug(
+        { released: held.length },
+        'all slots busy: returned waiting jobs to the queue',
+      );
     void this.pause().then(() => this.resume());
   }
 
@@ -260,7 +311,13 @@ export class Runner implements Service {
     const { job } = d;
     const log = this.log.child({ job_id: job.jobId, run_id: job.runId });
     let endRun!: () => void;
-    const run: ActiveRun = { job, startTime: new Date(), process: undefined, heartbeats: 0, ended: new Promise((r) => (endRun = r)) };
+    const run: ActiveRun = {
+      job,
+      startTime: new Date(),
+      process: undefined,
+      heartbeats: 0,
+      ended: new Promise((r) => (endRun = r)),
+    };
     this.active.set(job.runId, run);
     this.recent.add(job.runId);
     const common = { job, host: this.deps.host, startTime: run.startTime };
@@ -289,13 +346,27 @@ export class Runner implements Service {
   private async execute(run: ActiveRun, log: Logger): Promise<void> {
     const { job } = run;
     const common = { job, host: this.deps.host, startTime: run.startTime };
-    const echo = this.cfg.logToStdout ? (stream: StreamName, line: string) => log.info({ stream, job_name: job.name }, line) : undefined;
-    const jobLog = new JobLogWriter(path.join(this.logDir, logFileName(job.name)), job.runId, log, echo);
+    const echo = this.cfg.logToStdout
+      ? (stream: StreamName, line: string) => log.info({ stream, job_name: job.name }, line)
+      : undefined;
+    const jobLog = new JobLogWriter(
+      path.join(this.logDir, logFileName(job.name)),
+      job.runId,
+      log,
+      echo,
+    );
     const tail = new OutputTail(this.cfg.outputTailBytes);
-    const timeoutSeconds = job.timeoutSeconds ?? (this.cfg.defaultTimeoutSeconds > 0 ? this.cfg.defaultTimeoutSeconds : null);
+    const timeoutSeconds =
+      job.timeoutSeconds ??
+      (this.cfg.defaultTimeoutSeconds > 0 ? this.cfg.defaultTimeoutSeconds : null);
     const proc = new JobProcess({
       command: job.command,
-      env: { ...this.baseEnv, CRONQ_JOB_ID: String(job.jobId), CRONQ_RUN_ID: job.runId, CRONQ_JOB_NAME: job.name },
+      env: {
+        ...this.baseEnv,
+        CRONQ_JOB_ID: String(job.jobId),
+        CRONQ_RUN_ID: job.runId,
+        CRONQ_JOB_NAME: job.name,
+      },
       timeoutMs: timeoutSeconds === null ? null : timeoutSeconds * 1000,
       killGraceMs: this.cfg.killGraceMs,
       onOutput: (stream, chunk) => {
@@ -321,10 +392,21 @@ export class Runner implements Service {
       if (result.status === 'succeeded') this.counts.succeeded += 1;
       else if (result.status === 'timed_out') this.counts.timedOut += 1;
       else this.counts.failed += 1;
-      log.info({ return_code: outcome.returnCode, status: result.status, run_time: result.run_time, reason: result.reason, lines: jobLog.lines }, 'finished');
+      log.info(
+        {
+          return_code: outcome.returnCode,
+          status: result.status,
+          run_time: result.run_time,
+          reason: result.reason,
+          lines: jobLog.lines,
+        },
+        'finished',
+      );
     }
     const exitedAt = outcome.exitedAt;
-    void this.outbox.send(result, resultMessageId(job.runId, result.type)).then(() => this.finishOverhead.add(Date.now() - exitedAt));
+    void this.outbox
+      .send(result, resultMessageId(job.runId, result.type))
+      .then(() => this.finishOverhead.add(Date.now() - exitedAt));
     // The slot frees now; closing the log file finishes in the background (stop() waits for it).
     this.logsClosing.add(logClosed);
     void logClosed.finally(() => this.logsClosing.delete(logClosed));
@@ -353,9 +435,15 @@ export class Runner implements Service {
     for (const d of this.waiting) safe(() => d.ch.nack(d.msg, false, true));
     this.waiting = [];
     if (this.active.size > 0) {
-      this.log.info({ running: this.active.size, graceMs: this.cfg.shutdownGraceMs }, 'waiting for running jobs to finish');
+      this.log.info(
+        { running: this.active.size, graceMs: this.cfg.shutdownGraceMs },
+        'waiting for running jobs to finish',
+      );
       if (!(await this.waitForRuns(this.cfg.shutdownGraceMs))) {
-        this.log.warn({ running: this.active.size }, 'shutdown grace over: terminating running jobs');
+        this.log.warn(
+          { running: this.active.size },
+          'shutdown grace over: terminating running jobs',
+        );
         for (const run of this.active.values()) run.process?.terminate('shutdown');
         await this.waitForRuns(this.cfg.killGraceMs + 2000, true);
       }
@@ -363,12 +451,20 @@ export class Runner implements Service {
     clearInterval(this.heartbeatTimer);
     await Promise.all(this.logsClosing);
     const drained = await this.outbox.flush(this.deps.flushMs ?? 5000);
-    if (!drained) this.log.warn({ buffered: this.outbox.size }, 'broker did not confirm every result in time');
+    if (!drained)
+      this.log.warn({ buffered: this.outbox.size }, 'broker did not confirm every result in time');
     await this.outbox.stop();
     const ch = this.channel;
     this.channel = undefined;
     if (ch) await ch.close().catch(() => undefined);
-    this.log.info({ ...this.counts, startOverheadMs: this.startOverhead.summary(), finishOverheadMs: this.finishOverhead.summary() }, 'runner stopped');
+    this.log.info(
+      {
+        ...this.counts,
+        startOverheadMs: this.startOverhead.summary(),
+        finishOverheadMs: this.finishOverhead.summary(),
+      },
+      'runner stopped',
+    );
   });
 
   /** Resolves true when no run is active, false after `ms`. Only spawned runs count when `spawnedOnly`. */
@@ -377,7 +473,9 @@ export class Runner implements Service {
     if (runs.length === 0) return true;
     let timer: NodeJS.Timeout | undefined;
     const all = Promise.all(runs.map((r) => r.ended)).then(() => true);
-    const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+    const timeout = new Promise<boolean>(
+      (resolve) => (timer = setTimeout(() => resolve(false), ms)),
+    );
     const ok = await Promise.race([all, timeout]);
     clearTimeout(timer);
     return ok;

@@ -6,7 +6,13 @@
 import { randomBytes } from 'node:crypto';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import type { ResultMessage } from '../../src/core/messages';
-import { declareCore, declareJobQueue, routingKeyForQueue, EXCHANGE, RESULTS_QUEUE } from '../../src/core/topology';
+import {
+  declareCore,
+  declareJobQueue,
+  routingKeyForQueue,
+  EXCHANGE,
+  RESULTS_QUEUE,
+} from '../../src/core/topology';
 import { waitFor } from './services';
 
 export function runId(): string {
@@ -24,7 +30,15 @@ export interface JobSpec {
 export function jobMessage(spec: JobSpec): Record<string, unknown> & { run_id: string } {
   const jobId = spec.jobId ?? 1;
   const command = spec.command;
-  return { run_id: spec.runId ?? runId(), job_id: jobId, id: jobId, name: spec.name ?? `job ${jobId}`, cmd: command, command, timeout: spec.timeout ?? null };
+  return {
+    run_id: spec.runId ?? runId(),
+    job_id: jobId,
+    id: jobId,
+    name: spec.name ?? `job ${jobId}`,
+    cmd: command,
+    command,
+    timeout: spec.timeout ?? null,
+  };
 }
 
 /** Results of one vhost, read from cronq_results with a consumer that survives broker restarts. */
@@ -66,15 +80,23 @@ export class ResultsCollector {
   }
 
   forRun(runId: string, type?: ResultMessage['type']): ResultMessage[] {
-    return this.results.filter((r) => r.run_id === runId && (type === undefined || r.type === type));
+    return this.results.filter(
+      (r) => r.run_id === runId && (type === undefined || r.type === type),
+    );
   }
 
   /** The run's final result (`finished` or `failed`), waiting for it. */
   async final(runId: string, timeoutMs = 15_000): Promise<ResultMessage> {
-    return waitFor(() => this.results.find((r) => r.run_id === runId && (r.type === 'finished' || r.type === 'failed')), {
-      timeoutMs,
-      message: `final result of run ${runId}`,
-    });
+    return waitFor(
+      () =>
+        this.results.find(
+          (r) => r.run_id === runId && (r.type === 'finished' || r.type === 'failed'),
+        ),
+      {
+        timeoutMs,
+        message: `final result of run ${runId}`,
+      },
+    );
   }
 
   async close(): Promise<void> {
@@ -115,7 +137,9 @@ export class JobPublisher {
   async publish(queue: string, body: unknown): Promise<void> {
     await this.declare(queue);
     const ch = await this.channel();
-    const content = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    const content = Buffer.isBuffer(body)
+      ? body
+      : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
     ch.publish(EXCHANGE, routingKeyForQueue(queue), content, { persistent: true });
     await ch.waitForConfirms();
   }

@@ -15,7 +15,10 @@ const procs: Proc[] = [];
 
 async function startRunner(queue: string, env: Record<string, string> = {}): Promise<Proc> {
   await jobs.declare(queue);
-  const p = startCommand('cronq-runner', { env: { RABBITMQ_URL: vhost.url, LOG_PATH: logDir, CRONQ_LOG_LEVEL: 'info', ...env }, args: ['--queue', queue] });
+  const p = startCommand('cronq-runner', {
+    env: { RABBITMQ_URL: vhost.url, LOG_PATH: logDir, CRONQ_LOG_LEVEL: 'info', ...env },
+    args: ['--queue', queue],
+  });
   procs.push(p);
   await p.waitForLine('AMQP connected');
   return p;
@@ -57,9 +60,15 @@ test('100,000 lines of output are all in the job log, and the result carries the
   const elapsed = Date.now() - t0;
   assert.equal(fin.status, 'succeeded');
   assert.ok(Buffer.byteLength(fin.output!, 'utf8') <= 65536);
-  assert.ok(fin.output!.endsWith('99999\n100000\ndone\n') || fin.output!.endsWith('100000\n'), 'tail ends with the last lines');
+  assert.ok(
+    fin.output!.endsWith('99999\n100000\ndone\n') || fin.output!.endsWith('100000\n'),
+    'tail ends with the last lines',
+  );
   assert.ok(fin.output!.includes('100000\n'));
-  await waitFor(() => logLinesOf('many-lines.log', msg.run_id).length === 100_001, { timeoutMs: 5000, message: 'every line in the log' });
+  await waitFor(() => logLinesOf('many-lines.log', msg.run_id).length === 100_001, {
+    timeoutMs: 5000,
+    message: 'every line in the log',
+  });
   const lines = logLinesOf('many-lines.log', msg.run_id).map((l) => l.toString('utf8'));
   const outs = lines.filter((l) => l.includes(' out ')).map((l) => l.slice(l.lastIndexOf(' ') + 1));
   assert.equal(outs.length, 100_000);
@@ -73,17 +82,30 @@ test('100,000 lines of output are all in the job log, and the result carries the
 test('invalid UTF-8 and binary output do not break the run: raw bytes in the log, a valid string in the result', async () => {
   const q = uniqueName('q');
   await startRunner(q, { CRONQ_RUNNER_LOG_TO_STDOUT: '1' });
-  const msg = jobMessage({ command: "printf 'bad \\377\\376 bytes\\n'; head -c 4000 /dev/urandom; printf '\\nlast line\\n'", name: 'binary' });
+  const msg = jobMessage({
+    command:
+      "printf 'bad \\377\\376 bytes\\n'; head -c 4000 /dev/urandom; printf '\\nlast line\\n'",
+    name: 'binary',
+  });
   await jobs.publish(q, msg);
   const fin = await results.final(msg.run_id);
   assert.equal(fin.status, 'succeeded');
   assert.ok(fin.output!.includes('bad \uFFFD\uFFFD bytes\n'));
   assert.ok(fin.output!.endsWith('last line\n'));
-  assert.ok(!/[\uD800-\uDFFF]/.test(fin.output!.replace(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g, '')), 'no lone surrogates');
-  await waitFor(() => logLinesOf('binary.log', msg.run_id).some((l) => l.includes(Buffer.from('bad \xff\xfe bytes', 'latin1'))), {
-    timeoutMs: 5000,
-    message: 'raw bytes kept in the job log',
-  });
+  assert.ok(
+    !/[\uD800-\uDFFF]/.test(fin.output!.replace(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g, '')),
+    'no lone surrogates',
+  );
+  await waitFor(
+    () =>
+      logLinesOf('binary.log', msg.run_id).some((l) =>
+        l.includes(Buffer.from('bad \xff\xfe bytes', 'latin1')),
+      ),
+    {
+      timeoutMs: 5000,
+      message: 'raw bytes kept in the job log',
+    },
+  );
 });
 
 test('a small tail cut inside a multi-byte character starts at the next whole character', async () => {

@@ -15,7 +15,10 @@ const procs: Proc[] = [];
 
 async function startRunner(queue: string, env: Record<string, string> = {}): Promise<Proc> {
   await jobs.declare(queue);
-  const p = startCommand('cronq-runner', { env: { RABBITMQ_URL: vhost.url, LOG_PATH: logDir, ...env }, args: ['--queue', queue] });
+  const p = startCommand('cronq-runner', {
+    env: { RABBITMQ_URL: vhost.url, LOG_PATH: logDir, ...env },
+    args: ['--queue', queue],
+  });
   procs.push(p);
   await p.waitForLine('AMQP connected');
   return p;
@@ -40,7 +43,9 @@ test('SIGTERM stops taking jobs, lets the running job finish within the grace, a
   const runner = await startRunner(q);
   const msg = jobMessage({ command: 'sleep 1; echo finished-normally' });
   await jobs.publish(q, msg);
-  await waitFor(() => results.forRun(msg.run_id, 'starting').length === 1, { message: 'job started' });
+  await waitFor(() => results.forRun(msg.run_id, 'starting').length === 1, {
+    message: 'job started',
+  });
   runner.kill('SIGTERM');
   await runner.waitForLine('waiting for running jobs to finish');
   const later = jobMessage({ command: 'echo should-not-run-here' });
@@ -56,11 +61,16 @@ test('SIGTERM stops taking jobs, lets the running job finish within the grace, a
 
 test('SIGTERM past the grace terminates the job with its process group and reports it finished with reason "runner shutdown"', async () => {
   const q = uniqueName('q');
-  const runner = await startRunner(q, { CRONQ_SHUTDOWN_GRACE_SECONDS: '0.5', CRONQ_KILL_GRACE_SECONDS: '1' });
+  const runner = await startRunner(q, {
+    CRONQ_SHUTDOWN_GRACE_SECONDS: '0.5',
+    CRONQ_KILL_GRACE_SECONDS: '1',
+  });
   const pidFile = path.join(logDir, `shutdown-${Date.now()}.pid`);
   const msg = jobMessage({ command: `sleep 300 & echo $! > ${pidFile}; wait` });
   await jobs.publish(q, msg);
-  await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '', { message: 'job running' });
+  await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '', {
+    message: 'job running',
+  });
   const pid = Number(readFileSync(pidFile, 'utf8'));
   const t0 = Date.now();
   runner.kill('SIGTERM');
@@ -71,7 +81,10 @@ test('SIGTERM past the grace terminates the job with its process group and repor
   assert.equal(fin.type, 'finished');
   assert.equal(fin.status, 'failed');
   assert.match(fin.reason!, /^runner shutdown/);
-  await waitFor(() => !pidAlive(pid), { timeoutMs: 3000, message: `background sleep ${pid} is gone` });
+  await waitFor(() => !pidAlive(pid), {
+    timeoutMs: 3000,
+    message: `background sleep ${pid} is gone`,
+  });
 });
 
 test('a second signal exits at once and kills the running jobs', async () => {
@@ -80,7 +93,9 @@ test('a second signal exits at once and kills the running jobs', async () => {
   const pidFile = path.join(logDir, `second-${Date.now()}.pid`);
   const msg = jobMessage({ command: `sleep 300 & echo $! > ${pidFile}; wait` });
   await jobs.publish(q, msg);
-  await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '', { message: 'job running' });
+  await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '', {
+    message: 'job running',
+  });
   const pid = Number(readFileSync(pidFile, 'utf8'));
   runner.kill('SIGTERM');
   await runner.waitForLine('waiting for running jobs to finish');
@@ -89,5 +104,8 @@ test('a second signal exits at once and kills the running jobs', async () => {
   const exit = await runner.exited;
   assert.notEqual(exit.code, 0);
   assert.ok(Date.now() - t0 < 2000);
-  await waitFor(() => !pidAlive(pid), { timeoutMs: 3000, message: `sleep ${pid} killed with the runner` });
+  await waitFor(() => !pidAlive(pid), {
+    timeoutMs: 3000,
+    message: `sleep ${pid} killed with the runner`,
+  });
 });

@@ -13,10 +13,19 @@ let jobs: JobPublisher;
 const logDir = mkdtempSync(path.join(os.tmpdir(), 'cronq-runner-test-'));
 const procs: Proc[] = [];
 
-async function startRunner(queue: string, env: Record<string, string> = {}, args: string[] = []): Promise<Proc> {
+async function startRunner(
+  queue: string,
+  env: Record<string, string> = {},
+  args: string[] = [],
+): Promise<Proc> {
   await jobs.declare(queue);
   const p = startCommand('cronq-runner', {
-    env: { RABBITMQ_URL: vhost.url, LOG_PATH: logDir, CRONQ_HOSTNAME: 'runner-test.example.com', ...env },
+    env: {
+      RABBITMQ_URL: vhost.url,
+      LOG_PATH: logDir,
+      CRONQ_HOSTNAME: 'runner-test.example.com',
+      ...env,
+    },
     args: ['--queue', queue, ...args],
   });
   procs.push(p);
@@ -47,19 +56,29 @@ describe('cronq-runner', () => {
   });
 
   test('a command that exits 0 is reported as starting then finished/succeeded, with the CRONQ_* environment', async () => {
-    const msg = jobMessage({ command: 'echo "id=$CRONQ_JOB_ID run=$CRONQ_RUN_ID name=$CRONQ_JOB_NAME"', name: 'env check', jobId: 42 });
+    const msg = jobMessage({
+      command: 'echo "id=$CRONQ_JOB_ID run=$CRONQ_RUN_ID name=$CRONQ_JOB_NAME"',
+      name: 'env check',
+      jobId: 42,
+    });
     await jobs.publish(queue, msg);
     const fin = await results.final(msg.run_id);
     const starting = results.forRun(msg.run_id, 'starting');
     assert.equal(starting.length, 1);
-    assert.ok(results.results.indexOf(starting[0]!) < results.results.indexOf(fin), 'starting comes before finished');
+    assert.ok(
+      results.results.indexOf(starting[0]!) < results.results.indexOf(fin),
+      'starting comes before finished',
+    );
     assert.equal(fin.type, 'finished');
     assert.equal(fin.status, 'succeeded');
     assert.equal(fin.return_code, 0);
     assert.equal(fin.job_id, 42);
     assert.equal(fin['x-host'], 'runner-test.example.com');
     assert.ok(typeof fin.run_time === 'number' && fin.run_time >= 0);
-    assert.ok(!Number.isNaN(Date.parse(fin['x-send-datetime'])) && !Number.isNaN(Date.parse(fin.start_time!)));
+    assert.ok(
+      !Number.isNaN(Date.parse(fin['x-send-datetime'])) &&
+        !Number.isNaN(Date.parse(fin.start_time!)),
+    );
     assert.equal(fin.output, `id=42 run=${msg.run_id} name=env check\n`);
     const logged = readFileSync(path.join(logDir, 'env-check.log'), 'utf8');
     assert.match(logged, new RegExp(`${msg.run_id} out id=42 run=${msg.run_id} name=env check\\n`));
@@ -96,16 +115,27 @@ describe('cronq-runner', () => {
   });
 
   test('a poison message is rejected without requeue, logged once, and the next good message runs', async () => {
-    const before = runner.lines().filter((l) => l.includes('rejecting a malformed job message')).length;
+    const before = runner
+      .lines()
+      .filter((l) => l.includes('rejecting a malformed job message')).length;
     await jobs.publish(queue, 'this is not json');
     await jobs.publish(queue, { job_id: 7, cmd: 'true' }); // no run id
     const good = jobMessage({ command: 'echo fine' });
     await jobs.publish(queue, good);
     const fin = await results.final(good.run_id);
     assert.equal(fin.status, 'succeeded');
-    await waitFor(() => runner.lines().filter((l) => l.includes('rejecting a malformed job message')).length - before === 2, { message: 'two rejections logged' });
+    await waitFor(
+      () =>
+        runner.lines().filter((l) => l.includes('rejecting a malformed job message')).length -
+          before ===
+        2,
+      { message: 'two rejections logged' },
+    );
     assert.equal(await jobs.ready(queue), 0, 'rejected messages are not requeued');
-    assert.equal(runner.lines().filter((l) => l.includes('rejecting a malformed job message')).length - before, 2);
+    assert.equal(
+      runner.lines().filter((l) => l.includes('rejecting a malformed job message')).length - before,
+      2,
+    );
   });
 
   test('the same run_id delivered twice runs once', async () => {
@@ -140,26 +170,40 @@ describe('cronq-runner', () => {
     assert.ok(fin.run_time! >= 0.9 && fin.run_time! < 5, `run_time ${fin.run_time}`);
     const pid = Number(readFileSync(pidFile, 'utf8'));
     assert.ok(pid > 0);
-    await waitFor(() => !pidAlive(pid), { timeoutMs: 3000, message: `background sleep ${pid} is gone` });
+    await waitFor(() => !pidAlive(pid), {
+      timeoutMs: 3000,
+      message: `background sleep ${pid} is gone`,
+    });
   });
 
   test('a job that ignores SIGTERM is killed with SIGKILL after the grace', async () => {
     const q = uniqueName('q');
     await startRunner(q, { CRONQ_KILL_GRACE_SECONDS: '0.5' });
     const pidFile = path.join(logDir, `trap-${Date.now()}.pid`);
-    const msg = jobMessage({ command: `trap '' TERM; sleep 300 & echo $! > ${pidFile}; wait`, timeout: 0.5 });
+    const msg = jobMessage({
+      command: `trap '' TERM; sleep 300 & echo $! > ${pidFile}; wait`,
+      timeout: 0.5,
+    });
     await jobs.publish(q, msg);
     const fin = await results.final(msg.run_id);
     assert.equal(fin.status, 'timed_out');
     assert.match(fin.reason!, /SIGKILL/);
     const pid = Number(readFileSync(pidFile, 'utf8'));
-    await waitFor(() => !pidAlive(pid), { timeoutMs: 3000, message: `sleep ${pid} ignoring SIGTERM is gone` });
+    await waitFor(() => !pidAlive(pid), {
+      timeoutMs: 3000,
+      message: `sleep ${pid} ignoring SIGTERM is gone`,
+    });
   });
 
   test('concurrency 3 runs three jobs at the same time', async () => {
     const q = uniqueName('q');
     await startRunner(q, {}, ['--concurrency', '3']);
-    const msgs = [1, 2, 3].map((i) => jobMessage({ command: 'echo "start $(date +%s%N)"; sleep 1; echo "end $(date +%s%N)"', jobId: i }));
+    const msgs = [1, 2, 3].map((i) =>
+      jobMessage({
+        command: 'echo "start $(date +%s%N)"; sleep 1; echo "end $(date +%s%N)"',
+        jobId: i,
+      }),
+    );
     for (const m of msgs) await jobs.publish(q, m);
     const fins = await Promise.all(msgs.map((m) => results.final(m.run_id)));
     const starts = fins.map((f) => Number(/start (\d+)/.exec(f.output!)![1]));
@@ -172,7 +216,9 @@ describe('cronq-runner', () => {
     await startRunner(q, { CRONQ_HOSTNAME: 'busy.example.com' });
     const long = jobMessage({ command: 'sleep 6' });
     await jobs.publish(q, long);
-    await waitFor(() => results.forRun(long.run_id, 'starting').length === 1, { message: 'long job started' });
+    await waitFor(() => results.forRun(long.run_id, 'starting').length === 1, {
+      message: 'long job started',
+    });
     await startRunner(q, { CRONQ_HOSTNAME: 'idle.example.com' });
     const t0 = Date.now();
     const next = [jobMessage({ command: 'echo a' }), jobMessage({ command: 'echo b' })];
@@ -186,20 +232,28 @@ describe('cronq-runner', () => {
   test('--help lists the flags; a bad --concurrency exits 2 with one line naming the setting', async () => {
     const help = await runCommand('cronq-runner', { args: ['--help'] });
     assert.equal(help.code, 0);
-    for (const flag of ['--queue', '--concurrency', '--verbose', '--log-level']) assert.ok(help.stdout.includes(flag), flag);
-    const bad = await runCommand('cronq-runner', { args: ['--concurrency', '0'], env: { RABBITMQ_URL: vhost.url } });
+    for (const flag of ['--queue', '--concurrency', '--verbose', '--log-level'])
+      assert.ok(help.stdout.includes(flag), flag);
+    const bad = await runCommand('cronq-runner', {
+      args: ['--concurrency', '0'],
+      env: { RABBITMQ_URL: vhost.url },
+    });
     assert.equal(bad.code, 2);
     assert.match(bad.stderr.trim(), /^cronq-runner: CRONQ_CONCURRENCY="0" is not valid/);
   });
 
   test('a LOG_PATH that cannot be written falls back to the temp folder with one warning', async () => {
     const q = uniqueName('q');
-    const p = await startRunner(q, { LOG_PATH: '/etc/hostname/cronq-logs' /* under a file: ENOTDIR even for root */ });
+    const p = await startRunner(q, {
+      LOG_PATH: '/etc/hostname/cronq-logs' /* under a file: ENOTDIR even for root */,
+    });
     assert.equal(p.lines().filter((l) => l.includes('LOG_PATH is not writable')).length, 1);
     const msg = jobMessage({ command: 'echo fell back', name: `fallback ${q}` });
     await jobs.publish(q, msg);
     await results.final(msg.run_id);
     const file = path.join(os.tmpdir(), 'cronq', `fallback-${q}.log`);
-    await waitFor(() => existsSync(file) && readFileSync(file, 'utf8').includes('fell back'), { message: 'job log in the temp folder' });
+    await waitFor(() => existsSync(file) && readFileSync(file, 'utf8').includes('fell back'), {
+      message: 'job log in the temp folder',
+    });
   });
 });
