@@ -176,7 +176,7 @@ export class Injector implements Service {
     const delay = this.backoff.delay(attempt);
     const nextRetryAt = new Date(Date.now() + delay).toISOString();
     const kind = err instanceof BrokerUnavailableError ? 'broker' : isTransientDbError(err) ? 'database' : 'error';
-    const fields = { err: (err as Error).message, code: (err as { code?: unknown }).code, nextRetryAt };
+    const fields = { err: shortMessage(err), code: (err as { code?: unknown }).code, nextRetryAt };
     this.counters.errors += 1;
     if (kind === 'error') {
       this.log.error({ ...fields, stack: (err as Error).stack }, 'injector cycle failed; retrying');
@@ -294,4 +294,11 @@ export class Injector implements Service {
       this.log.info({ clockOffsetMs: Math.round(offset) }, 'database and process clocks agree again');
     }
   }
+}
+
+/** An error's message without the SQL text knex puts in front of a driver error. */
+function shortMessage(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const cut = message.lastIndexOf(' - ');
+  return cut >= 0 && /^(select|insert|update|delete|set|begin|commit)\b/i.test(message.trim()) ? message.slice(cut + 3) : message;
 }
