@@ -90,10 +90,17 @@ export class JobProcess {
       // Output a background child still writes after the shell is gone is read
       // for a moment, then the pipes are closed so the run can end.
       const closed = Promise.all([streamClosed(child.stdout!), streamClosed(child.stderr!)]);
-      const linger = setTimeout(() => {
-        child.stdout?.destroy();
-        child.stderr?.destroy();
-      }, PIPE_LINGER_MS);
+      // The linger only counts while output flows: pipes paused because the job
+      // log is behind still hold output that belongs in the log.
+      let linger: NodeJS.Timeout | undefined;
+      const arm = () => {
+        linger = setTimeout(() => {
+          if (child.stdout?.isPaused() || child.stderr?.isPaused()) return arm();
+          child.stdout?.destroy();
+          child.stderr?.destroy();
+        }, PIPE_LINGER_MS);
+      };
+      arm();
       void closed.then(() => {
         clearTimeout(linger);
         this.finish({ kind: 'exited', returnCode, signal, error: undefined, exitedAt });

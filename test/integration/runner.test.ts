@@ -176,6 +176,20 @@ describe('cronq-runner', () => {
     });
   });
 
+  test('a background child that keeps the output pipe open does not keep the run going after the shell exits', async () => {
+    const pidFile = path.join(logDir, `daemon-${Date.now()}.pid`);
+    const msg = jobMessage({ command: `sleep 30 & echo $! > ${pidFile}; echo bye` });
+    const t0 = Date.now();
+    await jobs.publish(queue, msg);
+    const fin = await results.final(msg.run_id);
+    assert.ok(Date.now() - t0 < 5000);
+    assert.equal(fin.status, 'succeeded');
+    assert.equal(fin.output, 'bye\n');
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    assert.ok(pidAlive(pid), 'a job that ended normally leaves its background children alone');
+    process.kill(pid, 'SIGKILL');
+  });
+
   test('a job that ignores SIGTERM is killed with SIGKILL after the grace', async () => {
     const q = uniqueName('q');
     await startRunner(q, { CRONQ_KILL_GRACE_SECONDS: '0.5' });
