@@ -98,7 +98,15 @@ export function foldResults(messages: readonly ResultMessage[]): FoldedBatch {
     jobIds.add(m.job_id);
     let change = runs.get(m.run_id);
     if (!change) {
-      change = { runId: m.run_id, jobId: m.job_id, jobName: m.name ?? null, host, startedAt: start, firstSentAt: sent, outcome: null };
+      change = {
+        runId: m.run_id,
+        jobId: m.job_id,
+        jobName: m.name ?? null,
+        host,
+        startedAt: start,
+        firstSentAt: sent,
+        outcome: null,
+      };
       runs.set(m.run_id, change);
     } else {
       change.startedAt = earliest(change.startedAt, start);

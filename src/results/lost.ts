@@ -1,5 +1,6 @@
 import type { Knex } from '../core/db';
 import { refreshJobStatus } from './job-status';
+import { WRITE_TRANSACTION } from './store';
 
 /**
  * A run is lost when its runner has gone silent: status `running` and
@@ -22,15 +23,25 @@ export interface LostRun {
 }
 
 /** Mark silent runs lost; returns the runs this call marked (at most `limit`). */
-export async function markLostRuns(db: Knex, lostAfterMs: number, limit = 1000): Promise<LostRun[]> {
+export async function markLostRuns(
+  db: Knex,
+  lostAfterMs: number,
+  limit = 1000,
+): Promise<LostRun[]> {
   const micros = Math.round(lostAfterMs * 1000);
   // A plain (non-locking) look first: in the common case nothing is stale
   // and no lock is taken at all.
-  const [candidates] = (await db.raw(`SELECT run_id, job_id, host FROM runs WHERE ${STALE} ORDER BY run_id LIMIT ?`, [micros, limit])) as [LostRun[]];
+  const [candidates] = (await db.raw(
+    `SELECT run_id, job_id, host FROM runs WHERE ${STALE} ORDER BY run_id LIMIT ?`,
+    [micros, limit],
+  )) as [LostRun[]];
   if (candidates.length === 0) return [];
   return db.transaction(async (trx) => {
     const jobIds = [...new Set(candidates.map((c) => Number(c.job_id)))].sort((a, b) => a - b);
-    await trx.raw(`SELECT id FROM jobs WHERE id IN (${jobIds.map(() => '?').join(',')}) ORDER BY id FOR UPDATE`, jobIds);
+    await trx.raw(
+      `SELECT id FROM jobs WHERE id IN (${jobIds.map(() => '?').join(',')}) ORDER BY id FOR UPDATE`,
+      jobIds,
+    );
     const runIds = candidates.map((c) => c.run_id);
     const [locked] = (await trx.raw(
       `SELECT run_id, job_id, host FROM runs WHERE run_id IN (${runIds.map(() => '?').join(',')}) AND ${STALE} ORDER BY run_id FOR UPDATE`,
@@ -46,7 +57,10 @@ export async function markLostRuns(db: Knex, lostAfterMs: number, limit = 1000):
        WHERE run_id IN (${locked.map(() => '?').join(',')}) AND ${STALE}`,
       [...locked.map((r) => r.run_id), micros],
     );
-    await refreshJobStatus(trx, jobIds);
+    await refreshJobStatus(
+      trx,
+      locked.map((r) => r.run_id),
+    );
     return locked;
-  });
+  }, WRITE_TRANSACTION);
 }

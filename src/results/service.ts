@@ -1,7 +1,13 @@
 import type { Channel, ChannelModel, ConsumeMessage, Options } from 'amqplib';
 import type { Config } from '../core/config';
 import type { Knex } from '../core/db';
-import { exponentialBackoff, sleep, type AmqpConnection, type Backoff, type ConfirmPublisher } from '../core/amqp';
+import {
+  exponentialBackoff,
+  sleep,
+  type AmqpConnection,
+  type Backoff,
+  type ConfirmPublisher,
+} from '../core/amqp';
 import { MessageFormatError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { Service } from '../core/lifecycle';
@@ -30,7 +36,11 @@ export interface ResultsServiceOptions {
   publisher: ConfirmPublisher;
   config: Config['results'];
   logger: Logger;
-  /** Messages per write; default: the prefetch. */
+  /**
+   * Messages per write; default config.prefetch. The channel's prefetch
+   * (basic.qos) is twice this, so the next batch is being delivered while
+   * one is written.
+   */
   batchSize?: number;
   backoff?: Backoff;
   random?: () => number;
@@ -45,6 +55,8 @@ interface Item {
 
 export interface ResultsStatus extends Record<string, unknown> {
   consuming: boolean;
+  batchSize: number;
+  prefetch: number;
   pending: number;
   stored: number;
   batches: number;
@@ -60,7 +72,10 @@ export class ResultsService implements Service {
   private opening = false;
   private pending: Item[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private chain: Promise<void> = Promise.resolve();
+  /** When the oldest message of `pending` arrived. */
+  private pendingSince = 0;
+  /** The write in progress; batches are written one at a time, so acks stay in delivery order. */
+  private writing: Promise<void> | undefined;
   /** The last written batch was full: a backlog is waiting, so heartbeats may be too. */
   private behind = false;
   private stopping = false;
@@ -70,14 +85,24 @@ export class ResultsService implements Service {
   private readonly backoff: Backoff;
   private readonly random: () => number;
   private readonly batchSize: number;
+  /** Deliveries in hand at most: the batch being written and the next one. */
+  private get qos(): number {
+    return Math.min(65535, this.batchSize * 2);
+  }
   private writeAttempt = 0;
   private lostAttempt = 0;
-  private readonly counts = { stored: 0, batches: 0, deadLettered: 0, lostMarked: 0, failedWrites: 0 };
+  private readonly counts = {
+    stored: 0,
+    batches: 0,
+    deadLettered: 0,
+    lostMarked: 0,
+    failedWrites: 0,
+  };
 
   constructor(private readonly opts: ResultsServiceOptions) {
     this.backoff = opts.backoff ?? exponentialBackoff(250, 15_000);
     this.random = opts.random ?? Math.random;
-    this.batchSize = Math.max(1, Math.min(opts.batchSize ?? opts.config.prefetch, opts.config.prefetch));
+    this.batchSize = Math.max(1, opts.batchSize ?? opts.config.prefetch);
   }
 
   async start(): Promise<void> {
@@ -87,7 +112,14 @@ export class ResultsService implements Service {
   }
 
   status(): ResultsStatus {
-    return { consuming: this.channel !== undefined, pending: this.pending.length, retrying: this.writeAttempt > 0, ...this.counts };
+    return {
+      consuming: this.channel !== undefined,
+      batchSize: this.batchSize,
+      prefetch: this.qos,
+      pending: this.pending.length,
+      retrying: this.writeAttempt > 0,
+      ...this.counts,
+    };
   }
 
   /** Stop consuming, write and ack the batch in hand, close the channel. Idempotent. */
@@ -97,8 +129,11 @@ export class ResultsService implements Service {
       this.abort.abort();
       const ch = this.channel;
       if (ch && this.consumerTag) await ch.cancel(this.consumerTag).catch(() => undefined);
-      this.seal();
-      await this.chain;
+      // Write everything in hand, whatever the batch size and timer say.
+      while (this.writing || this.pending.length > 0) {
+        if (!this.writing) this.startWrite();
+        await this.writing;
+      }
       await this.lostLoop;
       this.channel = undefined;
       if (ch) await ch.close().catch(() => undefined);
@@ -112,14 +147,21 @@ export class ResultsService implements Service {
     this.opening = true;
     try {
       const ch = await conn.createChannel();
-      ch.on('error', (err: Error) => this.opts.logger.warn({ err: err.message }, 'results channel error'));
+      ch.on('error', (err: Error) =>
+        this.opts.logger.warn({ err: err.message }, 'results channel error'),
+      );
       ch.on('close', () => this.onChannelClosed(ch));
       await declareCore(ch);
-      await ch.prefetch(this.opts.config.prefetch);
+      await ch.prefetch(this.qos);
       this.channel = ch;
-      const { consumerTag } = await ch.consume(RESULTS_QUEUE, (m) => this.onMessage(ch, m), { noAck: false });
+      const { consumerTag } = await ch.consume(RESULTS_QUEUE, (m) => this.onMessage(ch, m), {
+        noAck: false,
+      });
       this.consumerTag = consumerTag;
-      this.opts.logger.info({ queue: RESULTS_QUEUE, prefetch: this.opts.config.prefetch, batchSize: this.batchSize }, 'consuming results');
+      this.opts.logger.info(
+        { queue: RESULTS_QUEUE, prefetch: this.qos, batchSize: this.batchSize },
+        'consuming results',
+      );
     } finally {
       this.opening = false;
     }
@@ -140,7 +182,10 @@ export class ResultsService implements Service {
       try {
         await this.openConsumer(await this.opts.connection.connection());
       } catch (err) {
-        this.opts.logger.warn({ err: (err as Error).message }, 'could not reopen the results channel; waiting for a reconnect');
+        this.opts.logger.warn(
+          { err: (err as Error).message },
+          'could not reopen the results channel; waiting for a reconnect',
+        );
       }
     })();
   }
@@ -159,20 +204,45 @@ export class ResultsService implements Service {
       if (!(err instanceof MessageFormatError)) throw err;
       item.malformed = err.message;
     }
+    if (this.pending.length === 0) this.pendingSince = Date.now();
     this.pending.push(item);
-    if (this.pending.length >= this.batchSize) this.seal();
-    else if (this.pending.length === 1) this.timer = setTimeout(() => this.seal(), this.opts.config.flushMs);
+    this.maybeWrite();
   }
 
-  /** Close the batch being collected and queue it for writing. */
-  private seal(): void {
+  /**
+   * Group commit: a batch is written when it is full, or when its oldest
+   * message has waited flushMs, but never while another write is running.
+   * Messages keep arriving during a write (the prefetch is larger than a
+   * batch), so under load each write takes a full batch instead of the
+   * few messages that arrived since the last timer.
+   */
+  private maybeWrite(): void {
+    if (this.writing || this.pending.length === 0 || this.stopping) return;
+    const waited = Date.now() - this.pendingSince;
+    if (this.pending.length >= this.batchSize || waited >= this.opts.config.flushMs) {
+      this.startWrite();
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.maybeWrite();
+      }, this.opts.config.flushMs - waited);
+    }
+  }
+
+  private startWrite(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    const items = this.pending;
-    this.pending = [];
-    if (items.length === 0) return;
+    const items = this.pending.splice(0, this.batchSize);
+    this.pendingSince = Date.now();
     this.behind = items.length >= this.batchSize;
-    this.chain = this.chain.then(() => this.flush(items));
+    this.writing = this.flush(items)
+      .catch((err: unknown) =>
+        this.opts.logger.error({ err: (err as Error).message }, 'unexpected error writing results'),
+      )
+      .finally(() => {
+        this.writing = undefined;
+        this.maybeWrite();
+      });
   }
 
   private async flush(all: Item[]): Promise<void> {
@@ -190,9 +260,18 @@ export class ResultsService implements Service {
     } catch (err) {
       this.counts.failedWrites += 1;
       const delay = this.backoff.delay(this.writeAttempt);
-      const fields = { err: (err as Error).message, code: (err as { code?: string }).code, batch: items.length, nextRetryAt: new Date(Date.now() + delay).toISOString() };
+      const fields = {
+        err: (err as Error).message,
+        code: (err as { code?: string }).code,
+        batch: items.length,
+        nextRetryAt: new Date(Date.now() + delay).toISOString(),
+      };
       // One warning per outage; the retries after it only at debug level.
-      if (this.writeAttempt === 0) this.opts.logger.warn(fields, 'could not store results; handing them back and retrying with backoff');
+      if (this.writeAttempt === 0)
+        this.opts.logger.warn(
+          fields,
+          'could not store results; handing them back and retrying with backoff',
+        );
       else this.opts.logger.debug(fields, 'still cannot store results');
       this.writeAttempt += 1;
       if (!this.stopping) await sleep(delay, this.abort.signal);
@@ -220,7 +299,9 @@ export class ResultsService implements Service {
   /** Write the batch, dead-letter what cannot be stored; returns how many results were stored. */
   private async store(items: Item[]): Promise<number> {
     const good = items.filter((i) => i.result !== undefined);
-    const dead: Array<{ item: Item; reason: string }> = items.filter((i) => i.malformed !== undefined).map((i) => ({ item: i, reason: i.malformed! }));
+    const dead: Array<{ item: Item; reason: string }> = items
+      .filter((i) => i.malformed !== undefined)
+      .map((i) => ({ item: i, reason: i.malformed! }));
     let stored = 0;
     try {
       await this.write(good);
@@ -251,9 +332,15 @@ export class ResultsService implements Service {
       try {
         const summary = await writeResults(this.opts.db, results);
         if (summary.runsOfMissingJobs.length > 0) {
-          this.opts.logger.info({ runs: summary.runsOfMissingJobs }, 'results for jobs that no longer exist: recorded on their runs only');
+          this.opts.logger.info(
+            { runs: summary.runsOfMissingJobs },
+            'results for jobs that no longer exist: recorded on their runs only',
+          );
         }
-        this.opts.logger.debug({ messages: summary.messages, runs: summary.runs, events: summary.events }, 'results stored');
+        this.opts.logger.debug(
+          { messages: summary.messages, runs: summary.runs, events: summary.events },
+          'results stored',
+        );
         return;
       } catch (err) {
         // Two consumers' batches crossed: retry at once, a few times, before handing the batch back.
@@ -277,7 +364,14 @@ export class ResultsService implements Service {
     if (p.contentType) options.contentType = String(p.contentType);
     await this.opts.publisher.publish('', RESULTS_DEAD_QUEUE, item.msg.content, options);
     this.counts.deadLettered += 1;
-    this.opts.logger.warn({ reason, queue: RESULTS_DEAD_QUEUE, body: item.msg.content.subarray(0, 200).toString('utf8') }, 'result message cannot be stored; moved to the dead-letter queue');
+    this.opts.logger.warn(
+      {
+        reason,
+        queue: RESULTS_DEAD_QUEUE,
+        body: item.msg.content.subarray(0, 200).toString('utf8'),
+      },
+      'result message cannot be stored; moved to the dead-letter queue',
+    );
   }
 
   private async runLostLoop(): Promise<void> {
@@ -290,15 +384,26 @@ export class ResultsService implements Service {
       if (!this.behind && this.channel) {
         try {
           const lost = await markLostRuns(this.opts.db, lostAfterMs);
-          for (const r of lost) this.opts.logger.warn({ run_id: r.run_id, job_id: r.job_id, host: r.host }, 'run marked lost: no heartbeat');
+          for (const r of lost)
+            this.opts.logger.warn(
+              { run_id: r.run_id, job_id: r.job_id, host: r.host },
+              'run marked lost: no heartbeat',
+            );
           this.counts.lostMarked += lost.length;
           this.lostAttempt = 0;
         } catch (err) {
-          if (this.lostAttempt === 0) this.opts.logger.warn({ err: (err as Error).message }, 'lost-run check failed; retrying');
+          if (this.lostAttempt === 0)
+            this.opts.logger.warn(
+              { err: (err as Error).message },
+              'lost-run check failed; retrying',
+            );
           this.lostAttempt += 1;
         }
       }
-      const pause = this.lostAttempt > 0 ? this.backoff.delay(this.lostAttempt) : every * (0.75 + this.random() * 0.5);
+      const pause =
+        this.lostAttempt > 0
+          ? this.backoff.delay(this.lostAttempt)
+          : every * (0.75 + this.random() * 0.5);
       await sleep(pause, this.abort.signal);
     }
   }

@@ -91,7 +91,7 @@ after(async () => {
 describe('cronq-results under faults', () => {
   test('database connections killed mid-batch: the batches are requeued and every result is stored once', async () => {
     const consumer = startConsumer({ CRONQ_RESULTS_PREFETCH: '500' });
-    await consumer.waitForLine('consuming results', 20_000);
+    await consumer.waitForLine('consuming results', 40_000);
     const jobIds = await Promise.all([1, 2, 3, 4, 5].map((i) => insertJob(tdb.db, `kill-${i}`)));
     const { messages, runIds } = pairs(jobIds, 10_000);
     const published = pub.publish(...messages);
@@ -127,7 +127,7 @@ describe('cronq-results under faults', () => {
   test('SIGTERM writes and acks the batch in hand, then exits 0', async () => {
     // A long flush delay keeps the delivered messages in hand until the signal.
     const consumer = startConsumer({ CRONQ_RESULTS_FLUSH_MS: '10000', CRONQ_RESULTS_PREFETCH: '100' });
-    await consumer.waitForLine('consuming results', 20_000);
+    await consumer.waitForLine('consuming results', 40_000);
     const jobId = await insertJob(tdb.db, 'sigterm');
     const { messages, runIds } = pairs([jobId], 10);
     await pub.publish(...messages);
@@ -142,7 +142,7 @@ describe('cronq-results under faults', () => {
   test('two consumers at once store each message once', async () => {
     const a = startConsumer({ CRONQ_RESULTS_PREFETCH: '50' });
     const b = startConsumer({ CRONQ_RESULTS_PREFETCH: '50' });
-    await Promise.all([a.waitForLine('consuming results', 20_000), b.waitForLine('consuming results', 20_000)]);
+    await Promise.all([a.waitForLine('consuming results', 40_000), b.waitForLine('consuming results', 40_000)]);
     const jobIds = await Promise.all(Array.from({ length: 8 }, (_, i) => insertJob(tdb.db, `two-${i}`)));
     const { messages, runIds } = pairs(jobIds, 3000);
     await pub.publish(...messages);

@@ -42,7 +42,7 @@ after(async () => {
 
 test('a runner killed with SIGKILL during a run: the run is marked lost within the limit', async () => {
   results = startCommand('cronq-results', { env: { DATABASE_URL: tdb.url, RABBITMQ_URL: vhost.url, CRONQ_LOST_AFTER_SECONDS: '2' } });
-  await results.waitForLine('consuming results', 20_000);
+  await results.waitForLine('consuming results', 40_000);
   runner = startCommand('cronq-runner', {
     env: { RABBITMQ_URL: vhost.url, CRONQ_HEARTBEAT_SECONDS: '0.5', LOG_PATH: tmp, CRONQ_RESULT_BUFFER_PATH: path.join(tmp, 'buffer'), CRONQ_HOSTNAME: 'doomed-runner' },
   });

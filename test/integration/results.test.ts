@@ -57,7 +57,7 @@ before(async () => {
   consumer = startCommand('cronq-results', {
     env: { DATABASE_URL: tdb.url, RABBITMQ_URL: vhost.url, CRONQ_LOST_AFTER_SECONDS: '2', CRONQ_RESULTS_FLUSH_MS: '20' },
   });
-  await consumer.waitForLine('consuming results', 20_000);
+  await consumer.waitForLine('consuming results', 40_000);
   pub = await ResultPublisher.open(await vhost.connect());
 });
 
