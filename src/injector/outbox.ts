@@ -1,4 +1,5 @@
 import type { Knex } from '../core/db';
+import { refreshJobStatus } from '../results/job-status';
 import { execute, selectRows } from './claim';
 import { DEFAULT_ROUTING_KEY, type PlannedRun } from './plan';
 
@@ -23,27 +24,20 @@ export function unroutableReason(routingKey: string): string {
 /**
  * The broker returned these runs: no queue is bound for their routing key.
  * They end as failed runs with the reason (never retried: a republish
- * would be returned again), and their jobs show the failure.
+ * would be returned again), and their jobs' status columns follow by the
+ * same rule the results consumer applies (newest run by scheduled_for).
  */
 export async function markUnroutable(db: Knex, runs: readonly PlannedRun[]): Promise<void> {
   if (runs.length === 0) return;
+  const ids = runs.map((r) => r.runId);
   await db.transaction(async (trx) => {
-    for (const r of runs) {
-      const changed = await execute(
-        trx,
-        `UPDATE runs SET status = 'failed', reason = ?, finished_at = UTC_TIMESTAMP(3)
-          WHERE run_id = ? AND status = 'queued'`,
-        [unroutableReason(r.routingKey), r.runId],
-      );
-      if (changed > 0) {
-        await execute(
-          trx,
-          `UPDATE jobs SET last_run_status = 'failed', current_status = 'failed', last_run_stop = UTC_TIMESTAMP(3)
-            WHERE id = ?`,
-          [r.jobId],
-        );
-      }
-    }
+    await execute(
+      trx,
+      `UPDATE runs SET status = 'failed', reason = CONCAT(?, COALESCE(routing_key, ?)), finished_at = UTC_TIMESTAMP(3)
+        WHERE run_id IN (${placeholders(ids.length)}) AND status = 'queued'`,
+      [unroutableReason(''), DEFAULT_ROUTING_KEY, ...ids],
+    );
+    await refreshJobStatus(trx, ids);
   });
 }
 

@@ -76,8 +76,9 @@ describe('cronq-injector', () => {
     const [id] = await insertJobs(tdb.db, [{ name: uniqueName('unbound'), schedule: `R/${start.toISOString()}/PT1H`, nextRun: start, routingKey: key }]);
     const run = await waitFor(async () => (await runsOf(tdb.db)).find((r) => r.job_id === id && r.status === 'failed'), { message: 'failed run' });
     assert.equal(run.reason, `no queue bound for routing key ${key}`);
-    const [job] = await tdb.db('jobs').where({ id }).select('last_run_status');
+    const [job] = await tdb.db('jobs').where({ id }).select('last_run_status', 'current_status');
     assert.equal(job.last_run_status, 'failed');
+    assert.equal(job.current_status, 'failed');
     const [{ finished }] = await tdb.db('runs').where({ run_id: run.run_id }).select(tdb.db.raw('finished_at IS NOT NULL AS finished'));
     assert.equal(Number(finished), 1);
     assert.equal((await runsOf(tdb.db)).filter((r) => r.job_id === id).length, 1);
