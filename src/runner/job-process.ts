@@ -50,6 +50,9 @@ export class JobProcess {
   readonly done: Promise<ProcessOutcome>;
   private resolveDone!: (o: ProcessOutcome) => void;
   spawnedAt = 0;
+  /** performance.now() just before spawn and at exit, for the overhead figures. */
+  spawnedHr = 0;
+  exitedHr = 0;
 
   constructor(private readonly spec: ProcessSpec) {
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
@@ -61,6 +64,7 @@ export class JobProcess {
 
   start(): void {
     this.spawnedAt = Date.now();
+    this.spawnedHr = performance.now();
     let child: ChildProcess;
     try {
       child = spawn('/bin/sh', ['-c', this.spec.command], {
@@ -86,6 +90,7 @@ export class JobProcess {
       this.exited = true;
       clearTimeout(this.timeoutTimer);
       const exitedAt = Date.now();
+      this.exitedHr = performance.now();
       const returnCode = signal ? signalCode(signal) : code;
       // Output a background child still writes after the shell is gone is read
       // for a moment, then the pipes are closed so the run can end.

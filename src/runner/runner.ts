@@ -46,6 +46,8 @@ interface Delivery {
 interface ActiveRun {
   job: JobToRun;
   startTime: Date;
+  /** performance.now() when the run took its slot. */
+  takenHr: number;
   process: JobProcess | undefined;
   heartbeats: number;
   /** Settles when the run has ended and its last result is queued. */
@@ -314,6 +316,7 @@ export class Runner implements Service {
     const run: ActiveRun = {
       job,
       startTime: new Date(),
+      takenHr: performance.now(),
       process: undefined,
       heartbeats: 0,
       ended: new Promise((r) => (endRun = r)),
@@ -378,7 +381,7 @@ export class Runner implements Service {
     run.process = proc;
     this.counts.started += 1;
     proc.start();
-    this.startOverhead.add(proc.spawnedAt - run.startTime.getTime());
+    this.startOverhead.add(proc.spawnedHr - run.takenHr);
     log.debug({ command: job.command, pid: proc.pid, timeout: timeoutSeconds }, 'started');
     const outcome = await proc.done;
     const logClosed = jobLog.end();
@@ -403,10 +406,10 @@ export class Runner implements Service {
         'finished',
       );
     }
-    const exitedAt = outcome.exitedAt;
+    const exitedHr = proc.exitedHr || performance.now();
     void this.outbox
       .send(result, resultMessageId(job.runId, result.type))
-      .then(() => this.finishOverhead.add(Date.now() - exitedAt));
+      .then(() => this.finishOverhead.add(performance.now() - exitedHr));
     // The slot frees now; closing the log file finishes in the background (stop() waits for it).
     this.logsClosing.add(logClosed);
     void logClosed.finally(() => this.logsClosing.delete(logClosed));

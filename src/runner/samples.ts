@@ -23,6 +23,7 @@ export class Samples {
   }
 
   summary(): { n: number; p50: number | null; p99: number | null } {
-    return { n: this.values.length, p50: this.percentile(50), p99: this.percentile(99) };
+    const r = (v: number | null) => (v === null ? null : Math.round(v * 100) / 100);
+    return { n: this.values.length, p50: r(this.percentile(50)), p99: r(this.percentile(99)) };
   }
 }
