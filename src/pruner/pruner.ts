@@ -131,6 +131,9 @@ class Prune {
         'kept the newest events of a job',
       );
     }
+    // --keep 0 keeps no history at all: also the final runs that never had an
+    // event (or whose job is gone), which the loop over jobs with events misses.
+    if (keep === 0) await this.deleteRunsWhere(() => undefined);
   }
 
   /** Events and final runs from before `cutoff` (database clock). */

@@ -105,6 +105,22 @@ async function seed(): Promise<void> {
     status: 'lost',
     queued_at: at(45 * DAY),
   });
+  // A final run of a job that has no events at all.
+  await db('jobs').insert({
+    id: 4,
+    name: 'job 4',
+    category_id: 1,
+    command: 'true',
+    routing_key: 'default',
+  });
+  runs.push({
+    run_id: runId('r4done'),
+    job_id: 4,
+    scheduled_for: at(45 * DAY),
+    status: 'failed',
+    queued_at: at(45 * DAY),
+    reason: 'no queue',
+  });
   await db('events').insert(events);
   await db('runs').insert(runs);
 }
@@ -121,6 +137,7 @@ const ALL_RUNS = [
   'r1run',
   'r2queued',
   'r3lost',
+  'r4done',
 ].sort();
 const without = <T>(all: T[], gone: T[]) => all.filter((x) => !gone.includes(x));
 const roundEvents = (ks: number[], js = JOBS) =>
@@ -194,19 +211,19 @@ describe('cronq-pruner deletes exactly what its flags say', () => {
       name: '--older-than 30d deletes older events (by time, not id order) and older final runs',
       args: ['--older-than', '30d'],
       events: [...roundEvents([0, 1]), 25],
-      runs: [...roundRuns([0, 1]), 'r3lost'],
+      runs: [...roundRuns([0, 1]), 'r3lost', 'r4done'],
     },
     {
       name: '--older-than P30D (ISO 8601) is the same as 30d, also one row per statement',
       args: ['--older-than', 'P30D', '--interval', '1'],
       events: [...roundEvents([0, 1]), 25],
-      runs: [...roundRuns([0, 1]), 'r3lost'],
+      runs: [...roundRuns([0, 1]), 'r3lost', 'r4done'],
     },
     {
       name: '--older-than PT2H keeps only the last hour',
       args: ['--older-than', 'PT2H'],
       events: [...roundEvents([0, 1, 2]), 25],
-      runs: [...roundRuns([0, 1, 2]), 'r3lost'],
+      runs: [...roundRuns([0, 1, 2]), 'r3lost', 'r4done'],
     },
     {
       name: '--older-than 8w deletes nothing when everything is younger',
