@@ -76,8 +76,6 @@ export class ResultsService implements Service {
   private pendingSince = 0;
   /** The write in progress; batches are written one at a time, so acks stay in delivery order. */
   private writing: Promise<void> | undefined;
-  /** The last written batch was full: a backlog is waiting, so heartbeats may be too. */
-  private behind = false;
   private stopping = false;
   private stopped: Promise<void> | undefined;
   private lostLoop: Promise<void> | undefined;
@@ -234,7 +232,6 @@ export class ResultsService implements Service {
     this.timer = undefined;
     const items = this.pending.splice(0, this.batchSize);
     this.pendingSince = Date.now();
-    this.behind = items.length >= this.batchSize;
     this.writing = this.flush(items)
       .catch((err: unknown) =>
         this.opts.logger.error({ err: (err as Error).message }, 'unexpected error writing results'),
@@ -377,34 +374,50 @@ export class ResultsService implements Service {
   private async runLostLoop(): Promise<void> {
     const lostAfterMs = this.opts.config.lostAfterMs;
     const every = Math.min(5000, Math.max(250, lostAfterMs / 4));
-    // Give heartbeats that queued up while no consumer ran a chance to be
-    // written before anything is judged silent.
-    await sleep(Math.min(lostAfterMs, 30_000), this.abort.signal);
     while (!this.stopping) {
-      if (!this.behind && this.channel) {
-        try {
-          const lost = await markLostRuns(this.opts.db, lostAfterMs);
-          for (const r of lost)
-            this.opts.logger.warn(
-              { run_id: r.run_id, job_id: r.job_id, host: r.host },
-              'run marked lost: no heartbeat',
-            );
-          this.counts.lostMarked += lost.length;
-          this.lostAttempt = 0;
-        } catch (err) {
-          if (this.lostAttempt === 0)
-            this.opts.logger.warn(
-              { err: (err as Error).message },
-              'lost-run check failed; retrying',
-            );
-          this.lostAttempt += 1;
-        }
-      }
-      const pause =
+      await sleep(
         this.lostAttempt > 0
           ? this.backoff.delay(this.lostAttempt)
-          : every * (0.75 + this.random() * 0.5);
-      await sleep(pause, this.abort.signal);
+          : every * (0.75 + this.random() * 0.5),
+        this.abort.signal,
+      );
+      if (this.stopping) break;
+      try {
+        if (!(await this.caughtUp())) continue;
+        const lost = await markLostRuns(this.opts.db, lostAfterMs);
+        for (const r of lost)
+          this.opts.logger.warn(
+            { run_id: r.run_id, job_id: r.job_id, host: r.host },
+            'run marked lost: no heartbeat',
+          );
+        this.counts.lostMarked += lost.length;
+        if (this.lostAttempt > 0) this.opts.logger.info('lost-run check works again');
+        this.lostAttempt = 0;
+      } catch (err) {
+        if (this.lostAttempt === 0)
+          this.opts.logger.warn(
+            { err: (err as Error).message },
+            'lost-run check failed; retrying with backoff',
+          );
+        this.lostAttempt += 1;
+      }
     }
+  }
+
+  /**
+   * Silence is only judged while this consumer is connected and no result
+   * waits unread in the queue: after an outage the backlog may hold the
+   * very heartbeats that would show a run is alive.
+   */
+  private async caughtUp(): Promise<boolean> {
+    const ch = this.channel;
+    if (!ch) return false;
+    const { messageCount } = await ch.checkQueue(RESULTS_QUEUE);
+    if (messageCount > 0)
+      this.opts.logger.debug(
+        { waiting: messageCount },
+        'results are waiting in the queue; lost-run check postponed',
+      );
+    return messageCount === 0;
   }
 }
