@@ -127,6 +127,33 @@ async function main(): Promise<void> {
       max_ms: +times[times.length - 1]!.toFixed(1),
     };
   }
+  // Replacing a whole category of 10,000 jobs: new, then unchanged, then every command changed.
+  const put = async (query: string, jobs: unknown[]) => {
+    const t0 = process.hrtime.bigint();
+    const res = await fetch(`http://127.0.0.1:${port}/api/category/bench-put${query}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ category: 'bench-put', jobs }),
+    });
+    const body = await res.text();
+    if (res.status !== 200)
+      throw new Error(`PUT ${query}: HTTP ${res.status} ${body.slice(0, 200)}`);
+    return +(Number(process.hrtime.bigint() - t0) / 1e6).toFixed(0);
+  };
+  const defs = (cmd: string) =>
+    Array.from({ length: 10_000 }, (_, i) => ({
+      name: `put-job-${i}`,
+      schedule: i % 2 ? '*/5 * * * *' : 'R/2024-01-01T00:00:00Z/PT1H',
+      command: `${cmd} ${i}`,
+    }));
+  const putResults = {
+    dry_run_new_ms: await put('?dry_run=1', defs('echo')),
+    create_ms: await put('', defs('echo')),
+    unchanged_ms: await put('', defs('echo')),
+    all_commands_changed_ms: await put('', defs('printf')),
+    remove_all_ms: await put('', []),
+  };
+  await db.raw("DELETE FROM categories WHERE name = 'bench-put'");
   agent.destroy();
   await new Promise((r) => server.close(r));
   if (!keep) await db.raw('DROP DATABASE ??', [cfg.database]);
@@ -142,6 +169,7 @@ async function main(): Promise<void> {
         seed_reused: loaded.reused,
         targets: { pages_p99_ms: 150, api_p99_ms: 50 },
         results,
+        put_category_10000_jobs: putResults,
       },
       null,
       2,
