@@ -159,7 +159,7 @@ async function main(): Promise<void> {
     const ceilingBefore = await ceiling(runs, JOBS);
     const config = loadConfig({ DATABASE_URL: tdb.url, RABBITMQ_URL: vhost.url, CRONQ_RESULTS_PREFETCH: values.prefetch });
     const logger = silentLogger();
-    const db = createDb(config.database, { poolMax: 4 });
+    const db = createDb(config.database, { poolMax: 4, isolationLevel: 'READ COMMITTED' }); // as cronq-results
     const connection = new AmqpConnection(config.amqp, { logger, name: 'bench-results' });
     const publisher = new ConfirmPublisher(connection, logger);
     const timings = new Map<string, number[]>();

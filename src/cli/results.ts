@@ -12,20 +12,42 @@ import { addCommonOptions, commonOverrides, runCli } from './common';
 export async function run(argv: string[]): Promise<void> {
   const program = addCommonOptions(
     new Command('cronq-results')
-      .description('Consume cronq_results and record every run, event and job status in the database; mark silent runs lost')
-      .option('--prefetch <n>', 'results taken from the broker at once, and written per transaction (CRONQ_RESULTS_PREFETCH; default 500)'),
+      .description(
+        'Consume cronq_results and record every run, event and job status in the database; mark silent runs lost',
+      )
+      .option(
+        '--prefetch <n>',
+        'results taken from the broker at once, and written per transaction (CRONQ_RESULTS_PREFETCH; default 500)',
+      ),
   ).action(async (opts: { prefetch?: string; logLevel?: string; logFormat?: string }) => {
-    const config = loadConfig(process.env, { ...commonOverrides(opts), CRONQ_RESULTS_PREFETCH: opts.prefetch });
-    const logger = createLogger({ component: 'results', level: config.log.level, format: config.log.format });
+    const config = loadConfig(process.env, {
+      ...commonOverrides(opts),
+      CRONQ_RESULTS_PREFETCH: opts.prefetch,
+    });
+    const logger = createLogger({
+      component: 'results',
+      level: config.log.level,
+      format: config.log.format,
+    });
     logger.info({ ...describeConfig(config), ...config.results }, 'cronq-results starting');
     const releasers = new Releasers(logger);
-    const db = createDb(config.database, { poolMax: 4 });
+    // READ COMMITTED: see src/results/store.ts for why it is safe and why it is chosen.
+    const db = createDb(config.database, { poolMax: 4, isolationLevel: 'READ COMMITTED' });
     releasers.add('database', () => db.destroy());
-    const connection = new AmqpConnection(config.amqp, { logger, name: `cronq-results ${config.host}.${process.pid}` });
+    const connection = new AmqpConnection(config.amqp, {
+      logger,
+      name: `cronq-results ${config.host}.${process.pid}`,
+    });
     releasers.add('amqp connection', () => connection.close());
     const publisher = new ConfirmPublisher(connection, logger);
     releasers.add('dead-letter publisher', () => publisher.close());
-    const service = new ResultsService({ db, connection, publisher, config: config.results, logger });
+    const service = new ResultsService({
+      db,
+      connection,
+      publisher,
+      config: config.results,
+      logger,
+    });
     releasers.add('results consumer', () => service.stop());
     const abort = new AbortController();
     releasers.add('startup', () => abort.abort());
@@ -42,7 +64,14 @@ export async function run(argv: string[]): Promise<void> {
       } catch (err) {
         if (!isTransientDbError(err)) throw err;
         const delay = backoff.delay(attempt);
-        if (attempt === 0) logger.warn({ err: (err as Error).message, nextRetryAt: new Date(Date.now() + delay).toISOString() }, 'database unavailable; waiting for it');
+        if (attempt === 0)
+          logger.warn(
+            {
+              err: (err as Error).message,
+              nextRetryAt: new Date(Date.now() + delay).toISOString(),
+            },
+            'database unavailable; waiting for it',
+          );
         await sleep(delay, abort.signal);
       }
     }

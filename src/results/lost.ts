@@ -1,6 +1,5 @@
 import type { Knex } from '../core/db';
 import { refreshJobStatus } from './job-status';
-import { WRITE_TRANSACTION } from './store';
 
 /**
  * A run is lost when its runner has gone silent: status `running` and
@@ -62,5 +61,5 @@ export async function markLostRuns(
       locked.map((r) => r.run_id),
     );
     return locked;
-  }, WRITE_TRANSACTION);
+  });
 }

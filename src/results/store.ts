@@ -71,6 +71,11 @@ ON DUPLICATE KEY UPDATE
     ELSE runs.status
   END`;
 
+/** A UTC DATETIME(3) literal; cheaper than letting the driver convert 10,000 Dates a batch. */
+function sqlTime(d: Date): string {
+  return d.toISOString().slice(0, 23).replace('T', ' ');
+}
+
 function runValues(c: RunChange, scheduledShiftMs: number): Knex.RawBinding[] {
   const o = c.outcome;
   const known = c.startedAt ?? c.firstSentAt;
@@ -79,12 +84,12 @@ function runValues(c: RunChange, scheduledShiftMs: number): Knex.RawBinding[] {
     c.runId,
     c.jobId,
     c.jobName,
-    scheduledFor,
+    sqlTime(scheduledFor),
     o ? o.status : 'running',
     c.host,
-    scheduledFor,
-    c.startedAt,
-    o ? o.finishedAt : null,
+    sqlTime(scheduledFor),
+    c.startedAt && sqlTime(c.startedAt),
+    o ? sqlTime(o.finishedAt) : null,
     o ? o.returnCode : null,
     o ? o.runTime : null,
     o ? o.output : null,
@@ -133,7 +138,15 @@ async function insertEvents(trx: Knex.Transaction, events: readonly EventRow[]):
     const chunk = events.slice(i, i + 2000);
     const bindings: Knex.RawBinding[] = [];
     for (const e of chunk)
-      bindings.push(e.job_id, e.datetime, e.run_id, e.type, e.host, e.return_code, e.message_key);
+      bindings.push(
+        e.job_id,
+        sqlTime(e.datetime),
+        e.run_id,
+        e.type,
+        e.host,
+        e.return_code,
+        e.message_key,
+      );
     await trx.raw(
       `INSERT IGNORE INTO events (job_id, datetime, run_id, type, host, return_code, message_key) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(',')}`,
       bindings,
@@ -169,15 +182,15 @@ async function countRuns(trx: Knex.Transaction, ids: readonly string[]): Promise
 }
 
 /**
- * READ COMMITTED: no gap locks (fewer lock waits and deadlocks between
- * consumers) and measurably faster (about 20% per batch here). Nothing
- * here needs repeatable reads: the job rows are locked first, every row
- * that is changed is changed by a locking statement that reads its latest
+ * Runs in the pool's isolation level. cronq-results opens its pool with
+ * READ COMMITTED (set once per connection): no gap locks, so fewer lock
+ * waits and deadlocks between consumers, and about 20% faster per batch
+ * here. Correct under REPEATABLE READ too: the job rows are locked first,
+ * every changed row is changed by a locking statement that reads its latest
  * version, and every writer of run outcomes (batches, the lost-run sweep)
  * takes the job locks first, so the job-status statement's reads of runs
  * cannot race with another consumer's half-done batch.
  */
-export const WRITE_TRANSACTION = { isolationLevel: 'read committed' } as const;
 
 export async function writeResults(
   db: Knex,
@@ -224,5 +237,5 @@ export async function writeResults(
       events: events.length,
       runsOfMissingJobs: batch.runs.filter((r) => !names.has(r.jobId)).map((r) => r.runId),
     };
-  }, WRITE_TRANSACTION);
+  });
 }
