@@ -576,6 +576,70 @@ describe('web API', () => {
   });
 });
 
+describe('at scale and under concurrency', () => {
+  test('a page of 100 jobs costs a fixed number of queries, however many jobs and runs (no N+1)', async () => {
+    const jobs = Array.from({ length: 120 }, (_, i) => ({
+      name: `bulk ${String(i).padStart(3, '0')}`,
+      schedule: '*/5 * * * *',
+      command: `echo ${i}`,
+    }));
+    assert.equal((await put('bulk', { jobs })).status, 200);
+    const ids = (await tdb.db('jobs').select('id')) as Array<{ id: number }>;
+    for (const { id } of ids.slice(0, 30)) await insertRun(id);
+    const seen: string[] = [];
+    const onQuery = (q: { sql: string }) => seen.push(q.sql);
+    tdb.db.on('query', onQuery);
+    try {
+      for (const path of [
+        '/',
+        '/?page=2',
+        '/api/jobs?per_page=100',
+        '/api/live?runs=1&job=' + ids.map((r) => r.id).join(','),
+      ]) {
+        seen.length = 0;
+        const res = await fetch(`${web.url}${path}`);
+        assert.equal(res.status, 200, path);
+        await res.arrayBuffer();
+        assert.ok(seen.length <= 4, `${path} ran ${seen.length} queries:\n${seen.join('\n')}`);
+      }
+    } finally {
+      tdb.db.removeListener('query', onQuery);
+    }
+  });
+
+  test('/ pages through more than 100 jobs', async () => {
+    const one = await page('/?q=bulk');
+    const two = await page('/?q=bulk&page=2');
+    assert.match(one.html, /Page 1 of 2/);
+    assert.match(one.html, /bulk 099/);
+    assert.doesNotMatch(one.html, /bulk 100/);
+    assert.match(two.html, /bulk 100/);
+    assert.match(two.html, /bulk 119/);
+  });
+
+  test('names equal for the database (accents, case) are duplicates: 400 and no change', async () => {
+    const before = await dumpTables(tdb.db);
+    const r = await put('bulk', {
+      jobs: [
+        { name: 'Café', schedule: '0 * * * *', command: 'x' },
+        { name: 'cafe', schedule: '0 * * * *', command: 'y' },
+      ],
+    });
+    assert.equal(r.status, 400);
+    assert.match(r.body.error.message, /jobs\[1\]\.name/);
+    assert.equal(await dumpTables(tdb.db), before);
+  });
+
+  test('two PUTs creating the same new category at once both succeed and leave one category', async () => {
+    const body = { jobs: [{ name: 'racer', schedule: '0 * * * *', command: 'true' }] };
+    const [a, b] = await Promise.all([put('racing', body), put('racing', body)]);
+    assert.deepEqual([a.status, b.status], [200, 200]);
+    const cats = await tdb.db('categories').where('name', 'racing');
+    assert.equal(cats.length, 1);
+    assert.equal((await tdb.db('jobs').where('category_id', cats[0].id)).length, 1);
+  });
+});
+
 describe('web pages', () => {
   test('/ lists jobs grouped by category with status, schedule in words, and the filter narrows them server-side', async () => {
     const all = await page('/');
