@@ -24,6 +24,9 @@ export interface WebDeps {
 export const VIEWS_DIR = path.resolve(__dirname, '..', '..', 'views');
 export const PUBLIC_DIR = path.resolve(__dirname, '..', '..', 'public');
 
+/** Longest /_status waits for the database before answering 503. */
+const STATUS_TIMEOUT_MS = 3000;
+
 const CSP = [
   "default-src 'self'",
   "script-src 'self'",
@@ -95,12 +98,24 @@ export function createApp(deps: WebDeps): Express {
 
   // Open to load balancers and monitors even when a token is set.
   app.get('/_status', async (_req, res) => {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await ping(db);
+      // A monitor wants an answer, not a hang: a database that does not answer in time is down.
+      await Promise.race([
+        ping(db),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no answer to SELECT 1 within ${STATUS_TIMEOUT_MS} ms`)),
+            STATUS_TIMEOUT_MS,
+          );
+        }),
+      ]);
       res.json({ status: 'OK' });
     } catch (err) {
       logger.warn({ err: (err as Error).message }, '/_status: database check failed');
       res.status(503).json({ status: 'error', reason: `database: ${(err as Error).message}` });
+    } finally {
+      clearTimeout(timer);
     }
   });
 

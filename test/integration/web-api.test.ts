@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { createTestDatabase, type TestDatabase } from '../helpers/services';
 import { dumpTables, startTestWeb, type TestWeb } from '../helpers/web';
 import { createDb } from '../../src/core/db';
@@ -154,6 +155,31 @@ describe('web API', () => {
     } finally {
       await server.stop();
       await db.destroy();
+    }
+  });
+
+  test('/_status answers 503 within a few seconds when the database accepts connections but never answers', async () => {
+    const sockets = new Set<import('node:net').Socket>();
+    const silent = net.createServer((sock) => sockets.add(sock));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const dbUrl = `mysql://root@127.0.0.1:${(silent.address() as { port: number }).port}/nothing`;
+    const db = createDb(parseDatabaseUrl(dbUrl), { poolMax: 1 });
+    const server = new WebServer(
+      { db, config: loadConfig({ DATABASE_URL: dbUrl }), logger: silentLogger() },
+      { port: 0, host: '127.0.0.1' },
+    );
+    await server.start();
+    try {
+      const t0 = Date.now();
+      const res = await fetch(`http://127.0.0.1:${server.address()!.port}/_status`);
+      assert.equal(res.status, 503);
+      assert.ok(Date.now() - t0 < 4500, `answered after ${Date.now() - t0} ms`);
+      assert.match(((await res.json()) as { reason: string }).reason, /within/);
+    } finally {
+      await server.stop();
+      for (const s of sockets) s.destroy();
+      silent.close();
+      await db.destroy().catch(() => undefined);
     }
   });
 
