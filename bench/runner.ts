@@ -21,9 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createTestVhost, waitFor, type TestVhost } from '../test/helpers/services';
 import { startCommand } from '../test/helpers/processes';
-import { JobPublisher, jobMessage } from '../test/helpers/runner-harness';
-import { RESULTS_QUEUE } from '../src/core/topology';
-import type { ResultMessage } from '../src/core/messages';
+import { JobPublisher, ResultsCollector, jobMessage } from '../test/helpers/runner-harness';
 
 const RUNS: Record<number, number> = {
   1: Number(process.env.BENCH_RUNS_C1 ?? 400),
@@ -60,24 +58,23 @@ interface RunnerFigures {
 async function runnerLoop(
   vhost: TestVhost,
   jobs: JobPublisher,
+  collector: ResultsCollector,
   runs: number,
   concurrency: number,
 ): Promise<RunnerFigures> {
   const queue = `bench_c${concurrency}_${Date.now()}`;
   await jobs.declare(queue);
-  const conn = await vhost.connect();
-  const ch = await conn.createChannel();
-  await ch.purgeQueue(RESULTS_QUEUE);
-  for (let i = 0; i < runs; i++)
-    await jobs.publish(queue, jobMessage({ command: 'true', name: 'bench true', jobId: 1 }));
+  const ids = new Set<string>();
+  for (let i = 0; i < runs; i++) {
+    const msg = jobMessage({ command: 'true', name: 'bench true', jobId: 1 });
+    ids.add(msg.run_id);
+    await jobs.publish(queue, msg);
+  }
   // Results are consumed as they come, as cronq-results would (a queue with a
-  // live consumer confirms persistent messages sooner than one filling up).
-  const results: ResultMessage[] = [];
-  await ch.consume(
-    RESULTS_QUEUE,
-    (m) => m && results.push(JSON.parse(m.content.toString('utf8')) as ResultMessage),
-    { noAck: true },
-  );
+  // live consumer confirms persistent messages sooner than one filling up);
+  // the collector reconnects if someone else's test restarts the broker.
+  const first = collector.results.length;
+  const mine = () => collector.results.slice(first).filter((r) => ids.has(r.run_id));
   const logDir = mkdtempSync(path.join(os.tmpdir(), 'cronq-bench-runner-'));
   const runner = startCommand('cronq-runner', {
     env: {
@@ -88,15 +85,15 @@ async function runnerLoop(
     },
     args: ['--queue', queue, '--concurrency', String(concurrency)],
   });
-  await waitFor(() => results.length >= runs * 2, {
+  await waitFor(() => mine().length >= runs * 2, {
     timeoutMs: 300_000,
     intervalMs: 200,
     message: 'all results',
   });
   runner.kill('SIGTERM');
   await runner.exited;
-  await conn.close();
   rmSync(logDir, { recursive: true, force: true });
+  const results = mine();
   const starts = results.filter((r) => r.type === 'starting').map((r) => Date.parse(r.start_time!));
   const ends = results
     .filter((r) => r.type === 'finished')
@@ -144,13 +141,15 @@ const round = (n: number | null, d = 2) => (n === null ? null : Math.round(n * 1
 async function main(): Promise<void> {
   const vhost = await createTestVhost();
   const jobs = new JobPublisher(vhost.url);
+  const collector = new ResultsCollector(vhost.url);
+  await collector.start();
   try {
     const out: Record<string, unknown> = {};
     for (const c of [1, 16]) {
       const reps = [];
       for (let r = 0; r < REPS; r++) {
         const bare = await bareLoop(RUNS[c]!, c);
-        const runner = await runnerLoop(vhost, jobs, RUNS[c]!, c);
+        const runner = await runnerLoop(vhost, jobs, collector, RUNS[c]!, c);
         reps.push({
           bareRunsPerSecond: round(bare, 1),
           runnerRunsPerSecond: round(runner.runsPerSecond, 1),
@@ -177,6 +176,7 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
   } finally {
     await jobs.close();
+    await collector.close();
     await vhost.drop();
   }
 }
