@@ -57,7 +57,12 @@ async function publishCeiling(publisher: ConfirmPublisher, runs: PlannedRun[]): 
   async function lane(): Promise<void> {
     while (next < bodies.length) {
       const { r, body } = bodies[next++]!;
-      await publisher.publish(EXCHANGE, 'default', body, { persistent: true, mandatory: true, messageId: r.runId, contentType: 'application/json' });
+      await publisher.publish(EXCHANGE, 'default', body, {
+        persistent: true,
+        mandatory: true,
+        messageId: r.runId,
+        contentType: 'application/json',
+      });
     }
   }
   await Promise.all(Array.from({ length: WINDOW }, lane));
@@ -71,9 +76,15 @@ async function claimCeiling(db: Knex, n: number): Promise<number> {
   for (;;) {
     const got = await db.transaction(
       async (trx) => {
-        const [rows] = (await trx.raw('SELECT id FROM jobs WHERE next_run < UTC_TIMESTAMP(3) ORDER BY next_run LIMIT ? FOR UPDATE SKIP LOCKED', [WINDOW])) as unknown as Rows<{ id: number }>;
+        const [rows] = (await trx.raw(
+          'SELECT id FROM jobs WHERE next_run < UTC_TIMESTAMP(3) ORDER BY next_run LIMIT ? FOR UPDATE SKIP LOCKED',
+          [WINDOW],
+        )) as unknown as Rows<{ id: number }>;
         if (rows.length === 0) return 0;
-        await trx.raw(`UPDATE jobs SET next_run = UTC_TIMESTAMP(3) + INTERVAL 1 HOUR, locked_by = 'bench' WHERE id IN (${rows.map(() => '?').join(',')})`, rows.map((r) => r.id));
+        await trx.raw(
+          `UPDATE jobs SET next_run = UTC_TIMESTAMP(3) + INTERVAL 1 HOUR, locked_by = 'bench' WHERE id IN (${rows.map(() => '?').join(',')})`,
+          rows.map((r) => r.id),
+        );
         return rows.length;
       },
       { isolationLevel: 'read committed' },
@@ -85,22 +96,40 @@ async function claimCeiling(db: Knex, n: number): Promise<number> {
   return n / ((performance.now() - t0) / 1000);
 }
 
-async function lagRun(db: Knex, mode: 'spread' | 'aligned', seconds: number): Promise<Record<string, number>> {
+async function lagRun(
+  db: Knex,
+  mode: 'spread' | 'aligned',
+  seconds: number,
+): Promise<Record<string, number>> {
   await db.raw('DELETE FROM jobs');
   await db.raw('DELETE FROM runs');
   const base = Math.ceil((Date.now() + 2000) / 1000) * 1000;
   const specs = Array.from({ length: LAG_JOBS }, (_, i) => {
     const start = new Date(base + (mode === 'spread' ? i : 0));
-    return { name: `lag-${mode}-${i}`, schedule: `R${seconds}/${start.toISOString()}/PT1S`, nextRun: start };
+    return {
+      name: `lag-${mode}-${i}`,
+      schedule: `R${seconds}/${start.toISOString()}/PT1S`,
+      nextRun: start,
+    };
   });
   await insertJobs(db, specs, `bench-lag-${mode}`);
   const expected = LAG_JOBS * seconds;
-  await waitFor(async () => Number(((await db('runs').whereNotNull('published_at').count({ n: '*' })) as Array<{ n: number }>)[0]!.n) >= expected, {
-    timeoutMs: (seconds + 60) * 1000,
-    intervalMs: 500,
-    message: `${expected} lag runs published`,
-  });
-  const [rows] = (await db.raw('SELECT TIMESTAMPDIFF(MICROSECOND, scheduled_for, published_at) / 1000 AS lag, missed FROM runs')) as unknown as Rows<{ lag: number; missed: number }>;
+  await waitFor(
+    async () =>
+      Number(
+        (
+          (await db('runs').whereNotNull('published_at').count({ n: '*' })) as Array<{ n: number }>
+        )[0]!.n,
+      ) >= expected,
+    {
+      timeoutMs: (seconds + 60) * 1000,
+      intervalMs: 500,
+      message: `${expected} lag runs published`,
+    },
+  );
+  const [rows] = (await db.raw(
+    'SELECT TIMESTAMPDIFF(MICROSECOND, scheduled_for, published_at) / 1000 AS lag, missed FROM runs',
+  )) as unknown as Rows<{ lag: number; missed: number }>;
   const lags = rows.map((r) => Number(r.lag)).sort((a, b) => a - b);
   return {
     runs: rows.length,
@@ -112,9 +141,16 @@ async function lagRun(db: Knex, mode: 'spread' | 'aligned', seconds: number): Pr
 }
 
 async function main(): Promise<void> {
-  const tdb = await createTestDatabase({ poolMax: 4 });
-  const vh = await createTestVhost();
-  const config = loadConfig({ DATABASE_URL: tdb.url, RABBITMQ_URL: vh.url, CRONQ_LOG_LEVEL: 'silent' });
+  const tdb = await createTestDatabase({ poolMax: 6 });
+  const vh = await createTestVhost().catch(async (err: unknown) => {
+    await tdb.drop();
+    throw err;
+  });
+  const config = loadConfig({
+    DATABASE_URL: tdb.url,
+    RABBITMQ_URL: vh.url,
+    CRONQ_LOG_LEVEL: 'silent',
+  });
   const logger = silentLogger();
   const connection = new AmqpConnection(config.amqp, { logger, name: 'bench-injector' });
   await connection.onConnect(async (conn) => {
@@ -133,7 +169,12 @@ async function main(): Promise<void> {
     await ch.close();
   };
   const out: Record<string, unknown> = {
-    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, loadavg1m: os.loadavg()[0], node: process.version },
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model,
+      loadavg1m: os.loadavg()[0],
+      node: process.version,
+    },
     settings: config.injector,
   };
 
@@ -143,7 +184,11 @@ async function main(): Promise<void> {
     const future = new Date(Date.now() + 3600_000);
     const ids = await insertJobs(
       tdb.db,
-      Array.from({ length: BURST_JOBS }, (_, i) => ({ name: `burst-${i}`, schedule: `R/${future.toISOString()}/PT1H`, nextRun: future })),
+      Array.from({ length: BURST_JOBS }, (_, i) => ({
+        name: `burst-${i}`,
+        schedule: `R/${future.toISOString()}/PT1H`,
+        nextRun: future,
+      })),
       'bench-burst',
     );
     const sample: PlannedRun[] = ids.map((id, i) => ({
@@ -163,14 +208,25 @@ async function main(): Promise<void> {
     await purge();
     const claimPerSec = await claimCeiling(tdb.db, BURST_JOBS);
     const ceiling = Math.min(publishPerSec, claimPerSec);
-    out.ceiling = { publishPerSec: Math.round(publishPerSec), claimPerSec: Math.round(claimPerSec), ceilingPerSec: Math.round(ceiling) };
+    out.ceiling = {
+      publishPerSec: Math.round(publishPerSec),
+      claimPerSec: Math.round(claimPerSec),
+      ceilingPerSec: Math.round(ceiling),
+    };
 
     // ---- injector, counting its queries -----------------------------------
     let queries = 0;
     tdb.db.on('query', () => {
       queries += 1;
     });
-    const injector = new Injector({ db: tdb.db, connection, publisher, settings: config.injector, claimant: `bench.${process.pid}`, logger });
+    const injector = new Injector({
+      db: tdb.db,
+      connection,
+      publisher,
+      settings: config.injector,
+      claimant: `bench.${process.pid}`,
+      logger,
+    });
 
     progress('idle');
     // ---- idle -------------------------------------------------------------
@@ -180,19 +236,35 @@ async function main(): Promise<void> {
     const q0 = queries;
     const tIdle = performance.now();
     await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
-    out.idle = { seconds: IDLE_SECONDS, queriesPerSec: Math.round(((queries - q0) / ((performance.now() - tIdle) / 1000)) * 100) / 100 };
+    out.idle = {
+      seconds: IDLE_SECONDS,
+      queriesPerSec:
+        Math.round(((queries - q0) / ((performance.now() - tIdle) / 1000)) * 100) / 100,
+    };
 
     progress('burst');
     // ---- burst ------------------------------------------------------------
     const qBurst = queries;
     const dueAt = (await dbNow(tdb.db)) + 1500;
     await tdb.db.raw('UPDATE jobs SET next_run = ?', [new Date(dueAt)]);
-    await waitFor(async () => Number(((await tdb.db('runs').whereNotNull('published_at').count({ n: '*' })) as Array<{ n: number }>)[0]!.n) >= BURST_JOBS, {
-      timeoutMs: 120_000,
-      intervalMs: 200,
-      message: 'burst published',
-    });
-    const [[last]] = (await tdb.db.raw('SELECT MAX(published_at) AS last, MIN(queued_at) AS first FROM runs')) as unknown as Rows<{ last: Date; first: Date }>;
+    await waitFor(
+      async () =>
+        Number(
+          (
+            (await tdb.db('runs').whereNotNull('published_at').count({ n: '*' })) as Array<{
+              n: number;
+            }>
+          )[0]!.n,
+        ) >= BURST_JOBS,
+      {
+        timeoutMs: 120_000,
+        intervalMs: 200,
+        message: 'burst published',
+      },
+    );
+    const [[last]] = (await tdb.db.raw(
+      'SELECT MAX(published_at) AS last, MIN(queued_at) AS first FROM runs',
+    )) as unknown as Rows<{ last: Date; first: Date }>;
     const seconds = (last!.last.getTime() - dueAt) / 1000;
     const jobsPerSec = BURST_JOBS / seconds;
     out.burst = {

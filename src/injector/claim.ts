@@ -33,16 +33,27 @@ export interface ClaimResult {
 
 type ClaimRow = DueJobRow & { db_now: Date };
 
-const JOB_COLUMNS = 'id, name, command, routing_key, schedule, `interval`, next_run, run_now, timeout, ended_at, schedule_error, UTC_TIMESTAMP(3) AS db_now';
+const JOB_COLUMNS =
+  'id, name, command, routing_key, schedule, `interval`, next_run, run_now, timeout, ended_at, schedule_error, UTC_TIMESTAMP(3) AS db_now';
 
 /** Rows of a raw SELECT through knex's mysql2 client. */
-export async function selectRows<T>(db: Knex | Knex.Transaction, sql: string, bindings: readonly unknown[] = []): Promise<T[]> {
+export async function selectRows<T>(
+  db: Knex | Knex.Transaction,
+  sql: string,
+  bindings: readonly unknown[] = [],
+): Promise<T[]> {
   const [rows] = (await db.raw(sql, bindings as Knex.RawBinding[])) as unknown as [T[]];
   return rows;
 }
 
-export async function execute(db: Knex | Knex.Transaction, sql: string, bindings: readonly unknown[] = []): Promise<number> {
-  const [res] = (await db.raw(sql, bindings as Knex.RawBinding[])) as unknown as [{ affectedRows: number }];
+export async function execute(
+  db: Knex | Knex.Transaction,
+  sql: string,
+  bindings: readonly unknown[] = [],
+): Promise<number> {
+  const [res] = (await db.raw(sql, bindings as Knex.RawBinding[])) as unknown as [
+    { affectedRows: number },
+  ];
   return res.affectedRows;
 }
 
@@ -60,7 +71,11 @@ export async function claimDueJobs(db: Knex, opts: ClaimOptions): Promise<ClaimR
       // A separate query instead of OR, so each side uses its own index. A
       // manual run is allowed for an ended job or one with a broken schedule.
       const manual = opts.includeRunNow
-        ? await selectRows<ClaimRow>(trx, `SELECT ${JOB_COLUMNS} FROM jobs WHERE run_now = 1 ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED`, [opts.batchSize])
+        ? await selectRows<ClaimRow>(
+            trx,
+            `SELECT ${JOB_COLUMNS} FROM jobs WHERE run_now = 1 ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED`,
+            [opts.batchSize],
+          )
         : [];
       const rows = new Map<number, ClaimRow>();
       for (const r of due) rows.set(r.id, r);
@@ -82,28 +97,41 @@ export async function claimDueJobs(db: Knex, opts: ClaimOptions): Promise<ClaimR
           result.runs.push(run);
           queuedAt.set(run.runId, row.db_now);
         }
-        if (plan.newScheduleError !== undefined) result.scheduleErrors.push({ jobId: row.id, jobName: row.name, error: plan.newScheduleError });
+        if (plan.newScheduleError !== undefined)
+          result.scheduleErrors.push({
+            jobId: row.id,
+            jobName: row.name,
+            error: plan.newScheduleError,
+          });
       }
 
       await updateJobs(trx, updates, opts.claimant);
-      if (result.runs.length > 0) result.runs = await insertRuns(trx, result.runs, queuedAt, opts.claimant);
+      if (result.runs.length > 0)
+        result.runs = await insertRuns(trx, result.runs, queuedAt, opts.claimant);
       return result;
     },
     { isolationLevel: 'read committed' },
   );
 }
 
-/** One statement for the whole batch: a join against a derived table of the new values. */
-async function updateJobs(trx: Knex.Transaction, updates: ReturnType<typeof planClaim>['update'][], claimant: string): Promise<void> {
+/** One statement for the whole batch: a join against a table of the new values. */
+async function updateJobs(
+  trx: Knex.Transaction,
+  updates: ReturnType<typeof planClaim>['update'][],
+  claimant: string,
+): Promise<void> {
   const rowsSql: string[] = [];
   const bindings: unknown[] = [];
-  updates.forEach((u, i) => {
-    rowsSql.push(i === 0 ? 'SELECT ? AS id, ? AS next_run, ? AS ended_at, ? AS clear_run_now, ? AS schedule_error' : 'SELECT ?, ?, ?, ?, ?');
+  for (const u of updates) {
+    rowsSql.push('(?, ?, ?, ?, ?)');
     bindings.push(u.id, u.nextRun, u.endedAt, u.clearRunNow ? 1 : 0, u.scheduleError);
-  });
+  }
+  // A table value constructor parses faster than a UNION ALL of 500 SELECTs.
   await execute(
     trx,
-    `UPDATE jobs j JOIN (${rowsSql.join(' UNION ALL ')}) u ON j.id = u.id
+    `UPDATE jobs j JOIN (
+       WITH u (id, next_run, ended_at, clear_run_now, schedule_error) AS (VALUES ${rowsSql.join(', ')})
+       SELECT * FROM u) u ON j.id = u.id
         SET j.next_run = u.next_run, j.ended_at = u.ended_at, j.schedule_error = u.schedule_error,
             j.run_now = IF(u.clear_run_now = 1, 0, j.run_now), j.locked_by = ?`,
     [...bindings, claimant],
@@ -116,13 +144,29 @@ async function updateJobs(trx: Knex.Transaction, updates: ReturnType<typeof plan
  * back to an occurrence that already ran), the new one is dropped and that
  * occurrence is not published again. Returns the runs actually inserted.
  */
-async function insertRuns(trx: Knex.Transaction, runs: PlannedRun[], queuedAt: Map<string, Date>, claimant: string): Promise<PlannedRun[]> {
+async function insertRuns(
+  trx: Knex.Transaction,
+  runs: PlannedRun[],
+  queuedAt: Map<string, Date>,
+  claimant: string,
+): Promise<PlannedRun[]> {
   const values: string[] = [];
   const bindings: unknown[] = [];
   for (const r of runs) {
     values.push("(?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)");
     const at = queuedAt.get(r.runId)!;
-    bindings.push(r.runId, r.jobId, r.jobName, r.scheduledFor, r.trigger, r.routingKey, claimant, at, at, r.missed);
+    bindings.push(
+      r.runId,
+      r.jobId,
+      r.jobName,
+      r.scheduledFor,
+      r.trigger,
+      r.routingKey,
+      claimant,
+      at,
+      at,
+      r.missed,
+    );
   }
   const inserted = await execute(
     trx,
@@ -131,7 +175,11 @@ async function insertRuns(trx: Knex.Transaction, runs: PlannedRun[], queuedAt: M
     bindings,
   );
   if (inserted === runs.length) return runs;
-  const present = await selectRows<{ run_id: string }>(trx, `SELECT run_id FROM runs WHERE run_id IN (${runs.map(() => '?').join(', ')})`, runs.map((r) => r.runId));
+  const present = await selectRows<{ run_id: string }>(
+    trx,
+    `SELECT run_id FROM runs WHERE run_id IN (${runs.map(() => '?').join(', ')})`,
+    runs.map((r) => r.runId),
+  );
   const ids = new Set(present.map((r) => r.run_id));
   return runs.filter((r) => ids.has(r.runId));
 }

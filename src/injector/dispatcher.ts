@@ -92,7 +92,10 @@ export class Dispatcher {
     }
     const outcome = await publishRuns(this.opts.publisher, runs, this.opts.confirmTimeoutMs);
     if (testPauseAfterConfirmMs) {
-      logger.warn({ runs: outcome.confirmed.length, ms: testPauseAfterConfirmMs }, 'TEST pause after confirm');
+      logger.warn(
+        { runs: outcome.confirmed.length, ms: testPauseAfterConfirmMs },
+        'TEST pause after confirm',
+      );
       await sleep(testPauseAfterConfirmMs);
     }
     for (const r of outcome.confirmed) this.toMark.add(r.runId);
@@ -111,15 +114,29 @@ export class Dispatcher {
         await markUnroutable(this.opts.db, outcome.unroutable);
         this.counters.unroutable += outcome.unroutable.length;
         for (const r of outcome.unroutable) {
-          logger.warn({ job_id: r.jobId, run_id: r.runId, routing_key: r.routingKey }, `run failed: ${unroutableReason(r.routingKey)}`);
+          logger.warn(
+            { job_id: r.jobId, run_id: r.runId, routing_key: r.routingKey },
+            `run failed: ${unroutableReason(r.routingKey)}`,
+          );
         }
       } catch (err) {
         // Still queued and unpublished: the sweep publishes them again and the broker returns them again.
-        logger.warn({ err: (err as Error).message, runs: outcome.unroutable.length }, 'could not record unroutable runs; they will be retried');
+        logger.warn(
+          { err: (err as Error).message, runs: outcome.unroutable.length },
+          'could not record unroutable runs; they will be retried',
+        );
       }
     }
     if (logger.isLevelEnabled('debug')) {
-      logger.debug({ published: outcome.confirmed.length, unroutable: outcome.unroutable.length, failed: outcome.failed.length, republish }, 'batch published');
+      logger.debug(
+        {
+          published: outcome.confirmed.length,
+          unroutable: outcome.unroutable.length,
+          failed: outcome.failed.length,
+          republish,
+        },
+        'batch published',
+      );
     }
   }
 
@@ -135,7 +152,10 @@ export class Dispatcher {
         }
       } catch (err) {
         // Left in toMark; the injector's next cycle writes them (and backs off while the database is away).
-        this.opts.logger.debug({ err: (err as Error).message, runs: this.toMark.size }, 'published_at not written yet');
+        this.opts.logger.debug(
+          { err: (err as Error).message, runs: this.toMark.size },
+          'published_at not written yet',
+        );
       } finally {
         this.marking = undefined;
       }

@@ -1,4 +1,10 @@
-import { exponentialBackoff, sleep, type AmqpConnection, type Backoff, type ConfirmPublisher } from '../core/amqp';
+import {
+  exponentialBackoff,
+  sleep,
+  type AmqpConnection,
+  type Backoff,
+  type ConfirmPublisher,
+} from '../core/amqp';
 import type { Config } from '../core/config';
 import type { Knex } from '../core/db';
 import { BrokerUnavailableError, isTransientDbError } from '../core/errors';
@@ -32,6 +38,8 @@ const SKEW_WARN_MS = 1000;
 const WAKE_MARGIN_MS = 2;
 /** Batches claimed back to back before the loop probes (and sweeps) again. */
 const MAX_BATCHES_PER_CYCLE = 50;
+/** Claim transactions side by side while a backlog lasts. */
+const CLAIM_CONCURRENCY = 2;
 /** Batches publishing at once beside the claim. */
 const MAX_IN_FLIGHT_BATCHES = 4;
 
@@ -129,7 +137,13 @@ export class Injector implements Service {
         }
         if (r.contended) {
           // Another injector holds the due rows; look again shortly, not at once.
-          await sleep(Math.min(this.opts.settings.maxPollMs, 5 * 2 ** Math.min(this.idleContention++, 8) + Math.random() * 10), this.abort.signal);
+          await sleep(
+            Math.min(
+              this.opts.settings.maxPollMs,
+              5 * 2 ** Math.min(this.idleContention++, 8) + Math.random() * 10,
+            ),
+            this.abort.signal,
+          );
           continue;
         }
         this.idleContention = 0;
@@ -140,7 +154,14 @@ export class Injector implements Service {
       }
     }
     // Finish the batches in hand: their confirms and published_at.
-    await this.dispatcher.idle().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'could not record the last confirms; their runs will be published again'));
+    await this.dispatcher
+      .idle()
+      .catch((err: unknown) =>
+        this.log.warn(
+          { err: (err as Error).message },
+          'could not record the last confirms; their runs will be published again',
+        ),
+      );
     this.log.info({ ...this.counters, ...this.dispatcher.counters }, 'injector stopped');
   }
 
@@ -175,13 +196,23 @@ export class Injector implements Service {
   private async backOff(err: unknown, attempt: number): Promise<void> {
     const delay = this.backoff.delay(attempt);
     const nextRetryAt = new Date(Date.now() + delay).toISOString();
-    const kind = err instanceof BrokerUnavailableError ? 'broker' : isTransientDbError(err) ? 'database' : 'error';
+    const kind =
+      err instanceof BrokerUnavailableError
+        ? 'broker'
+        : isTransientDbError(err)
+          ? 'database'
+          : 'error';
     const fields = { err: shortMessage(err), code: (err as { code?: unknown }).code, nextRetryAt };
     this.counters.errors += 1;
     if (kind === 'error') {
       this.log.error({ ...fields, stack: (err as Error).stack }, 'injector cycle failed; retrying');
     } else if (this.outage !== kind) {
-      this.log.warn(fields, kind === 'database' ? 'database unavailable; retrying with backoff' : 'publishing failed; retrying with backoff');
+      this.log.warn(
+        fields,
+        kind === 'database'
+          ? 'database unavailable; retrying with backoff'
+          : 'publishing failed; retrying with backoff',
+      );
     } else {
       this.log.debug(fields, `${kind} still unavailable`);
     }
@@ -201,11 +232,18 @@ export class Injector implements Service {
     if (own.size > 0) {
       await this.dispatcher.idle();
       const ids = [...own].slice(0, settings.batchSize);
-      const retaken = await retakeUnpublished(db, { runIds: ids }, { batchSize: settings.batchSize, claimant });
+      const retaken = await retakeUnpublished(
+        db,
+        { runIds: ids },
+        { batchSize: settings.batchSize, claimant },
+      );
       // Those not retaken were published by someone else meanwhile, or are being retaken by them.
       for (const id of ids) own.delete(id);
       if (retaken.runs.length > 0) {
-        this.log.info({ runs: retaken.runs.length }, 'publishing runs again after a failed publish (same run ids)');
+        this.log.info(
+          { runs: retaken.runs.length },
+          'publishing runs again after a failed publish (same run ids)',
+        );
         await this.dispatcher.publishNow(retaken.runs, true);
         result.worked = true;
       }
@@ -216,7 +254,8 @@ export class Injector implements Service {
     // once instead of probing first; probe when a claim came back empty, and
     // at least every maxPollMs so run-now flags and stale runs are seen.
     const last = this.lastProbe;
-    const skipProbe = this.claimStreak && last !== undefined && Date.now() - last.localAt < settings.maxPollMs;
+    const skipProbe =
+      this.claimStreak && last !== undefined && Date.now() - last.localAt < settings.maxPollMs;
     if (skipProbe) {
       const claimed = await this.claimAndPublish(false);
       this.claimStreak = claimed.jobs > 0;
@@ -230,9 +269,16 @@ export class Injector implements Service {
     this.checkClock(p);
 
     if (p.stale && !this.stopping) {
-      const retaken = await retakeUnpublished(db, { olderThanMs: settings.republishAfterMs }, { batchSize: settings.batchSize, claimant });
+      const retaken = await retakeUnpublished(
+        db,
+        { olderThanMs: settings.republishAfterMs },
+        { batchSize: settings.batchSize, claimant },
+      );
       if (retaken.runs.length > 0) {
-        this.log.warn({ runs: retaken.runs.length }, 'publishing runs whose publish was never confirmed (same run ids)');
+        this.log.warn(
+          { runs: retaken.runs.length },
+          'publishing runs whose publish was never confirmed (same run ids)',
+        );
         await this.dispatcher.publishNow(retaken.runs, true);
       }
       if (retaken.runs.length > 0 || retaken.orphaned > 0) result.worked = true;
@@ -258,28 +304,51 @@ export class Injector implements Service {
   /**
    * Claim batch after batch while they come back full. Each batch is
    * published while the next one is claimed (and while the next cycle
-   * runs), so the database and the broker work at the same time. Once a
-   * publish has failed no more batches are claimed, so a broker that went
-   * away does not turn more due jobs into unpublished runs: they stay due
-   * and coalesce into one run each when it is back.
+   * runs), so the database and the broker work at the same time; after a
+   * full first batch, CLAIM_CONCURRENCY transactions claim side by side
+   * (SKIP LOCKED gives them disjoint rows), so a backlog uses more than one
+   * database thread. Once a publish has failed no more batches are claimed,
+   * so a broker that went away does not turn more due jobs into unpublished
+   * runs: they stay due and coalesce into one run each when it is back.
    */
   private async claimAndPublish(includeRunNow: boolean): Promise<{ jobs: number; full: boolean }> {
-    const { db, settings, claimant } = this.opts;
     let jobs = 0;
+    let batches = 0;
     let full = false;
-    for (let batch = 0; !this.dispatcher.failing; batch++) {
-      const claim = await claimDueJobs(db, { batchSize: settings.batchSize, includeRunNow: includeRunNow && batch === 0, claimant });
+    const claimOne = async (withRunNow: boolean): Promise<boolean> => {
+      batches += 1;
+      const claim = await claimDueJobs(this.opts.db, {
+        batchSize: this.opts.settings.batchSize,
+        includeRunNow: withRunNow,
+        claimant: this.opts.claimant,
+      });
       jobs += claim.jobs;
-      full = claim.full;
       this.counters.claimedJobs += claim.jobs;
       for (const e of claim.scheduleErrors) {
         // Logged once: schedule_error keeps the job out of later claims until its schedule changes.
         this.counters.scheduleErrors += 1;
-        this.log.error({ job_id: e.jobId, job: e.jobName, err: e.error }, 'job skipped: its schedule cannot be read (fix the schedule to resume it)');
+        this.log.error(
+          { job_id: e.jobId, job: e.jobName, err: e.error },
+          'job skipped: its schedule cannot be read (fix the schedule to resume it)',
+        );
       }
       // Published while the next batch is claimed; waits only when too many batches are unconfirmed.
       await this.dispatcher.submit(claim.runs);
-      if (!claim.full || this.stopping || batch + 1 >= MAX_BATCHES_PER_CYCLE) break;
+      return claim.full;
+    };
+    const more = () =>
+      !this.dispatcher.failing && !this.stopping && batches < MAX_BATCHES_PER_CYCLE;
+    full = await claimOne(includeRunNow);
+    if (full && more()) {
+      const lane = async () => {
+        while (more()) {
+          if (!(await claimOne(false))) return false;
+        }
+        return true;
+      };
+      const lanes = await Promise.all(Array.from({ length: CLAIM_CONCURRENCY }, lane));
+      // Full only if every lane stopped at the cap with rows still coming.
+      full = lanes.every(Boolean);
     }
     return { jobs, full };
   }
@@ -288,10 +357,16 @@ export class Injector implements Service {
     const offset = clockOffsetMs(p);
     if (Math.abs(offset) > SKEW_WARN_MS && !this.skewWarned) {
       this.skewWarned = true;
-      this.log.warn({ clockOffsetMs: Math.round(offset) }, "database and process clocks differ by more than 1 s; the database's clock decides what is due");
+      this.log.warn(
+        { clockOffsetMs: Math.round(offset) },
+        "database and process clocks differ by more than 1 s; the database's clock decides what is due",
+      );
     } else if (Math.abs(offset) < SKEW_WARN_MS / 2 && this.skewWarned) {
       this.skewWarned = false;
-      this.log.info({ clockOffsetMs: Math.round(offset) }, 'database and process clocks agree again');
+      this.log.info(
+        { clockOffsetMs: Math.round(offset) },
+        'database and process clocks agree again',
+      );
     }
   }
 }
@@ -300,5 +375,7 @@ export class Injector implements Service {
 function shortMessage(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   const cut = message.lastIndexOf(' - ');
-  return cut >= 0 && /^(select|insert|update|delete|set|begin|commit)\b/i.test(message.trim()) ? message.slice(cut + 3) : message;
+  return cut >= 0 && /^(select|insert|update|delete|set|begin|commit)\b/i.test(message.trim())
+    ? message.slice(cut + 3)
+    : message;
 }

@@ -14,7 +14,11 @@ const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(',
 /** Record the broker's confirm. One statement per batch. */
 export async function markPublished(db: Knex, runIds: readonly string[]): Promise<void> {
   if (runIds.length === 0) return;
-  await execute(db, `UPDATE runs SET published_at = UTC_TIMESTAMP(3) WHERE run_id IN (${placeholders(runIds.length)}) AND published_at IS NULL`, runIds);
+  await execute(
+    db,
+    `UPDATE runs SET published_at = UTC_TIMESTAMP(3) WHERE run_id IN (${placeholders(runIds.length)}) AND published_at IS NULL`,
+    runIds,
+  );
 }
 
 export function unroutableReason(routingKey: string): string {
@@ -83,8 +87,12 @@ export async function retakeUnpublished(
       const filter =
         'runIds' in which
           ? { sql: `run_id IN (${placeholders(which.runIds.length)})`, bindings: [...which.runIds] }
-          : { sql: 'COALESCE(publish_attempt_at, queued_at) < UTC_TIMESTAMP(3) - INTERVAL ? MICROSECOND', bindings: [which.olderThanMs * 1000] };
-      if ('runIds' in which && which.runIds.length === 0) return { runs: [], orphaned: 0, full: false };
+          : {
+              sql: 'COALESCE(publish_attempt_at, queued_at) < UTC_TIMESTAMP(3) - INTERVAL ? MICROSECOND',
+              bindings: [which.olderThanMs * 1000],
+            };
+      if ('runIds' in which && which.runIds.length === 0)
+        return { runs: [], orphaned: 0, full: false };
       const rows = await selectRows<UnpublishedRow>(
         trx,
         `SELECT run_id, job_id, job_name, scheduled_for, triggered_by, routing_key, missed FROM runs
@@ -95,7 +103,13 @@ export async function retakeUnpublished(
       if (rows.length === 0) return { runs: [], orphaned: 0, full: false };
       const jobIds = [...new Set(rows.map((r) => r.job_id))];
       const jobs = new Map(
-        (await selectRows<JobBits>(trx, `SELECT id, name, command, timeout FROM jobs WHERE id IN (${placeholders(jobIds.length)})`, jobIds)).map((j) => [j.id, j]),
+        (
+          await selectRows<JobBits>(
+            trx,
+            `SELECT id, name, command, timeout FROM jobs WHERE id IN (${placeholders(jobIds.length)})`,
+            jobIds,
+          )
+        ).map((j) => [j.id, j]),
       );
       const runs: PlannedRun[] = [];
       const orphans: string[] = [];

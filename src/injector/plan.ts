@@ -22,7 +22,17 @@ import { parseSchedule, type Schedule } from '../core/schedule';
 
 export type DueJobRow = Pick<
   JobRow,
-  'id' | 'name' | 'command' | 'routing_key' | 'schedule' | 'interval' | 'next_run' | 'run_now' | 'timeout' | 'ended_at' | 'schedule_error'
+  | 'id'
+  | 'name'
+  | 'command'
+  | 'routing_key'
+  | 'schedule'
+  | 'interval'
+  | 'next_run'
+  | 'run_now'
+  | 'timeout'
+  | 'ended_at'
+  | 'schedule_error'
 >;
 
 export interface PlannedRun {
@@ -77,7 +87,11 @@ export function planClaim(job: DueJobRow, now: Date, makeRunId: () => string = n
     timeoutSeconds: job.timeout && job.timeout > 0 ? job.timeout : null,
   };
 
-  const due = job.next_run !== null && job.next_run.getTime() < now.getTime() && job.ended_at === null && job.schedule_error === null;
+  const due =
+    job.next_run !== null &&
+    job.next_run.getTime() < now.getTime() &&
+    job.ended_at === null &&
+    job.schedule_error === null;
   if (due) {
     const occurrence = job.next_run!;
     let schedule: Schedule | null = null;
@@ -95,7 +109,13 @@ export function planClaim(job: DueJobRow, now: Date, makeRunId: () => string = n
       plan.newScheduleError = text;
     } else {
       const next = schedule.next(now);
-      runs.push({ ...base, runId: makeRunId(), scheduledFor: occurrence, trigger: 'schedule', missed: countMissed(schedule, occurrence, now) });
+      runs.push({
+        ...base,
+        runId: makeRunId(),
+        scheduledFor: occurrence,
+        trigger: 'schedule',
+        missed: countMissed(schedule, occurrence, now),
+      });
       update.nextRun = next;
       if (next === null) update.endedAt = now;
     }
@@ -133,7 +153,11 @@ function parsedSchedule(text: string): Schedule {
  * counted. The engine counts in constant time for ISO schedules, so a
  * ten-year outage of a PT1S job costs nothing.
  */
-export function countMissed(schedule: Pick<Schedule, 'countBetween'>, occurrence: Date, now: Date): number {
+export function countMissed(
+  schedule: Pick<Schedule, 'countBetween'>,
+  occurrence: Date,
+  now: Date,
+): number {
   if (now.getTime() <= occurrence.getTime()) return 0;
   return schedule.countBetween(occurrence, now, MISSED_CAP);
 }

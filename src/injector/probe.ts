@@ -19,9 +19,18 @@ export interface Probe {
   stale: boolean;
 }
 
-export async function probe(db: Knex, republishAfterMs: number, now: () => number = Date.now): Promise<Probe> {
+export async function probe(
+  db: Knex,
+  republishAfterMs: number,
+  now: () => number = Date.now,
+): Promise<Probe> {
   const before = now();
-  const rows = await selectRows<{ db_now: Date; next_due: Date | null; run_now: number; stale: number }>(
+  const rows = await selectRows<{
+    db_now: Date;
+    next_due: Date | null;
+    run_now: number;
+    stale: number;
+  }>(
     db,
     `SELECT UTC_TIMESTAMP(3) AS db_now,
        (SELECT next_run FROM jobs WHERE next_run IS NOT NULL AND ended_at IS NULL AND schedule_error IS NULL
@@ -33,7 +42,13 @@ export async function probe(db: Knex, republishAfterMs: number, now: () => numbe
   );
   const after = now();
   const r = rows[0]!;
-  return { dbNow: r.db_now, localAt: (before + after) / 2, nextDue: r.next_due, runNow: Number(r.run_now) === 1, stale: Number(r.stale) === 1 };
+  return {
+    dbNow: r.db_now,
+    localAt: (before + after) / 2,
+    nextDue: r.next_due,
+    runNow: Number(r.run_now) === 1,
+    stale: Number(r.stale) === 1,
+  };
 }
 
 /** Milliseconds the database's clock is ahead of this process's. */

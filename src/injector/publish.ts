@@ -35,7 +35,11 @@ export function jobMessageBody(run: PlannedRun): Buffer {
   );
 }
 
-export async function publishRuns(publisher: ConfirmPublisher, runs: readonly PlannedRun[], confirmTimeoutMs: number): Promise<PublishOutcome> {
+export async function publishRuns(
+  publisher: ConfirmPublisher,
+  runs: readonly PlannedRun[],
+  confirmTimeoutMs: number,
+): Promise<PublishOutcome> {
   const out: PublishOutcome = { confirmed: [], unroutable: [], failed: [], firstError: undefined };
   const settled = new Set<string>();
   const all = runs.map((run) =>

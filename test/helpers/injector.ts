@@ -17,9 +17,15 @@ export interface JobSpec {
 }
 
 /** Insert jobs into one category (created if needed); returns their ids in order. */
-export async function insertJobs(db: Knex, specs: JobSpec[], category = 'injector-tests'): Promise<number[]> {
+export async function insertJobs(
+  db: Knex,
+  specs: JobSpec[],
+  category = 'injector-tests',
+): Promise<number[]> {
   await db.raw('INSERT IGNORE INTO categories (name) VALUES (?)', [category]);
-  const [{ id: categoryId }] = (await db('categories').where({ name: category }).select('id')) as Array<{ id: number }>;
+  const [{ id: categoryId }] = (await db('categories')
+    .where({ name: category })
+    .select('id')) as Array<{ id: number }>;
   const ids: number[] = [];
   for (let i = 0; i < specs.length; i += 500) {
     const chunk = specs.slice(i, i + 500);
@@ -35,7 +41,10 @@ export async function insertJobs(db: Knex, specs: JobSpec[], category = 'injecto
     }));
     await db('jobs').insert(rows);
     const names = chunk.map((s) => s.name);
-    const got = (await db('jobs').where({ category_id: categoryId }).whereIn('name', names).select('id', 'name')) as Array<{ id: number; name: string }>;
+    const got = (await db('jobs')
+      .where({ category_id: categoryId })
+      .whereIn('name', names)
+      .select('id', 'name')) as Array<{ id: number; name: string }>;
     const byName = new Map(got.map((r) => [r.name, r.id]));
     for (const n of names) ids.push(byName.get(n)!);
   }
@@ -74,7 +83,10 @@ export async function drainQueue(conn: ChannelModel, queue: string): Promise<Rec
     for (;;) {
       const m = await ch.get(queue, { noAck: true });
       if (m === false) break;
-      out.push({ ...(JSON.parse(m.content.toString('utf8')) as ReceivedJob), messageId: m.properties.messageId as string | undefined });
+      out.push({
+        ...(JSON.parse(m.content.toString('utf8')) as ReceivedJob),
+        messageId: m.properties.messageId as string | undefined,
+      });
     }
   } finally {
     await ch.close().catch(() => undefined);
@@ -96,7 +108,17 @@ export interface RunRowLite {
 
 export async function runsOf(db: Knex): Promise<RunRowLite[]> {
   return (await db('runs')
-    .select('run_id', 'job_id', 'scheduled_for', 'triggered_by', 'status', 'reason', 'missed', 'published_at', 'queued_at')
+    .select(
+      'run_id',
+      'job_id',
+      'scheduled_for',
+      'triggered_by',
+      'status',
+      'reason',
+      'missed',
+      'published_at',
+      'queued_at',
+    )
     .orderBy(['job_id', 'scheduled_for'])) as RunRowLite[];
 }
 
@@ -109,14 +131,17 @@ export async function runsOf(db: Knex): Promise<RunRowLite[]> {
 export function scheduleGaps(runs: RunRowLite[], periodMs: number): string[] {
   const problems: string[] = [];
   const byJob = new Map<number, RunRowLite[]>();
-  for (const r of runs) if (r.triggered_by === 'schedule') byJob.set(r.job_id, [...(byJob.get(r.job_id) ?? []), r]);
+  for (const r of runs)
+    if (r.triggered_by === 'schedule') byJob.set(r.job_id, [...(byJob.get(r.job_id) ?? []), r]);
   for (const [job, list] of byJob) {
     list.sort((a, b) => a.scheduled_for.getTime() - b.scheduled_for.getTime());
     for (let i = 1; i < list.length; i++) {
       const prev = list[i - 1]!;
       const expected = prev.scheduled_for.getTime() + (prev.missed + 1) * periodMs;
       if (list[i]!.scheduled_for.getTime() !== expected) {
-        problems.push(`job ${job}: run after ${prev.scheduled_for.toISOString()} (missed ${prev.missed}) is for ${list[i]!.scheduled_for.toISOString()}, expected ${new Date(expected).toISOString()}`);
+        problems.push(
+          `job ${job}: run after ${prev.scheduled_for.toISOString()} (missed ${prev.missed}) is for ${list[i]!.scheduled_for.toISOString()}, expected ${new Date(expected).toISOString()}`,
+        );
       }
     }
   }

@@ -1,6 +1,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDatabase, createTestVhost, waitFor, type TestDatabase, type TestVhost } from '../helpers/services';
+import {
+  createTestDatabase,
+  createTestVhost,
+  waitFor,
+  type TestDatabase,
+  type TestVhost,
+} from '../helpers/services';
 import { startCommand, type Proc } from '../helpers/processes';
 import { bindQueue, insertJobs, nextWholeSecond, runsOf, scheduleGaps } from '../helpers/injector';
 import { createDb } from '../../src/core/db';
@@ -26,53 +32,75 @@ after(async () => {
   await tdb?.drop();
 });
 
-test('an injector whose database connections are killed again and again keeps going and loses no occurrence', { timeout: 60_000 }, async () => {
-  const conn = await vh.connect();
-  const ch = await conn.createChannel();
-  await bindQueue(ch, 'cronq_jobs', 'default');
-  injector = startCommand('cronq-injector', {
-    env: { DATABASE_URL: tdb.url, RABBITMQ_URL: vh.url, CRONQ_LOG_LEVEL: 'info', CRONQ_INJECTOR_REPUBLISH_AFTER_MS: '1000' },
-  });
-  await injector.waitForLine('injector running', 30_000);
-  const start = nextWholeSecond(500);
-  const ids = await insertJobs(
-    tdb.db,
-    Array.from({ length: 100 }, (_, i) => ({ name: `drop-${i}`, schedule: `R/${start.toISOString()}/PT1S`, nextRun: start })),
-  );
+test(
+  'an injector whose database connections are killed again and again keeps going and loses no occurrence',
+  { timeout: 60_000 },
+  async () => {
+    const conn = await vh.connect();
+    const ch = await conn.createChannel();
+    await bindQueue(ch, 'cronq_jobs', 'default');
+    injector = startCommand('cronq-injector', {
+      env: {
+        DATABASE_URL: tdb.url,
+        RABBITMQ_URL: vh.url,
+        CRONQ_LOG_LEVEL: 'info',
+        CRONQ_INJECTOR_REPUBLISH_AFTER_MS: '1000',
+      },
+    });
+    await injector.waitForLine('injector running', 30_000);
+    const start = nextWholeSecond(500);
+    const ids = await insertJobs(
+      tdb.db,
+      Array.from({ length: 100 }, (_, i) => ({
+        name: `drop-${i}`,
+        schedule: `R/${start.toISOString()}/PT1S`,
+        nextRun: start,
+      })),
+    );
 
-  // A separate admin connection: kills every connection to the test database but its own.
-  const admin = createDb(parseDatabaseUrl(tdb.url), { poolMax: 1 });
-  try {
-    const until = start.getTime() + 4000;
-    let kills = 0;
-    while (Date.now() < until) {
-      const [rows] = (await admin.raw('SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()', [tdb.name])) as unknown as [
-        Array<{ id: number }>,
-      ];
-      for (const r of rows) {
-        await admin.raw(`KILL CONNECTION ${Number(r.id)}`).catch(() => undefined);
-        kills += 1;
+    // A separate admin connection: kills every connection to the test database but its own.
+    const admin = createDb(parseDatabaseUrl(tdb.url), { poolMax: 1 });
+    try {
+      const until = start.getTime() + 4000;
+      let kills = 0;
+      while (Date.now() < until) {
+        const [rows] = (await admin.raw(
+          'SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()',
+          [tdb.name],
+        )) as unknown as [Array<{ id: number }>];
+        for (const r of rows) {
+          await admin.raw(`KILL CONNECTION ${Number(r.id)}`).catch(() => undefined);
+          kills += 1;
+        }
+        await new Promise((r) => setTimeout(r, 150));
       }
-      await new Promise((r) => setTimeout(r, 150));
+      assert.ok(kills > 0, 'connections were killed');
+    } finally {
+      await admin.destroy();
     }
-    assert.ok(kills > 0, 'connections were killed');
-  } finally {
-    await admin.destroy();
-  }
-  const cutOver = Date.now();
-  // Afterwards every job runs on, and whatever was cut mid-way is published.
-  await waitFor(
-    async () => {
-      const runs = await runsOf(tdb.db);
-      const recent = new Set(runs.filter((r) => r.scheduled_for.getTime() > cutOver + 1000 && r.published_at).map((r) => r.job_id));
-      const unpublished = runs.filter((r) => r.published_at === null).length;
-      return recent.size === ids.length && unpublished === 0;
-    },
-    { timeoutMs: 20_000, message: 'jobs running again with every run published' },
-  );
-  assert.equal(injector.child.exitCode, null, 'the injector is still running');
-  assert.equal((await injector.stop()).code, 0);
-  const runs = (await runsOf(tdb.db)).filter((r) => r.published_at !== null);
-  assert.deepEqual(scheduleGaps(runs, 1000), [], 'every occurrence is a run or counted as missed by one');
-  assert.ok(runs.every((r) => r.status === 'queued'));
-});
+    const cutOver = Date.now();
+    // Afterwards every job runs on, and whatever was cut mid-way is published.
+    await waitFor(
+      async () => {
+        const runs = await runsOf(tdb.db);
+        const recent = new Set(
+          runs
+            .filter((r) => r.scheduled_for.getTime() > cutOver + 1000 && r.published_at)
+            .map((r) => r.job_id),
+        );
+        const unpublished = runs.filter((r) => r.published_at === null).length;
+        return recent.size === ids.length && unpublished === 0;
+      },
+      { timeoutMs: 20_000, message: 'jobs running again with every run published' },
+    );
+    assert.equal(injector.child.exitCode, null, 'the injector is still running');
+    assert.equal((await injector.stop()).code, 0);
+    const runs = (await runsOf(tdb.db)).filter((r) => r.published_at !== null);
+    assert.deepEqual(
+      scheduleGaps(runs, 1000),
+      [],
+      'every occurrence is a run or counted as missed by one',
+    );
+    assert.ok(runs.every((r) => r.status === 'queued'));
+  },
+);

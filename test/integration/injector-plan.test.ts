@@ -63,7 +63,11 @@ test('a job is not due at the very millisecond of next_run (next_run < now, stri
 });
 
 test('the last occurrence of an Rn schedule runs, then the job ends: ended_at set, next_run cleared', () => {
-  const p = planClaim(job({ schedule: `R3/${T0.toISOString()}/PT1S`, next_run: at(2000) }), at(2001), ids);
+  const p = planClaim(
+    job({ schedule: `R3/${T0.toISOString()}/PT1S`, next_run: at(2000) }),
+    at(2001),
+    ids,
+  );
   assert.equal(p.runs.length, 1);
   assert.equal(p.update.nextRun, null);
   assert.equal(p.update.endedAt!.getTime(), at(2001).getTime());

@@ -1,7 +1,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChannelModel } from 'amqplib';
-import { createTestDatabase, createTestVhost, uniqueName, waitFor, type TestDatabase, type TestVhost } from '../helpers/services';
+import {
+  createTestDatabase,
+  createTestVhost,
+  uniqueName,
+  waitFor,
+  type TestDatabase,
+  type TestVhost,
+} from '../helpers/services';
 import { runCommand, startCommand, type Proc } from '../helpers/processes';
 import { bindQueue, drainQueue, insertJobs, nextWholeSecond, runsOf } from '../helpers/injector';
 
@@ -22,7 +29,11 @@ describe('cronq-injector', () => {
     vh = await createTestVhost();
     conn = await vh.connect();
     injector = startCommand('cronq-injector', {
-      env: { DATABASE_URL: tdb.url, RABBITMQ_URL: vh.url, CRONQ_INJECTOR_MAX_POLL_MS: String(MAX_POLL_MS) },
+      env: {
+        DATABASE_URL: tdb.url,
+        RABBITMQ_URL: vh.url,
+        CRONQ_INJECTOR_MAX_POLL_MS: String(MAX_POLL_MS),
+      },
     });
     await injector.waitForLine('injector running', 30_000);
   });
@@ -48,7 +59,16 @@ describe('cronq-injector', () => {
   test('a due job is published with both spellings, its run id as message id, and published_at recorded', async () => {
     const queue = await queueFor(uniqueName('q'));
     const start = new Date(Date.now() - 500);
-    const [id] = await insertJobs(tdb.db, [{ name: uniqueName('both'), schedule: `R/${start.toISOString()}/PT1H`, nextRun: start, routingKey: queue, command: 'echo both', timeout: 42 }]);
+    const [id] = await insertJobs(tdb.db, [
+      {
+        name: uniqueName('both'),
+        schedule: `R/${start.toISOString()}/PT1H`,
+        nextRun: start,
+        routingKey: queue,
+        command: 'echo both',
+        timeout: 42,
+      },
+    ]);
     const [msg] = await waitFor(async () => {
       const got = await drainQueue(conn, queue);
       return got.length ? got : undefined;
@@ -60,7 +80,9 @@ describe('cronq-injector', () => {
     assert.equal(msg!.messageId, msg!.run_id);
     assert.equal(msg!.scheduled_for, start.toISOString());
     assert.equal((msg as unknown as { timeout: number }).timeout, 42);
-    const run = await waitFor(async () => (await runsOf(tdb.db)).find((r) => r.job_id === id && r.published_at !== null));
+    const run = await waitFor(async () =>
+      (await runsOf(tdb.db)).find((r) => r.job_id === id && r.published_at !== null),
+    );
     assert.equal(run.run_id, msg!.run_id);
     assert.equal(run.status, 'queued');
     assert.equal(run.triggered_by, 'schedule');
@@ -73,13 +95,26 @@ describe('cronq-injector', () => {
   test('a due job whose routing key has no queue bound ends as a failed run with the reason, and is not retried', async () => {
     const key = uniqueName('nobody').slice(0, 32);
     const start = new Date(Date.now() - 1000);
-    const [id] = await insertJobs(tdb.db, [{ name: uniqueName('unbound'), schedule: `R/${start.toISOString()}/PT1H`, nextRun: start, routingKey: key }]);
-    const run = await waitFor(async () => (await runsOf(tdb.db)).find((r) => r.job_id === id && r.status === 'failed'), { message: 'failed run' });
+    const [id] = await insertJobs(tdb.db, [
+      {
+        name: uniqueName('unbound'),
+        schedule: `R/${start.toISOString()}/PT1H`,
+        nextRun: start,
+        routingKey: key,
+      },
+    ]);
+    const run = await waitFor(
+      async () => (await runsOf(tdb.db)).find((r) => r.job_id === id && r.status === 'failed'),
+      { message: 'failed run' },
+    );
     assert.equal(run.reason, `no queue bound for routing key ${key}`);
     const [job] = await tdb.db('jobs').where({ id }).select('last_run_status', 'current_status');
     assert.equal(job.last_run_status, 'failed');
     assert.equal(job.current_status, 'failed');
-    const [{ finished }] = await tdb.db('runs').where({ run_id: run.run_id }).select(tdb.db.raw('finished_at IS NOT NULL AS finished'));
+    const [{ finished }] = await tdb
+      .db('runs')
+      .where({ run_id: run.run_id })
+      .select(tdb.db.raw('finished_at IS NOT NULL AS finished'));
     assert.equal(Number(finished), 1);
     assert.equal((await runsOf(tdb.db)).filter((r) => r.job_id === id).length, 1);
   });
@@ -87,13 +122,23 @@ describe('cronq-injector', () => {
   test('run_now set in the database is picked up within the poll interval, without moving next_run', async () => {
     const queue = await queueFor(uniqueName('q'));
     const later = new Date(Date.now() + 86_400_000);
-    const [id] = await insertJobs(tdb.db, [{ name: uniqueName('manual'), schedule: `R/${later.toISOString()}/P1D`, nextRun: later, routingKey: queue }]);
+    const [id] = await insertJobs(tdb.db, [
+      {
+        name: uniqueName('manual'),
+        schedule: `R/${later.toISOString()}/P1D`,
+        nextRun: later,
+        routingKey: queue,
+      },
+    ]);
     const setAt = Date.now();
     await tdb.db('jobs').where({ id }).update({ run_now: 1 });
-    const msgs = await waitFor(async () => {
-      const got = await drainQueue(conn, queue);
-      return got.length ? got : undefined;
-    }, { intervalMs: 10, timeoutMs: 5000 });
+    const msgs = await waitFor(
+      async () => {
+        const got = await drainQueue(conn, queue);
+        return got.length ? got : undefined;
+      },
+      { intervalMs: 10, timeoutMs: 5000 },
+    );
     const tookMs = Date.now() - setAt;
     assert.ok(tookMs < MAX_POLL_MS + 500, `picked up after ${tookMs} ms`);
     assert.equal(msgs.length, 1);
@@ -102,14 +147,30 @@ describe('cronq-injector', () => {
     assert.equal(job.run_now, 0);
     assert.equal(job.next_run.getTime(), later.getTime());
     const runs = (await runsOf(tdb.db)).filter((r) => r.job_id === id);
-    assert.deepEqual(runs.map((r) => r.triggered_by), ['manual']);
+    assert.deepEqual(
+      runs.map((r) => r.triggered_by),
+      ['manual'],
+    );
   });
 
   test('a bounded schedule (R3/...) runs three times, then shows as ended and gets no further runs', async () => {
     const queue = await queueFor(uniqueName('q'));
     const start = nextWholeSecond(300);
-    const [id] = await insertJobs(tdb.db, [{ name: uniqueName('bounded'), schedule: `R3/${start.toISOString()}/PT1S`, nextRun: start, routingKey: queue }]);
-    const job = await waitFor(async () => (await tdb.db('jobs').where({ id }).whereNotNull('ended_at').select('ended_at', 'next_run'))[0], { timeoutMs: 8000 });
+    const [id] = await insertJobs(tdb.db, [
+      {
+        name: uniqueName('bounded'),
+        schedule: `R3/${start.toISOString()}/PT1S`,
+        nextRun: start,
+        routingKey: queue,
+      },
+    ]);
+    const job = await waitFor(
+      async () =>
+        (
+          await tdb.db('jobs').where({ id }).whereNotNull('ended_at').select('ended_at', 'next_run')
+        )[0],
+      { timeoutMs: 8000 },
+    );
     assert.equal(job.next_run, null);
     // A further second: nothing more may come.
     await waitFor(async () => Date.now() > start.getTime() + 4000, { timeoutMs: 6000 });
@@ -125,27 +186,50 @@ describe('cronq-injector', () => {
     const queue = await queueFor(uniqueName('q'));
     const start = nextWholeSecond(200);
     const [badId, goodId] = await insertJobs(tdb.db, [
-      { name: uniqueName('bad'), schedule: 'every now and then', nextRun: start, routingKey: queue },
-      { name: uniqueName('good'), schedule: `R/${start.toISOString()}/PT1S`, nextRun: start, routingKey: queue },
+      {
+        name: uniqueName('bad'),
+        schedule: 'every now and then',
+        nextRun: start,
+        routingKey: queue,
+      },
+      {
+        name: uniqueName('good'),
+        schedule: `R/${start.toISOString()}/PT1S`,
+        nextRun: start,
+        routingKey: queue,
+      },
     ]);
-    await waitFor(async () => (await runsOf(tdb.db)).filter((r) => r.job_id === goodId).length >= 3, { timeoutMs: 8000, message: 'good job ran 3 times' });
+    await waitFor(
+      async () => (await runsOf(tdb.db)).filter((r) => r.job_id === goodId).length >= 3,
+      { timeoutMs: 8000, message: 'good job ran 3 times' },
+    );
     const [bad] = await tdb.db('jobs').where({ id: badId }).select('schedule_error');
     assert.match(bad.schedule_error, /every now and then/);
     assert.equal((await runsOf(tdb.db)).filter((r) => r.job_id === badId).length, 0);
-    const errors = injector.lines().filter((l) => l.includes('"level":"error"') && l.includes(`"job_id":${badId},`));
+    const errors = injector
+      .lines()
+      .filter((l) => l.includes('"level":"error"') && l.includes(`"job_id":${badId},`));
     assert.equal(errors.length, 1, errors.join('\n'));
     // Runs are on time: published within a poll interval of their occurrence (normally tens of ms).
     for (const r of (await runsOf(tdb.db)).filter((x) => x.job_id === goodId && x.published_at)) {
-      assert.ok(r.published_at!.getTime() - r.scheduled_for.getTime() < MAX_POLL_MS, `lag ${r.published_at!.getTime() - r.scheduled_for.getTime()} ms`);
+      assert.ok(
+        r.published_at!.getTime() - r.scheduled_for.getTime() < MAX_POLL_MS,
+        `lag ${r.published_at!.getTime() - r.scheduled_for.getTime()} ms`,
+      );
     }
   });
 
   test('a bad setting exits 2 with one line naming it', async () => {
-    const r = await runCommand('cronq-injector', { env: { DATABASE_URL: tdb.url, RABBITMQ_URL: vh.url, CRONQ_INJECTOR_BATCH_SIZE: 'lots' } });
+    const r = await runCommand('cronq-injector', {
+      env: { DATABASE_URL: tdb.url, RABBITMQ_URL: vh.url, CRONQ_INJECTOR_BATCH_SIZE: 'lots' },
+    });
     assert.equal(r.code, 2);
     assert.equal(r.stderr.trim().split('\n').length, 1);
     assert.match(r.stderr, /CRONQ_INJECTOR_BATCH_SIZE/);
-    const f = await runCommand('cronq-injector', { args: ['--max-poll-ms', '0'], env: { DATABASE_URL: tdb.url } });
+    const f = await runCommand('cronq-injector', {
+      args: ['--max-poll-ms', '0'],
+      env: { DATABASE_URL: tdb.url },
+    });
     assert.equal(f.code, 2);
     assert.match(f.stderr, /CRONQ_INJECTOR_MAX_POLL_MS/);
   });
@@ -153,7 +237,8 @@ describe('cronq-injector', () => {
   test('--help lists the flags and exits 0', async () => {
     const r = await runCommand('cronq-injector', { args: ['--help'] });
     assert.equal(r.code, 0);
-    for (const flag of ['--batch-size', '--max-poll-ms', '--log-level', '--verbose']) assert.ok(r.stdout.includes(flag), flag);
+    for (const flag of ['--batch-size', '--max-poll-ms', '--log-level', '--verbose'])
+      assert.ok(r.stdout.includes(flag), flag);
   });
 
   test('SIGTERM finishes the batch in hand and exits 0', async () => {

@@ -3,9 +3,22 @@ import assert from 'node:assert/strict';
 import { createDb } from '../../src/core/db';
 import { parseDatabaseUrl } from '../../src/core/config';
 import { RESULTS_QUEUE } from '../../src/core/topology';
-import { createTestDatabase, createTestVhost, rabbitmqctl, waitFor, type TestDatabase, type TestVhost } from '../helpers/services';
+import {
+  createTestDatabase,
+  createTestVhost,
+  rabbitmqctl,
+  waitFor,
+  type TestDatabase,
+  type TestVhost,
+} from '../helpers/services';
 import { startCommand, type Proc } from '../helpers/processes';
-import { insertJob, newRunId, resultMessage, ResultPublisher, type WireResult } from '../helpers/results';
+import {
+  insertJob,
+  newRunId,
+  resultMessage,
+  ResultPublisher,
+  type WireResult,
+} from '../helpers/results';
 
 /**
  * Faults the results consumer must ride out: its database connections
@@ -28,7 +41,16 @@ function startConsumer(env: Record<string, string> = {}): Proc {
 }
 
 async function queueCounts(queue: string): Promise<{ messages: number; unacked: number }> {
-  const out = await rabbitmqctl('list_queues', '-p', vhost.vhost, '--no-table-headers', '--silent', 'name', 'messages', 'messages_unacknowledged');
+  const out = await rabbitmqctl(
+    'list_queues',
+    '-p',
+    vhost.vhost,
+    '--no-table-headers',
+    '--silent',
+    'name',
+    'messages',
+    'messages_unacknowledged',
+  );
   for (const line of out.split('\n')) {
     const [name, n, u] = line.trim().split(/\s+/);
     if (name === queue) return { messages: Number(n), unacked: Number(u) };
@@ -45,7 +67,14 @@ function pairs(jobIds: number[], runs: number): { messages: WireResult[]; runIds
     const runId = newRunId();
     runIds.push(runId);
     const start = new Date(Date.now() - 60_000 + i).toISOString();
-    messages.push(resultMessage('starting', jobId, runId, { start_time: start }), resultMessage('finished', jobId, runId, { start_time: start, return_code: i % 7 === 0 ? 1 : 0, status: undefined }));
+    messages.push(
+      resultMessage('starting', jobId, runId, { start_time: start }),
+      resultMessage('finished', jobId, runId, {
+        start_time: start,
+        return_code: i % 7 === 0 ? 1 : 0,
+        status: undefined,
+      }),
+    );
   }
   return { messages, runIds };
 }
@@ -57,14 +86,32 @@ async function countWhere(sql: string, bindings: readonly (string | number)[]): 
 
 async function assertAllStoredOnce(runIds: string[], jobIds: number[]): Promise<void> {
   const inList = jobIds.map(() => '?').join(',');
-  await waitFor(async () => (await countWhere(`SELECT COUNT(*) AS n FROM runs WHERE job_id IN (${inList}) AND status IN ('succeeded','failed')`, jobIds)) === runIds.length, {
-    timeoutMs: 40_000,
-    message: `all ${runIds.length} runs final`,
-  });
-  assert.equal(await countWhere(`SELECT COUNT(*) AS n FROM events WHERE job_id IN (${inList})`, jobIds), runIds.length * 2, 'one event per message');
-  assert.equal(await countWhere(`SELECT COUNT(*) AS n FROM runs WHERE job_id IN (${inList})`, jobIds), runIds.length, 'one run row per run');
+  await waitFor(
+    async () =>
+      (await countWhere(
+        `SELECT COUNT(*) AS n FROM runs WHERE job_id IN (${inList}) AND status IN ('succeeded','failed')`,
+        jobIds,
+      )) === runIds.length,
+    {
+      timeoutMs: 40_000,
+      message: `all ${runIds.length} runs final`,
+    },
+  );
   assert.equal(
-    await countWhere(`SELECT COUNT(*) AS n FROM (SELECT run_id FROM events WHERE job_id IN (${inList}) GROUP BY run_id, type HAVING COUNT(*) > 1) d`, jobIds),
+    await countWhere(`SELECT COUNT(*) AS n FROM events WHERE job_id IN (${inList})`, jobIds),
+    runIds.length * 2,
+    'one event per message',
+  );
+  assert.equal(
+    await countWhere(`SELECT COUNT(*) AS n FROM runs WHERE job_id IN (${inList})`, jobIds),
+    runIds.length,
+    'one run row per run',
+  );
+  assert.equal(
+    await countWhere(
+      `SELECT COUNT(*) AS n FROM (SELECT run_id FROM events WHERE job_id IN (${inList}) GROUP BY run_id, type HAVING COUNT(*) > 1) d`,
+      jobIds,
+    ),
     0,
     'no event stored twice',
   );
@@ -74,7 +121,9 @@ async function assertAllStoredOnce(runIds: string[], jobIds: number[]): Promise<
     jobIds,
   )) as [unknown[]];
   assert.deepEqual(mismatch, [], 'job status follows the newest run');
-  await waitFor(async () => (await queueCounts(RESULTS_QUEUE)).messages === 0, { message: 'results queue empty' });
+  await waitFor(async () => (await queueCounts(RESULTS_QUEUE)).messages === 0, {
+    message: 'results queue empty',
+  });
 }
 
 before(async () => {
@@ -102,7 +151,10 @@ describe('cronq-results under faults', () => {
     try {
       const until = Date.now() + 4000;
       while (Date.now() < until) {
-        const [rows] = (await admin.raw('SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()', [tdb.name])) as [Array<{ id: number }>];
+        const [rows] = (await admin.raw(
+          'SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()',
+          [tdb.name],
+        )) as [Array<{ id: number }>];
         for (const r of rows) {
           await admin.raw(`KILL ${Number(r.id)}`).catch(() => undefined);
           killed += 1;
@@ -126,12 +178,17 @@ describe('cronq-results under faults', () => {
 
   test('SIGTERM writes and acks the batch in hand, then exits 0', async () => {
     // A long flush delay keeps the delivered messages in hand until the signal.
-    const consumer = startConsumer({ CRONQ_RESULTS_FLUSH_MS: '10000', CRONQ_RESULTS_PREFETCH: '100' });
+    const consumer = startConsumer({
+      CRONQ_RESULTS_FLUSH_MS: '10000',
+      CRONQ_RESULTS_PREFETCH: '100',
+    });
     await consumer.waitForLine('consuming results', 40_000);
     const jobId = await insertJob(tdb.db, 'sigterm');
     const { messages, runIds } = pairs([jobId], 10);
     await pub.publish(...messages);
-    await waitFor(async () => (await queueCounts(RESULTS_QUEUE)).unacked === 20, { message: '20 deliveries in hand' });
+    await waitFor(async () => (await queueCounts(RESULTS_QUEUE)).unacked === 20, {
+      message: '20 deliveries in hand',
+    });
     const t0 = Date.now();
     const exit = await consumer.stop(8000);
     assert.equal(exit.code, 0);
@@ -142,8 +199,13 @@ describe('cronq-results under faults', () => {
   test('two consumers at once store each message once', async () => {
     const a = startConsumer({ CRONQ_RESULTS_PREFETCH: '50' });
     const b = startConsumer({ CRONQ_RESULTS_PREFETCH: '50' });
-    await Promise.all([a.waitForLine('consuming results', 40_000), b.waitForLine('consuming results', 40_000)]);
-    const jobIds = await Promise.all(Array.from({ length: 8 }, (_, i) => insertJob(tdb.db, `two-${i}`)));
+    await Promise.all([
+      a.waitForLine('consuming results', 40_000),
+      b.waitForLine('consuming results', 40_000),
+    ]);
+    const jobIds = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => insertJob(tdb.db, `two-${i}`)),
+    );
     const { messages, runIds } = pairs(jobIds, 3000);
     await pub.publish(...messages);
     await assertAllStoredOnce(runIds, jobIds);
@@ -154,6 +216,9 @@ describe('cronq-results under faults', () => {
       const line = p.lines().find((l) => l.includes('results consumer stopped'));
       return line ? Number((JSON.parse(line) as { stored: number }).stored) : 0;
     };
-    assert.ok(stored(a) > 0 && stored(b) > 0, `both consumers did work (${stored(a)} + ${stored(b)})`);
+    assert.ok(
+      stored(a) > 0 && stored(b) > 0,
+      `both consumers did work (${stored(a)} + ${stored(b)})`,
+    );
   });
 });

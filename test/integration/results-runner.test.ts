@@ -4,8 +4,19 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildJobMessage } from '../../src/core/messages';
-import { EXCHANGE, DEFAULT_JOB_QUEUE, declareJobQueue, routingKeyForQueue } from '../../src/core/topology';
-import { createTestDatabase, createTestVhost, waitFor, type TestDatabase, type TestVhost } from '../helpers/services';
+import {
+  EXCHANGE,
+  DEFAULT_JOB_QUEUE,
+  declareJobQueue,
+  routingKeyForQueue,
+} from '../../src/core/topology';
+import {
+  createTestDatabase,
+  createTestVhost,
+  waitFor,
+  type TestDatabase,
+  type TestVhost,
+} from '../helpers/services';
 import { startCommand, type Proc } from '../helpers/processes';
 import { insertJob, insertRun, jobRow, runRow } from '../helpers/results';
 
@@ -41,10 +52,18 @@ after(async () => {
 });
 
 test('a runner killed with SIGKILL during a run: the run is marked lost within the limit', async () => {
-  results = startCommand('cronq-results', { env: { DATABASE_URL: tdb.url, RABBITMQ_URL: vhost.url, CRONQ_LOST_AFTER_SECONDS: '2' } });
+  results = startCommand('cronq-results', {
+    env: { DATABASE_URL: tdb.url, RABBITMQ_URL: vhost.url, CRONQ_LOST_AFTER_SECONDS: '2' },
+  });
   await results.waitForLine('consuming results', 40_000);
   runner = startCommand('cronq-runner', {
-    env: { RABBITMQ_URL: vhost.url, CRONQ_HEARTBEAT_SECONDS: '0.5', LOG_PATH: tmp, CRONQ_RESULT_BUFFER_PATH: path.join(tmp, 'buffer'), CRONQ_HOSTNAME: 'doomed-runner' },
+    env: {
+      RABBITMQ_URL: vhost.url,
+      CRONQ_HEARTBEAT_SECONDS: '0.5',
+      LOG_PATH: tmp,
+      CRONQ_RESULT_BUFFER_PATH: path.join(tmp, 'buffer'),
+      CRONQ_HOSTNAME: 'doomed-runner',
+    },
   });
 
   const jobId = await insertJob(tdb.db, 'long job');
@@ -53,8 +72,18 @@ test('a runner killed with SIGKILL during a run: the run is marked lost within t
   const ch = await conn.createConfirmChannel();
   await declareJobQueue(ch, DEFAULT_JOB_QUEUE);
   const command = `echo $$ > ${path.join(tmp, 'job.pid')}; exec sleep 60`;
-  const msg = buildJobMessage({ runId, jobId, name: 'long job', command, timeoutSeconds: null, scheduledFor: new Date(), trigger: 'manual' });
-  ch.publish(EXCHANGE, routingKeyForQueue(DEFAULT_JOB_QUEUE), Buffer.from(JSON.stringify(msg)), { persistent: true });
+  const msg = buildJobMessage({
+    runId,
+    jobId,
+    name: 'long job',
+    command,
+    timeoutSeconds: null,
+    scheduledFor: new Date(),
+    trigger: 'manual',
+  });
+  ch.publish(EXCHANGE, routingKeyForQueue(DEFAULT_JOB_QUEUE), Buffer.from(JSON.stringify(msg)), {
+    persistent: true,
+  });
   await ch.waitForConfirms();
 
   const running = await waitFor(
@@ -82,7 +111,10 @@ test('a runner killed with SIGKILL during a run: the run is marked lost within t
     { timeoutMs: 15_000, message: 'the run is marked lost' },
   );
   const tookMs = Date.now() - killedAt;
-  assert.ok(tookMs < 2000 + 3000, `marked lost ${tookMs} ms after the kill (limit 2 s + check interval)`);
+  assert.ok(
+    tookMs < 2000 + 3000,
+    `marked lost ${tookMs} ms after the kill (limit 2 s + check interval)`,
+  );
   assert.match(lost.reason, /^no heartbeat from doomed-runner for \d+ s$/);
   assert.equal((await jobRow(tdb.db, jobId))!.current_status, 'lost');
 });

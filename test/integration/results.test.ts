@@ -1,8 +1,24 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDatabase, createTestVhost, rabbitmqctl, waitFor, type TestDatabase, type TestVhost } from '../helpers/services';
-import { startCommand, type Proc } from '../helpers/processes';
-import { eventsOf, insertJob, insertRun, jobRow, newRunId, resultMessage, ResultPublisher, runRow } from '../helpers/results';
+import {
+  createTestDatabase,
+  createTestVhost,
+  rabbitmqctl,
+  waitFor,
+  type TestDatabase,
+  type TestVhost,
+} from '../helpers/services';
+import { runCommand, startCommand, type Proc } from '../helpers/processes';
+import {
+  eventsOf,
+  insertJob,
+  insertRun,
+  jobRow,
+  newRunId,
+  resultMessage,
+  ResultPublisher,
+  runRow,
+} from '../helpers/results';
 import { RESULTS_DEAD_QUEUE, RESULTS_QUEUE } from '../../src/core/topology';
 
 /**
@@ -18,7 +34,15 @@ let pub: ResultPublisher;
 
 /** Ready + unacked messages of a queue in our vhost (checkQueue only counts ready ones). */
 async function queueTotal(queue: string): Promise<number> {
-  const out = await rabbitmqctl('list_queues', '-p', vhost.vhost, '--no-table-headers', '--silent', 'name', 'messages');
+  const out = await rabbitmqctl(
+    'list_queues',
+    '-p',
+    vhost.vhost,
+    '--no-table-headers',
+    '--silent',
+    'name',
+    'messages',
+  );
   for (const line of out.split('\n')) {
     const [name, n] = line.trim().split(/\s+/);
     if (name === queue) return Number(n);
@@ -44,7 +68,8 @@ async function drain(jobId: number): Promise<void> {
 }
 
 async function snapshot(runId: string, jobId: number) {
-  const strip = (rows: Array<Record<string, unknown>>) => rows.map((r) => ({ ...r, heartbeat_at: undefined }));
+  const strip = (rows: Array<Record<string, unknown>>) =>
+    rows.map((r) => ({ ...r, heartbeat_at: undefined }));
   return {
     run: strip([(await runRow(tdb.db, runId))!]),
     events: await eventsOf(tdb.db, runId),
@@ -55,7 +80,12 @@ async function snapshot(runId: string, jobId: number) {
 before(async () => {
   [tdb, vhost] = await Promise.all([createTestDatabase(), createTestVhost()]);
   consumer = startCommand('cronq-results', {
-    env: { DATABASE_URL: tdb.url, RABBITMQ_URL: vhost.url, CRONQ_LOST_AFTER_SECONDS: '2', CRONQ_RESULTS_FLUSH_MS: '20' },
+    env: {
+      DATABASE_URL: tdb.url,
+      RABBITMQ_URL: vhost.url,
+      CRONQ_LOST_AFTER_SECONDS: '2',
+      CRONQ_RESULTS_FLUSH_MS: '20',
+    },
   });
   await consumer.waitForLine('consuming results', 40_000);
   pub = await ResultPublisher.open(await vhost.connect());
@@ -69,6 +99,20 @@ after(async () => {
 });
 
 describe('cronq-results', () => {
+  test('--help exits 0 and names its flags; a bad setting exits 2 with one line naming it', async () => {
+    const help = await runCommand('cronq-results', { args: ['--help'] });
+    assert.equal(help.code, 0);
+    for (const flag of ['--prefetch', '--log-level', '--verbose', '--help'])
+      assert.match(help.stdout, new RegExp(flag));
+    const bad = await runCommand('cronq-results', {
+      args: ['--prefetch', 'lots'],
+      env: { DATABASE_URL: tdb.url, RABBITMQ_URL: vhost.url },
+    });
+    assert.equal(bad.code, 2);
+    assert.equal(bad.stderr.trim().split('\n').length, 1);
+    assert.match(bad.stderr, /CRONQ_RESULTS_PREFETCH/);
+  });
+
   test('starting sets the job running with last_run_start; finished records the outcome on run, event and job', async () => {
     const jobId = await insertJob(tdb.db, 'plain');
     const runId = await insertRun(tdb.db, jobId);
@@ -80,10 +124,21 @@ describe('cronq-results', () => {
     let job = await jobRow(tdb.db, jobId);
     assert.equal(job!.current_status, 'running');
     assert.ok(job!.last_run_start, 'starting sets last_run_start (the original never did)');
-    assert.equal(Math.floor(job!.last_run_start.getTime() / 1000), Math.floor(start.getTime() / 1000));
+    assert.equal(
+      Math.floor(job!.last_run_start.getTime() / 1000),
+      Math.floor(start.getTime() / 1000),
+    );
     assert.equal(job!.last_run_status, null);
 
-    await pub.publish(resultMessage('finished', jobId, runId, { start_time: start.toISOString(), return_code: 3, status: 'failed', output: 'boom\n', run_time: 5 }));
+    await pub.publish(
+      resultMessage('finished', jobId, runId, {
+        start_time: start.toISOString(),
+        return_code: 3,
+        status: 'failed',
+        output: 'boom\n',
+        run_time: 5,
+      }),
+    );
     const done = await finalRun(runId, 'failed');
     assert.equal(done.return_code, 3);
     assert.equal(done.output_tail, 'boom\n');
@@ -127,13 +182,23 @@ describe('cronq-results', () => {
     const jobId = await insertJob(tdb.db, 'ooo');
     const runId = await insertRun(tdb.db, jobId);
     const start = new Date(Date.now() - 10_000);
-    await pub.publish(resultMessage('finished', jobId, runId, { start_time: start.toISOString(), return_code: 0 }));
+    await pub.publish(
+      resultMessage('finished', jobId, runId, { start_time: start.toISOString(), return_code: 0 }),
+    );
     const first = await finalRun(runId);
-    assert.equal(first.started_at.getTime(), start.getTime(), 'started_at from the finished message');
+    assert.equal(
+      first.started_at.getTime(),
+      start.getTime(),
+      'started_at from the finished message',
+    );
     await pub.publish(resultMessage('starting', jobId, runId, { start_time: start.toISOString() }));
     await drain(jobId);
     const after = (await runRow(tdb.db, runId))!;
-    assert.equal(after.status, 'succeeded', 'a late starting never moves a final run back to running');
+    assert.equal(
+      after.status,
+      'succeeded',
+      'a late starting never moves a final run back to running',
+    );
     assert.equal(after.started_at.getTime(), start.getTime());
     assert.equal((await eventsOf(tdb.db, runId)).length, 2);
     // The marker run is the newest started run now, so the job shows it running;
@@ -145,7 +210,11 @@ describe('cronq-results', () => {
     const runId2 = newRunId();
     const start2 = new Date(Date.now() - 1000);
     await pub.publish(
-      resultMessage('finished', jobId, runId2, { start_time: start2.toISOString(), return_code: 1, status: 'failed' }),
+      resultMessage('finished', jobId, runId2, {
+        start_time: start2.toISOString(),
+        return_code: 1,
+        status: 'failed',
+      }),
       resultMessage('starting', jobId, runId2, { start_time: start2.toISOString() }),
     );
     const second = await finalRun(runId2, 'failed');
@@ -158,8 +227,24 @@ describe('cronq-results', () => {
     const start = new Date(Date.now() - 2000);
     // The Python runner's shape: no status, output or name; Python's str(datetime).
     const py = (d: Date) => d.toISOString().replace('T', ' ').replace('Z', '000');
-    await pub.publish({ job_id: jobId, run_id: runId, type: 'starting', start_time: py(start), 'x-send-datetime': py(start), 'x-host': 'old.example.com' });
-    await pub.publish({ job_id: jobId, run_id: runId, type: 'finished', return_code: 0, run_time: 2, start_time: py(start), 'x-send-datetime': py(new Date()), 'x-host': 'old.example.com' });
+    await pub.publish({
+      job_id: jobId,
+      run_id: runId,
+      type: 'starting',
+      start_time: py(start),
+      'x-send-datetime': py(start),
+      'x-host': 'old.example.com',
+    });
+    await pub.publish({
+      job_id: jobId,
+      run_id: runId,
+      type: 'finished',
+      return_code: 0,
+      run_time: 2,
+      start_time: py(start),
+      'x-send-datetime': py(new Date()),
+      'x-host': 'old.example.com',
+    });
     const run = await finalRun(runId);
     assert.equal(run.job_id, jobId);
     assert.equal(run.job_name, 'legacy');
@@ -173,17 +258,36 @@ describe('cronq-results', () => {
     const runId = await insertRun(tdb.db, jobId);
     await tdb.db('jobs').where({ id: jobId }).del();
     const orphan = newRunId();
-    await pub.publish(resultMessage('starting', jobId, runId), resultMessage('finished', jobId, runId), resultMessage('finished', 987654, orphan));
+    await pub.publish(
+      resultMessage('starting', jobId, runId),
+      resultMessage('finished', jobId, runId),
+      resultMessage('finished', 987654, orphan),
+    );
     assert.equal((await finalRun(runId)).status, 'succeeded');
     assert.equal((await finalRun(orphan)).job_id, 987654);
-    assert.equal((await eventsOf(tdb.db, runId)).length, 0, 'no events row: events.job_id cascades from jobs');
-    await waitFor(async () => (await queueTotal(RESULTS_QUEUE)) === 0, { message: 'the results queue is empty (nothing left unacked)' });
+    assert.equal(
+      (await eventsOf(tdb.db, runId)).length,
+      0,
+      'no events row: events.job_id cascades from jobs',
+    );
+    await waitFor(async () => (await queueTotal(RESULTS_QUEUE)) === 0, {
+      message: 'the results queue is empty (nothing left unacked)',
+    });
   });
 
   test('a malformed message is dead-lettered to cronq_results_dead unchanged and the next good one is stored', async () => {
     const jobId = await insertJob(tdb.db, 'poison');
     const runId = newRunId();
-    const bad = [Buffer.from('not json {'), Buffer.from(JSON.stringify({ job_id: jobId, type: 'finished', 'x-send-datetime': new Date().toISOString() }))];
+    const bad = [
+      Buffer.from('not json {'),
+      Buffer.from(
+        JSON.stringify({
+          job_id: jobId,
+          type: 'finished',
+          'x-send-datetime': new Date().toISOString(),
+        }),
+      ),
+    ];
     await pub.publish(bad[0]!, bad[1]!, resultMessage('finished', jobId, runId));
     await finalRun(runId);
     const got: Buffer[] = [];
@@ -196,8 +300,14 @@ describe('cronq-results', () => {
       { message: 'two dead letters' },
     );
     assert.deepEqual(got.map((b) => b.toString()).sort(), bad.map((b) => b.toString()).sort());
-    assert.equal(consumer.lines().filter((l) => l.includes('moved to the dead-letter queue')).length, 2, 'logged once each');
-    await waitFor(async () => (await queueTotal(RESULTS_QUEUE)) === 0, { message: 'the results queue is empty' });
+    assert.equal(
+      consumer.lines().filter((l) => l.includes('moved to the dead-letter queue')).length,
+      2,
+      'logged once each',
+    );
+    await waitFor(async () => (await queueTotal(RESULTS_QUEUE)) === 0, {
+      message: 'the results queue is empty',
+    });
   });
 
   test("an old run's late result does not overwrite the status of a newer run", async () => {
@@ -207,9 +317,14 @@ describe('cronq-results', () => {
     const newer = await insertRun(tdb.db, jobId, { scheduledFor: new Date(t0.getTime() + 60_000) });
     await pub.publish(resultMessage('starting', jobId, older, { start_time: t0.toISOString() }));
     await finalRun(older, 'running');
-    await pub.publish(resultMessage('starting', jobId, newer), resultMessage('finished', jobId, newer, { return_code: 2, status: 'failed' }));
+    await pub.publish(
+      resultMessage('starting', jobId, newer),
+      resultMessage('finished', jobId, newer, { return_code: 2, status: 'failed' }),
+    );
     await finalRun(newer, 'failed');
-    await pub.publish(resultMessage('finished', jobId, older, { start_time: t0.toISOString(), return_code: 0 }));
+    await pub.publish(
+      resultMessage('finished', jobId, older, { start_time: t0.toISOString(), return_code: 0 }),
+    );
     await finalRun(older, 'succeeded');
     const job = await jobRow(tdb.db, jobId);
     assert.equal(job!.last_run_status, 'failed', 'the newer run decides');
@@ -219,7 +334,9 @@ describe('cronq-results', () => {
 
   test('a running run with no heartbeat is marked lost within the limit; a queued run is not', async () => {
     const jobId = await insertJob(tdb.db, 'silent');
-    const stale = await insertRun(tdb.db, jobId, { scheduledFor: new Date(Date.now() - 3_600_000) });
+    const stale = await insertRun(tdb.db, jobId, {
+      scheduledFor: new Date(Date.now() - 3_600_000),
+    });
     const runId = await insertRun(tdb.db, jobId);
     await pub.publish(resultMessage('starting', jobId, runId));
     const startedAt = Date.now();
@@ -232,7 +349,11 @@ describe('cronq-results', () => {
     const job = await jobRow(tdb.db, jobId);
     assert.equal(job!.current_status, 'lost');
     assert.equal(job!.last_run_status, 'lost');
-    assert.equal((await runRow(tdb.db, stale))!.status, 'queued', 'queued runs are never marked lost');
+    assert.equal(
+      (await runRow(tdb.db, stale))!.status,
+      'queued',
+      'queued runs are never marked lost',
+    );
   });
 
   test('heartbeats keep a run alive; a finished after it was marked lost records the true outcome', async () => {
@@ -243,13 +364,21 @@ describe('cronq-results', () => {
     await finalRun(runId, 'running');
     const until = Date.now() + 4500;
     while (Date.now() < until) {
-      await pub.publish(resultMessage('heartbeat', jobId, runId, { start_time: start.toISOString() }));
+      await pub.publish(
+        resultMessage('heartbeat', jobId, runId, { start_time: start.toISOString() }),
+      );
       await new Promise((r) => setTimeout(r, 400));
-      assert.equal((await runRow(tdb.db, runId))!.status, 'running', 'a run with heartbeats is not lost');
+      assert.equal(
+        (await runRow(tdb.db, runId))!.status,
+        'running',
+        'a run with heartbeats is not lost',
+      );
     }
     assert.equal((await eventsOf(tdb.db, runId)).length, 1, 'heartbeats write no events');
     await finalRun(runId, 'lost');
-    await pub.publish(resultMessage('finished', jobId, runId, { start_time: start.toISOString(), return_code: 0 }));
+    await pub.publish(
+      resultMessage('finished', jobId, runId, { start_time: start.toISOString(), return_code: 0 }),
+    );
     const done = await finalRun(runId, 'succeeded');
     assert.match(done.reason, /after the run was marked lost/);
     assert.equal((await jobRow(tdb.db, jobId))!.last_run_status, 'succeeded');

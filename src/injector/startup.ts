@@ -1,0 +1,52 @@
+import { exponentialBackoff, sleep } from '../core/amqp';
+import { migrate, type Knex } from '../core/db';
+import { isTransientDbError } from '../core/errors';
+import type { Logger } from '../core/logger';
+
+/**
+ * Bring the schema up to date before the first claim. The database may
+ * still be starting (containers, a failover): transient errors are waited
+ * out with backoff, anything else is fatal.
+ */
+export async function migrateWithRetry(
+  db: Knex,
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<void> {
+  const backoff = exponentialBackoff(250, 15_000);
+  for (let attempt = 0; !signal.aborted; attempt++) {
+    try {
+      const applied = await migrate(db);
+      if (applied.length > 0) logger.info({ applied }, 'database migrated');
+      return;
+    } catch (err) {
+      if (!isTransientDbError(err)) throw err;
+      const delay = backoff.delay(attempt);
+      const fields = {
+        err: (err as Error).message,
+        nextRetryAt: new Date(Date.now() + delay).toISOString(),
+      };
+      if (attempt === 0) logger.warn(fields, 'database unavailable; retrying with backoff');
+      else logger.debug(fields, 'database still unavailable');
+      await sleep(delay, signal);
+    }
+  }
+}
+
+/**
+ * TEST ONLY hooks (docs/injector.md): pauses, in milliseconds, at the two
+ * points where a crash matters to the outbox.
+ */
+export function testHooksFromEnv(env: Readonly<Record<string, string | undefined>>): {
+  testPauseAfterCommitMs?: number;
+  testPauseAfterConfirmMs?: number;
+} {
+  const ms = (name: string) => {
+    const v = Number(env[name] ?? '');
+    return Number.isFinite(v) && v > 0 ? v : undefined;
+  };
+  return {
+    testPauseAfterCommitMs: ms('CRONQ_INJECTOR_TEST_PAUSE_AFTER_COMMIT_MS'),
+    testPauseAfterConfirmMs: ms('CRONQ_INJECTOR_TEST_PAUSE_AFTER_CONFIRM_MS'),
+  };
+}
