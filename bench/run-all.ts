@@ -66,8 +66,10 @@ async function runBench(file: string, env: Record<string, string>, lock: boolean
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
       child.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString('utf8');
+        const text = d.toString('utf8');
+        stderr += text;
         if (process.env.BENCH_VERBOSE === '1') process.stderr.write(d);
+        else for (const line of text.split('\n')) if (line.startsWith('[bench ')) process.stderr.write(`  ${line}\n`);
       });
       const timer = setTimeout(() => {
         log(`${path.basename(file)}: no result after ${TIMEOUT_MS / 1000} s, stopping it`);
@@ -131,6 +133,15 @@ async function main(): Promise<void> {
     log('build reported errors (tsc still emits); going on');
   }
 
+  const dir = path.join(__dirname, 'results');
+  mkdirSync(dir, { recursive: true });
+  // Written after every stage, so a run cut short still leaves what it measured.
+  const save = () => {
+    report.finishedAt = new Date().toISOString();
+    (report.machine as Record<string, unknown>).loadavgAtEnd = os.loadavg();
+    writeFileSync(path.join(dir, `${stamp}.json`), JSON.stringify(report, null, 2) + '\n');
+    writeFileSync(path.join(dir, `${stamp}.md`), markdown(report));
+  };
   const components = report.components as Record<string, unknown>;
   for (const name of COMPONENTS.filter((n) => only.includes(n))) {
     const file = path.join(__dirname, `${name}.ts`);
@@ -149,6 +160,7 @@ async function main(): Promise<void> {
       components[name] = { error: (err as Error).message };
       log(`${name}: FAILED ${(err as Error).message}`);
     }
+    save();
   }
   if (only.includes('scale')) {
     log('scale: injector cycle cost at 10,000 and 100,000 jobs');
@@ -158,6 +170,7 @@ async function main(): Promise<void> {
       report.scale = { error: (err as Error).message };
       log(`scale: FAILED ${(err as Error).message}`);
     }
+    save();
   }
   if (only.includes('e2e')) {
     log('e2e: CronQ vs bare pipeline vs BullMQ vs pg-boss (takes a while)');
@@ -170,15 +183,8 @@ async function main(): Promise<void> {
       log(`e2e: FAILED ${(err as Error).message}`);
     }
   }
-  report.finishedAt = new Date().toISOString();
-  (report.machine as Record<string, unknown>).loadavgAtEnd = os.loadavg();
-
-  const md = markdown(report);
-  const dir = path.join(__dirname, 'results');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, `${stamp}.json`), JSON.stringify(report, null, 2) + '\n');
-  writeFileSync(path.join(dir, `${stamp}.md`), md);
-  process.stdout.write(md);
+  save();
+  process.stdout.write(markdown(report));
   log(`wrote bench/results/${stamp}.json and .md`);
 }
 
