@@ -28,7 +28,14 @@ import { ResultsService } from '../src/results';
 import { createTestDatabase, createTestVhost } from '../test/helpers/services';
 
 const { values } = parseArgs({
-  options: { runs: { type: 'string' }, jobs: { type: 'string' }, prefetch: { type: 'string' }, batch: { type: 'string' }, order: { type: 'string' } },
+  options: {
+    runs: { type: 'string' },
+    jobs: { type: 'string' },
+    prefetch: { type: 'string' },
+    batch: { type: 'string' },
+    order: { type: 'string' },
+    timings: { type: 'boolean' },
+  },
 });
 const ORDER = values.order ?? 'waves';
 if (ORDER !== 'waves' && ORDER !== 'separate') throw new Error('--order is waves or separate');
@@ -53,19 +60,45 @@ function makeRuns(jobIds: number[]): Run[] {
   const base = Date.now() - 3_600_000;
   return Array.from({ length: RUNS }, (_, i) => {
     const scheduledFor = new Date(base + i * 100);
-    return { runId: hex32(i), jobId: jobIds[i % jobIds.length]!, scheduledFor, start: new Date(scheduledFor.getTime() + 20), end: new Date(scheduledFor.getTime() + 520), rc: i % 10 === 0 ? 1 : 0 };
+    return {
+      runId: hex32(i),
+      jobId: jobIds[i % jobIds.length]!,
+      scheduledFor,
+      start: new Date(scheduledFor.getTime() + 20),
+      end: new Date(scheduledFor.getTime() + 520),
+      rc: i % 10 === 0 ? 1 : 0,
+    };
   });
 }
 
-async function insertChunks(db: Knex, table: string, rows: Array<Record<string, unknown>>, per = 1000): Promise<void> {
+async function insertChunks(
+  db: Knex,
+  table: string,
+  rows: Array<Record<string, unknown>>,
+  per = 1000,
+): Promise<void> {
   for (let i = 0; i < rows.length; i += per) await db(table).insert(rows.slice(i, i + per));
 }
 
 function messagesOf(r: Run): Array<Record<string, unknown>> {
-  const common = { job_id: r.jobId, run_id: r.runId, start_time: r.start.toISOString(), 'x-host': 'bench.example.com', name: `job ${r.jobId}` };
+  const common = {
+    job_id: r.jobId,
+    run_id: r.runId,
+    start_time: r.start.toISOString(),
+    'x-host': 'bench.example.com',
+    name: `job ${r.jobId}`,
+  };
   return [
     { ...common, type: 'starting', 'x-send-datetime': r.start.toISOString() },
-    { ...common, type: 'finished', 'x-send-datetime': r.end.toISOString(), return_code: r.rc, run_time: 0.5, status: r.rc === 0 ? 'succeeded' : 'failed', output: 'ok\n' },
+    {
+      ...common,
+      type: 'finished',
+      'x-send-datetime': r.end.toISOString(),
+      return_code: r.rc,
+      run_time: 0.5,
+      status: r.rc === 0 ? 'succeeded' : 'failed',
+      output: 'ok\n',
+    },
   ];
 }
 
@@ -81,7 +114,10 @@ function messagesOf(r: Run): Array<Record<string, unknown>> {
 async function ceiling(runs: Run[], jobs: number): Promise<number> {
   const cdb = await createTestDatabase({ poolMax: 2 });
   try {
-    for (let j = 0; j < jobs; j += 1) await cdb.db('jobs').insert({ name: `job ${j}`, command: 'true', schedule: 'R/2024-01-01T00:00:00Z/PT1M' });
+    for (let j = 0; j < jobs; j += 1)
+      await cdb
+        .db('jobs')
+        .insert({ name: `job ${j}`, command: 'true', schedule: 'R/2024-01-01T00:00:00Z/PT1M' });
     const [[first]] = (await cdb.db.raw('SELECT MIN(id) AS id FROM jobs')) as [[{ id: number }]];
     const offset = Number(first.id) - runs[0]!.jobId;
     const perTx = 500; // runs per transaction = 1,000 messages
@@ -91,8 +127,24 @@ async function ceiling(runs: Run[], jobs: number): Promise<number> {
       await cdb.db.transaction(async (trx) => {
         await trx('events').insert(
           chunk.flatMap((r) => [
-            { job_id: r.jobId + offset, datetime: r.start, run_id: r.runId, type: 'starting', host: 'bench.example.com', return_code: null, message_key: `${r.runId}:starting` },
-            { job_id: r.jobId + offset, datetime: r.end, run_id: r.runId, type: 'finished', host: 'bench.example.com', return_code: r.rc, message_key: `${r.runId}:finished` },
+            {
+              job_id: r.jobId + offset,
+              datetime: r.start,
+              run_id: r.runId,
+              type: 'starting',
+              host: 'bench.example.com',
+              return_code: null,
+              message_key: `${r.runId}:starting`,
+            },
+            {
+              job_id: r.jobId + offset,
+              datetime: r.end,
+              run_id: r.runId,
+              type: 'finished',
+              host: 'bench.example.com',
+              return_code: r.rc,
+              message_key: `${r.runId}:finished`,
+            },
           ]),
         );
         await trx('runs').insert(
@@ -126,21 +178,32 @@ async function main(): Promise<void> {
   try {
     const jobIds: number[] = [];
     for (let j = 0; j < JOBS; j += 1) {
-      const [id] = await tdb.db('jobs').insert({ name: `job ${j}`, command: 'true', schedule: 'R/2024-01-01T00:00:00Z/PT1M' });
+      const [id] = await tdb
+        .db('jobs')
+        .insert({ name: `job ${j}`, command: 'true', schedule: 'R/2024-01-01T00:00:00Z/PT1M' });
       jobIds.push(Number(id));
     }
     const runs = makeRuns(jobIds);
     await insertChunks(
       tdb.db,
       'runs',
-      runs.map((r) => ({ run_id: r.runId, job_id: r.jobId, job_name: `job ${r.jobId}`, scheduled_for: r.scheduledFor, status: 'queued', queued_at: r.scheduledFor, published_at: r.scheduledFor })),
+      runs.map((r) => ({
+        run_id: r.runId,
+        job_id: r.jobId,
+        job_name: `job ${r.jobId}`,
+        scheduled_for: r.scheduledFor,
+        status: 'queued',
+        queued_at: r.scheduledFor,
+        published_at: r.scheduledFor,
+      })),
     );
 
     const conn = await vhost.connect();
     const ch = await conn.createConfirmChannel();
     await declareCore(ch);
     const messages: Array<Record<string, unknown>> = [];
-    if (ORDER === 'separate') messages.push(...runs.map((r) => messagesOf(r)[0]!), ...runs.map((r) => messagesOf(r)[1]!));
+    if (ORDER === 'separate')
+      messages.push(...runs.map((r) => messagesOf(r)[0]!), ...runs.map((r) => messagesOf(r)[1]!));
     else {
       for (let i = 0; i < runs.length; i += WAVE) {
         const wave = runs.slice(i, i + WAVE);
@@ -149,7 +212,10 @@ async function main(): Promise<void> {
     }
     const p0 = process.hrtime.bigint();
     for (let i = 0; i < messages.length; i += 1) {
-      ch.publish(EXCHANGE, RESULTS_ROUTING_KEY, Buffer.from(JSON.stringify(messages[i])), { persistent: true, contentType: 'application/json' });
+      ch.publish(EXCHANGE, RESULTS_ROUTING_KEY, Buffer.from(JSON.stringify(messages[i])), {
+        persistent: true,
+        contentType: 'application/json',
+      });
       if (i % 2000 === 1999) await ch.waitForConfirms();
     }
     await ch.waitForConfirms();
@@ -157,29 +223,48 @@ async function main(): Promise<void> {
     await ch.close();
 
     const ceilingBefore = await ceiling(runs, JOBS);
-    const config = loadConfig({ DATABASE_URL: tdb.url, RABBITMQ_URL: vhost.url, CRONQ_RESULTS_PREFETCH: values.prefetch });
+    const config = loadConfig({
+      DATABASE_URL: tdb.url,
+      RABBITMQ_URL: vhost.url,
+      CRONQ_RESULTS_PREFETCH: values.prefetch,
+    });
     const logger = silentLogger();
     const db = createDb(config.database, { poolMax: 4, isolationLevel: 'READ COMMITTED' }); // as cronq-results
     const connection = new AmqpConnection(config.amqp, { logger, name: 'bench-results' });
     const publisher = new ConfirmPublisher(connection, logger);
     const timings = new Map<string, number[]>();
     const starts = new Map<string, bigint>();
-    if (process.env.PROF) {
-      db.on('query', (q: any) => starts.set(q.__knexQueryUid, process.hrtime.bigint()));
-      db.on('query-response', (_r: any, q: any) => {
+    // --timings: per-statement times of the consumer's writes, on stderr.
+    type QueryEvent = { __knexQueryUid: string; sql: string };
+    if (values.timings) {
+      db.on('query', (q: QueryEvent) => starts.set(q.__knexQueryUid, process.hrtime.bigint()));
+      db.on('query-response', (_r: unknown, q: QueryEvent) => {
         const t = Number(process.hrtime.bigint() - starts.get(q.__knexQueryUid)!) / 1e6;
         const k = q.sql.replace(/\s+/g, ' ').slice(0, 30);
         (timings.get(k) ?? timings.set(k, []).get(k)!).push(t);
       });
     }
     const batchSize = values.batch ? Number(values.batch) : undefined;
-    const service = new ResultsService({ db, connection, publisher, config: config.results, logger, batchSize });
+    const service = new ResultsService({
+      db,
+      connection,
+      publisher,
+      config: config.results,
+      logger,
+      batchSize,
+    });
     const t0 = process.hrtime.bigint();
     await service.start();
     while (service.status().stored < messages.length) await new Promise((r) => setTimeout(r, 5));
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const status = service.status();
-    for (const [k, v] of timings) console.error(k.padEnd(32), v.length, (v.reduce((a, b) => a + b, 0) / v.length).toFixed(1), (v.reduce((a, b) => a + b, 0)).toFixed(0));
+    for (const [k, v] of timings)
+      console.error(
+        k.padEnd(32),
+        v.length,
+        (v.reduce((a, b) => a + b, 0) / v.length).toFixed(1),
+        v.reduce((a, b) => a + b, 0).toFixed(0),
+      );
     await service.stop();
     await publisher.close();
     await connection.close();
@@ -187,7 +272,9 @@ async function main(): Promise<void> {
 
     const ceilingAfter = await ceiling(runs, JOBS);
     const [[ev]] = (await tdb.db.raw('SELECT COUNT(*) AS n FROM events')) as [[{ n: number }]];
-    const [[fin]] = (await tdb.db.raw("SELECT COUNT(*) AS n FROM runs WHERE status IN ('succeeded','failed')")) as [[{ n: number }]];
+    const [[fin]] = (await tdb.db.raw(
+      "SELECT COUNT(*) AS n FROM runs WHERE status IN ('succeeded','failed')",
+    )) as [[{ n: number }]];
     const ceilingSeconds = (ceilingBefore + ceilingAfter) / 2;
     const resultsPerSecond = messages.length / seconds;
     const ceilingPerSecond = messages.length / ceilingSeconds;
@@ -196,7 +283,10 @@ async function main(): Promise<void> {
       JSON.stringify(
         {
           benchmark: 'results',
-          order: ORDER === 'waves' ? `waves of ${WAVE} runs (starting x${WAVE}, finished x${WAVE})` : 'separate (all startings, then all finisheds)',
+          order:
+            ORDER === 'waves'
+              ? `waves of ${WAVE} runs (starting x${WAVE}, finished x${WAVE})`
+              : 'separate (all startings, then all finisheds)',
           messages: messages.length,
           runs: RUNS,
           jobs: JOBS,
@@ -216,7 +306,15 @@ async function main(): Promise<void> {
           },
           ratioToCeiling: Number(ratio.toFixed(3)),
           verified: { events: Number(ev.n), finalRuns: Number(fin.n) },
-          targets: { ratioToCeiling: 0.4, resultsPerSecond: 5000, met: ratio >= 0.4 && resultsPerSecond >= 5000 && Number(ev.n) === messages.length && Number(fin.n) === RUNS },
+          targets: {
+            ratioToCeiling: 0.4,
+            resultsPerSecond: 5000,
+            met:
+              ratio >= 0.4 &&
+              resultsPerSecond >= 5000 &&
+              Number(ev.n) === messages.length &&
+              Number(fin.n) === RUNS,
+          },
         },
         null,
         2,

@@ -17,7 +17,7 @@ export async function run(argv: string[]): Promise<void> {
       )
       .option(
         '--prefetch <n>',
-        'results taken from the broker at once, and written per transaction (CRONQ_RESULTS_PREFETCH; default 500)',
+        'results written per batch; twice this many are taken from the broker at once (CRONQ_RESULTS_PREFETCH; default 500)',
       ),
   ).action(async (opts: { prefetch?: string; logLevel?: string; logFormat?: string }) => {
     const config = loadConfig(process.env, {

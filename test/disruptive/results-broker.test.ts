@@ -1,8 +1,22 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDatabase, createTestVhost, rabbitmqctl, waitFor, type TestDatabase, type TestVhost } from '../helpers/services';
+import {
+  createTestDatabase,
+  createTestVhost,
+  rabbitmqctl,
+  waitFor,
+  type TestDatabase,
+  type TestVhost,
+} from '../helpers/services';
 import { startCommand, type Proc } from '../helpers/processes';
-import { insertJob, insertRun, newRunId, resultMessage, ResultPublisher, runRow } from '../helpers/results';
+import {
+  insertJob,
+  insertRun,
+  newRunId,
+  resultMessage,
+  ResultPublisher,
+  runRow,
+} from '../helpers/results';
 
 /**
  * DISRUPTIVE: stops and restarts the shared RabbitMQ application. The
@@ -26,11 +40,16 @@ after(async () => {
 });
 
 async function stored(runId: string, status: string): Promise<void> {
-  await waitFor(async () => (await runRow(tdb.db, runId))?.status === status, { timeoutMs: 45_000, message: `run ${runId} ${status}` });
+  await waitFor(async () => (await runRow(tdb.db, runId))?.status === status, {
+    timeoutMs: 45_000,
+    message: `run ${runId} ${status}`,
+  });
 }
 
 test('a broker restart: the results consumer reconnects by itself and stores what comes after', async () => {
-  consumer = startCommand('cronq-results', { env: { DATABASE_URL: tdb.url, RABBITMQ_URL: vhost.url, CRONQ_LOG_LEVEL: 'info' } });
+  consumer = startCommand('cronq-results', {
+    env: { DATABASE_URL: tdb.url, RABBITMQ_URL: vhost.url, CRONQ_LOG_LEVEL: 'info' },
+  });
   await consumer.waitForLine('consuming results', 40_000);
   const jobId = await insertJob(tdb.db, 'broker-restart');
   const before = await insertRun(tdb.db, jobId);
@@ -46,13 +65,20 @@ test('a broker restart: the results consumer reconnects by itself and stores wha
   }
   await rabbitmqctl('await_startup');
 
-  await waitFor(() => consumer!.lines().filter((l) => l.includes('consuming results')).length >= 2, {
-    timeoutMs: 45_000,
-    message: 'the consumer consumes again after the restart',
-  });
+  await waitFor(
+    () => consumer!.lines().filter((l) => l.includes('consuming results')).length >= 2,
+    {
+      timeoutMs: 45_000,
+      message: 'the consumer consumes again after the restart',
+    },
+  );
   pub = await ResultPublisher.open(await vhost.connect());
   const after = newRunId();
-  await pub.publish(resultMessage('finished', jobId, before), resultMessage('starting', jobId, after), resultMessage('finished', jobId, after));
+  await pub.publish(
+    resultMessage('finished', jobId, before),
+    resultMessage('starting', jobId, after),
+    resultMessage('finished', jobId, after),
+  );
   await stored(before, 'succeeded');
   await stored(after, 'succeeded');
   assert.equal(consumer.child.exitCode, null, 'the consumer never exited');

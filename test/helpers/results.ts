@@ -5,7 +5,8 @@
  */
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import type { Knex } from '../../src/core/db';
-import { newRunId } from '../../src/core/runs';
+import type { JobRow } from '../../src/core/jobs';
+import { newRunId, type RunRow } from '../../src/core/runs';
 import { EXCHANGE, RESULTS_QUEUE, RESULTS_ROUTING_KEY, declareCore } from '../../src/core/topology';
 
 export type WireResult = Record<string, unknown>;
@@ -25,7 +26,9 @@ export function resultMessage(
     start_time: extra.start_time ?? now.toISOString(),
     'x-send-datetime': now.toISOString(),
     'x-host': 'host-a.example.com',
-    ...(type === 'finished' ? { return_code: 0, run_time: 0.5, status: 'succeeded', output: 'done\n' } : {}),
+    ...(type === 'finished'
+      ? { return_code: 0, run_time: 0.5, status: 'succeeded', output: 'done\n' }
+      : {}),
     ...extra,
   };
 }
@@ -42,8 +45,13 @@ export class ResultPublisher {
   /** Publish on the results route and wait for the broker's confirms. */
   async publish(...messages: Array<WireResult | string | Buffer>): Promise<void> {
     for (const m of messages) {
-      const body = Buffer.isBuffer(m) ? m : Buffer.from(typeof m === 'string' ? m : JSON.stringify(m));
-      this.ch.publish(EXCHANGE, RESULTS_ROUTING_KEY, body, { persistent: true, contentType: 'application/json' });
+      const body = Buffer.isBuffer(m)
+        ? m
+        : Buffer.from(typeof m === 'string' ? m : JSON.stringify(m));
+      this.ch.publish(EXCHANGE, RESULTS_ROUTING_KEY, body, {
+        persistent: true,
+        contentType: 'application/json',
+      });
     }
     await this.ch.waitForConfirms();
   }
@@ -60,11 +68,20 @@ export class ResultPublisher {
 }
 
 export async function insertJob(db: Knex, name: string): Promise<number> {
-  const [id] = await db('jobs').insert({ name, command: 'true', routing_key: 'default', schedule: 'R/2024-01-01T00:00:00Z/PT1H' });
+  const [id] = await db('jobs').insert({
+    name,
+    command: 'true',
+    routing_key: 'default',
+    schedule: 'R/2024-01-01T00:00:00Z/PT1H',
+  });
   return Number(id);
 }
 
-export async function insertRun(db: Knex, jobId: number, opts: { runId?: string; scheduledFor?: Date; status?: string; queuedAt?: Date } = {}): Promise<string> {
+export async function insertRun(
+  db: Knex,
+  jobId: number,
+  opts: { runId?: string; scheduledFor?: Date; status?: string; queuedAt?: Date } = {},
+): Promise<string> {
   const runId = opts.runId ?? newRunId();
   const at = opts.scheduledFor ?? new Date();
   await db('runs').insert({
@@ -79,16 +96,29 @@ export async function insertRun(db: Knex, jobId: number, opts: { runId?: string;
   return runId;
 }
 
-export async function runRow(db: Knex, runId: string): Promise<Record<string, any> | undefined> {
-  return db('runs').where({ run_id: runId }).first();
+export interface EventRow {
+  id: number;
+  job_id: number;
+  datetime: Date;
+  run_id: string;
+  type: string;
+  host: string;
+  return_code: number | null;
+  message_key: string | null;
 }
 
-export async function jobRow(db: Knex, jobId: number): Promise<Record<string, any> | undefined> {
-  return db('jobs').where({ id: jobId }).first();
+export type JobStatusRow = JobRow & { current_run_for: Date | null; last_result_for: Date | null };
+
+export async function runRow(db: Knex, runId: string): Promise<RunRow | undefined> {
+  return db<RunRow>('runs').where({ run_id: runId }).first();
 }
 
-export async function eventsOf(db: Knex, runId: string): Promise<Array<Record<string, any>>> {
-  return db('events').where({ run_id: runId }).orderBy('id');
+export async function jobRow(db: Knex, jobId: number): Promise<JobStatusRow | undefined> {
+  return db<JobStatusRow>('jobs').where({ id: jobId }).first();
+}
+
+export async function eventsOf(db: Knex, runId: string): Promise<EventRow[]> {
+  return db<EventRow>('events').where({ run_id: runId }).orderBy('id');
 }
 
 export { newRunId };

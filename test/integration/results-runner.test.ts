@@ -98,7 +98,10 @@ test('a runner killed with SIGKILL during a run: the run is marked lost within t
   await new Promise((r) => setTimeout(r, 3000));
   const alive = (await runRow(tdb.db, runId))!;
   assert.equal(alive.status, 'running', 'heartbeats keep a live run from being marked lost');
-  assert.ok(alive.heartbeat_at.getTime() > running.heartbeat_at.getTime(), 'heartbeat_at advances');
+  assert.ok(
+    alive.heartbeat_at!.getTime() > running.heartbeat_at!.getTime(),
+    'heartbeat_at advances',
+  );
 
   runner.kill('SIGKILL');
   await runner.exited;
@@ -115,6 +118,6 @@ test('a runner killed with SIGKILL during a run: the run is marked lost within t
     tookMs < 2000 + 3000,
     `marked lost ${tookMs} ms after the kill (limit 2 s + check interval)`,
   );
-  assert.match(lost.reason, /^no heartbeat from doomed-runner for \d+ s$/);
+  assert.match(lost.reason ?? '', /^no heartbeat from doomed-runner for \d+ s$/);
   assert.equal((await jobRow(tdb.db, jobId))!.current_status, 'lost');
 });

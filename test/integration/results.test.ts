@@ -20,6 +20,7 @@ import {
   runRow,
 } from '../helpers/results';
 import { RESULTS_DEAD_QUEUE, RESULTS_QUEUE } from '../../src/core/topology';
+import type { RunRow } from '../../src/core/runs';
 
 /**
  * cronq-results against the real MariaDB and RabbitMQ: one consumer process
@@ -68,8 +69,7 @@ async function drain(jobId: number): Promise<void> {
 }
 
 async function snapshot(runId: string, jobId: number) {
-  const strip = (rows: Array<Record<string, unknown>>) =>
-    rows.map((r) => ({ ...r, heartbeat_at: undefined }));
+  const strip = (rows: RunRow[]) => rows.map((r) => ({ ...r, heartbeat_at: undefined }));
   return {
     run: strip([(await runRow(tdb.db, runId))!]),
     events: await eventsOf(tdb.db, runId),
@@ -119,7 +119,7 @@ describe('cronq-results', () => {
     const start = new Date(Date.now() - 5000);
     await pub.publish(resultMessage('starting', jobId, runId, { start_time: start.toISOString() }));
     const running = await finalRun(runId, 'running');
-    assert.equal(running.started_at.getTime(), start.getTime());
+    assert.equal(running.started_at!.getTime(), start.getTime());
     assert.equal(running.host, 'host-a.example.com');
     let job = await jobRow(tdb.db, jobId);
     assert.equal(job!.current_status, 'running');
@@ -175,7 +175,7 @@ describe('cronq-results', () => {
     assert.deepEqual(twice.run, once.run);
     assert.deepEqual(twice.events, once.events);
     assert.equal(twice.job!.last_run_status, 'succeeded');
-    assert.equal(twice.job!.last_run_stop.getTime(), once.job!.last_run_stop.getTime());
+    assert.equal(twice.job!.last_run_stop!.getTime(), once.job!.last_run_stop!.getTime());
   });
 
   test('a finished that arrives before its starting ends in the final state with started_at from either message', async () => {
@@ -187,7 +187,7 @@ describe('cronq-results', () => {
     );
     const first = await finalRun(runId);
     assert.equal(
-      first.started_at.getTime(),
+      first.started_at!.getTime(),
       start.getTime(),
       'started_at from the finished message',
     );
@@ -199,7 +199,7 @@ describe('cronq-results', () => {
       'succeeded',
       'a late starting never moves a final run back to running',
     );
-    assert.equal(after.started_at.getTime(), start.getTime());
+    assert.equal(after.started_at!.getTime(), start.getTime());
     assert.equal((await eventsOf(tdb.db, runId)).length, 2);
     // The marker run is the newest started run now, so the job shows it running;
     // the finished run stays the last result.
@@ -218,7 +218,7 @@ describe('cronq-results', () => {
       resultMessage('starting', jobId, runId2, { start_time: start2.toISOString() }),
     );
     const second = await finalRun(runId2, 'failed');
-    assert.equal(second.started_at.getTime(), start2.getTime());
+    assert.equal(second.started_at!.getTime(), start2.getTime());
   });
 
   test('a result for a run the injector never recorded still makes a runs row (an old runner)', async () => {
@@ -248,7 +248,7 @@ describe('cronq-results', () => {
     const run = await finalRun(runId);
     assert.equal(run.job_id, jobId);
     assert.equal(run.job_name, 'legacy');
-    assert.equal(run.started_at.getTime(), start.getTime());
+    assert.equal(run.started_at!.getTime(), start.getTime());
     assert.equal(run.scheduled_for.getTime(), start.getTime());
     assert.equal((await jobRow(tdb.db, jobId))!.last_run_status, 'succeeded');
   });
@@ -329,7 +329,7 @@ describe('cronq-results', () => {
     const job = await jobRow(tdb.db, jobId);
     assert.equal(job!.last_run_status, 'failed', 'the newer run decides');
     assert.equal(job!.current_status, 'failed');
-    assert.ok(job!.last_run_start.getTime() > t0.getTime() + 30_000);
+    assert.ok(job!.last_run_start!.getTime() > t0.getTime() + 30_000);
   });
 
   test('a running run with no heartbeat is marked lost within the limit; a queued run is not', async () => {
@@ -344,7 +344,7 @@ describe('cronq-results', () => {
     const lost = await finalRun(runId, 'lost');
     const tookMs = Date.now() - startedAt;
     assert.ok(tookMs < 2000 + 3000, `marked lost ${tookMs} ms after its last message (limit 2 s)`);
-    assert.match(lost.reason, /^no heartbeat from host-a\.example\.com for \d+ s$/);
+    assert.match(lost.reason ?? '', /^no heartbeat from host-a\.example\.com for \d+ s$/);
     assert.ok(lost.finished_at);
     const job = await jobRow(tdb.db, jobId);
     assert.equal(job!.current_status, 'lost');
@@ -380,7 +380,7 @@ describe('cronq-results', () => {
       resultMessage('finished', jobId, runId, { start_time: start.toISOString(), return_code: 0 }),
     );
     const done = await finalRun(runId, 'succeeded');
-    assert.match(done.reason, /after the run was marked lost/);
+    assert.match(done.reason ?? '', /after the run was marked lost/);
     assert.equal((await jobRow(tdb.db, jobId))!.last_run_status, 'succeeded');
   });
 });
