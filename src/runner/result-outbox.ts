@@ -231,7 +231,8 @@ export class ResultOutbox {
     this.publisher
       .publish(EXCHANGE, RESULTS_ROUTING_KEY, e.body, {
         messageId: e.messageId,
-        persistent: true,
+        // A heartbeat only matters while fresh; losing one in a broker restart is harmless, so it skips the disk.
+        persistent: e.type !== 'heartbeat',
         contentType: 'application/json',
         type: e.type,
       })
