@@ -22,6 +22,7 @@ import type { BenchSystem, BurstFigures } from './e2e/system';
 import type { SteadyFigures } from './lib/occurrences';
 import { spread, type Spread } from './lib/stats';
 import { holdSharedLock } from './lib/lock';
+import { cpuPerRun, sampleCpu, type CpuSample } from './lib/cpu';
 
 const REPS = Number(process.env.BENCH_E2E_REPS ?? 3);
 const BURST_JOBS = Number(process.env.BENCH_E2E_BURST_JOBS ?? 1000);
@@ -53,7 +54,11 @@ async function measure(name: string, rep: Repetition): Promise<Record<string, st
     log(`${name}: setup`);
     await system.setup();
     try {
-      rep.burst[name] = await system.burst(BURST_JOBS);
+      let before: CpuSample | undefined;
+      const groups = () => ({ own: { ...system.pids(), driver: [process.pid] } });
+      const burst = await system.burst(BURST_JOBS, () => (before = sampleCpu(groups())));
+      if (before) burst.cpuMsPerRun = cpuPerRun(before, sampleCpu(groups()), BURST_JOBS);
+      rep.burst[name] = burst;
       log(`${name}: burst ${JSON.stringify(rep.burst[name])}`);
     } catch (err) {
       rep.burst[name] = { error: (err as Error).message };
@@ -92,6 +97,9 @@ export function summarise(reps: Repetition[], systems: string[]): Record<string,
   for (const s of systems) {
     add(`burst.${s}.completion_ms`, reps.map((r) => num<BurstFigures>(r.burst[s], (b) => b.completionMs)));
     add(`burst.${s}.runs_per_s`, reps.map((r) => num<BurstFigures>(r.burst[s], (b) => b.runsPerSecond)));
+    const cpuKeys = new Set<string>();
+    for (const r of reps) for (const k of Object.keys((r.burst[s] as BurstFigures | undefined)?.cpuMsPerRun ?? {})) cpuKeys.add(k);
+    for (const k of cpuKeys) add(`cpu.${s}.${k}`, reps.map((r) => num<BurstFigures>(r.burst[s], (b) => b.cpuMsPerRun?.[k] ?? NaN)));
     if (s === 'ceiling') continue;
     add(`steady.${s}.runs_per_s`, reps.map((r) => num<SteadyFigures>(r.steady[s], (x) => x.runsPerSecond)));
     add(`steady.${s}.lag_p50_ms`, reps.map((r) => num<SteadyFigures>(r.steady[s], (x) => x.lagP50Ms)));

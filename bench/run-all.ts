@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { holdSharedLock } from './lib/lock';
 import { benchName } from './lib/services';
-import { componentTable, e2eTable, scaleTable } from './lib/report';
+import { componentTable, cpuTable, e2eTable, scaleTable } from './lib/report';
 
 const ROOT = path.resolve(__dirname, '..');
 const COMPONENTS = ['injector', 'runner', 'results', 'web'];
@@ -206,6 +206,7 @@ function markdown(report: Record<string, unknown>): string {
     '## End to end: CronQ and the schedulers a Node team would pick instead',
     '',
     e2e?.error ? `_failed: ${e2e.error}_\n` : e2eTable(e2e as never),
+    e2e?.error ? '' : cpuTable(e2e as never),
     '## Scale: injector cycle cost against jobs defined',
     '',
     scale?.error ? `_failed: ${scale.error}_\n` : scaleTable(scale as never),

@@ -82,11 +82,17 @@ export class BarePipeline implements BenchSystem {
     this.sub!.ack(batch[batch.length - 1]!, true);
   }
 
-  async burst(jobs: number): Promise<BurstFigures> {
+  pids(): Record<string, number[]> {
+    // The driver (this process) publishes and stores the results here, so its CPU is the pipeline's.
+    return { workers: this.workers?.pids() ?? [] };
+  }
+
+  async burst(jobs: number, onDue?: () => void): Promise<BurstFigures> {
     const base = this.runSeq;
     this.runSeq += jobs;
     const due = Date.now() + 1000;
     await sleep(due - Date.now());
+    onDue?.();
     const t0 = Date.now();
     for (let i = 0; i < jobs; i++) {
       const body = Buffer.from(JSON.stringify({ run_id: (base + i).toString(16).padStart(32, '0'), job_id: i, command: 'true' }));

@@ -40,6 +40,7 @@ export class CronqSystem implements BenchSystem {
   private readonly logDir = mkdtempSync(path.join(os.tmpdir(), 'cronq-bench-'));
   private pool?: mysql.Pool;
   private procs: Proc[] = [];
+  private roles: Array<{ role: 'injector' | 'runners' | 'results'; proc: Proc }> = [];
   private seq = 0;
 
   settings(): Record<string, string | number | boolean> {
@@ -71,11 +72,16 @@ export class CronqSystem implements BenchSystem {
       LOG_PATH: this.logDir,
       CRONQ_LOG_LEVEL: 'warn',
     };
-    this.procs.push(startCommand('cronq-results', { env }));
-    this.procs.push(startCommand('cronq-runner', { env }));
-    this.procs.push(startCommand('cronq-runner', { env }));
+    const start = (role: 'injector' | 'runners' | 'results', command: string) => {
+      const proc = startCommand(command, { env });
+      this.procs.push(proc);
+      this.roles.push({ role, proc });
+    };
+    start('results', 'cronq-results');
+    start('runners', 'cronq-runner');
+    start('runners', 'cronq-runner');
     await this.waitForConsumers(amqpUrl);
-    this.procs.push(startCommand('cronq-injector', { env }));
+    start('injector', 'cronq-injector');
     // One run end to end proves every process is up before anything is timed.
     const { category } = await this.defineJobs('warmup', 1, `R/${new Date(Date.now()).toISOString()}/P1D`, Date.now());
     const done = await pollUntil(() => this.finalCount(`job_id IN (SELECT id FROM jobs WHERE category_id = ${category})`), 1, Date.now() + 60_000, 100);
@@ -127,11 +133,18 @@ export class CronqSystem implements BenchSystem {
     return { category, ids: ids.map((r) => r.id) };
   }
 
-  async burst(jobs: number): Promise<BurstFigures> {
+  pids(): Record<string, number[]> {
+    const byRole: Record<string, number[]> = { injector: [], runners: [], results: [] };
+    for (const { role, proc } of this.roles) if (proc.child.pid) byRole[role]!.push(proc.child.pid);
+    return byRole;
+  }
+
+  async burst(jobs: number, onDue?: () => void): Promise<BurstFigures> {
     const due = Math.ceil(Date.now() / 1000) * 1000 + 2000;
     // One occurrence a day from the due instant: exactly one run in the test.
     const { category } = await this.defineJobs('burst', jobs, `R/${new Date(due).toISOString()}/P1D`, due);
     await sleep(due - Date.now());
+    onDue?.();
     const where = `job_id IN (SELECT id FROM jobs WHERE category_id = ${category})`;
     const done = await pollUntil(() => this.finalCount(where), jobs, due + 120_000);
     await this.pool!.query('UPDATE jobs SET ended_at = UTC_TIMESTAMP(3), next_run = NULL WHERE category_id = ?', [category]);

@@ -14,13 +14,18 @@ export interface BurstFigures {
   stored: number;
   /** Where the time went, ms after the due instant (systems that store the stages). */
   stages?: Record<string, number>;
+  /** CPU ms per run from the due instant until all stored, by process group (see lib/cpu.ts). */
+  cpuMsPerRun?: Record<string, number>;
 }
 
 export interface BenchSystem {
   readonly name: string;
   /** Isolated resources (own database / vhost / key prefix) and the two workers. */
   setup(): Promise<void>;
-  burst(jobs: number): Promise<BurstFigures>;
+  /** `onDue` is called at the due instant (CPU accounting starts there). */
+  burst(jobs: number, onDue?: () => void): Promise<BurstFigures>;
+  /** The system's own processes by role, for CPU accounting. */
+  pids(): Record<string, number[]>;
   steady(jobs: number, seconds: number): Promise<SteadyFigures>;
   /** Stop every process and drop what setup created; never throws. */
   teardown(): Promise<void>;

@@ -54,6 +54,31 @@ export function e2eTable(e2e: { summary: Summary; workload: Record<string, unkno
   ].join('\n');
 }
 
+/** CPU ms per run during the burst, by process group, median over the repetitions. */
+export function cpuTable(e2e: { summary: Summary } | undefined): string {
+  if (!e2e) return '';
+  const s = e2e.summary;
+  const systems = ['cronq', 'ceiling', 'bullmq', 'pgboss'].filter((n) => s[`cpu.${n}.total`]);
+  if (!systems.length) return '';
+  const groups = new Set<string>();
+  for (const k of Object.keys(s)) {
+    const m = /^cpu\.([^.]+)\.(.+)$/.exec(k);
+    if (m && systems.includes(m[1]!) && m[2] !== 'total') groups.add(m[2]!);
+  }
+  const order = ['injector', 'runners', 'results', 'workers', 'driver', 'shells'];
+  const rank = (g: string) => (order.includes(g) ? order.indexOf(g) : order.length);
+  const cols = [...groups].filter((g) => systems.some((n) => (s[`cpu.${n}.${g}`]?.median ?? 0) > 0)).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  const lines = [
+    'CPU milliseconds per run during the burst (from the due instant until all stored; /proc, all processes of each service counted — anything else using the service meanwhile is included):',
+    '',
+    `| system | total | ${cols.join(' | ')} |`,
+    `|${'---|'.repeat(2 + cols.length)}`,
+  ];
+  for (const n of systems) lines.push(`| ${NAMES[n] ?? n} | ${cell(s[`cpu.${n}.total`], 2)} | ${cols.map((g) => (s[`cpu.${n}.${g}`] ? cell(s[`cpu.${n}.${g}`], 2) : '—')).join(' | ')} |`);
+  lines.push('');
+  return lines.join('\n');
+}
+
 interface ScaleCase {
   jobs: number;
   due: number;

@@ -86,6 +86,10 @@ export class WorkerPool {
     }
   }
 
+  pids(): number[] {
+    return this.children.map((c) => c.pid).filter((p): p is number => typeof p === 'number');
+  }
+
   takeRecords(): ExecutionRecord[] {
     const r = this.records;
     this.records = [];

@@ -58,7 +58,11 @@ export class BullmqSystem implements BenchSystem {
     return (counts.completed ?? 0) + (counts.failed ?? 0);
   }
 
-  async burst(jobs: number): Promise<BurstFigures> {
+  pids(): Record<string, number[]> {
+    return { workers: this.workers?.pids() ?? [] };
+  }
+
+  async burst(jobs: number, onDue?: () => void): Promise<BurstFigures> {
     const before = await this.completed();
     const due = Date.now() + 1500;
     const now = Date.now();
@@ -66,6 +70,7 @@ export class BullmqSystem implements BenchSystem {
       Array.from({ length: jobs }, (_, i) => ({ name: 'burst', data: { job: `burst-${i}`, due }, opts: { delay: due - now } })),
     );
     await sleep(due - Date.now());
+    onDue?.();
     const done = await pollUntil(() => this.completed(), before + jobs, due + 120_000);
     await this.workers!.flush();
     this.workers!.takeRecords();

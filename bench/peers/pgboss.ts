@@ -57,12 +57,17 @@ export class PgBossSystem implements BenchSystem {
     return Number((r.rows[0] as { n: number }).n);
   }
 
-  async burst(jobs: number): Promise<BurstFigures> {
+  pids(): Record<string, number[]> {
+    return { workers: this.workers?.pids() ?? [] };
+  }
+
+  async burst(jobs: number, onDue?: () => void): Promise<BurstFigures> {
     const before = await this.completed();
     const due = Date.now() + 1500;
     const startAfter = new Date(due).toISOString();
     await this.boss!.insert(Array.from({ length: jobs }, (_, i) => ({ name: QUEUE, data: { job: `burst-${i}`, due }, startAfter })));
     await sleep(due - Date.now());
+    onDue?.();
     const done = await pollUntil(() => this.completed(), before + jobs, due + 120_000);
     await this.workers!.flush();
     this.workers!.takeRecords();
