@@ -28,7 +28,9 @@ const REPS = Number(process.env.BENCH_E2E_REPS ?? 3);
 const BURST_JOBS = Number(process.env.BENCH_E2E_BURST_JOBS ?? 1000);
 const STEADY_JOBS = Number(process.env.BENCH_E2E_STEADY_JOBS ?? 200);
 const STEADY_SECONDS = Number(process.env.BENCH_E2E_STEADY_SECONDS ?? 60);
-const SYSTEMS = (process.env.BENCH_E2E_SYSTEMS ?? 'ceiling,cronq,bullmq,pgboss').split(',').map((s) => s.trim());
+const SYSTEMS = (process.env.BENCH_E2E_SYSTEMS ?? 'ceiling,cronq,bullmq,pgboss')
+  .split(',')
+  .map((s) => s.trim());
 
 const factories: Record<string, () => BenchSystem> = {
   ceiling: () => new BarePipeline(),
@@ -47,7 +49,10 @@ function log(msg: string): void {
   process.stderr.write(`[bench e2e ${new Date().toISOString()}] ${msg}\n`);
 }
 
-async function measure(name: string, rep: Repetition): Promise<Record<string, string | number | boolean> | undefined> {
+async function measure(
+  name: string,
+  rep: Repetition,
+): Promise<Record<string, string | number | boolean> | undefined> {
   const system = factories[name]!();
   const release = await holdSharedLock();
   try {
@@ -95,27 +100,82 @@ export function summarise(reps: Repetition[], systems: string[]): Record<string,
   const out: Record<string, Spread> = {};
   const add = (key: string, values: number[]) => (out[key] = spread(values));
   for (const s of systems) {
-    add(`burst.${s}.completion_ms`, reps.map((r) => num<BurstFigures>(r.burst[s], (b) => b.completionMs)));
-    add(`burst.${s}.runs_per_s`, reps.map((r) => num<BurstFigures>(r.burst[s], (b) => b.runsPerSecond)));
+    add(
+      `burst.${s}.completion_ms`,
+      reps.map((r) => num<BurstFigures>(r.burst[s], (b) => b.completionMs)),
+    );
+    add(
+      `burst.${s}.runs_per_s`,
+      reps.map((r) => num<BurstFigures>(r.burst[s], (b) => b.runsPerSecond)),
+    );
     const cpuKeys = new Set<string>();
-    for (const r of reps) for (const k of Object.keys((r.burst[s] as BurstFigures | undefined)?.cpuMsPerRun ?? {})) cpuKeys.add(k);
-    for (const k of cpuKeys) add(`cpu.${s}.${k}`, reps.map((r) => num<BurstFigures>(r.burst[s], (b) => b.cpuMsPerRun?.[k] ?? NaN)));
+    for (const r of reps)
+      for (const k of Object.keys((r.burst[s] as BurstFigures | undefined)?.cpuMsPerRun ?? {}))
+        cpuKeys.add(k);
+    for (const k of cpuKeys)
+      add(
+        `cpu.${s}.${k}`,
+        reps.map((r) => num<BurstFigures>(r.burst[s], (b) => b.cpuMsPerRun?.[k] ?? NaN)),
+      );
     if (s === 'ceiling') continue;
-    add(`steady.${s}.runs_per_s`, reps.map((r) => num<SteadyFigures>(r.steady[s], (x) => x.runsPerSecond)));
-    add(`steady.${s}.lag_p50_ms`, reps.map((r) => num<SteadyFigures>(r.steady[s], (x) => x.lagP50Ms)));
-    add(`steady.${s}.lag_p99_ms`, reps.map((r) => num<SteadyFigures>(r.steady[s], (x) => x.lagP99Ms)));
-    add(`steady.${s}.missed`, reps.map((r) => num<SteadyFigures>(r.steady[s], (x) => x.missed)));
-    add(`steady.${s}.duplicated`, reps.map((r) => num<SteadyFigures>(r.steady[s], (x) => x.duplicated)));
+    add(
+      `steady.${s}.runs_per_s`,
+      reps.map((r) => num<SteadyFigures>(r.steady[s], (x) => x.runsPerSecond)),
+    );
+    add(
+      `steady.${s}.lag_p50_ms`,
+      reps.map((r) => num<SteadyFigures>(r.steady[s], (x) => x.lagP50Ms)),
+    );
+    add(
+      `steady.${s}.lag_p99_ms`,
+      reps.map((r) => num<SteadyFigures>(r.steady[s], (x) => x.lagP99Ms)),
+    );
+    add(
+      `steady.${s}.missed`,
+      reps.map((r) => num<SteadyFigures>(r.steady[s], (x) => x.missed)),
+    );
+    add(
+      `steady.${s}.duplicated`,
+      reps.map((r) => num<SteadyFigures>(r.steady[s], (x) => x.duplicated)),
+    );
   }
   if (systems.includes('cronq')) {
     for (const other of systems.filter((s) => s !== 'cronq')) {
       // Burst: CronQ runs/s over the other's (> 1 means CronQ is faster).
-      add(`ratio.burst_runs_per_s.cronq_over_${other}`, reps.map((r) => num<BurstFigures>(r.burst.cronq, (b) => b.runsPerSecond) / num<BurstFigures>(r.burst[other], (b) => b.runsPerSecond)));
+      add(
+        `ratio.burst_runs_per_s.cronq_over_${other}`,
+        reps.map(
+          (r) =>
+            num<BurstFigures>(r.burst.cronq, (b) => b.runsPerSecond) /
+            num<BurstFigures>(r.burst[other], (b) => b.runsPerSecond),
+        ),
+      );
       if (other === 'ceiling') continue;
-      add(`ratio.steady_runs_per_s.cronq_over_${other}`, reps.map((r) => num<SteadyFigures>(r.steady.cronq, (x) => x.runsPerSecond) / num<SteadyFigures>(r.steady[other], (x) => x.runsPerSecond)));
+      add(
+        `ratio.steady_runs_per_s.cronq_over_${other}`,
+        reps.map(
+          (r) =>
+            num<SteadyFigures>(r.steady.cronq, (x) => x.runsPerSecond) /
+            num<SteadyFigures>(r.steady[other], (x) => x.runsPerSecond),
+        ),
+      );
       // Lag: CronQ's over the other's (< 1 means CronQ dispatches sooner).
-      add(`ratio.lag_p50.cronq_over_${other}`, reps.map((r) => num<SteadyFigures>(r.steady.cronq, (x) => x.lagP50Ms) / num<SteadyFigures>(r.steady[other], (x) => x.lagP50Ms)));
-      add(`ratio.lag_p99.cronq_over_${other}`, reps.map((r) => num<SteadyFigures>(r.steady.cronq, (x) => x.lagP99Ms) / num<SteadyFigures>(r.steady[other], (x) => x.lagP99Ms)));
+      add(
+        `ratio.lag_p50.cronq_over_${other}`,
+        reps.map(
+          (r) =>
+            num<SteadyFigures>(r.steady.cronq, (x) => x.lagP50Ms) /
+            num<SteadyFigures>(r.steady[other], (x) => x.lagP50Ms),
+        ),
+      );
+      add(
+        `ratio.lag_p99.cronq_over_${other}`,
+        reps.map(
+          (r) =>
+            num<SteadyFigures>(r.steady.cronq, (x) => x.lagP99Ms) /
+            num<SteadyFigures>(r.steady[other], (x) => x.lagP99Ms),
+        ),
+      );
     }
   }
   return out;
@@ -135,7 +195,14 @@ export async function runE2e(): Promise<Record<string, unknown>> {
     reps.push(rep);
   }
   return {
-    workload: { burstJobs: BURST_JOBS, steadyJobs: STEADY_JOBS, steadySeconds: STEADY_SECONDS, steadyWindow: 'occurrences from start+2 s to end (first 2 s are warm-up)', repetitions: REPS, command: '/bin/sh -c true' },
+    workload: {
+      burstJobs: BURST_JOBS,
+      steadyJobs: STEADY_JOBS,
+      steadySeconds: STEADY_SECONDS,
+      steadyWindow: 'occurrences from start+2 s to end (first 2 s are warm-up)',
+      repetitions: REPS,
+      command: '/bin/sh -c true',
+    },
     settings,
     summary: summarise(reps, SYSTEMS),
     repetitions: reps,

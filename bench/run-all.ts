@@ -32,7 +32,8 @@ function log(msg: string): void {
 function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined || /^(CRONQ_|RABBITMQ_|BENCH_|DATABASE_URL$|LOG_PATH$|PORT$)/.test(k)) continue;
+    if (v === undefined || /^(CRONQ_|RABBITMQ_|BENCH_|DATABASE_URL$|LOG_PATH$|PORT$)/.test(k))
+      continue;
     env[k] = v;
   }
   return { ...env, ...extra };
@@ -56,12 +57,20 @@ function parseJsonOutput(out: string): unknown {
   }
 }
 
-async function runBench(file: string, env: Record<string, string>, lock: boolean): Promise<{ result: unknown; seconds: number }> {
+async function runBench(
+  file: string,
+  env: Record<string, string>,
+  lock: boolean,
+): Promise<{ result: unknown; seconds: number }> {
   const release = lock ? await holdSharedLock() : () => undefined;
   const t0 = Date.now();
   try {
     const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', file], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['--import', 'tsx', file], {
+        cwd: ROOT,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
@@ -69,7 +78,9 @@ async function runBench(file: string, env: Record<string, string>, lock: boolean
         const text = d.toString('utf8');
         stderr += text;
         if (process.env.BENCH_VERBOSE === '1') process.stderr.write(d);
-        else for (const line of text.split('\n')) if (line.startsWith('[bench ')) process.stderr.write(`  ${line}\n`);
+        else
+          for (const line of text.split('\n'))
+            if (line.startsWith('[bench ')) process.stderr.write(`  ${line}\n`);
       });
       const timer = setTimeout(() => {
         log(`${path.basename(file)}: no result after ${TIMEOUT_MS / 1000} s, stopping it`);
@@ -79,7 +90,12 @@ async function runBench(file: string, env: Record<string, string>, lock: boolean
       child.on('exit', (code, signal) => {
         clearTimeout(timer);
         if (code === 0) resolve(stdout);
-        else reject(new Error(`${path.basename(file)} exited with ${code ?? signal}: ${stderr.trim().split('\n').slice(-5).join(' | ')}`));
+        else
+          reject(
+            new Error(
+              `${path.basename(file)} exited with ${code ?? signal}: ${stderr.trim().split('\n').slice(-5).join(' | ')}`,
+            ),
+          );
       });
     });
     return { result: parseJsonOutput(out), seconds: (Date.now() - t0) / 1000 };
@@ -92,7 +108,9 @@ function versions(): Record<string, string> {
   const v: Record<string, string> = { node: process.version };
   const tryCmd = (name: string, cmd: string, args: string[]) => {
     try {
-      v[name] = execFileSync(cmd, args, { encoding: 'utf8', timeout: 10_000 }).trim().split('\n')[0]!;
+      v[name] = execFileSync(cmd, args, { encoding: 'utf8', timeout: 10_000 })
+        .trim()
+        .split('\n')[0]!;
     } catch {
       v[name] = 'unknown';
     }
@@ -100,7 +118,10 @@ function versions(): Record<string, string> {
   tryCmd('mariadb', 'mysql', ['-h', '127.0.0.1', '-u', 'root', '-N', '-e', 'SELECT VERSION()']);
   tryCmd('postgres', 'psql', ['-h', '127.0.0.1', '-U', 'postgres', '-tAc', 'SHOW server_version']);
   try {
-    const info = execFileSync('redis-cli', ['INFO', 'server'], { encoding: 'utf8', timeout: 10_000 });
+    const info = execFileSync('redis-cli', ['INFO', 'server'], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
     v.redis = /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown';
   } catch {
     v.redis = 'unknown';
@@ -122,7 +143,13 @@ async function main(): Promise<void> {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const report: Record<string, unknown> = {
     startedAt: new Date().toISOString(),
-    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGB: Math.round(os.totalmem() / 2 ** 30), loadavgAtStart: os.loadavg(), versions: versions() },
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model,
+      memGB: Math.round(os.totalmem() / 2 ** 30),
+      loadavgAtStart: os.loadavg(),
+      versions: versions(),
+    },
     components: {},
   };
 
@@ -152,7 +179,10 @@ async function main(): Promise<void> {
     log(`${name}: running bench/${name}.ts`);
     try {
       // web.ts takes its database from DATABASE_URL (default a fixed name): give it one of its own.
-      const extra: Record<string, string> = name === 'web' ? { DATABASE_URL: `mysql://root@127.0.0.1:3306/${benchName('cronq_bench_web')}` } : {};
+      const extra: Record<string, string> =
+        name === 'web'
+          ? { DATABASE_URL: `mysql://root@127.0.0.1:3306/${benchName('cronq_bench_web')}` }
+          : {};
       const r = await runBench(file, cleanEnv(extra), true);
       components[name] = r.result;
       log(`${name}: done in ${r.seconds.toFixed(0)} s`);
@@ -165,7 +195,9 @@ async function main(): Promise<void> {
   if (only.includes('scale')) {
     log('scale: injector cycle cost at 10,000 and 100,000 jobs');
     try {
-      report.scale = (await runBench(path.join(__dirname, 'scale.ts'), cleanEnv(pick(/^BENCH_SCALE_/)), true)).result;
+      report.scale = (
+        await runBench(path.join(__dirname, 'scale.ts'), cleanEnv(pick(/^BENCH_SCALE_/)), true)
+      ).result;
     } catch (err) {
       report.scale = { error: (err as Error).message };
       log(`scale: FAILED ${(err as Error).message}`);
@@ -176,7 +208,10 @@ async function main(): Promise<void> {
     log('e2e: CronQ vs bare pipeline vs BullMQ vs pg-boss (takes a while)');
     try {
       // e2e takes the lock itself, per system, so a disruptive test may slip in between systems.
-      const env = cleanEnv({ ...pick(/^BENCH_E2E_|^BENCH_PGBOSS_|^BENCH_CRONQ_|^BENCH_NO_LOCK$/), BENCH_VERBOSE: process.env.BENCH_VERBOSE ?? '' });
+      const env = cleanEnv({
+        ...pick(/^BENCH_E2E_|^BENCH_PGBOSS_|^BENCH_CRONQ_|^BENCH_NO_LOCK$/),
+        BENCH_VERBOSE: process.env.BENCH_VERBOSE ?? '',
+      });
       report.e2e = (await runBench(path.join(__dirname, 'e2e.ts'), env, false)).result;
     } catch (err) {
       report.e2e = { error: (err as Error).message };
@@ -195,7 +230,13 @@ function pick(re: RegExp): Record<string, string> {
 }
 
 function markdown(report: Record<string, unknown>): string {
-  const m = report.machine as { cpus: number; cpuModel: string; loadavgAtStart: number[]; loadavgAtEnd: number[]; versions: Record<string, string> };
+  const m = report.machine as {
+    cpus: number;
+    cpuModel: string;
+    loadavgAtStart: number[];
+    loadavgAtEnd: number[];
+    versions: Record<string, string>;
+  };
   const e2e = report.e2e as { error?: string } | undefined;
   const scale = report.scale as { error?: string } | undefined;
   const parts = [
@@ -212,7 +253,9 @@ function markdown(report: Record<string, unknown>): string {
     scale?.error ? `_failed: ${scale.error}_\n` : scaleTable(scale as never),
     '## Component benchmarks (as each prints them)',
     '',
-    ...Object.entries(report.components as Record<string, unknown>).map(([k, v]) => componentTable(k, v)),
+    ...Object.entries(report.components as Record<string, unknown>).map(([k, v]) =>
+      componentTable(k, v),
+    ),
   ];
   return parts.join('\n');
 }

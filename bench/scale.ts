@@ -43,20 +43,38 @@ interface CaseResult {
   probeIdleMs: Spread;
 }
 
-async function withJobs<T>(total: number, fn: (db: Knex, pool: mysql.Pool) => Promise<T>): Promise<T> {
+async function withJobs<T>(
+  total: number,
+  fn: (db: Knex, pool: mysql.Pool) => Promise<T>,
+): Promise<T> {
   const name = benchName('cronq_bench_scale');
   const url = await createMysqlDatabase(name);
   const db = createDb(parseDatabaseUrl(url), { poolMax: 4 });
   const pool = mysql.createPool({ ...MYSQL, database: name, connectionLimit: 2, timezone: 'Z' });
   try {
     await migrate(db);
-    const [cat] = (await pool.query('INSERT INTO categories (name) VALUES (?)', ['scale'])) as unknown as [{ insertId: number }];
-    const start = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000).toISOString();
+    const [cat] = (await pool.query('INSERT INTO categories (name) VALUES (?)', [
+      'scale',
+    ])) as unknown as [{ insertId: number }];
+    const start = new Date(
+      Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000,
+    ).toISOString();
     const chunk = 5000;
     for (let i = 0; i < total; i += chunk) {
       const rows = [];
-      for (let k = i; k < Math.min(total, i + chunk); k++) rows.push([`job-${k}`, `R/${start}/PT1H`, '2099-01-01 00:00:00.000', 'true', 'default', cat.insertId]);
-      await pool.query('INSERT INTO jobs (name, schedule, next_run, command, routing_key, category_id) VALUES ?', [rows]);
+      for (let k = i; k < Math.min(total, i + chunk); k++)
+        rows.push([
+          `job-${k}`,
+          `R/${start}/PT1H`,
+          '2099-01-01 00:00:00.000',
+          'true',
+          'default',
+          cat.insertId,
+        ]);
+      await pool.query(
+        'INSERT INTO jobs (name, schedule, next_run, command, routing_key, category_id) VALUES ?',
+        [rows],
+      );
     }
     await pool.query('ANALYZE TABLE jobs');
     return await fn(db, pool);
@@ -67,8 +85,15 @@ async function withJobs<T>(total: number, fn: (db: Knex, pool: mysql.Pool) => Pr
   }
 }
 
-async function measureCase(db: Knex, pool: mysql.Pool, total: number, due: number): Promise<CaseResult> {
-  const [[range]] = (await pool.query('SELECT MIN(id) AS lo, MAX(id) AS hi FROM jobs')) as unknown as [[{ lo: number; hi: number }]];
+async function measureCase(
+  db: Knex,
+  pool: mysql.Pool,
+  total: number,
+  due: number,
+): Promise<CaseResult> {
+  const [[range]] = (await pool.query(
+    'SELECT MIN(id) AS lo, MAX(id) AS hi FROM jobs',
+  )) as unknown as [[{ lo: number; hi: number }]];
   const claimant = `${os.hostname()}.bench`;
   const cycles: number[] = [];
   const perJob: number[] = [];
@@ -81,7 +106,10 @@ async function measureCase(db: Knex, pool: mysql.Pool, total: number, due: numbe
     // Make `due` jobs due, spread evenly over the id range (a different set each cycle).
     const step = Math.floor(total / due);
     const ids = Array.from({ length: due }, (_, i) => range.lo + ((i * step + c) % total));
-    await pool.query('UPDATE jobs SET next_run = UTC_TIMESTAMP(3) - INTERVAL 1 SECOND WHERE id IN (?)', [ids]);
+    await pool.query(
+      'UPDATE jobs SET next_run = UTC_TIMESTAMP(3) - INTERVAL 1 SECOND WHERE id IN (?)',
+      [ids],
+    );
     const t0 = performance.now();
     const p = await probe(db, REPUBLISH_MS);
     let claimed = 0;
@@ -94,20 +122,31 @@ async function measureCase(db: Knex, pool: mysql.Pool, total: number, due: numbe
     if (claimed !== due) throw new Error(`cycle claimed ${claimed} jobs, expected ${due}`);
     // What the injector does once the broker confirms (untimed): otherwise the
     // unpublished runs pile up and the probe's stale-run check scans them all.
-    await pool.query("UPDATE runs SET published_at = UTC_TIMESTAMP(3) WHERE published_at IS NULL AND status = 'queued'");
+    await pool.query(
+      "UPDATE runs SET published_at = UTC_TIMESTAMP(3) WHERE published_at IS NULL AND status = 'queued'",
+    );
     if (c === 0) continue; // the first cycle warms the buffer pool
     cycles.push(ms);
     perJob.push(ms / due);
     probes.push(idle);
   }
-  return { jobs: total, due, cycleMs: spread(cycles), perDueJobMs: spread(perJob), probeIdleMs: spread(probes) };
+  return {
+    jobs: total,
+    due,
+    cycleMs: spread(cycles),
+    perDueJobMs: spread(perJob),
+    probeIdleMs: spread(probes),
+  };
 }
 
 export async function runScale(): Promise<Record<string, unknown>> {
   log('10,000 jobs');
   const a = await withJobs(10_000, (db, pool) => measureCase(db, pool, 10_000, 100));
   log('100,000 jobs');
-  const [b, c] = await withJobs(100_000, async (db, pool) => [await measureCase(db, pool, 100_000, 1000), await measureCase(db, pool, 100_000, 100)]);
+  const [b, c] = await withJobs(100_000, async (db, pool) => [
+    await measureCase(db, pool, 100_000, 1000),
+    await measureCase(db, pool, 100_000, 100),
+  ]);
   const ratio = (x: Spread, y: Spread) => round(x.median / y.median, 3);
   return {
     what: 'injector wake-up: probe + claimDueJobs batches until short (DB side; publishing excluded)',

@@ -18,7 +18,14 @@ async function main(): Promise<void> {
     const job = JSON.parse(msg.content.toString()) as { run_id: string; job_id: number };
     void (async () => {
       const code = await runShellTrue();
-      const body = Buffer.from(JSON.stringify({ run_id: job.run_id, job_id: job.job_id, return_code: code, finished_at: Date.now() }));
+      const body = Buffer.from(
+        JSON.stringify({
+          run_id: job.run_id,
+          job_id: job.job_id,
+          return_code: code,
+          finished_at: Date.now(),
+        }),
+      );
       publish.publish('', 'bench_results', body, { persistent: true }, (err) => {
         if (err) reporter.error(String(err));
         else consume.ack(msg);

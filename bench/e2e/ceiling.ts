@@ -6,10 +6,22 @@
  * burst is published at the due instant, so publishing is inside the time.
  */
 import path from 'node:path';
-import amqp, { type ChannelModel, type ConfirmChannel, type Channel, type ConsumeMessage } from 'amqplib';
+import amqp, {
+  type ChannelModel,
+  type ConfirmChannel,
+  type Channel,
+  type ConsumeMessage,
+} from 'amqplib';
 import mysql from 'mysql2/promise';
 import { WorkerPool } from '../lib/workers';
-import { benchName, createMysqlDatabase, createVhost, deleteVhost, dropMysqlDatabase, MYSQL } from '../lib/services';
+import {
+  benchName,
+  createMysqlDatabase,
+  createVhost,
+  deleteVhost,
+  dropMysqlDatabase,
+  MYSQL,
+} from '../lib/services';
 import { pollUntil, sleep, type BenchSystem, type BurstFigures } from './system';
 import type { SteadyFigures } from '../lib/occurrences';
 
@@ -33,7 +45,14 @@ export class BarePipeline implements BenchSystem {
   private runSeq = 0;
 
   settings(): Record<string, string | number | boolean> {
-    return { workers: 2, prefetch: CONCURRENCY, insertBatchMax: BATCH_MAX, insertBatchMs: BATCH_MS, publisherConfirms: true, persistent: true };
+    return {
+      workers: 2,
+      prefetch: CONCURRENCY,
+      insertBatchMax: BATCH_MAX,
+      insertBatchMs: BATCH_MS,
+      publisherConfirms: true,
+      persistent: true,
+    };
   }
 
   async setup(): Promise<void> {
@@ -50,7 +69,10 @@ export class BarePipeline implements BenchSystem {
     this.sub = await this.conn.createChannel();
     await this.sub.prefetch(BATCH_MAX * 2);
     await this.sub.consume('bench_results', (m) => m && this.onResult(m));
-    this.workers = new WorkerPool(path.join(__dirname, 'ceiling-worker.ts'), { BENCH_AMQP_URL: url, BENCH_CONCURRENCY: String(CONCURRENCY) });
+    this.workers = new WorkerPool(path.join(__dirname, 'ceiling-worker.ts'), {
+      BENCH_AMQP_URL: url,
+      BENCH_CONCURRENCY: String(CONCURRENCY),
+    });
     await this.workers.start();
   }
 
@@ -75,10 +97,18 @@ export class BarePipeline implements BenchSystem {
 
   private async flush(batch: ConsumeMessage[]): Promise<void> {
     const rows = batch.map((m) => {
-      const r = JSON.parse(m.content.toString()) as { run_id: string; job_id: number; return_code: number; finished_at: number };
+      const r = JSON.parse(m.content.toString()) as {
+        run_id: string;
+        job_id: number;
+        return_code: number;
+        finished_at: number;
+      };
       return [r.run_id, r.job_id, r.return_code, new Date(r.finished_at)];
     });
-    await this.pool!.query('INSERT IGNORE INTO results (run_id, job_id, return_code, finished_at) VALUES ?', [rows]);
+    await this.pool!.query(
+      'INSERT IGNORE INTO results (run_id, job_id, return_code, finished_at) VALUES ?',
+      [rows],
+    );
     this.sub!.ack(batch[batch.length - 1]!, true);
   }
 
@@ -95,17 +125,34 @@ export class BarePipeline implements BenchSystem {
     onDue?.();
     const t0 = Date.now();
     for (let i = 0; i < jobs; i++) {
-      const body = Buffer.from(JSON.stringify({ run_id: (base + i).toString(16).padStart(32, '0'), job_id: i, command: 'true' }));
+      const body = Buffer.from(
+        JSON.stringify({
+          run_id: (base + i).toString(16).padStart(32, '0'),
+          job_id: i,
+          command: 'true',
+        }),
+      );
       this.pub!.publish('', 'bench_jobs', body, { persistent: true });
     }
     await this.pub!.waitForConfirms();
     const target = base + jobs;
-    const done = await pollUntil(async () => {
-      const [rows] = (await this.pool!.query('SELECT COUNT(*) AS n FROM results')) as unknown as [[{ n: number }]];
-      return Number(rows[0].n);
-    }, target, t0 + 120_000);
+    const done = await pollUntil(
+      async () => {
+        const [rows] = (await this.pool!.query('SELECT COUNT(*) AS n FROM results')) as unknown as [
+          [{ n: number }],
+        ];
+        return Number(rows[0].n);
+      },
+      target,
+      t0 + 120_000,
+    );
     const completionMs = done.at - t0;
-    return { jobs, completionMs, runsPerSecond: (jobs / completionMs) * 1000, stored: done.last - base };
+    return {
+      jobs,
+      completionMs,
+      runsPerSecond: (jobs / completionMs) * 1000,
+      stored: done.last - base,
+    };
   }
 
   async steady(): Promise<SteadyFigures> {

@@ -15,7 +15,14 @@ import { startCommand, type Proc } from '../../test/helpers/processes';
 import { createDb, migrate } from '../../src/core/db';
 import { parseDatabaseUrl } from '../../src/core/config';
 import { analyseSteady, type ExecutionRecord, type SteadyFigures } from '../lib/occurrences';
-import { benchName, createMysqlDatabase, createVhost, deleteVhost, dropMysqlDatabase, MYSQL } from '../lib/services';
+import {
+  benchName,
+  createMysqlDatabase,
+  createVhost,
+  deleteVhost,
+  dropMysqlDatabase,
+  MYSQL,
+} from '../lib/services';
 import { pollUntil, sleep, type BenchSystem, type BurstFigures } from './system';
 
 const CONCURRENCY = 16;
@@ -63,7 +70,12 @@ export class CronqSystem implements BenchSystem {
     } finally {
       await knex.destroy();
     }
-    this.pool = mysql.createPool({ ...MYSQL, database: this.dbName, connectionLimit: 3, timezone: 'Z' });
+    this.pool = mysql.createPool({
+      ...MYSQL,
+      database: this.dbName,
+      connectionLimit: 3,
+      timezone: 'Z',
+    });
     const env = {
       DATABASE_URL: dbUrl,
       RABBITMQ_URL: amqpUrl,
@@ -83,9 +95,20 @@ export class CronqSystem implements BenchSystem {
     await this.waitForConsumers(amqpUrl);
     start('injector', 'cronq-injector');
     // One run end to end proves every process is up before anything is timed.
-    const { category } = await this.defineJobs('warmup', 1, `R/${new Date(Date.now()).toISOString()}/P1D`, Date.now());
-    const done = await pollUntil(() => this.finalCount(`job_id IN (SELECT id FROM jobs WHERE category_id = ${category})`), 1, Date.now() + 60_000, 100);
-    if (!Number.isFinite(done.at)) throw new Error(`CronQ warm-up run did not finish within 60 s:\n${this.output()}`);
+    const { category } = await this.defineJobs(
+      'warmup',
+      1,
+      `R/${new Date(Date.now()).toISOString()}/P1D`,
+      Date.now(),
+    );
+    const done = await pollUntil(
+      () => this.finalCount(`job_id IN (SELECT id FROM jobs WHERE category_id = ${category})`),
+      1,
+      Date.now() + 60_000,
+      100,
+    );
+    if (!Number.isFinite(done.at))
+      throw new Error(`CronQ warm-up run did not finish within 60 s:\n${this.output()}`);
   }
 
   private output(): string {
@@ -107,7 +130,10 @@ export class CronqSystem implements BenchSystem {
         } catch {
           // not declared yet
         }
-        if (Date.now() > deadline) throw new Error(`CronQ runners/results did not start consuming within 60 s:\n${this.output()}`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `CronQ runners/results did not start consuming within 60 s:\n${this.output()}`,
+          );
         await sleep(200);
       }
     } finally {
@@ -116,20 +142,41 @@ export class CronqSystem implements BenchSystem {
   }
 
   private async finalCount(where: string): Promise<number> {
-    const [rows] = (await this.pool!.query(`SELECT COUNT(*) AS n FROM runs WHERE ${where} AND status IN ${FINAL}`)) as unknown as [[{ n: number }]];
+    const [rows] = (await this.pool!.query(
+      `SELECT COUNT(*) AS n FROM runs WHERE ${where} AND status IN ${FINAL}`,
+    )) as unknown as [[{ n: number }]];
     return Number(rows[0].n);
   }
 
   /** A category of `count` jobs, all with the same schedule and first occurrence. */
-  private async defineJobs(label: string, count: number, schedule: string, firstMs: number): Promise<{ category: number; ids: number[] }> {
+  private async defineJobs(
+    label: string,
+    count: number,
+    schedule: string,
+    firstMs: number,
+  ): Promise<{ category: number; ids: number[] }> {
     const name = `${label}-${++this.seq}-${Date.now()}`;
-    const [res] = (await this.pool!.query('INSERT INTO categories (name) VALUES (?)', [name])) as unknown as [{ insertId: number }];
+    const [res] = (await this.pool!.query('INSERT INTO categories (name) VALUES (?)', [
+      name,
+    ])) as unknown as [{ insertId: number }];
     const category = res.insertId;
-    const rows = Array.from({ length: count }, (_, i) => [`${label}-${i}`, schedule, sqlTime(firstMs), 'true', 'default', category]);
+    const rows = Array.from({ length: count }, (_, i) => [
+      `${label}-${i}`,
+      schedule,
+      sqlTime(firstMs),
+      'true',
+      'default',
+      category,
+    ]);
     for (let i = 0; i < rows.length; i += 1000) {
-      await this.pool!.query('INSERT INTO jobs (name, schedule, next_run, command, routing_key, category_id) VALUES ?', [rows.slice(i, i + 1000)]);
+      await this.pool!.query(
+        'INSERT INTO jobs (name, schedule, next_run, command, routing_key, category_id) VALUES ?',
+        [rows.slice(i, i + 1000)],
+      );
     }
-    const [ids] = (await this.pool!.query('SELECT id FROM jobs WHERE category_id = ? ORDER BY id', [category])) as unknown as [Array<{ id: number }>];
+    const [ids] = (await this.pool!.query('SELECT id FROM jobs WHERE category_id = ? ORDER BY id', [
+      category,
+    ])) as unknown as [Array<{ id: number }>];
     return { category, ids: ids.map((r) => r.id) };
   }
 
@@ -142,12 +189,20 @@ export class CronqSystem implements BenchSystem {
   async burst(jobs: number, onDue?: () => void): Promise<BurstFigures> {
     const due = Math.ceil(Date.now() / 1000) * 1000 + 2000;
     // One occurrence a day from the due instant: exactly one run in the test.
-    const { category } = await this.defineJobs('burst', jobs, `R/${new Date(due).toISOString()}/P1D`, due);
+    const { category } = await this.defineJobs(
+      'burst',
+      jobs,
+      `R/${new Date(due).toISOString()}/P1D`,
+      due,
+    );
     await sleep(due - Date.now());
     onDue?.();
     const where = `job_id IN (SELECT id FROM jobs WHERE category_id = ${category})`;
     const done = await pollUntil(() => this.finalCount(where), jobs, due + 120_000);
-    await this.pool!.query('UPDATE jobs SET ended_at = UTC_TIMESTAMP(3), next_run = NULL WHERE category_id = ?', [category]);
+    await this.pool!.query(
+      'UPDATE jobs SET ended_at = UTC_TIMESTAMP(3), next_run = NULL WHERE category_id = ?',
+      [category],
+    );
     const completionMs = done.at - due;
     const [[st]] = (await this.pool!.query(
       `SELECT MIN(queued_at) AS first_claimed, MAX(queued_at) AS last_claimed, MAX(published_at) AS last_published,
@@ -157,15 +212,29 @@ export class CronqSystem implements BenchSystem {
     const stages: Record<string, number> = {};
     for (const [k, v] of Object.entries(st)) if (v) stages[k] = v.getTime() - due;
     stages.last_stored = completionMs;
-    return { jobs, completionMs, runsPerSecond: (jobs / completionMs) * 1000, stored: done.last, stages };
+    return {
+      jobs,
+      completionMs,
+      runsPerSecond: (jobs / completionMs) * 1000,
+      stored: done.last,
+      stages,
+    };
   }
 
   async steady(jobs: number, seconds: number): Promise<SteadyFigures> {
     const start = Math.ceil(Date.now() / 1000) * 1000 + 3000;
-    const { category, ids } = await this.defineJobs('steady', jobs, `R/${new Date(start).toISOString()}/PT1S`, start);
+    const { category, ids } = await this.defineJobs(
+      'steady',
+      jobs,
+      `R/${new Date(start).toISOString()}/PT1S`,
+      start,
+    );
     const end = start + seconds * 1000;
     await sleep(end - Date.now());
-    await this.pool!.query('UPDATE jobs SET ended_at = UTC_TIMESTAMP(3), next_run = NULL WHERE category_id = ?', [category]);
+    await this.pool!.query(
+      'UPDATE jobs SET ended_at = UTC_TIMESTAMP(3), next_run = NULL WHERE category_id = ?',
+      [category],
+    );
     // Drain: wait until no run of these jobs is still queued or running (at
     // most 60 s), so a late run counts in the lag instead of as missed.
     await sleep(1000);
@@ -185,14 +254,21 @@ export class CronqSystem implements BenchSystem {
       `SELECT job_id, scheduled_for, started_at, finished_at FROM runs
         WHERE job_id IN (SELECT id FROM jobs WHERE category_id = ?) AND started_at IS NOT NULL`,
       [category],
-    )) as unknown as [Array<{ job_id: number; scheduled_for: Date; started_at: Date; finished_at: Date | null }>];
+    )) as unknown as [
+      Array<{ job_id: number; scheduled_for: Date; started_at: Date; finished_at: Date | null }>,
+    ];
     const records: ExecutionRecord[] = rows.map((r) => ({
       job: String(r.job_id),
       scheduledFor: r.scheduled_for.getTime(),
       startedAt: r.started_at.getTime(),
       finishedAt: r.finished_at ? r.finished_at.getTime() : NaN,
     }));
-    return analyseSteady(records, { from: start + 2000, to: end, periodMs: 1000, jobs: ids.map(String) });
+    return analyseSteady(records, {
+      from: start + 2000,
+      to: end,
+      periodMs: 1000,
+      jobs: ids.map(String),
+    });
   }
 
   async teardown(): Promise<void> {

@@ -34,7 +34,12 @@ export interface BenchSystem {
 }
 
 /** Poll `count()` until it reaches `target` or the deadline; returns when it got there. */
-export async function pollUntil(count: () => Promise<number>, target: number, deadlineMs: number, intervalMs = 50): Promise<{ at: number; last: number }> {
+export async function pollUntil(
+  count: () => Promise<number>,
+  target: number,
+  deadlineMs: number,
+  intervalMs = 50,
+): Promise<{ at: number; last: number }> {
   let last = 0;
   for (;;) {
     try {

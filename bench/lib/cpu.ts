@@ -18,7 +18,10 @@ function readTimes(pid: number): ProcTimes | undefined {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // comm may contain spaces: fields start after the last ')'.
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { self: (Number(f[11]) + Number(f[12])) * TICK_MS, children: (Number(f[13]) + Number(f[14])) * TICK_MS };
+    return {
+      self: (Number(f[11]) + Number(f[12])) * TICK_MS,
+      children: (Number(f[13]) + Number(f[14])) * TICK_MS,
+    };
   } catch {
     return undefined;
   }
@@ -89,7 +92,11 @@ export function sampleCpu(groups: CpuGroups): CpuSample {
  * shells they spawned (reaped children, summed as "shells"), and each
  * service. Service figures include anyone else using that service meanwhile.
  */
-export function cpuPerRun(before: CpuSample, after: CpuSample, runs: number): Record<string, number> {
+export function cpuPerRun(
+  before: CpuSample,
+  after: CpuSample,
+  runs: number,
+): Record<string, number> {
   const out: Record<string, number> = {};
   let shells = 0;
   let total = 0;

@@ -11,9 +11,21 @@ const LOCK = process.env.BENCH_DISRUPTIVE_LOCK ?? '/tmp/cronq-disruptive.lock';
 
 export async function holdSharedLock(timeoutMs = 600_000): Promise<() => void> {
   if (process.env.BENCH_NO_LOCK === '1') return () => undefined;
-  const child = spawn('flock', ['--shared', '--timeout', String(Math.ceil(timeoutMs / 1000)), LOCK, 'sh', '-c', 'echo locked; exec cat'], {
-    stdio: ['pipe', 'pipe', 'ignore'],
-  });
+  const child = spawn(
+    'flock',
+    [
+      '--shared',
+      '--timeout',
+      String(Math.ceil(timeoutMs / 1000)),
+      LOCK,
+      'sh',
+      '-c',
+      'echo locked; exec cat',
+    ],
+    {
+      stdio: ['pipe', 'pipe', 'ignore'],
+    },
+  );
   const release = () => {
     child.stdin?.end();
     if (child.exitCode === null) child.kill('SIGTERM');

@@ -9,7 +9,10 @@ type Summary = Record<string, Spread | undefined>;
 
 function fmt(v: number, digits = 0): string {
   if (!Number.isFinite(v)) return 'n/a';
-  return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  return v.toLocaleString('en-US', {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
 }
 
 function cell(s: Spread | undefined, digits = 0): string {
@@ -23,17 +26,37 @@ function perRep(s: Spread | undefined): string {
   return s.values.map((v) => (Number.isFinite(v) ? fmt(v) : 'n/a')).join(' / ');
 }
 
-const NAMES: Record<string, string> = { cronq: 'CronQ', ceiling: 'bare pipeline (ceiling)', bullmq: 'BullMQ', pgboss: 'pg-boss (startAfter loop)' };
+const NAMES: Record<string, string> = {
+  cronq: 'CronQ',
+  ceiling: 'bare pipeline (ceiling)',
+  bullmq: 'BullMQ',
+  pgboss: 'pg-boss (startAfter loop)',
+};
 
-export function e2eTable(e2e: { summary: Summary; workload: Record<string, unknown> } | undefined): string {
+export function e2eTable(
+  e2e: { summary: Summary; workload: Record<string, unknown> } | undefined,
+): string {
   if (!e2e) return '_end-to-end comparison not run_\n';
   const s = e2e.summary;
-  const systems = ['cronq', 'ceiling', 'bullmq', 'pgboss'].filter((n) => s[`burst.${n}.runs_per_s`]);
+  const systems = ['cronq', 'ceiling', 'bullmq', 'pgboss'].filter(
+    (n) => s[`burst.${n}.runs_per_s`],
+  );
   const others = systems.filter((n) => n !== 'cronq');
-  const w = e2e.workload as { burstJobs: number; steadyJobs: number; steadySeconds: number; repetitions: number };
+  const w = e2e.workload as {
+    burstJobs: number;
+    steadyJobs: number;
+    steadySeconds: number;
+    repetitions: number;
+  };
   const head = `| figure | ${systems.map((n) => NAMES[n] ?? n).join(' | ')} | ${others.map((o) => `CronQ ÷ ${NAMES[o] ?? o}`).join(' | ')} |`;
   const sep = `|${'---|'.repeat(1 + systems.length + others.length)}`;
-  const row = (label: string, key: (n: string) => string, digits: number, ratio?: (o: string) => string, ratioDigits = 2) =>
+  const row = (
+    label: string,
+    key: (n: string) => string,
+    digits: number,
+    ratio?: (o: string) => string,
+    ratioDigits = 2,
+  ) =>
     `| ${label} | ${systems.map((n) => cell(s[key(n)], digits)).join(' | ')} | ${others.map((o) => (ratio ? cell(s[ratio(o)], ratioDigits) : '')).join(' | ')} |`;
   const rowPerRep = (label: string, key: (n: string) => string) =>
     `| ${label} | ${systems.map((n) => (n === 'ceiling' ? '—' : perRep(s[key(n)]))).join(' | ')} | ${others.map(() => '').join(' | ')} |`;
@@ -43,11 +66,35 @@ export function e2eTable(e2e: { summary: Summary; workload: Record<string, unkno
     '',
     head,
     sep,
-    row(`burst: due → all ${fmt(w.burstJobs)} results stored (ms, lower is better)`, (n) => `burst.${n}.completion_ms`, 0),
-    row('burst: runs/s (ratio > 1: CronQ faster)', (n) => `burst.${n}.runs_per_s`, 0, (o) => `ratio.burst_runs_per_s.cronq_over_${o}`),
-    row('steady: runs/s sustained (ratio > 1: CronQ more)', (n) => steady(n, 'runs_per_s'), 1, (o) => (o === 'ceiling' ? '-' : `ratio.steady_runs_per_s.cronq_over_${o}`)),
-    row('steady: dispatch lag p50 (ms; ratio < 1: CronQ sooner)', (n) => steady(n, 'lag_p50_ms'), 0, (o) => (o === 'ceiling' ? '-' : `ratio.lag_p50.cronq_over_${o}`)),
-    row('steady: dispatch lag p99 (ms; ratio < 1: CronQ sooner)', (n) => steady(n, 'lag_p99_ms'), 0, (o) => (o === 'ceiling' ? '-' : `ratio.lag_p99.cronq_over_${o}`)),
+    row(
+      `burst: due → all ${fmt(w.burstJobs)} results stored (ms, lower is better)`,
+      (n) => `burst.${n}.completion_ms`,
+      0,
+    ),
+    row(
+      'burst: runs/s (ratio > 1: CronQ faster)',
+      (n) => `burst.${n}.runs_per_s`,
+      0,
+      (o) => `ratio.burst_runs_per_s.cronq_over_${o}`,
+    ),
+    row(
+      'steady: runs/s sustained (ratio > 1: CronQ more)',
+      (n) => steady(n, 'runs_per_s'),
+      1,
+      (o) => (o === 'ceiling' ? '-' : `ratio.steady_runs_per_s.cronq_over_${o}`),
+    ),
+    row(
+      'steady: dispatch lag p50 (ms; ratio < 1: CronQ sooner)',
+      (n) => steady(n, 'lag_p50_ms'),
+      0,
+      (o) => (o === 'ceiling' ? '-' : `ratio.lag_p50.cronq_over_${o}`),
+    ),
+    row(
+      'steady: dispatch lag p99 (ms; ratio < 1: CronQ sooner)',
+      (n) => steady(n, 'lag_p99_ms'),
+      0,
+      (o) => (o === 'ceiling' ? '-' : `ratio.lag_p99.cronq_over_${o}`),
+    ),
     rowPerRep('steady: missed occurrences (each repetition)', (n) => `steady.${n}.missed`),
     rowPerRep('steady: duplicated runs (each repetition)', (n) => `steady.${n}.duplicated`),
     '',
@@ -67,14 +114,19 @@ export function cpuTable(e2e: { summary: Summary } | undefined): string {
   }
   const order = ['injector', 'runners', 'results', 'workers', 'driver', 'shells'];
   const rank = (g: string) => (order.includes(g) ? order.indexOf(g) : order.length);
-  const cols = [...groups].filter((g) => systems.some((n) => (s[`cpu.${n}.${g}`]?.median ?? 0) > 0)).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  const cols = [...groups]
+    .filter((g) => systems.some((n) => (s[`cpu.${n}.${g}`]?.median ?? 0) > 0))
+    .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
   const lines = [
     'CPU milliseconds per run during the burst (from the due instant until all stored; /proc, all processes of each service counted — anything else using the service meanwhile is included):',
     '',
     `| system | total | ${cols.join(' | ')} |`,
     `|${'---|'.repeat(2 + cols.length)}`,
   ];
-  for (const n of systems) lines.push(`| ${NAMES[n] ?? n} | ${cell(s[`cpu.${n}.total`], 2)} | ${cols.map((g) => (s[`cpu.${n}.${g}`] ? cell(s[`cpu.${n}.${g}`], 2) : '—')).join(' | ')} |`);
+  for (const n of systems)
+    lines.push(
+      `| ${NAMES[n] ?? n} | ${cell(s[`cpu.${n}.total`], 2)} | ${cols.map((g) => (s[`cpu.${n}.${g}`] ? cell(s[`cpu.${n}.${g}`], 2) : '—')).join(' | ')} |`,
+    );
   lines.push('');
   return lines.join('\n');
 }
@@ -87,7 +139,11 @@ interface ScaleCase {
   probeIdleMs: Spread;
 }
 
-export function scaleTable(scale: { cases: Record<string, ScaleCase>; ratios: Record<string, number>; batchSize: number } | undefined): string {
+export function scaleTable(
+  scale:
+    | { cases: Record<string, ScaleCase>; ratios: Record<string, number>; batchSize: number }
+    | undefined,
+): string {
   if (!scale) return '_scale benchmark not run_\n';
   const lines = [
     `Injector wake-up (probe + claim in batches of ${scale.batchSize}; publishing excluded), median [min–max] of the cycles:`,
@@ -96,9 +152,15 @@ export function scaleTable(scale: { cases: Record<string, ScaleCase>; ratios: Re
     '|---|---|---|---|---|',
   ];
   for (const c of Object.values(scale.cases)) {
-    lines.push(`| ${fmt(c.jobs)} | ${fmt(c.due)} | ${cell(c.cycleMs, 1)} | ${cell(c.perDueJobMs, 3)} | ${cell(c.probeIdleMs, 2)} |`);
+    lines.push(
+      `| ${fmt(c.jobs)} | ${fmt(c.due)} | ${cell(c.cycleMs, 1)} | ${cell(c.perDueJobMs, 3)} | ${cell(c.probeIdleMs, 2)} |`,
+    );
   }
-  lines.push('', '| ratio (should be ≈ 1: cost does not grow with the jobs defined) | value |', '|---|---|');
+  lines.push(
+    '',
+    '| ratio (should be ≈ 1: cost does not grow with the jobs defined) | value |',
+    '|---|---|',
+  );
   for (const [k, v] of Object.entries(scale.ratios)) lines.push(`| ${k} | ${fmt(v, 2)} |`);
   lines.push('');
   return lines.join('\n');
@@ -109,8 +171,12 @@ export function componentTable(name: string, result: unknown): string {
   const rows: string[] = [];
   const walk = (v: unknown, path: string) => {
     if (rows.length >= 60) return;
-    if (typeof v === 'number' || typeof v === 'boolean') rows.push(`| ${path} | ${typeof v === 'number' ? fmt(v, Number.isInteger(v) ? 0 : 3) : String(v)} |`);
-    else if (v && typeof v === 'object' && !Array.isArray(v)) for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k);
+    if (typeof v === 'number' || typeof v === 'boolean')
+      rows.push(
+        `| ${path} | ${typeof v === 'number' ? fmt(v, Number.isInteger(v) ? 0 : 3) : String(v)} |`,
+      );
+    else if (v && typeof v === 'object' && !Array.isArray(v))
+      for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k);
   };
   const r = result as { error?: string } | undefined;
   if (!r) return `### ${name}\n\n_not run_\n`;

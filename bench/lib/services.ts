@@ -9,9 +9,17 @@ import mysql from 'mysql2/promise';
 
 const run = promisify(execFile);
 
-export const MYSQL = { host: process.env.BENCH_MYSQL_HOST ?? '127.0.0.1', port: Number(process.env.BENCH_MYSQL_PORT ?? 3306), user: 'root' };
+export const MYSQL = {
+  host: process.env.BENCH_MYSQL_HOST ?? '127.0.0.1',
+  port: Number(process.env.BENCH_MYSQL_PORT ?? 3306),
+  user: 'root',
+};
 export const AMQP_HOST = process.env.BENCH_AMQP_HOST ?? '127.0.0.1:5672';
-export const PG = { host: process.env.BENCH_PG_HOST ?? '127.0.0.1', port: Number(process.env.BENCH_PG_PORT ?? 5432), user: process.env.BENCH_PG_USER ?? 'postgres' };
+export const PG = {
+  host: process.env.BENCH_PG_HOST ?? '127.0.0.1',
+  port: Number(process.env.BENCH_PG_PORT ?? 5432),
+  user: process.env.BENCH_PG_USER ?? 'postgres',
+};
 export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export function benchName(prefix: string): string {
@@ -65,10 +73,16 @@ export async function deleteVhost(name: string): Promise<void> {
 }
 
 export async function createPgDatabase(name: string): Promise<string> {
-  await run('createdb', ['-h', PG.host, '-p', String(PG.port), '-U', PG.user, name], { timeout: 60_000 });
+  await run('createdb', ['-h', PG.host, '-p', String(PG.port), '-U', PG.user, name], {
+    timeout: 60_000,
+  });
   return `postgres://${PG.user}@${PG.host}:${PG.port}/${name}`;
 }
 
 export async function dropPgDatabase(name: string): Promise<void> {
-  await run('dropdb', ['--if-exists', '--force', '-h', PG.host, '-p', String(PG.port), '-U', PG.user, name], { timeout: 60_000 }).catch(() => undefined);
+  await run(
+    'dropdb',
+    ['--if-exists', '--force', '-h', PG.host, '-p', String(PG.port), '-U', PG.user, name],
+    { timeout: 60_000 },
+  ).catch(() => undefined);
 }

@@ -26,7 +26,13 @@ export function spread(values: readonly number[]): Spread {
   const sorted = [...finite].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  return { median, min: sorted[0]!, max: sorted[sorted.length - 1]!, n: finite.length, values: [...values] };
+  return {
+    median,
+    min: sorted[0]!,
+    max: sorted[sorted.length - 1]!,
+    n: finite.length,
+    values: [...values],
+  };
 }
 
 export function round(v: number, digits = 3): number {

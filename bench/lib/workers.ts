@@ -37,7 +37,15 @@ export class WorkerPool {
       this.children.push(child);
     }
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.file}: workers not ready within ${timeoutMs} ms: ${this.errors.join('; ')}`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `${this.file}: workers not ready within ${timeoutMs} ms: ${this.errors.join('; ')}`,
+            ),
+          ),
+        timeoutMs,
+      );
       const check = () => {
         if (this.readyCount >= this.count) {
           clearTimeout(timer);
@@ -115,7 +123,11 @@ export class WorkerPool {
 }
 
 /** Worker side: batch records to the parent and answer flush requests. */
-export function workerReporter(): { record(r: ExecutionRecord): void; ready(): void; error(message: string): void } {
+export function workerReporter(): {
+  record(r: ExecutionRecord): void;
+  ready(): void;
+  error(message: string): void;
+} {
   let pending: ExecutionRecord[] = [];
   const flush = () => {
     if (pending.length && process.send) {

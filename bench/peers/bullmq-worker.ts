@@ -32,7 +32,11 @@ async function main(): Promise<void> {
       if (code !== 0) throw new Error(`exit ${code}`);
     },
     {
-      connection: { host: url.hostname, port: Number(url.port || 6379), maxRetriesPerRequest: null },
+      connection: {
+        host: url.hostname,
+        port: Number(url.port || 6379),
+        maxRetriesPerRequest: null,
+      },
       prefix: process.env.BENCH_PREFIX,
       concurrency: Number(process.env.BENCH_CONCURRENCY ?? 16),
     },

@@ -40,7 +40,11 @@ export class BullmqSystem implements BenchSystem {
   async setup(): Promise<void> {
     const url = new URL(REDIS_URL);
     this.queue = new Queue(this.queueName, {
-      connection: { host: url.hostname, port: Number(url.port || 6379), maxRetriesPerRequest: null },
+      connection: {
+        host: url.hostname,
+        port: Number(url.port || 6379),
+        maxRetriesPerRequest: null,
+      },
       prefix: this.prefix,
     });
     await this.queue.waitUntilReady();
@@ -67,7 +71,11 @@ export class BullmqSystem implements BenchSystem {
     const due = Date.now() + 1500;
     const now = Date.now();
     await this.queue!.addBulk(
-      Array.from({ length: jobs }, (_, i) => ({ name: 'burst', data: { job: `burst-${i}`, due }, opts: { delay: due - now } })),
+      Array.from({ length: jobs }, (_, i) => ({
+        name: 'burst',
+        data: { job: `burst-${i}`, due },
+        opts: { delay: due - now },
+      })),
     );
     await sleep(due - Date.now());
     onDue?.();
@@ -75,7 +83,12 @@ export class BullmqSystem implements BenchSystem {
     await this.workers!.flush();
     this.workers!.takeRecords();
     const completionMs = done.at - due;
-    return { jobs, completionMs, runsPerSecond: (jobs / completionMs) * 1000, stored: done.last - before };
+    return {
+      jobs,
+      completionMs,
+      runsPerSecond: (jobs / completionMs) * 1000,
+      stored: done.last - before,
+    };
   }
 
   async steady(jobs: number, seconds: number): Promise<SteadyFigures> {
@@ -83,7 +96,11 @@ export class BullmqSystem implements BenchSystem {
     const start = Math.ceil(Date.now() / 1000) * 1000 + 2000;
     const ids = Array.from({ length: jobs }, (_, i) => `steady-${start}-${i}`);
     for (const id of ids) {
-      await this.queue!.upsertJobScheduler(id, { every: 1000, startDate: new Date(start) }, { name: 'steady', data: { job: id } });
+      await this.queue!.upsertJobScheduler(
+        id,
+        { every: 1000, startDate: new Date(start) },
+        { name: 'steady', data: { job: id } },
+      );
     }
     const end = start + seconds * 1000;
     await sleep(end - Date.now());

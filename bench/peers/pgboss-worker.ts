@@ -23,7 +23,12 @@ interface JobData {
 
 async function main(): Promise<void> {
   const reporter = workerReporter();
-  const boss = new PgBoss({ connectionString: process.env.BENCH_PG_URL!, supervise: false, schedule: false, max: 20 });
+  const boss = new PgBoss({
+    connectionString: process.env.BENCH_PG_URL!,
+    supervise: false,
+    schedule: false,
+    max: 20,
+  });
   boss.on('error', (err: Error) => reporter.error(String(err)));
   await boss.start();
   const queue = process.env.BENCH_QUEUE!;
@@ -31,13 +36,22 @@ async function main(): Promise<void> {
   const notify = process.env.BENCH_PGBOSS_NOTIFY !== '0';
   for (let i = 0; i < concurrency; i++) {
     let id: string | undefined;
-    id = await boss.work<JobData>(queue, { batchSize: 1, pollingIntervalSeconds: 0.5 }, async ([job]) => {
-      const startedAt = Date.now();
-      const code = await runShellTrue();
-      reporter.record({ job: job!.data.job, scheduledFor: job!.data.due, startedAt, finishedAt: Date.now() });
-      if (notify && id) boss.notifyWorker(id);
-      if (code !== 0) throw new Error(`exit ${code}`);
-    });
+    id = await boss.work<JobData>(
+      queue,
+      { batchSize: 1, pollingIntervalSeconds: 0.5 },
+      async ([job]) => {
+        const startedAt = Date.now();
+        const code = await runShellTrue();
+        reporter.record({
+          job: job!.data.job,
+          scheduledFor: job!.data.due,
+          startedAt,
+          finishedAt: Date.now(),
+        });
+        if (notify && id) boss.notifyWorker(id);
+        if (code !== 0) throw new Error(`exit ${code}`);
+      },
+    );
   }
   reporter.ready();
   const stop = async () => {

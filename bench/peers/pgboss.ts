@@ -37,7 +37,8 @@ export class PgBossSystem implements BenchSystem {
       batchSize: 1,
       pollingIntervalSeconds: 0.5,
       notifyWorkerWhileBusy: process.env.BENCH_PGBOSS_NOTIFY !== '0',
-      steady: 'no native sub-minute schedule: driver loop inserts each second\'s jobs 2 s ahead with startAfter',
+      steady:
+        "no native sub-minute schedule: driver loop inserts each second's jobs 2 s ahead with startAfter",
       burst: 'insert() of 1,000 jobs with startAfter = due instant',
     };
   }
@@ -48,12 +49,19 @@ export class PgBossSystem implements BenchSystem {
     this.boss.on('error', () => undefined);
     await this.boss.start();
     await this.boss.createQueue(QUEUE);
-    this.workers = new WorkerPool(path.join(__dirname, 'pgboss-worker.ts'), { BENCH_PG_URL: url, BENCH_QUEUE: QUEUE, BENCH_CONCURRENCY: String(CONCURRENCY) });
+    this.workers = new WorkerPool(path.join(__dirname, 'pgboss-worker.ts'), {
+      BENCH_PG_URL: url,
+      BENCH_QUEUE: QUEUE,
+      BENCH_CONCURRENCY: String(CONCURRENCY),
+    });
     await this.workers.start();
   }
 
   private async completed(): Promise<number> {
-    const r = await this.boss!.getDb().executeSql("SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1 AND state IN ('completed', 'failed')", [QUEUE]);
+    const r = await this.boss!.getDb().executeSql(
+      "SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1 AND state IN ('completed', 'failed')",
+      [QUEUE],
+    );
     return Number((r.rows[0] as { n: number }).n);
   }
 
@@ -65,14 +73,25 @@ export class PgBossSystem implements BenchSystem {
     const before = await this.completed();
     const due = Date.now() + 1500;
     const startAfter = new Date(due).toISOString();
-    await this.boss!.insert(Array.from({ length: jobs }, (_, i) => ({ name: QUEUE, data: { job: `burst-${i}`, due }, startAfter })));
+    await this.boss!.insert(
+      Array.from({ length: jobs }, (_, i) => ({
+        name: QUEUE,
+        data: { job: `burst-${i}`, due },
+        startAfter,
+      })),
+    );
     await sleep(due - Date.now());
     onDue?.();
     const done = await pollUntil(() => this.completed(), before + jobs, due + 120_000);
     await this.workers!.flush();
     this.workers!.takeRecords();
     const completionMs = done.at - due;
-    return { jobs, completionMs, runsPerSecond: (jobs / completionMs) * 1000, stored: done.last - before };
+    return {
+      jobs,
+      completionMs,
+      runsPerSecond: (jobs / completionMs) * 1000,
+      stored: done.last - before,
+    };
   }
 
   async steady(jobs: number, seconds: number): Promise<SteadyFigures> {
@@ -83,7 +102,9 @@ export class PgBossSystem implements BenchSystem {
     for (let t = start; t < end; t += 1000) {
       await sleep(t - 2000 - Date.now());
       const startAfter = new Date(t).toISOString();
-      await this.boss!.insert(ids.map((id) => ({ name: QUEUE, data: { job: id, due: t }, startAfter })));
+      await this.boss!.insert(
+        ids.map((id) => ({ name: QUEUE, data: { job: id, due: t }, startAfter })),
+      );
     }
     await sleep(end - Date.now());
     await this.workers!.drain();
