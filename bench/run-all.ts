@@ -21,7 +21,7 @@ import { componentTable, cpuTable, e2eTable, scaleTable } from './lib/report';
 
 const ROOT = path.resolve(__dirname, '..');
 const COMPONENTS = ['injector', 'runner', 'results', 'web'];
-const ALL = [...COMPONENTS, 'scale', 'e2e'];
+const ALL = ['scale', 'e2e', ...COMPONENTS];
 const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_MS ?? 10 * 60_000);
 
 function log(msg: string): void {
@@ -170,28 +170,9 @@ async function main(): Promise<void> {
     writeFileSync(path.join(dir, `${stamp}.md`), markdown(report));
   };
   const components = report.components as Record<string, unknown>;
-  for (const name of COMPONENTS.filter((n) => only.includes(n))) {
-    const file = path.join(__dirname, `${name}.ts`);
-    if (!existsSync(file)) {
-      components[name] = { error: `bench/${name}.ts does not exist yet` };
-      continue;
-    }
-    log(`${name}: running bench/${name}.ts`);
-    try {
-      // web.ts takes its database from DATABASE_URL (default a fixed name): give it one of its own.
-      const extra: Record<string, string> =
-        name === 'web'
-          ? { DATABASE_URL: `mysql://root@127.0.0.1:3306/${benchName('cronq_bench_web')}` }
-          : {};
-      const r = await runBench(file, cleanEnv(extra), true);
-      components[name] = r.result;
-      log(`${name}: done in ${r.seconds.toFixed(0)} s`);
-    } catch (err) {
-      components[name] = { error: (err as Error).message };
-      log(`${name}: FAILED ${(err as Error).message}`);
-    }
-    save();
-  }
+  // Scale (seconds), then the end-to-end comparison (the longest, and what the
+  // rest is read against), then the components: a run cut short by a hanging
+  // component benchmark still has the comparison.
   if (only.includes('scale')) {
     log('scale: injector cycle cost at 10,000 and 100,000 jobs');
     try {
@@ -217,6 +198,29 @@ async function main(): Promise<void> {
       report.e2e = { error: (err as Error).message };
       log(`e2e: FAILED ${(err as Error).message}`);
     }
+    save();
+  }
+  for (const name of COMPONENTS.filter((n) => only.includes(n))) {
+    const file = path.join(__dirname, `${name}.ts`);
+    if (!existsSync(file)) {
+      components[name] = { error: `bench/${name}.ts does not exist yet` };
+      continue;
+    }
+    log(`${name}: running bench/${name}.ts`);
+    try {
+      // web.ts takes its database from DATABASE_URL (default a fixed name): give it one of its own.
+      const extra: Record<string, string> =
+        name === 'web'
+          ? { DATABASE_URL: `mysql://root@127.0.0.1:3306/${benchName('cronq_bench_web')}` }
+          : {};
+      const r = await runBench(file, cleanEnv(extra), true);
+      components[name] = r.result;
+      log(`${name}: done in ${r.seconds.toFixed(0)} s`);
+    } catch (err) {
+      components[name] = { error: (err as Error).message };
+      log(`${name}: FAILED ${(err as Error).message}`);
+    }
+    save();
   }
   save();
   process.stdout.write(markdown(report));
