@@ -17,8 +17,20 @@ interface Entry {
   waiters: Array<() => void>;
 }
 
-/** A spill file name: the pid that wrote it, so a later runner can tell an orphan from a live one's. */
-const SPILL_RE = /^results-(\d+)-[0-9a-f]+\.jsonl$/;
+/**
+ * A spill file name carries the pid that owns it, so a later runner can tell
+ * an orphan from a live runner's: `results-<pid>-<rand>.jsonl` as written,
+ * `adopting-<pid>-results-...` while a runner publishes another's file (it
+ * is deleted only once every result in it is confirmed).
+ */
+const SPILL_RE = /^(?:adopting-(\d+)-)?results-(\d+)-[0-9a-f]+\.jsonl$/;
+  /^(?:adopting-(\d+)-)+results-(\d+)-[0-9a-f]+\.jsonl$|^results-(\d+)-[0-9a-f]+\.jsonl$/;
+
+function ownerPid(name: string): number | undefined {
+  const m = SPILL_RE.exec(name);
+  if (!m) return undefined;
+  return Number(m[1] ?? m[2]);
+}
 
 /**
  * Every result the runner sends goes through here. Results are published
@@ -51,6 +63,8 @@ export class ResultOutbox {
   private idleWaiters: Array<() => void> = [];
   private readonly abort = new AbortController();
   published = 0;
+  /** Spill files being published; removed once all their results are confirmed. */
+  private readonly adopted = new Set<string>();
 
   constructor(
     private readonly publisher: ConfirmPublisher,
@@ -63,18 +77,21 @@ export class ResultOutbox {
     await mkdir(this.opts.dir, { recursive: true });
     const names = (await readdir(this.opts.dir)).filter((n) => SPILL_RE.test(n)).sort();
     for (const name of names) {
-      const pid = Number(SPILL_RE.exec(name)![1]);
+      const pid = ownerPid(name)!;
       if (pid !== process.pid && isAlive(pid)) continue;
       const file = path.join(this.opts.dir, name);
       // Rename first, so two runners starting at once cannot both adopt it.
-      const mine = path.join(this.opts.dir, `adopting-${process.pid}-${name}`);
+      const mine = path.join(
+        this.opts.dir,
+        `adopting-${process.pid}-${name.replace(/^(adopting-\d+-)+/, '')}`,
+      );
       try {
         await rename(file, mine);
       } catch {
         continue;
       }
       const lines = (await readFile(mine, 'utf8')).split('\n').filter((l) => l.trim() !== '');
-      let n = 0;
+      const confirmed: Array<Promise<void>> = [];
       for (const line of lines) {
         try {
           const rec = JSON.parse(line) as {
@@ -83,15 +100,18 @@ export class ResultOutbox {
             type: ResultMessage['type'];
             body: string;
           };
-          this.push({
-            messageId: rec.messageId,
-            runId: rec.runId,
-            type: rec.type,
-            body: Buffer.from(rec.body, 'utf8'),
-            inFlight: false,
-            waiters: [],
-          });
-          n += 1;
+          confirmed.push(
+            new Promise<void>((resolve) =>
+              this.push({
+                messageId: rec.messageId,
+                runId: rec.runId,
+                type: rec.type,
+                body: Buffer.from(rec.body, 'utf8'),
+                inFlight: false,
+                waiters: [resolve],
+              }),
+            ),
+          );
         } catch {
           this.opts.logger.warn(
             { file: name },
@@ -99,9 +119,14 @@ export class ResultOutbox {
           );
         }
       }
-      await unlink(mine).catch(() => undefined);
+      // The file goes only when all its results are confirmed, so a crash now loses nothing.
+      this.adopted.add(mine);
+      void Promise.all(confirmed).then(async () => {
+        if (!this.adopted.delete(mine)) return;
+        await unlink(mine).catch(() => undefined);
+      });
       this.opts.logger.info(
-        { file: name, results: n },
+        { file: name, results: confirmed.length },
         'publishing results a previous runner could not deliver',
       );
     }
@@ -278,12 +303,20 @@ export class ResultOutbox {
     return this.queue.length === 0;
   }
 
+  private async dropAdopted(): Promise<void> {
+    for (const file of this.adopted) await unlink(file).catch(() => undefined);
+    this.adopted.clear();
+  }
+
   /** Stop publishing; write what is still unconfirmed to a spill file for the next runner. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     this.abort.abort();
-    if (this.queue.length === 0) return;
+    if (this.queue.length === 0) {
+      await this.dropAdopted();
+      return;
+    }
     const name = `results-${process.pid}-${randomBytes(4).toString('hex')}.jsonl`;
     const lines = this.queue
       .map((e) =>
@@ -302,6 +335,8 @@ export class ResultOutbox {
         { file: path.join(this.opts.dir, name), results: this.queue.length },
         'results not confirmed before stop were saved; the next runner start publishes them',
       );
+      // Their unconfirmed results are in the new file now.
+      await this.dropAdopted();
     } catch (err) {
       this.opts.logger.error(
         { err: (err as Error).message, results: this.queue.length },

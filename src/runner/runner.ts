@@ -49,6 +49,9 @@ interface ActiveRun {
   /** performance.now() when the run took its slot. */
   takenHr: number;
   process: JobProcess | undefined;
+  /** The delivery to ack once `starting` is confirmed (swapped for a redelivery if its channel died). */
+  delivery: Delivery;
+  acked: boolean;
   heartbeats: number;
   /** Settles when the run has ended and its last result is queued. */
   ended: Promise<void>;
@@ -74,6 +77,8 @@ export class Runner implements Service {
   private readonly active = new Map<string, ActiveRun>();
   private waiting: Delivery[] = [];
   private readonly logsClosing = new Set<Promise<void>>();
+  /** Channels that have closed: a delivery on one of them can no longer be acked. */
+  private readonly closedChannels = new WeakSet<Channel>();
   private channel: Channel | undefined;
   private channelConn: ChannelModel | undefined;
   private consumerTag: string | undefined;
@@ -147,7 +152,10 @@ export class Runner implements Service {
     ch.on('error', (err: Error) =>
       this.log.warn({ err: err.message }, 'AMQP consumer channel error'),
     );
-    ch.on('close', () => this.onChannelClosed(ch, conn));
+    ch.on('close', () => {
+      this.closedChannels.add(ch);
+      this.onChannelClosed(ch, conn);
+    });
     await declareCore(ch);
     await declareJobQueue(ch, this.cfg.queue);
     // Prefetch = concurrency: at most one waiting delivery per slot. Acked
@@ -258,9 +266,20 @@ export class Runner implements Service {
       safe(() => ch.nack(msg, false, false));
       return;
     }
+    const taken = this.active.get(job.runId);
+    if (taken && !taken.acked && this.closedChannels.has(taken.delivery.ch)) {
+      // The broker redelivered a run whose `starting` is still unconfirmed and
+      // whose first delivery's channel died: ack this copy instead, when the time comes.
+      taken.delivery = { job, msg, ch, receivedAt: Date.now() };
+      this.log.info(
+        { job_id: job.jobId, run_id: job.runId },
+        'redelivery of a run being started here; it will be acked on the live channel',
+      );
+      return;
+    }
     if (
+      taken ||
       this.recent.has(job.runId) ||
-      this.active.has(job.runId) ||
       this.waiting.some((d) => d.job.runId === job.runId)
     ) {
       this.counts.duplicates += 1;
@@ -318,6 +337,8 @@ export class Runner implements Service {
       startTime: new Date(),
       takenHr: performance.now(),
       process: undefined,
+      delivery: d,
+      acked: false,
       heartbeats: 0,
       ended: new Promise((r) => (endRun = r)),
     };
@@ -328,14 +349,24 @@ export class Runner implements Service {
       // Ack only once the broker holds `starting`: until then a crash leaves the
       // delivery unacked and it is delivered again (at-least-once before start).
       await this.outbox.send(startingResult(common), resultMessageId(job.runId, 'starting'));
+      const delivery = run.delivery;
       if (this.stopping) {
-        safe(() => d.ch.nack(d.msg, false, true));
+        safe(() => delivery.ch.nack(delivery.msg, false, true));
         this.recent.delete(job.runId);
         log.info('runner stopping: returned the job to the queue before starting it');
         return;
       }
+      if (this.closedChannels.has(delivery.ch)) {
+        // The channel died before the ack: the broker has requeued the job,
+        // maybe to another runner. Running it here too could run it twice;
+        // if the copy comes back here, it is not "recent" and runs then.
+        this.recent.delete(job.runId);
+        log.warn('delivery lost before it could be acked; leaving the job to its redelivery');
+        return;
+      }
       // From here on the run is at-most-once: acked before the command starts.
-      safe(() => d.ch.ack(d.msg));
+      safe(() => delivery.ch.ack(delivery.msg));
+      run.acked = true;
       await this.execute(run, log);
     } catch (err) {
       log.error({ err: (err as Error).message }, 'unexpected error while running a job');

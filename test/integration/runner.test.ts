@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createTestVhost, uniqueName, waitFor, type TestVhost } from '../helpers/services';
+import {
+  createTestVhost,
+  rabbitmqctl,
+  uniqueName,
+  waitFor,
+  type TestVhost,
+} from '../helpers/services';
 import { runCommand, startCommand, type Proc } from '../helpers/processes';
 import { JobPublisher, ResultsCollector, jobMessage, pidAlive } from '../helpers/runner-harness';
 
@@ -223,6 +229,35 @@ describe('cronq-runner', () => {
     const starts = fins.map((f) => Number(/start (\d+)/.exec(f.output!)![1]));
     const ends = fins.map((f) => Number(/end (\d+)/.exec(f.output!)![1]));
     assert.ok(Math.max(...starts) < Math.min(...ends), 'every job started before any ended');
+  });
+
+  test('the broker closing the runner connection mid-job: the runner reconnects, the finished result arrives, the next job runs', async () => {
+    const q = uniqueName('q');
+    const p = await startRunner(q);
+    const msg = jobMessage({ command: 'sleep 1.5; echo after the cut' });
+    await jobs.publish(q, msg);
+    await waitFor(() => results.forRun(msg.run_id, 'starting').length === 1, {
+      message: 'job started',
+    });
+    // Only this runner's connection in this test's vhost: not disruptive for anyone else.
+    const rows = (
+      await rabbitmqctl('list_connections', '-q', 'pid', 'vhost', 'client_properties')
+    ).split('\n');
+    const row = rows.find(
+      (r) =>
+        r.includes(`\t${vhost.vhost}\t`) &&
+        r.includes(`cronq-runner runner-test.example.com.${p.child.pid}"`),
+    );
+    assert.ok(row, 'runner connection found');
+    await rabbitmqctl('close_connection', row.split('\t')[0]!, 'test cut');
+    await p.waitForLine('AMQP connection lost');
+    const fin = await results.final(msg.run_id, 20_000);
+    assert.equal(fin.output, 'after the cut\n');
+    assert.equal(results.forRun(msg.run_id, 'finished').length, 1);
+    await p.waitForLine(/"reconnect":true.*AMQP connected/, 20_000);
+    const next = jobMessage({ command: 'echo next' });
+    await jobs.publish(q, next);
+    assert.equal((await results.final(next.run_id)).status, 'succeeded');
   });
 
   test('a job is not held by a busy runner: an idle runner on the same queue runs it', async () => {
