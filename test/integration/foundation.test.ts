@@ -46,7 +46,15 @@ async function indexNames(db: Knex, table: string): Promise<Set<string>> {
   return new Set(rows.map((r) => r.Key_name));
 }
 
-const NEW_JOB_COLUMNS = ['schedule', 'timeout', 'description', 'ended_at', 'schedule_error'];
+const NEW_JOB_COLUMNS = [
+  'schedule',
+  'timeout',
+  'description',
+  'ended_at',
+  'schedule_error',
+  'current_run_for',
+  'last_result_for',
+];
 
 describe('migrations', () => {
   const dbs: TestDatabase[] = [];
