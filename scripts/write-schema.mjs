@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Writes schema/category.schema.json from CATEGORY_SCHEMA in src/core/category.ts
 // (via dist/), so the file shipped in the package is the schema the API uses.
-// Run after `npm run build`; test/integration/validator.test.ts fails when they differ.
+// `npm run schema` builds and runs it; test/integration/validator.test.ts fails when they differ.
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
