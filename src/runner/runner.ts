@@ -447,6 +447,8 @@ export class Runner implements Service {
   }
 
   private sendHeartbeats(): void {
+    // Also the moment to consume again if an over-full result buffer paused us and has drained.
+    this.resume();
     for (const run of this.active.values()) {
       if (!run.process) continue;
       run.heartbeats += 1;
