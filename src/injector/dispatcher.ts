@@ -13,6 +13,12 @@ export interface DispatcherOptions {
   confirmTimeoutMs: number;
   /** Batches publishing at once; a claim waits for room (backpressure from a slow broker). */
   maxInFlightBatches: number;
+  /**
+   * False while the broker connection is down: a batch then fails at once
+   * instead of waiting inside the publisher for the next connection (and
+   * going out late, beside its own retry).
+   */
+  brokerReady: () => boolean;
   testPauseAfterCommitMs?: number;
   testPauseAfterConfirmMs?: number;
 }
@@ -83,6 +89,13 @@ export class Dispatcher {
     if (this.error !== undefined) {
       // The broker just failed us: don't add to the pile, keep these for the retry.
       for (const r of runs) this.unpublished.add(r.runId);
+      return;
+    }
+    if (!this.opts.brokerReady()) {
+      for (const r of runs) this.unpublished.add(r.runId);
+      this.error ??= new BrokerUnavailableError(
+        'broker connection lost; the runs stay queued and are published again',
+      );
       return;
     }
     const { logger, testPauseAfterCommitMs, testPauseAfterConfirmMs } = this.opts;

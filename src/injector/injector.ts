@@ -83,6 +83,7 @@ export class Injector implements Service {
       logger: opts.logger,
       confirmTimeoutMs: opts.confirmTimeoutMs ?? 10_000,
       maxInFlightBatches: MAX_IN_FLIGHT_BATCHES,
+      brokerReady: () => opts.connection.isConnected,
       testPauseAfterCommitMs: opts.testPauseAfterCommitMs,
       testPauseAfterConfirmMs: opts.testPauseAfterConfirmMs,
     });
