@@ -69,7 +69,8 @@ export interface ResultsStatus extends Record<string, unknown> {
 export class ResultsService implements Service {
   private channel: Channel | undefined;
   private consumerTag: string | undefined;
-  private opening = false;
+  private opening: Promise<void> = Promise.resolve();
+  private channelConn: ChannelModel | undefined;
   private pending: Item[] = [];
   private timer: NodeJS.Timeout | undefined;
   /** When the oldest message of `pending` arrived. */
@@ -140,29 +141,36 @@ export class ResultsService implements Service {
     return this.stopped;
   }
 
-  private async openConsumer(conn: ChannelModel): Promise<void> {
-    if (this.stopping || this.opening) return;
-    this.opening = true;
-    try {
-      const ch = await conn.createChannel();
-      ch.on('error', (err: Error) =>
-        this.opts.logger.warn({ err: err.message }, 'results channel error'),
-      );
-      ch.on('close', () => this.onChannelClosed(ch));
-      await declareCore(ch);
-      await ch.prefetch(this.qos);
-      this.channel = ch;
-      const { consumerTag } = await ch.consume(RESULTS_QUEUE, (m) => this.onMessage(ch, m), {
-        noAck: false,
-      });
-      this.consumerTag = consumerTag;
-      this.opts.logger.info(
-        { queue: RESULTS_QUEUE, prefetch: this.qos, batchSize: this.batchSize },
-        'consuming results',
-      );
-    } finally {
-      this.opening = false;
-    }
+  /**
+   * Open the consuming channel on `conn`. Opens are serialised: a reopen
+   * after a channel error may race with a reconnect's setup, and the later
+   * one must still run (on the new connection) once the first is done.
+   */
+  private openConsumer(conn: ChannelModel): Promise<void> {
+    const next = this.opening.catch(() => undefined).then(() => this.doOpenConsumer(conn));
+    this.opening = next;
+    return next;
+  }
+
+  private async doOpenConsumer(conn: ChannelModel): Promise<void> {
+    if (this.stopping || (this.channel && this.channelConn === conn)) return;
+    const ch = await conn.createChannel();
+    ch.on('error', (err: Error) =>
+      this.opts.logger.warn({ err: err.message }, 'results channel error'),
+    );
+    ch.on('close', () => this.onChannelClosed(ch));
+    await declareCore(ch);
+    await ch.prefetch(this.qos);
+    this.channel = ch;
+    this.channelConn = conn;
+    const { consumerTag } = await ch.consume(RESULTS_QUEUE, (m) => this.onMessage(ch, m), {
+      noAck: false,
+    });
+    this.consumerTag = consumerTag;
+    this.opts.logger.info(
+      { queue: RESULTS_QUEUE, prefetch: this.qos, batchSize: this.batchSize },
+      'consuming results',
+    );
   }
 
   private onChannelClosed(ch: Channel): void {

@@ -176,6 +176,36 @@ describe('cronq-results under faults', () => {
     assert.equal(stop.code, 0);
   });
 
+  test('its broker connection closed: the consumer reconnects by itself and stores what comes after', async () => {
+    const consumer = startConsumer({ CRONQ_HOSTNAME: 'cut.example.com' });
+    await consumer.waitForLine('consuming results', 40_000);
+    const jobId = await insertJob(tdb.db, 'conn-cut');
+    const { messages, runIds } = pairs([jobId], 50);
+    await pub.publish(...messages.slice(0, 50));
+    // Only this consumer's connection, in this test's vhost: disturbs no one else.
+    const rows = (
+      await rabbitmqctl('list_connections', '-q', 'pid', 'vhost', 'client_properties')
+    ).split('\n');
+    const row = rows.find(
+      (r) =>
+        r.includes(`\t${vhost.vhost}\t`) &&
+        r.includes(`cronq-results cut.example.com.${consumer.child.pid}"`),
+    );
+    assert.ok(row, 'consumer connection found');
+    await rabbitmqctl('close_connection', row.split('\t')[0]!, 'test cut');
+    await consumer.waitForLine('AMQP connection lost');
+    await waitFor(
+      () => consumer.lines().filter((l) => l.includes('consuming results')).length >= 2,
+      {
+        timeoutMs: 30_000,
+        message: 'consuming again',
+      },
+    );
+    await pub.publish(...messages.slice(50));
+    await assertAllStoredOnce(runIds, [jobId]);
+    assert.equal((await consumer.stop()).code, 0);
+  });
+
   test('SIGTERM writes and acks the batch in hand, then exits 0', async () => {
     // A long flush delay keeps the delivered messages in hand until the signal.
     const consumer = startConsumer({

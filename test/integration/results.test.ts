@@ -135,13 +135,17 @@ describe('cronq-results', () => {
         start_time: start.toISOString(),
         return_code: 3,
         status: 'failed',
-        output: 'boom\n',
+        output: "boom? it's ?? done\n",
         run_time: 5,
       }),
     );
     const done = await finalRun(runId, 'failed');
     assert.equal(done.return_code, 3);
-    assert.equal(done.output_tail, 'boom\n');
+    assert.equal(
+      done.output_tail,
+      "boom? it's ?? done\n",
+      'question marks and quotes in output are stored as sent',
+    );
     assert.equal(done.run_time, 5);
     assert.ok(done.finished_at);
     job = await jobRow(tdb.db, jobId);
