@@ -24,7 +24,6 @@ interface Entry {
  * is deleted only once every result in it is confirmed).
  */
 const SPILL_RE = /^(?:adopting-(\d+)-)?results-(\d+)-[0-9a-f]+\.jsonl$/;
-/^(?:adopting-(\d+)-)+results-(\d+)-[0-9a-f]+\.jsonl$|^results-(\d+)-[0-9a-f]+\.jsonl$/;
 
 function ownerPid(name: string): number | undefined {
   const m = SPILL_RE.exec(name);
