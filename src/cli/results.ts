@@ -1,11 +1,10 @@
 import { Command } from 'commander';
-import { AmqpConnection, ConfirmPublisher, exponentialBackoff, sleep } from '../core/amqp';
+import { AmqpConnection, ConfirmPublisher } from '../core/amqp';
 import { describeConfig, loadConfig } from '../core/config';
-import { createDb, migrate } from '../core/db';
-import { isTransientDbError } from '../core/errors';
+import { createDb } from '../core/db';
 import { Releasers, stopOnSignals } from '../core/lifecycle';
 import { createLogger } from '../core/logger';
-import { ResultsService } from '../results';
+import { migrateWhenReachable, ResultsService } from '../results';
 import { addCommonOptions, commonOverrides, runCli } from './common';
 
 /** `cronq-results`: write the runners' results into the database (docs/results.md). */
@@ -53,29 +52,7 @@ export async function run(argv: string[]): Promise<void> {
     releasers.add('startup', () => abort.abort());
     stopOnSignals(() => releasers.releaseAll(), logger);
 
-    // Migrations are idempotent and safe to run concurrently, so the order
-    // in which an operator starts the processes does not matter. A database
-    // that is not up yet is waited for, not a reason to exit.
-    const backoff = exponentialBackoff(500, 15_000);
-    for (let attempt = 0; !abort.signal.aborted; attempt += 1) {
-      try {
-        await migrate(db);
-        break;
-      } catch (err) {
-        if (!isTransientDbError(err)) throw err;
-        const delay = backoff.delay(attempt);
-        if (attempt === 0)
-          logger.warn(
-            {
-              err: (err as Error).message,
-              nextRetryAt: new Date(Date.now() + delay).toISOString(),
-            },
-            'database unavailable; waiting for it',
-          );
-        await sleep(delay, abort.signal);
-      }
-    }
-    if (abort.signal.aborted) return;
+    if (!(await migrateWhenReachable(db, logger, abort.signal))) return;
     await service.start();
   });
   await runCli(program, argv);
