@@ -90,6 +90,31 @@ describe('cronq-runner', () => {
     assert.match(logged, new RegExp(`${msg.run_id} out id=42 run=${msg.run_id} name=env check\\n`));
   });
 
+  test("both job message spellings run: the README's {id, command} and the original runners' {job_id, cmd}", async () => {
+    const readme = {
+      run_id: jobMessage({ command: 'x' }).run_id,
+      id: 5,
+      name: 'readme form',
+      command: 'echo readme',
+    };
+    const original = {
+      run_id: jobMessage({ command: 'x' }).run_id,
+      job_id: 6,
+      name: 'original form',
+      cmd: 'echo original',
+    };
+    await jobs.publish(queue, readme);
+    await jobs.publish(queue, original);
+    const [a, b] = await Promise.all([
+      results.final(readme.run_id),
+      results.final(original.run_id),
+    ]);
+    assert.equal(a.job_id, 5);
+    assert.equal(a.output, 'readme\n');
+    assert.equal(b.job_id, 6);
+    assert.equal(b.output, 'original\n');
+  });
+
   test('a non-zero exit is finished with status failed and its return code', async () => {
     const msg = jobMessage({ command: 'echo boom >&2; exit 3' });
     await jobs.publish(queue, msg);
