@@ -60,7 +60,13 @@ export class Dispatcher {
   async submit(runs: PlannedRun[], republish = false): Promise<void> {
     if (runs.length === 0) return;
     while (this.inFlight.size >= this.opts.maxInFlightBatches) await Promise.race(this.inFlight);
-    const task = this.dispatch(runs, republish).finally(() => this.inFlight.delete(task));
+    const task = this.dispatch(runs, republish)
+      .catch((err: unknown) => {
+        // Not expected (publish outcomes are caught inside); keep the runs for the retry, never crash.
+        for (const r of runs) this.unpublished.add(r.runId);
+        this.error ??= err;
+      })
+      .finally(() => this.inFlight.delete(task));
     this.inFlight.add(task);
   }
 
