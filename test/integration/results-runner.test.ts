@@ -114,10 +114,10 @@ test('a runner killed with SIGKILL during a run: the run is marked lost within t
     { timeoutMs: 15_000, message: 'the run is marked lost' },
   );
   const tookMs = Date.now() - killedAt;
-  assert.ok(
-    tookMs < 2000 + 3000,
-    `marked lost ${tookMs} ms after the kill (limit 2 s + check interval)`,
-  );
+  // Limit 2 s, minus up to one heartbeat interval, plus one sweep interval
+  // (0.5 s ± 25%) and slack for this busy shared machine.
+  assert.ok(tookMs > 1000, `not before the limit (${tookMs} ms)`);
+  assert.ok(tookMs < 2000 + 625 + 4000, `marked lost ${tookMs} ms after the kill (limit 2 s)`);
   assert.match(lost.reason ?? '', /^no heartbeat from doomed-runner for \d+ s$/);
   assert.equal((await jobRow(tdb.db, jobId))!.current_status, 'lost');
 });
