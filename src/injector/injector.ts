@@ -26,6 +26,8 @@ export interface InjectorOptions {
   /** How long to wait for the broker's confirms of one batch before counting them as not published. */
   confirmTimeoutMs?: number;
   backoff?: Backoff;
+  /** The process clock (ms); injected so tests can skew it. The database's clock decides what is due. */
+  now?: () => number;
   /** TEST ONLY: pause this long after a claim commits, before publishing (to kill the process there). */
   testPauseAfterCommitMs?: number;
   /** TEST ONLY: pause this long after the confirms, before published_at is written. */
@@ -67,6 +69,7 @@ export class Injector implements Service {
   private stopping = false;
   private readonly backoff: Backoff;
   private readonly dispatcher: Dispatcher;
+  private readonly now: () => number;
   private lastProbe: Probe | undefined;
   private outage: 'database' | 'broker' | 'error' | undefined;
   private skewWarned = false;
@@ -77,6 +80,7 @@ export class Injector implements Service {
 
   constructor(private readonly opts: InjectorOptions) {
     this.backoff = opts.backoff ?? exponentialBackoff(250, 15_000);
+    this.now = opts.now ?? Date.now;
     this.dispatcher = new Dispatcher({
       db: opts.db,
       publisher: opts.publisher,
@@ -172,7 +176,7 @@ export class Injector implements Service {
     const p = this.lastProbe;
     if (!p || p.nextDue === null) return max;
     const dueLocal = p.localAt + (p.nextDue.getTime() - p.dbNow.getTime()) + WAKE_MARGIN_MS;
-    return Math.max(0, Math.min(max, dueLocal - Date.now()));
+    return Math.max(0, Math.min(max, dueLocal - this.now()));
   }
 
   private async waitForBroker(): Promise<void> {
@@ -256,7 +260,7 @@ export class Injector implements Service {
     // at least every maxPollMs so run-now flags and stale runs are seen.
     const last = this.lastProbe;
     const skipProbe =
-      this.claimStreak && last !== undefined && Date.now() - last.localAt < settings.maxPollMs;
+      this.claimStreak && last !== undefined && this.now() - last.localAt < settings.maxPollMs;
     if (skipProbe) {
       const claimed = await this.claimAndPublish(false);
       this.claimStreak = claimed.jobs > 0;
@@ -265,7 +269,7 @@ export class Injector implements Service {
       return result;
     }
 
-    const p = await probe(db, settings.republishAfterMs);
+    const p = await probe(db, settings.republishAfterMs, this.now);
     this.lastProbe = p;
     this.checkClock(p);
 
