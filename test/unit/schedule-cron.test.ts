@@ -67,16 +67,17 @@ describe('cron: UTC', () => {
     ]);
   });
 
-  it('a ten-year outage with an every-second cron returns at once, and is counted quickly', () => {
+  it('a ten-year outage with an every-second cron returns at once, and its missed runs are counted exactly', () => {
     const s = parseSchedule('* * * * * *');
     const started = performance.now();
     assert.equal(s.next(at('2034-01-01T00:00:00.500Z'))?.toISOString(), '2034-01-01T00:00:01.000Z');
+    // next() does not step through the outage; the bound is loose so a loaded CI machine cannot trip it.
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed < 250, `next() took ${elapsed} ms`);
     assert.equal(
       s.countBetween(at('2014-01-01T00:00:00Z'), at('2024-01-01T00:00:00Z')),
       3652 * 86400,
     );
-    const elapsed = performance.now() - started;
-    assert.ok(elapsed < 1000, `took ${elapsed} ms`);
   });
 
   it('countBetween counts the half-open range and stops at the cap', () => {
