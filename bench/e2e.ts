@@ -49,6 +49,15 @@ function log(msg: string): void {
   process.stderr.write(`[bench e2e ${new Date().toISOString()}] ${msg}\n`);
 }
 
+/** Reject after `ms` so one stuck system (e.g. a broker restarted under it) cannot stall the run. */
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
 async function measure(
   name: string,
   rep: Repetition,
@@ -57,11 +66,15 @@ async function measure(
   const release = await holdSharedLock();
   try {
     log(`${name}: setup`);
-    await system.setup();
+    await withDeadline(system.setup(), 180_000, `${name} setup`);
     try {
       let before: CpuSample | undefined;
       const groups = () => ({ own: { ...system.pids(), driver: [process.pid] } });
-      const burst = await system.burst(BURST_JOBS, () => (before = sampleCpu(groups())));
+      const burst = await withDeadline(
+        system.burst(BURST_JOBS, () => (before = sampleCpu(groups()))),
+        180_000,
+        `${name} burst`,
+      );
       if (before) burst.cpuMsPerRun = cpuPerRun(before, sampleCpu(groups()), BURST_JOBS);
       rep.burst[name] = burst;
       log(`${name}: burst ${JSON.stringify(rep.burst[name])}`);
@@ -71,7 +84,11 @@ async function measure(
     }
     if (name !== 'ceiling') {
       try {
-        rep.steady[name] = await system.steady(STEADY_JOBS, STEADY_SECONDS);
+        rep.steady[name] = await withDeadline(
+          system.steady(STEADY_JOBS, STEADY_SECONDS),
+          (STEADY_SECONDS + 150) * 1000,
+          `${name} steady`,
+        );
         log(`${name}: steady ${JSON.stringify(rep.steady[name])}`);
       } catch (err) {
         rep.steady[name] = { error: (err as Error).message };
@@ -85,7 +102,9 @@ async function measure(
     log(`${name}: setup failed: ${(err as Error).message}`);
     return undefined;
   } finally {
-    await system.teardown();
+    await withDeadline(system.teardown(), 120_000, `${name} teardown`).catch((err: Error) =>
+      log(`${name}: ${err.message}`),
+    );
     release();
   }
 }
@@ -210,6 +229,9 @@ export async function runE2e(): Promise<Record<string, unknown>> {
 }
 
 if (require.main === module) {
+  // Exit through 'exit' so the helpers' handlers kill every process started.
+  process.once('SIGTERM', () => process.exit(143));
+  process.once('SIGINT', () => process.exit(130));
   runE2e()
     .then((r) => {
       process.stdout.write(JSON.stringify(r, null, 2) + '\n');

@@ -63,6 +63,8 @@ export class BarePipeline implements BenchSystem {
       'CREATE TABLE results (run_id CHAR(32) PRIMARY KEY, job_id INT NOT NULL, return_code INT, finished_at DATETIME(3), stored_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))',
     );
     this.conn = await amqp.connect(url);
+    // A broker restart must fail this measurement, not crash the whole run.
+    this.conn.on('error', () => undefined);
     this.pub = await this.conn.createConfirmChannel();
     await this.pub.assertQueue('bench_jobs', { durable: true });
     await this.pub.assertQueue('bench_results', { durable: true });

@@ -27,6 +27,9 @@ export class WorkerPool {
   ) {}
 
   async start(timeoutMs = 30_000): Promise<void> {
+    process.once('exit', () => {
+      for (const c of this.children) if (c.exitCode === null) c.kill('SIGKILL');
+    });
     for (let i = 0; i < this.count; i++) {
       const child = fork(this.file, [], {
         execArgv: ['--import', 'tsx'],
