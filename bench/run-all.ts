@@ -62,12 +62,13 @@ async function runBench(
   env: Record<string, string>,
   lock: boolean,
   timeoutMs = TIMEOUT_MS,
+  args: string[] = [],
 ): Promise<{ result: unknown; seconds: number }> {
   const release = lock ? await holdSharedLock() : () => undefined;
   const t0 = Date.now();
   try {
     const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', file], {
+      const child = spawn(process.execPath, ['--import', 'tsx', file, ...args], {
         cwd: ROOT,
         env,
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -219,11 +220,16 @@ async function main(): Promise<void> {
     log(`${name}: running bench/${name}.ts`);
     try {
       // web.ts takes its database from DATABASE_URL (default a fixed name): give it one of its own.
+      // BENCH_WEB_DATABASE_URL names a database already seeded by `bench/web.ts --keep`
+      // (seeding 1,000,000 runs takes minutes); it is reused and kept.
+      const seeded = name === 'web' ? process.env.BENCH_WEB_DATABASE_URL : undefined;
       const extra: Record<string, string> =
         name === 'web'
-          ? { DATABASE_URL: `mysql://root@127.0.0.1:3306/${benchName('cronq_bench_web')}` }
+          ? {
+              DATABASE_URL: seeded ?? `mysql://root@127.0.0.1:3306/${benchName('cronq_bench_web')}`,
+            }
           : {};
-      const r = await runBench(file, cleanEnv(extra), true);
+      const r = await runBench(file, cleanEnv(extra), true, TIMEOUT_MS, seeded ? ['--keep'] : []);
       components[name] = r.result;
       log(`${name}: done in ${r.seconds.toFixed(0)} s`);
     } catch (err) {
