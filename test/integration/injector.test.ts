@@ -153,7 +153,7 @@ describe('cronq-injector', () => {
     );
   });
 
-  test('a bounded schedule (R3/...) runs three times, then shows as ended and gets no further runs', async () => {
+  test('a bounded schedule (R3/...) covers its three occurrences, then shows as ended and gets no further runs', async () => {
     const queue = await queueFor(uniqueName('q'));
     const start = nextWholeSecond(300);
     const [id] = await insertJobs(tdb.db, [
