@@ -140,8 +140,14 @@ export class JobLogWriter {
     });
   }
 
-  /** Write any unterminated last lines and close the file. */
-  async end(): Promise<void> {
+  private ending: Promise<void> | undefined;
+
+  /** Write any unterminated last lines and close the file. Idempotent. */
+  end(): Promise<void> {
+    return (this.ending ??= this.close());
+  }
+
+  private async close(): Promise<void> {
     const prefix = Buffer.from(`${new Date().toISOString()} ${this.runId} `);
     const parts: Buffer[] = [];
     this.flushPartial('out', Buffer.concat([prefix, Buffer.from('out ')]), parts);

@@ -13,7 +13,7 @@ export interface ProcessOutcome {
   /** Why the runner ended it, when it did: a timeout or the runner's shutdown. */
   terminatedBy: 'timeout' | 'shutdown' | null;
   error: Error | undefined;
-  /** Epoch ms of spawn and exit. */
+  /** Epoch ms of the command's start (`go`) and of its exit. */
   spawnedAt: number;
   exitedAt: number;
 }
@@ -32,14 +32,32 @@ export interface ProcessSpec {
 /** After the shell exits, how long pipes still held open by its background children may keep delivering output. */
 const PIPE_LINGER_MS = 200;
 
+/**
+ * What `/bin/sh -c` is given. The shell is started (fork + exec, the costly
+ * part) while the runner still waits for the broker to confirm `starting`,
+ * but it runs nothing until the runner writes a newline to its stdin (`go`).
+ * If the runner decides not to run the job, or dies, stdin reaches EOF
+ * without that line and the shell exits 125 having run nothing. The command
+ * comes as $1 and is run with `eval`, in the same shell, after `shift`, so
+ * it sees what `sh -c <command>` would ($0 = /bin/sh, no arguments); stdin is
+ * at EOF, as /dev/null would be. Only the shell's own error messages differ
+ * ("eval: ..." prefix).
+ */
+const GATED_SHELL =
+  'IFS= read -r __cronq_go || exit 125; __cronq_cmd=$1; shift; eval "$__cronq_cmd"';
+/** Exit code of a shell that was released without the go line (nothing ran). */
+export const NOT_RELEASED_CODE = 125;
+
 function signalCode(signal: NodeJS.Signals): number {
   return 128 + (os.constants.signals[signal] ?? 0);
 }
 
 /**
- * One command run as `/bin/sh -c <command>` in its own process group
- * (`detached`), so a timeout or shutdown can signal the shell and every
- * process it started (`kill(-pgid)`), not only the shell.
+ * One command run by `/bin/sh` in its own process group (`detached`), so a
+ * timeout or shutdown can signal the shell and every process it started
+ * (`kill(-pgid)`), not only the shell. `start()` forks the shell, gated;
+ * `go()` lets it run the command, `abandon()` lets it exit without running
+ * it (see GATED_SHELL).
  */
 export class JobProcess {
   private child: ChildProcess | undefined;
@@ -47,10 +65,11 @@ export class JobProcess {
   private timeoutTimer: NodeJS.Timeout | undefined;
   private killTimer: NodeJS.Timeout | undefined;
   private exited = false;
+  private released = false;
   readonly done: Promise<ProcessOutcome>;
   private resolveDone!: (o: ProcessOutcome) => void;
   spawnedAt = 0;
-  /** performance.now() just before spawn and at exit, for the overhead figures. */
+  /** performance.now() at `go` and at exit, for the overhead figures. */
   spawnedHr = 0;
   exitedHr = 0;
 
@@ -67,10 +86,10 @@ export class JobProcess {
     this.spawnedHr = performance.now();
     let child: ChildProcess;
     try {
-      child = spawn('/bin/sh', ['-c', this.spec.command], {
+      child = spawn('/bin/sh', ['-c', GATED_SHELL, '/bin/sh', this.spec.command], {
         env: this.spec.env,
         detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
+        stdio: ['pipe', 'pipe', 'pipe'],
       });
     } catch (err) {
       // Node throws some exec failures synchronously (E2BIG for a command over the
@@ -78,6 +97,7 @@ export class JobProcess {
       this.finish({ kind: 'spawn_error', returnCode: null, signal: null, error: err as Error });
       return;
     }
+    child.stdin!.on('error', () => undefined);
     this.child = child;
     child.once('error', (err) => {
       // Without a pid nothing was started (ENOENT, E2BIG, EACCES, EAGAIN...): the run "could not start".
@@ -111,9 +131,26 @@ export class JobProcess {
         this.finish({ kind: 'exited', returnCode, signal, error: undefined, exitedAt });
       });
     });
+  }
+
+  /** Let the gated shell run the command; the timeout counts from here. */
+  go(): void {
+    const child = this.child;
+    if (!child || this.released || this.exited) return;
+    this.released = true;
+    this.spawnedAt = Date.now();
+    this.spawnedHr = performance.now();
+    child.stdin!.end('\n');
     if (this.spec.timeoutMs && this.spec.timeoutMs > 0) {
       this.timeoutTimer = setTimeout(() => this.terminate('timeout'), this.spec.timeoutMs);
     }
+  }
+
+  /** Close the gated shell's stdin without the go line: it exits 125, having run nothing. */
+  abandon(): void {
+    if (this.released) return;
+    this.released = true;
+    this.child?.stdin?.end();
   }
 
   private pipe(stream: Readable, name: StreamName): void {

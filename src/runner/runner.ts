@@ -345,10 +345,19 @@ export class Runner implements Service {
     this.active.set(job.runId, run);
     this.recent.add(job.runId);
     const common = { job, host: this.deps.host, startTime: run.startTime };
+    let prepared: Prepared | undefined;
     try {
       // Ack only once the broker holds `starting`: until then a crash leaves the
       // delivery unacked and it is delivered again (at-least-once before start).
-      await this.outbox.send(startingResult(common), resultMessageId(job.runId, 'starting'));
+      const confirmed = this.outbox.send(
+        startingResult(common),
+        resultMessageId(job.runId, 'starting'),
+      );
+      // Let the publish reach the socket, then fork the (gated) shell while the
+      // broker confirms: the two costs overlap, and nothing runs before `go`.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      prepared = this.prepare(run, log);
+      await confirmed;
       const delivery = run.delivery;
       if (this.stopping) {
         safe(() => delivery.ch.nack(delivery.msg, false, true));
@@ -367,19 +376,30 @@ export class Runner implements Service {
       // From here on the run is at-most-once: acked before the command starts.
       safe(() => delivery.ch.ack(delivery.msg));
       run.acked = true;
-      await this.execute(run, log);
+      run.process = prepared.proc;
+      prepared.proc.go();
+      this.counts.started += 1;
+      this.startOverhead.add(prepared.proc.spawnedHr - run.takenHr);
+      log.debug({ command: job.command, pid: prepared.proc.pid }, 'started');
+      await this.complete(run, prepared, log);
+      prepared = undefined;
     } catch (err) {
       log.error({ err: (err as Error).message }, 'unexpected error while running a job');
     } finally {
+      if (prepared) {
+        // Not run: the gated shell exits without running anything.
+        prepared.proc.abandon();
+        this.trackLogClose(prepared.jobLog.end());
+      }
       this.active.delete(job.runId);
       endRun();
       this.schedule();
     }
   }
 
-  private async execute(run: ActiveRun, log: Logger): Promise<void> {
+  /** Open the job log and fork the gated shell (it runs nothing until `go`). */
+  private prepare(run: ActiveRun, log: Logger): Prepared {
     const { job } = run;
-    const common = { job, host: this.deps.host, startTime: run.startTime };
     const echo = this.cfg.logToStdout
       ? (stream: StreamName, line: string) => log.info({ stream, job_name: job.name }, line)
       : undefined;
@@ -409,20 +429,23 @@ export class Runner implements Service {
       },
       drained: () => jobLog.drained(),
     });
-    run.process = proc;
-    this.counts.started += 1;
     proc.start();
-    this.startOverhead.add(proc.spawnedHr - run.takenHr);
-    log.debug({ command: job.command, pid: proc.pid, timeout: timeoutSeconds }, 'started');
-    const outcome = await proc.done;
-    const logClosed = jobLog.end();
+    return { proc, jobLog, tail, timeoutSeconds };
+  }
+
+  /** Wait for the command to end and publish `finished` (or `failed`). */
+  private async complete(run: ActiveRun, p: Prepared, log: Logger): Promise<void> {
+    const { job } = run;
+    const common = { job, host: this.deps.host, startTime: run.startTime };
+    const outcome = await p.proc.done;
+    this.trackLogClose(p.jobLog.end());
     let result;
     if (outcome.kind === 'spawn_error') {
       this.counts.couldNotStart += 1;
       result = couldNotStartResult(common, outcome.error);
       log.error({ err: outcome.error?.message }, 'command could not be started');
     } else {
-      result = finishedResult(common, outcome, tail.text(), timeoutSeconds);
+      result = finishedResult(common, outcome, p.tail.text(), p.timeoutSeconds);
       if (result.status === 'succeeded') this.counts.succeeded += 1;
       else if (result.status === 'timed_out') this.counts.timedOut += 1;
       else this.counts.failed += 1;
@@ -432,18 +455,21 @@ export class Runner implements Service {
           status: result.status,
           run_time: result.run_time,
           reason: result.reason,
-          lines: jobLog.lines,
+          lines: p.jobLog.lines,
         },
         'finished',
       );
     }
-    const exitedHr = proc.exitedHr || performance.now();
+    const exitedHr = p.proc.exitedHr || performance.now();
     void this.outbox
       .send(result, resultMessageId(job.runId, result.type))
       .then(() => this.finishOverhead.add(performance.now() - exitedHr));
-    // The slot frees now; closing the log file finishes in the background (stop() waits for it).
-    this.logsClosing.add(logClosed);
-    void logClosed.finally(() => this.logsClosing.delete(logClosed));
+  }
+
+  /** The slot frees without waiting for the log file to close; stop() waits for it. */
+  private trackLogClose(closing: Promise<void>): void {
+    this.logsClosing.add(closing);
+    void closing.finally(() => this.logsClosing.delete(closing));
   }
 
   private sendHeartbeats(): void {
@@ -521,6 +547,13 @@ export class Runner implements Service {
   killAll(): void {
     for (const run of this.active.values()) run.process?.killNow();
   }
+}
+
+interface Prepared {
+  proc: JobProcess;
+  jobLog: JobLogWriter;
+  tail: OutputTail;
+  timeoutSeconds: number | null;
 }
 
 function safe(f: () => void): void {

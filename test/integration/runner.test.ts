@@ -115,6 +115,14 @@ describe('cronq-runner', () => {
     assert.equal(b.output, 'original\n');
   });
 
+  test('the command sees what sh -c would give it: $0 is /bin/sh, no arguments, stdin at end of file', async () => {
+    const msg = jobMessage({ command: 'echo "[$0] [$#] [$1]"; cat; echo "stdin done"' });
+    await jobs.publish(queue, msg);
+    const fin = await results.final(msg.run_id);
+    assert.equal(fin.status, 'succeeded');
+    assert.equal(fin.output, '[/bin/sh] [0] []\nstdin done\n');
+  });
+
   test('a non-zero exit is finished with status failed and its return code', async () => {
     const msg = jobMessage({ command: 'echo boom >&2; exit 3' });
     await jobs.publish(queue, msg);
