@@ -43,14 +43,24 @@ interface CaseResult {
   probeIdleMs: Spread;
 }
 
-async function withJobs<T>(
-  total: number,
-  fn: (db: Knex, pool: mysql.Pool) => Promise<T>,
-): Promise<T> {
+interface JobsDb {
+  total: number;
+  db: Knex;
+  pool: mysql.Pool;
+  lo: number;
+  drop(): Promise<void>;
+}
+
+async function createJobsDb(total: number): Promise<JobsDb> {
   const name = benchName('cronq_bench_scale');
   const url = await createMysqlDatabase(name);
   const db = createDb(parseDatabaseUrl(url), { poolMax: 4 });
   const pool = mysql.createPool({ ...MYSQL, database: name, connectionLimit: 2, timezone: 'Z' });
+  const drop = async () => {
+    await db.destroy().catch(() => undefined);
+    await pool.end().catch(() => undefined);
+    await dropMysqlDatabase(name).catch(() => undefined);
+  };
   try {
     await migrate(db);
     const [cat] = (await pool.query('INSERT INTO categories (name) VALUES (?)', [
@@ -77,88 +87,107 @@ async function withJobs<T>(
       );
     }
     await pool.query('ANALYZE TABLE jobs');
-    return await fn(db, pool);
-  } finally {
-    await db.destroy().catch(() => undefined);
-    await pool.end().catch(() => undefined);
-    await dropMysqlDatabase(name).catch(() => undefined);
+    const [[range]] = (await pool.query('SELECT MIN(id) AS lo FROM jobs')) as unknown as [
+      [{ lo: number }],
+    ];
+    return { total, db, pool, lo: range.lo, drop };
+  } catch (err) {
+    await drop();
+    throw err;
   }
 }
 
-async function measureCase(
-  db: Knex,
-  pool: mysql.Pool,
-  total: number,
-  due: number,
-): Promise<CaseResult> {
-  const [[range]] = (await pool.query(
-    'SELECT MIN(id) AS lo, MAX(id) AS hi FROM jobs',
-  )) as unknown as [[{ lo: number; hi: number }]];
-  const claimant = `${os.hostname()}.bench`;
-  const cycles: number[] = [];
-  const perJob: number[] = [];
-  const probes: number[] = [];
-  for (let c = 0; c < CYCLES + 1; c++) {
-    // Idle probe: nothing due.
+const claimant = `${os.hostname()}.bench`;
+
+/** One injector wake-up with `due` jobs due; also the idle probe (median of 5) before it. */
+async function cycle(j: JobsDb, due: number, c: number): Promise<{ ms: number; idle: number }> {
+  const idles: number[] = [];
+  for (let i = 0; i < 5; i++) {
     const p0 = performance.now();
-    await probe(db, REPUBLISH_MS);
-    const idle = performance.now() - p0;
-    // Make `due` jobs due, spread evenly over the id range (a different set each cycle).
-    const step = Math.floor(total / due);
-    const ids = Array.from({ length: due }, (_, i) => range.lo + ((i * step + c) % total));
-    await pool.query(
-      'UPDATE jobs SET next_run = UTC_TIMESTAMP(3) - INTERVAL 1 SECOND WHERE id IN (?)',
-      [ids],
-    );
-    const t0 = performance.now();
-    const p = await probe(db, REPUBLISH_MS);
-    let claimed = 0;
-    for (;;) {
-      const r = await claimDueJobs(db, { batchSize: BATCH, includeRunNow: p.runNow, claimant });
-      claimed += r.jobs;
-      if (!r.full) break;
-    }
-    const ms = performance.now() - t0;
-    if (claimed !== due) throw new Error(`cycle claimed ${claimed} jobs, expected ${due}`);
-    // What the injector does once the broker confirms (untimed): otherwise the
-    // unpublished runs pile up and the probe's stale-run check scans them all.
-    await pool.query(
-      "UPDATE runs SET published_at = UTC_TIMESTAMP(3) WHERE published_at IS NULL AND status = 'queued'",
-    );
-    if (c === 0) continue; // the first cycle warms the buffer pool
-    cycles.push(ms);
-    perJob.push(ms / due);
-    probes.push(idle);
+    await probe(j.db, REPUBLISH_MS);
+    idles.push(performance.now() - p0);
   }
-  return {
-    jobs: total,
-    due,
-    cycleMs: spread(cycles),
-    perDueJobMs: spread(perJob),
-    probeIdleMs: spread(probes),
-  };
+  // Make `due` jobs due, spread evenly over the id range (a different set each cycle).
+  const step = Math.floor(j.total / due);
+  const ids = Array.from({ length: due }, (_, i) => j.lo + ((i * step + c) % j.total));
+  await j.pool.query(
+    'UPDATE jobs SET next_run = UTC_TIMESTAMP(3) - INTERVAL 1 SECOND WHERE id IN (?)',
+    [ids],
+  );
+  const t0 = performance.now();
+  const p = await probe(j.db, REPUBLISH_MS);
+  let claimed = 0;
+  for (;;) {
+    const r = await claimDueJobs(j.db, { batchSize: BATCH, includeRunNow: p.runNow, claimant });
+    claimed += r.jobs;
+    if (!r.full) break;
+  }
+  const ms = performance.now() - t0;
+  if (claimed !== due) throw new Error(`cycle claimed ${claimed} jobs, expected ${due}`);
+  // What the injector does once the broker confirms (untimed): otherwise the
+  // unpublished runs pile up and the probe's stale-run check scans them all.
+  await j.pool.query(
+    "UPDATE runs SET published_at = UTC_TIMESTAMP(3) WHERE published_at IS NULL AND status = 'queued'",
+  );
+  return { ms, idle: spread(idles).median };
 }
 
 export async function runScale(): Promise<Record<string, unknown>> {
-  log('10,000 jobs');
-  const a = await withJobs(10_000, (db, pool) => measureCase(db, pool, 10_000, 100));
-  log('100,000 jobs');
-  const [b, c] = await withJobs(100_000, async (db, pool) => [
-    await measureCase(db, pool, 100_000, 1000),
-    await measureCase(db, pool, 100_000, 100),
-  ]);
-  const ratio = (x: Spread, y: Spread) => round(x.median / y.median, 3);
-  return {
-    what: 'injector wake-up: probe + claimDueJobs batches until short (DB side; publishing excluded)',
-    batchSize: BATCH,
-    cyclesPerCase: CYCLES,
-    cases: { a_10k_1pct: a, b_100k_1pct: b, c_100k_100due: c },
-    ratios: {
-      per_due_job_100k_over_10k: ratio(b!.perDueJobMs, a.perDueJobMs),
-      cycle_same_due_100k_over_10k: ratio(c!.cycleMs, a.cycleMs),
-      idle_probe_100k_over_10k: ratio(b!.probeIdleMs, a.probeIdleMs),
-    },
-  };
+  log('seeding 10,000 and 100,000 jobs');
+  const small = await createJobsDb(10_000);
+  let big: JobsDb | undefined;
+  try {
+    big = await createJobsDb(100_000);
+    const cases = [
+      { key: 'a_10k_1pct', j: small, due: 100 },
+      { key: 'b_100k_1pct', j: big, due: 1000 },
+      { key: 'c_100k_100due', j: big, due: 100 },
+    ];
+    const got = cases.map(() => ({
+      cycles: [] as number[],
+      perJob: [] as number[],
+      idle: [] as number[],
+    }));
+    // Cases interleaved cycle by cycle, so a slow moment of the machine hits all of them.
+    log(`${CYCLES} cycles of each case, interleaved`);
+    for (let c = 0; c <= CYCLES; c++) {
+      for (const [k, cs] of cases.entries()) {
+        const r = await cycle(cs.j, cs.due, c);
+        if (c === 0) continue; // the first cycle warms the buffer pool
+        got[k]!.cycles.push(r.ms);
+        got[k]!.perJob.push(r.ms / cs.due);
+        got[k]!.idle.push(r.idle);
+      }
+    }
+    const result: Record<string, CaseResult> = {};
+    cases.forEach((cs, k) => {
+      result[cs.key] = {
+        jobs: cs.j.total,
+        due: cs.due,
+        cycleMs: spread(got[k]!.cycles),
+        perDueJobMs: spread(got[k]!.perJob),
+        probeIdleMs: spread(got[k]!.idle),
+      };
+    });
+    const a = result.a_10k_1pct!;
+    const b = result.b_100k_1pct!;
+    const cc = result.c_100k_100due!;
+    const ratio = (x: Spread, y: Spread) => round(x.median / y.median, 3);
+    return {
+      what: 'injector wake-up: probe + claimDueJobs batches until short (DB side; publishing excluded)',
+      batchSize: BATCH,
+      cyclesPerCase: CYCLES,
+      cases: result,
+      ratios: {
+        per_due_job_100k_over_10k: ratio(b.perDueJobMs, a.perDueJobMs),
+        cycle_same_due_100k_over_10k: ratio(cc.cycleMs, a.cycleMs),
+        idle_probe_100k_over_10k: ratio(b.probeIdleMs, a.probeIdleMs),
+      },
+    };
+  } finally {
+    await small.drop();
+    await big?.drop();
+  }
 }
 
 if (require.main === module) {
