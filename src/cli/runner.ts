@@ -6,6 +6,21 @@ import { createLogger } from '../core/logger';
 import { Runner } from '../runner';
 import { addCommonOptions, commonOverrides, runCli } from './common';
 
+const ENV_HELP = `
+Environment (see docs/runner.md):
+  RABBITMQ_URL (or RABBITMQ_HOST/_USER/_PASS)  broker(s) to connect to
+  LOG_PATH                       job-log folder (default /var/log/cronq; temp folder if not writable)
+  CRONQ_RUNNER_LOG_TO_STDOUT     also echo job output to this log
+  CRONQ_OUTPUT_TAIL_BYTES        output sent with each result (default 65536)
+  CRONQ_DEFAULT_TIMEOUT_SECONDS  timeout of jobs that set none (default 0 = none)
+  CRONQ_KILL_GRACE_SECONDS       SIGTERM -> SIGKILL of a timed-out job's process group (default 10)
+  CRONQ_SHUTDOWN_GRACE_SECONDS   how long SIGTERM lets running jobs finish (default 30)
+  CRONQ_HEARTBEAT_SECONDS        heartbeat period per running job (default 10)
+  CRONQ_RESULT_BUFFER_PATH       where unconfirmed results are saved on stop (default LOG_PATH/.results-buffer)
+  CRONQ_RESULT_BUFFER_MAX_BYTES  bound of the result buffer (default 268435456)
+  CRONQ_HOSTNAME                 x-host of results (default the OS host name)
+`;
+
 /** `cronq-runner`: consume one queue and run its commands (docs/runner.md). */
 export async function run(argv: string[]): Promise<void> {
   const program = addCommonOptions(
@@ -14,7 +29,8 @@ export async function run(argv: string[]): Promise<void> {
         'Consume a job queue and run each command with /bin/sh -c, publishing its results',
       )
       .option('--queue <name>', 'queue to consume (CRONQ_QUEUE; default cronq_jobs)')
-      .option('--concurrency <n>', 'jobs run at once (CRONQ_CONCURRENCY; default 1)'),
+      .option('--concurrency <n>', 'jobs run at once (CRONQ_CONCURRENCY; default 1)')
+      .addHelpText('after', ENV_HELP),
   ).action(
     async (opts: {
       queue?: string;
