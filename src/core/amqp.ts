@@ -1,6 +1,11 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import amqp, { type ChannelModel, type ConfirmChannel, type Options, type ConsumeMessage } from 'amqplib';
+import amqp, {
+  type ChannelModel,
+  type ConfirmChannel,
+  type Options,
+  type ConsumeMessage,
+} from 'amqplib';
 import type { AmqpConfig } from './config';
 import { BrokerUnavailableError } from './errors';
 import type { Logger } from './logger';
@@ -13,7 +18,11 @@ export interface Backoff {
 }
 
 /** Exponential backoff with full jitter and a cap (AWS architecture blog's "full jitter"). */
-export function exponentialBackoff(baseMs = 250, capMs = 15_000, random: () => number = Math.random): Backoff {
+export function exponentialBackoff(
+  baseMs = 250,
+  capMs = 15_000,
+  random: () => number = Math.random,
+): Backoff {
   return {
     delay(attempt) {
       const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 20));
@@ -119,8 +128,12 @@ export class AmqpConnection extends EventEmitter {
           await conn.close().catch(() => undefined);
           return;
         }
-        conn.on('error', (err: Error) => this.opts.logger.warn({ err: err.message }, 'AMQP connection error'));
-        const closed = new Promise<Error>((resolve) => conn.once('close', (err?: Error) => resolve(err ?? new Error('connection closed'))));
+        conn.on('error', (err: Error) =>
+          this.opts.logger.warn({ err: err.message }, 'AMQP connection error'),
+        );
+        const closed = new Promise<Error>((resolve) =>
+          conn.once('close', (err?: Error) => resolve(err ?? new Error('connection closed'))),
+        );
         try {
           for (const setup of this.setups) await setup(conn);
         } catch (err) {
@@ -131,7 +144,14 @@ export class AmqpConnection extends EventEmitter {
         this.conn = conn;
         this.connectCount += 1;
         attempt = 0;
-        this.opts.logger.info({ host: `${host.hostname}:${host.port}`, vhost: this.cfg.vhost, reconnect: this.connectCount > 1 }, 'AMQP connected');
+        this.opts.logger.info(
+          {
+            host: `${host.hostname}:${host.port}`,
+            vhost: this.cfg.vhost,
+            reconnect: this.connectCount > 1,
+          },
+          'AMQP connected',
+        );
         outageLogged = false;
         const waiters = this.waiters;
         this.waiters = [];
@@ -147,9 +167,14 @@ export class AmqpConnection extends EventEmitter {
         this.hostIndex += 1;
         const delay = this.backoff.delay(attempt++);
         const next = new Date(Date.now() + delay).toISOString();
-        const fields = { host: `${host.hostname}:${host.port}`, err: (err as Error).message, nextRetryAt: next };
+        const fields = {
+          host: `${host.hostname}:${host.port}`,
+          err: (err as Error).message,
+          nextRetryAt: next,
+        };
         // One warning per outage; every further attempt only at debug level.
-        if (!outageLogged) this.opts.logger.warn(fields, 'AMQP broker unavailable; retrying with backoff');
+        if (!outageLogged)
+          this.opts.logger.warn(fields, 'AMQP broker unavailable; retrying with backoff');
         else this.opts.logger.debug(fields, 'AMQP broker still unavailable');
         outageLogged = true;
         await sleep(delay, this.abort.signal);
@@ -175,6 +200,9 @@ export interface PublishResult {
 }
 
 interface Pending {
+  messageId: string;
+  exchange: string;
+  routingKey: string;
   resolve: (r: PublishResult) => void;
   reject: (e: Error) => void;
   returned: boolean;
@@ -191,19 +219,22 @@ interface Pending {
 export class ConfirmPublisher {
   private channel: ConfirmChannel | undefined;
   private opening: Promise<ConfirmChannel> | undefined;
-  private readonly pending = new Map<string, Pending>();
+  /** Unconfirmed publishes in the order sent; the same message id may be in flight twice (a republish). */
+  private readonly pending = new Set<Pending>();
 
   constructor(
     private readonly connection: AmqpConnection,
     private readonly logger: Logger,
   ) {
-    connection.on('disconnected', () => this.dropChannel(new BrokerUnavailableError('AMQP connection lost before confirm')));
+    connection.on('disconnected', () =>
+      this.dropChannel(new BrokerUnavailableError('AMQP connection lost before confirm')),
+    );
   }
 
   private dropChannel(err: Error): void {
     this.channel = undefined;
     this.opening = undefined;
-    for (const p of this.pending.values()) p.reject(err);
+    for (const p of this.pending) p.reject(err);
     this.pending.clear();
   }
 
@@ -213,14 +244,27 @@ export class ConfirmPublisher {
       this.opening = (async () => {
         const conn = await this.connection.connection();
         const ch = await conn.createConfirmChannel();
-        ch.on('error', (err: Error) => this.logger.warn({ err: err.message }, 'AMQP publish channel error'));
+        ch.on('error', (err: Error) =>
+          this.logger.warn({ err: err.message }, 'AMQP publish channel error'),
+        );
         ch.on('close', () => {
-          if (this.channel === ch) this.dropChannel(new BrokerUnavailableError('AMQP channel closed before confirm'));
+          if (this.channel === ch)
+            this.dropChannel(new BrokerUnavailableError('AMQP channel closed before confirm'));
         });
         ch.on('return', (msg: ConsumeMessage) => {
           const id = msg.properties.messageId as string | undefined;
-          const p = id ? this.pending.get(id) : undefined;
-          if (p) p.returned = true;
+          // A return precedes the ack of its publish: mark the oldest unconfirmed one of that id and route.
+          for (const p of this.pending) {
+            if (
+              p.messageId === id &&
+              p.exchange === msg.fields.exchange &&
+              p.routingKey === msg.fields.routingKey &&
+              !p.returned
+            ) {
+              p.returned = true;
+              break;
+            }
+          }
         });
         this.channel = ch;
         return ch;
@@ -232,21 +276,34 @@ export class ConfirmPublisher {
     return this.opening;
   }
 
-  async publish(exchange: string, routingKey: string, body: Buffer, options: Options.Publish = {}): Promise<PublishResult> {
+  async publish(
+    exchange: string,
+    routingKey: string,
+    body: Buffer,
+    options: Options.Publish = {},
+  ): Promise<PublishResult> {
     const ch = await this.getChannel();
     const messageId = options.messageId ?? randomUUID();
     return new Promise<PublishResult>((resolve, reject) => {
-      const entry: Pending = { resolve, reject, returned: false };
-      this.pending.set(messageId, entry);
+      const entry: Pending = { messageId, exchange, routingKey, resolve, reject, returned: false };
+      this.pending.add(entry);
       try {
-        ch.publish(exchange, routingKey, body, { persistent: true, contentType: 'application/json', ...options, messageId }, (err) => {
-          if (this.pending.get(messageId) !== entry) return;
-          this.pending.delete(messageId);
-          if (err) reject(new BrokerUnavailableError('broker refused the message (nack)', { cause: err }));
-          else resolve({ routed: !entry.returned });
-        });
+        ch.publish(
+          exchange,
+          routingKey,
+          body,
+          { persistent: true, contentType: 'application/json', ...options, messageId },
+          (err) => {
+            if (!this.pending.delete(entry)) return;
+            if (err)
+              reject(
+                new BrokerUnavailableError('broker refused the message (nack)', { cause: err }),
+              );
+            else resolve({ routed: !entry.returned });
+          },
+        );
       } catch (err) {
-        this.pending.delete(messageId);
+        this.pending.delete(entry);
         reject(new BrokerUnavailableError('publish failed', { cause: err }));
       }
     });

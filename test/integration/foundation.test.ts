@@ -230,6 +230,41 @@ describe('AMQP connection', () => {
       .map((l) => l.split('\t')[0]!);
   }
 
+  test('a publish is confirmed per message: an unroutable one says so, and the same message id in flight twice confirms both', async () => {
+    const conn = new AmqpConnection(parseAmqpUrl(vhost.url), {
+      logger: silentLogger(),
+      name: uniqueName('confirms'),
+    });
+    const publisher = new ConfirmPublisher(conn, silentLogger());
+    await conn.onConnect(async (c) => {
+      const ch = await c.createChannel();
+      await declareJobQueue(ch, 'confirm_jobs');
+      await ch.close();
+    });
+    try {
+      conn.start();
+      const [a, b, lost] = await Promise.all([
+        publisher.publish(EXCHANGE, 'confirm_jobs', Buffer.from('a'), {
+          messageId: 'same-id',
+          mandatory: true,
+        }),
+        publisher.publish(EXCHANGE, 'confirm_jobs', Buffer.from('b'), {
+          messageId: 'same-id',
+          mandatory: true,
+        }),
+        publisher.publish(EXCHANGE, 'no_such_queue', Buffer.from('c'), {
+          messageId: 'same-id',
+          mandatory: true,
+        }),
+      ]);
+      assert.deepEqual([a, b, lost], [{ routed: true }, { routed: true }, { routed: false }]);
+      assert.equal(publisher.inFlight, 0);
+    } finally {
+      await publisher.close();
+      await conn.close();
+    }
+  });
+
   test('after the broker closes the connection, it reconnects, re-runs its setup, and the next publish arrives', async () => {
     const name = uniqueName('foundation');
     const conn = new AmqpConnection(parseAmqpUrl(vhost.url), { logger: silentLogger(), name });
