@@ -38,11 +38,17 @@ export function reportFatal(name: string, err: unknown, showStack = !!process.en
 export function addCommonOptions(cmd: Command): Command {
   return cmd
     .option('--verbose', 'print stack traces of fatal errors')
-    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (CRONQ_LOG_LEVEL)')
+    .option(
+      '--log-level <level>',
+      'fatal, error, warn, info, debug, trace or silent (CRONQ_LOG_LEVEL)',
+    )
     .option('--log-format <format>', 'json or pretty (CRONQ_LOG_FORMAT)');
 }
 
 /** Flag values that map onto environment settings, for loadConfig's overrides. */
-export function commonOverrides(opts: { logLevel?: string; logFormat?: string }): Record<string, string | undefined> {
+export function commonOverrides(opts: {
+  logLevel?: string;
+  logFormat?: string;
+}): Record<string, string | undefined> {
   return { CRONQ_LOG_LEVEL: opts.logLevel, CRONQ_LOG_FORMAT: opts.logFormat };
 }

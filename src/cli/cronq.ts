@@ -12,12 +12,17 @@ const COMMANDS: Record<string, { module: string; summary: string }> = {
   pruner: { module: './pruner', summary: 'delete old events and runs' },
   validator: { module: './validator', summary: 'validate a category file' },
   apply: { module: './apply', summary: 'PUT a category file to a running web admin' },
-  dev: { module: './dev', summary: 'run injector, results, runner and web together (local development)' },
+  dev: {
+    module: './dev',
+    summary: 'run injector, results, runner and web together (local development)',
+  },
 };
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
-  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  const lines = Object.entries(COMMANDS).map(
+    ([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`,
+  );
   return `Usage: cronq <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun "cronq <command> --help" for a command's options.\n`;
 }
 
@@ -34,6 +39,8 @@ export async function run(argv: string[]): Promise<void> {
   }
   let mod: { run(argv: string[]): Promise<void> };
   try {
+    // Load only the command asked for: `cronq validator` need not load amqplib or knex.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     mod = require(entry.module) as typeof mod;
   } catch (err) {
     reportFatal('cronq', err);

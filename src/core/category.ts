@@ -16,7 +16,12 @@ export const CATEGORY_SCHEMA = {
   required: ['jobs'],
   additionalProperties: false,
   properties: {
-    category: { type: 'string', minLength: 1, maxLength: 255, description: 'The category name; must match the URL when both are given.' },
+    category: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 255,
+      description: 'The category name; must match the URL when both are given.',
+    },
     jobs: {
       type: 'array',
       maxItems: 10000,
@@ -30,11 +35,21 @@ export const CATEGORY_SCHEMA = {
             type: 'string',
             minLength: 1,
             maxLength: 255,
-            description: 'ISO 8601 repeating interval (R/2024-01-01T00:00:00Z/PT1M) or a cron expression, optionally with TZ=<IANA zone>.',
+            description:
+              'ISO 8601 repeating interval (R/2024-01-01T00:00:00Z/PT1M) or a cron expression, optionally with TZ=<IANA zone>.',
           },
           command: { type: 'string', minLength: 1, maxLength: 65535, pattern: '\\S' },
-          routing_key: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,32}$', description: 'Routing key of the runner queue; default "default".' },
-          timeout: { type: ['integer', 'null'], minimum: 1, maximum: 31536000, description: 'Seconds before the runner kills the job; null or absent = no limit.' },
+          routing_key: {
+            type: 'string',
+            pattern: '^[A-Za-z0-9._:-]{1,32}$',
+            description: 'Routing key of the runner queue; default "default".',
+          },
+          timeout: {
+            type: ['integer', 'null'],
+            minimum: 1,
+            maximum: 31536000,
+            description: 'Seconds before the runner kills the job; null or absent = no limit.',
+          },
           description: { type: ['string', 'null'], maxLength: 10000 },
         },
       },
@@ -73,7 +88,9 @@ function pathOf(e: ErrorObject): string {
     .join('')
     .replace(/^\./, '');
   if (e.keyword === 'required' || e.keyword === 'additionalProperties') {
-    const prop = (e.params as { missingProperty?: string; additionalProperty?: string }).missingProperty ?? (e.params as { additionalProperty?: string }).additionalProperty;
+    const prop =
+      (e.params as { missingProperty?: string; additionalProperty?: string }).missingProperty ??
+      (e.params as { additionalProperty?: string }).additionalProperty;
     if (prop) p = p ? `${p}.${prop}` : prop;
   }
   return p;
@@ -115,14 +132,22 @@ export function categoryProblems(doc: unknown, urlName?: string): Problem[] {
   const d = doc as { category?: string; jobs: Array<{ name: string; schedule: string }> };
   const problems: Problem[] = [];
   if (urlName !== undefined && d.category !== undefined && d.category !== urlName) {
-    problems.push({ path: 'category', message: `is "${d.category}" but the URL names "${urlName}"` });
+    problems.push({
+      path: 'category',
+      message: `is "${d.category}" but the URL names "${urlName}"`,
+    });
   }
   const firstIndex = new Map<string, number>();
   d.jobs.forEach((job, i) => {
     const scheduleError = isValidSchedule(job.schedule);
-    if (scheduleError !== null) problems.push({ path: `jobs[${i}].schedule`, message: scheduleError });
+    if (scheduleError !== null)
+      problems.push({ path: `jobs[${i}].schedule`, message: scheduleError });
     const prev = firstIndex.get(job.name);
-    if (prev !== undefined) problems.push({ path: `jobs[${i}].name`, message: `duplicates the name of jobs[${prev}] ("${job.name}")` });
+    if (prev !== undefined)
+      problems.push({
+        path: `jobs[${i}].name`,
+        message: `duplicates the name of jobs[${prev}] ("${job.name}")`,
+      });
     else firstIndex.set(job.name, i);
   });
   return problems;
@@ -135,7 +160,10 @@ export function parseCategory(doc: unknown, urlName?: string): CategoryDefinitio
     const first = problems[0]!;
     throw new ValidationError(`${first.path ? `${first.path}: ` : ''}${first.message}`, problems);
   }
-  const d = doc as { category?: string; jobs: Array<Partial<JobDefinition> & { name: string; schedule: string; command: string }> };
+  const d = doc as {
+    category?: string;
+    jobs: Array<Partial<JobDefinition> & { name: string; schedule: string; command: string }>;
+  };
   return {
     category: d.category,
     jobs: d.jobs.map((j) => ({

@@ -86,7 +86,9 @@ const DEFAULT_AMQP_URL = 'amqp://guest:guest@localhost/';
 const DEFAULT_DATABASE_URL = 'mysql://root@localhost/cronq';
 
 function fail(setting: string, value: string, accepted: string): never {
-  throw new ConfigError(`${setting}=${JSON.stringify(redact(value))} is not valid: expected ${accepted}`);
+  throw new ConfigError(
+    `${setting}=${JSON.stringify(redact(value))} is not valid: expected ${accepted}`,
+  );
 }
 
 /** Hide a password inside a URL before it goes into a message. */
@@ -104,7 +106,9 @@ function parseQuery(q: string | undefined): Record<string, string> {
 const AMQP_FORM = 'amqp[s]://user:pass@host[:port][,host2[:port]...]/vhost[?heartbeat=N]';
 
 export function parseAmqpUrl(url: string, setting = 'RABBITMQ_URL'): AmqpConfig {
-  const m = /^(amqps?):\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?]*)(?:\/([^?]*))?(?:\?(.*))?$/.exec(url.trim());
+  const m = /^(amqps?):\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?]*)(?:\/([^?]*))?(?:\?(.*))?$/.exec(
+    url.trim(),
+  );
   if (!m) fail(setting, url, AMQP_FORM);
   const [, scheme, user, pass, hostPart, vhostPart, query] = m;
   const defaultPort = scheme === 'amqps' ? 5671 : 5672;
@@ -114,14 +118,16 @@ export function parseAmqpUrl(url: string, setting = 'RABBITMQ_URL'): AmqpConfig 
     const hm = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(h);
     if (!hm) fail(setting, url, AMQP_FORM);
     const port = hm[2] === undefined ? defaultPort : Number(hm[2]);
-    if (!Number.isInteger(port) || port < 1 || port > 65535) fail(setting, url, AMQP_FORM + ' (port 1-65535)');
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+      fail(setting, url, AMQP_FORM + ' (port 1-65535)');
     return { hostname: hm[1]!.replace(/^\[|\]$/g, ''), port };
   });
   const params = parseQuery(query);
   let heartbeat: number | undefined;
   if (params.heartbeat !== undefined) {
     heartbeat = Number(params.heartbeat);
-    if (!Number.isInteger(heartbeat) || heartbeat < 0) fail(setting, url, `${AMQP_FORM} with heartbeat a whole number of seconds`);
+    if (!Number.isInteger(heartbeat) || heartbeat < 0)
+      fail(setting, url, `${AMQP_FORM} with heartbeat a whole number of seconds`);
     delete params.heartbeat;
   }
   const vhost = vhostPart === undefined || vhostPart === '' ? '/' : decodeURIComponent(vhostPart);
@@ -135,17 +141,20 @@ export function parseAmqpUrl(url: string, setting = 'RABBITMQ_URL'): AmqpConfig 
   };
 }
 
-const DB_FORM = 'mysql[+driver]://user[:pass]@host[:port]/database (e.g. mysql+pymysql://cronq:cronq@localhost/cronq)';
+const DB_FORM =
+  'mysql[+driver]://user[:pass]@host[:port]/database (e.g. mysql+pymysql://cronq:cronq@localhost/cronq)';
 
 export function parseDatabaseUrl(url: string, setting = 'DATABASE_URL'): DatabaseConfig {
   // SQLAlchemy spells the driver as a suffix of the scheme: mysql+mysqlconnector://
-  const m = /^(mysql|mariadb)(?:\+[A-Za-z0-9_]+)?:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/:?]*|\[[^\]]+\])(?::(\d+))?\/([^?]*)(?:\?(.*))?$/.exec(
-    url.trim(),
-  );
+  const m =
+    /^(mysql|mariadb)(?:\+[A-Za-z0-9_]+)?:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/:?]*|\[[^\]]+\])(?::(\d+))?\/([^?]*)(?:\?(.*))?$/.exec(
+      url.trim(),
+    );
   if (!m) fail(setting, url, DB_FORM);
   const [, , user, pass, host, port, database, query] = m;
   if (!database) fail(setting, url, DB_FORM + ' (the database name is missing)');
-  if (!/^[A-Za-z0-9_$-]+$/.test(database)) fail(setting, url, DB_FORM + ' (database name of letters, digits, _ $ -)');
+  if (!/^[A-Za-z0-9_$-]+$/.test(database))
+    fail(setting, url, DB_FORM + ' (database name of letters, digits, _ $ -)');
   const portNum = port === undefined ? 3306 : Number(port);
   if (portNum < 1 || portNum > 65535) fail(setting, url, DB_FORM + ' (port 1-65535)');
   return {
@@ -162,7 +171,8 @@ function intSetting(env: Env, name: string, def: number, min: number, max: numbe
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return def;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) fail(name, raw, `a whole number from ${min} to ${max}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    fail(name, raw, `a whole number from ${min} to ${max}`);
   return n;
 }
 
@@ -187,10 +197,12 @@ function boolSetting(env: Env, name: string, def: boolean): boolean {
 }
 
 function amqpFromEnv(env: Env): AmqpConfig {
-  if (env.RABBITMQ_URL !== undefined && env.RABBITMQ_URL.trim() !== '') return parseAmqpUrl(env.RABBITMQ_URL);
+  if (env.RABBITMQ_URL !== undefined && env.RABBITMQ_URL.trim() !== '')
+    return parseAmqpUrl(env.RABBITMQ_URL);
   if (env.RABBITMQ_HOST || env.RABBITMQ_USER || env.RABBITMQ_PASS) {
     const hostRaw = env.RABBITMQ_HOST?.trim() || 'localhost';
-    if (!/^[^\s/@?]+$/.test(hostRaw)) fail('RABBITMQ_HOST', hostRaw, 'host[:port][,host2[:port]...]');
+    if (!/^[^\s/@?]+$/.test(hostRaw))
+      fail('RABBITMQ_HOST', hostRaw, 'host[:port][,host2[:port]...]');
     const base = parseAmqpUrl(`amqp://${hostRaw}/`, 'RABBITMQ_HOST');
     return {
       ...base,
@@ -202,8 +214,10 @@ function amqpFromEnv(env: Env): AmqpConfig {
 }
 
 function databaseFromEnv(env: Env): DatabaseConfig {
-  if (env.DATABASE_URL !== undefined && env.DATABASE_URL.trim() !== '') return parseDatabaseUrl(env.DATABASE_URL);
-  if (env.CRONQ_MYSQL !== undefined && env.CRONQ_MYSQL.trim() !== '') return parseDatabaseUrl(env.CRONQ_MYSQL, 'CRONQ_MYSQL');
+  if (env.DATABASE_URL !== undefined && env.DATABASE_URL.trim() !== '')
+    return parseDatabaseUrl(env.DATABASE_URL);
+  if (env.CRONQ_MYSQL !== undefined && env.CRONQ_MYSQL.trim() !== '')
+    return parseDatabaseUrl(env.CRONQ_MYSQL, 'CRONQ_MYSQL');
   return parseDatabaseUrl(DEFAULT_DATABASE_URL);
 }
 
@@ -212,7 +226,10 @@ const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** Read and validate every setting. `overrides` are flag values, which win over the environment. */
 export function loadConfig(env: Env = process.env, overrides: Env = {}): Config {
-  const e: Env = { ...env, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
+  const e: Env = {
+    ...env,
+    ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
+  };
 
   const queue = e.CRONQ_QUEUE?.trim() || 'cronq_jobs';
   if (!/^[A-Za-z0-9._:-]{1,255}$/.test(queue)) fail('CRONQ_QUEUE', queue, QUEUE_FORM);
@@ -223,14 +240,22 @@ export function loadConfig(env: Env = process.env, overrides: Env = {}): Config 
   if (format !== 'json' && format !== 'pretty') fail('CRONQ_LOG_FORMAT', format, 'json or pretty');
 
   const listenInterface = e.LISTEN_INTERFACE?.trim() || '127.0.0.1';
-  const token = e.CRONQ_API_TOKEN === undefined || e.CRONQ_API_TOKEN === '' ? undefined : e.CRONQ_API_TOKEN;
-  if (token !== undefined && token.length < 8) fail('CRONQ_API_TOKEN', '***', 'a secret of at least 8 characters');
+  const token =
+    e.CRONQ_API_TOKEN === undefined || e.CRONQ_API_TOKEN === '' ? undefined : e.CRONQ_API_TOKEN;
+  if (token !== undefined && token.length < 8)
+    fail('CRONQ_API_TOKEN', '***', 'a secret of at least 8 characters');
 
   const template = e.CRONQ_LOG_URL_TEMPLATE?.trim() || undefined;
-  if (template !== undefined && !/^https?:\/\//.test(template)) fail('CRONQ_LOG_URL_TEMPLATE', template, 'an http(s):// URL with {job_id}, {run_id}, {start_time}, {end_time}');
+  if (template !== undefined && !/^https?:\/\//.test(template))
+    fail(
+      'CRONQ_LOG_URL_TEMPLATE',
+      template,
+      'an http(s):// URL with {job_id}, {run_id}, {start_time}, {end_time}',
+    );
 
   const bodyLimit = e.CRONQ_API_BODY_LIMIT?.trim() || '1mb';
-  if (!/^\d+(b|kb|mb)$/i.test(bodyLimit)) fail('CRONQ_API_BODY_LIMIT', bodyLimit, 'a size such as 512kb or 1mb');
+  if (!/^\d+(b|kb|mb)$/i.test(bodyLimit))
+    fail('CRONQ_API_BODY_LIMIT', bodyLimit, 'a size such as 512kb or 1mb');
 
   const config: Config = {
     amqp: amqpFromEnv(e),
@@ -249,14 +274,24 @@ export function loadConfig(env: Env = process.env, overrides: Env = {}): Config 
       outputTailBytes: intSetting(e, 'CRONQ_OUTPUT_TAIL_BYTES', 65536, 0, 16 * 1024 * 1024),
       defaultTimeoutSeconds: numberSetting(e, 'CRONQ_DEFAULT_TIMEOUT_SECONDS', 0, 0, 365 * 86400),
       killGraceMs: Math.round(numberSetting(e, 'CRONQ_KILL_GRACE_SECONDS', 10, 0, 3600) * 1000),
-      shutdownGraceMs: Math.round(numberSetting(e, 'CRONQ_SHUTDOWN_GRACE_SECONDS', 30, 0, 86400) * 1000),
+      shutdownGraceMs: Math.round(
+        numberSetting(e, 'CRONQ_SHUTDOWN_GRACE_SECONDS', 30, 0, 86400) * 1000,
+      ),
       heartbeatMs: Math.round(numberSetting(e, 'CRONQ_HEARTBEAT_SECONDS', 10, 0.1, 3600) * 1000),
       bufferPath: e.CRONQ_RESULT_BUFFER_PATH?.trim() || '',
-      bufferMaxBytes: intSetting(e, 'CRONQ_RESULT_BUFFER_MAX_BYTES', 256 * 1024 * 1024, 1024, 64 * 1024 * 1024 * 1024),
+      bufferMaxBytes: intSetting(
+        e,
+        'CRONQ_RESULT_BUFFER_MAX_BYTES',
+        256 * 1024 * 1024,
+        1024,
+        64 * 1024 * 1024 * 1024,
+      ),
     },
     results: {
       prefetch: intSetting(e, 'CRONQ_RESULTS_PREFETCH', 500, 1, 65535),
-      lostAfterMs: Math.round(numberSetting(e, 'CRONQ_LOST_AFTER_SECONDS', 60, 1, 86400 * 7) * 1000),
+      lostAfterMs: Math.round(
+        numberSetting(e, 'CRONQ_LOST_AFTER_SECONDS', 60, 1, 86400 * 7) * 1000,
+      ),
       flushMs: intSetting(e, 'CRONQ_RESULTS_FLUSH_MS', 20, 0, 10_000),
     },
     web: {
@@ -282,8 +317,17 @@ function deepFreeze<T>(o: T): T {
 /** The config as it may be logged: passwords and the token replaced. */
 export function describeConfig(c: Config): Record<string, unknown> {
   return {
-    amqp: { hosts: c.amqp.hosts.map((h) => `${h.hostname}:${h.port}`), vhost: c.amqp.vhost, user: c.amqp.username },
-    database: { host: c.database.host, port: c.database.port, database: c.database.database, user: c.database.user },
+    amqp: {
+      hosts: c.amqp.hosts.map((h) => `${h.hostname}:${h.port}`),
+      vhost: c.amqp.vhost,
+      user: c.amqp.username,
+    },
+    database: {
+      host: c.database.host,
+      port: c.database.port,
+      database: c.database.database,
+      user: c.database.user,
+    },
     apiToken: c.web.apiToken ? 'set' : 'unset',
   };
 }

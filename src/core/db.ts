@@ -40,10 +40,15 @@ export function createDb(cfg: DatabaseConfig, opts: DbOptions = {}): Knex {
     pool: {
       min: 0,
       max: opts.poolMax ?? 10,
-      afterCreate(conn: { query: (sql: string, cb: (err: Error | null) => void) => void }, done: (err: Error | null, c: unknown) => void) {
+      afterCreate(
+        conn: { query: (sql: string, cb: (err: Error | null) => void) => void },
+        done: (err: Error | null, c: unknown) => void,
+      ) {
         conn.query("SET time_zone = '+00:00'", (err) => {
           if (err || !opts.isolationLevel) return done(err, conn);
-          conn.query(`SET SESSION TRANSACTION ISOLATION LEVEL ${opts.isolationLevel}`, (e) => done(e, conn));
+          conn.query(`SET SESSION TRANSACTION ISOLATION LEVEL ${opts.isolationLevel}`, (e) =>
+            done(e, conn),
+          );
         });
       },
     },
@@ -65,7 +70,10 @@ export async function migrate(db: Knex, timeoutMs = 60_000): Promise<string[]> {
   await ensureMigrationTables(db);
   for (;;) {
     try {
-      const [, applied] = (await db.migrate.latest({ directory: MIGRATIONS_DIR, loadExtensions: ['.js'] })) as [number, string[]];
+      const [, applied] = (await db.migrate.latest({
+        directory: MIGRATIONS_DIR,
+        loadExtensions: ['.js'],
+      })) as [number, string[]];
       return applied;
     } catch (err) {
       // Another process holds knex's migration lock, or created knex's own
@@ -88,21 +96,31 @@ async function ensureMigrationTables(db: Knex): Promise<void> {
   await db.raw(
     'CREATE TABLE IF NOT EXISTS knex_migrations (id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, name VARCHAR(255), batch INT, migration_time TIMESTAMP NULL) DEFAULT CHARACTER SET utf8mb4',
   );
-  await db.raw('CREATE TABLE IF NOT EXISTS knex_migrations_lock (`index` INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, is_locked INT) DEFAULT CHARACTER SET utf8mb4');
-  await db.raw('INSERT IGNORE INTO knex_migrations_lock (`index`, is_locked) SELECT 1, 0 FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM knex_migrations_lock)');
+  await db.raw(
+    'CREATE TABLE IF NOT EXISTS knex_migrations_lock (`index` INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, is_locked INT) DEFAULT CHARACTER SET utf8mb4',
+  );
+  await db.raw(
+    'INSERT IGNORE INTO knex_migrations_lock (`index`, is_locked) SELECT 1, 0 FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM knex_migrations_lock)',
+  );
 }
 
 function isMigrationRace(err: unknown): boolean {
   const e = err as { name?: string; code?: string; message?: string };
   if (e.name === 'MigrationLocked') return true;
-  return (e.code === 'ER_TABLE_EXISTS_ERROR' || e.code === 'ER_DUP_ENTRY') && /knex_migrations/.test(e.message ?? '');
+  return (
+    (e.code === 'ER_TABLE_EXISTS_ERROR' || e.code === 'ER_DUP_ENTRY') &&
+    /knex_migrations/.test(e.message ?? '')
+  );
 }
 
 /** Create the configured database if it does not exist (used by `cronq dev` and tests). */
 export async function ensureDatabase(cfg: DatabaseConfig): Promise<void> {
   const admin = createDb(cfg, { withoutDatabase: true, poolMax: 1 });
   try {
-    await admin.raw('CREATE DATABASE IF NOT EXISTS ?? CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci', [cfg.database]);
+    await admin.raw(
+      'CREATE DATABASE IF NOT EXISTS ?? CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci',
+      [cfg.database],
+    );
   } finally {
     await admin.destroy();
   }

@@ -80,7 +80,12 @@ export function isTransientDbError(err: unknown): boolean {
   const errno = (err as { errno?: unknown }).errno;
   // 1927 = ER_CONNECTION_KILLED (MariaDB), 2006/2013 = server gone away / lost.
   if (errno === 1927 || errno === 2006 || errno === 2013 || errno === 1053) return true;
-  if (/Connection lost|closed state|Can't add new command when connection is in closed state/i.test(err.message)) return true;
+  if (
+    /Connection lost|closed state|Can't add new command when connection is in closed state/i.test(
+      err.message,
+    )
+  )
+    return true;
   const cause = (err as { cause?: unknown }).cause;
   return cause !== undefined && cause !== err && isTransientDbError(cause);
 }

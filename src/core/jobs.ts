@@ -42,7 +42,9 @@ export function secondsToInterval(seconds: number): Date {
  * adopted from a Python cronq database (which kept only next_run and the
  * fixed interval) the equivalent `R/<next_run>/PT<n>S`.
  */
-export function scheduleTextOf(job: Pick<JobRow, 'schedule' | 'interval' | 'next_run'>): string | null {
+export function scheduleTextOf(
+  job: Pick<JobRow, 'schedule' | 'interval' | 'next_run'>,
+): string | null {
   if (job.schedule) return job.schedule;
   const seconds = intervalToSeconds(job.interval);
   if (seconds === null || seconds <= 0 || !job.next_run) return null;
@@ -50,7 +52,9 @@ export function scheduleTextOf(job: Pick<JobRow, 'schedule' | 'interval' | 'next
 }
 
 /** Parse a job's schedule; throws ScheduleSyntaxError when it cannot be read. */
-export function scheduleOf(job: Pick<JobRow, 'schedule' | 'interval' | 'next_run'>): Schedule | null {
+export function scheduleOf(
+  job: Pick<JobRow, 'schedule' | 'interval' | 'next_run'>,
+): Schedule | null {
   const text = scheduleTextOf(job);
   return text === null ? null : parseSchedule(text);
 }

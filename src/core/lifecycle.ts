@@ -29,7 +29,10 @@ export class Releasers {
           try {
             await item.release();
           } catch (err) {
-            this.logger?.warn({ err: (err as Error).message, resource: item.name }, 'release failed');
+            this.logger?.warn(
+              { err: (err as Error).message, resource: item.name },
+              'release failed',
+            );
           }
         }
       })();
@@ -49,7 +52,11 @@ export function once(fn: () => Promise<void>): () => Promise<void> {
  * stopped; a second signal exits at once with 130. Returns a promise that
  * settles when the service has stopped (by signal or by itself).
  */
-export function stopOnSignals(stop: () => Promise<void>, logger: Logger, exit: (code: number) => void = (c) => process.exit(c)): void {
+export function stopOnSignals(
+  stop: () => Promise<void>,
+  logger: Logger,
+  exit: (code: number) => void = (c) => process.exit(c),
+): void {
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalled) {

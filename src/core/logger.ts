@@ -23,7 +23,10 @@ export function createLogger(opts: LoggerOptions): Logger {
       return pino({
         level,
         base: { component: opts.component },
-        transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } },
+        transport: {
+          target: 'pino-pretty',
+          options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' },
+        },
       });
     } catch {
       // pino-pretty is a dev dependency; fall through to JSON when absent.

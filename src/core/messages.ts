@@ -89,7 +89,8 @@ function parseJson(body: Buffer | string, what: string): Record<string, unknown>
   } catch (err) {
     throw new MessageFormatError(`${what} is not JSON: ${(err as Error).message}`);
   }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new MessageFormatError(`${what} is not a JSON object`);
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    throw new MessageFormatError(`${what} is not a JSON object`);
   return v as Record<string, unknown>;
 }
 
@@ -108,12 +109,16 @@ function normaliseRunId(v: unknown): string | undefined {
 /** Parse a job message in either spelling; MessageFormatError names what is missing. */
 export function parseJobMessage(body: Buffer | string): JobToRun {
   const m = parseJson(body, 'job message');
-  const command = typeof m.cmd === 'string' ? m.cmd : typeof m.command === 'string' ? m.command : undefined;
-  if (command === undefined || command.trim() === '') throw new MessageFormatError('job message has no command (cmd or command)');
+  const command =
+    typeof m.cmd === 'string' ? m.cmd : typeof m.command === 'string' ? m.command : undefined;
+  if (command === undefined || command.trim() === '')
+    throw new MessageFormatError('job message has no command (cmd or command)');
   const jobId = toJobId(m.job_id ?? m.id);
-  if (jobId === undefined) throw new MessageFormatError('job message has no job id (job_id or id, a whole number)');
+  if (jobId === undefined)
+    throw new MessageFormatError('job message has no job id (job_id or id, a whole number)');
   const runId = normaliseRunId(m.run_id);
-  if (runId === undefined) throw new MessageFormatError('job message has no run id (run_id, 32 hex characters)');
+  if (runId === undefined)
+    throw new MessageFormatError('job message has no run id (run_id, 32 hex characters)');
   const name = typeof m.name === 'string' && m.name !== '' ? m.name : `job-${jobId}`;
   let timeoutSeconds: number | null = null;
   if (m.timeout !== undefined && m.timeout !== null) {
@@ -148,28 +153,38 @@ export function parseWireTime(v: unknown): Date | undefined {
 export function parseResultMessage(body: Buffer | string): ResultMessage {
   const m = parseJson(body, 'result message');
   const jobId = toJobId(m.job_id);
-  if (jobId === undefined) throw new MessageFormatError('result message has no job_id (a whole number)');
+  if (jobId === undefined)
+    throw new MessageFormatError('result message has no job_id (a whole number)');
   const runId = normaliseRunId(m.run_id);
-  if (runId === undefined) throw new MessageFormatError('result message has no run_id (32 hex characters)');
+  if (runId === undefined)
+    throw new MessageFormatError('result message has no run_id (32 hex characters)');
   const type = m.type;
   if (typeof type !== 'string' || !(RESULT_TYPES as readonly string[]).includes(type)) {
     throw new MessageFormatError(`result message type must be one of ${RESULT_TYPES.join(', ')}`);
   }
   const sent = parseWireTime(m['x-send-datetime']);
-  if (sent === undefined) throw new MessageFormatError('result message has no x-send-datetime (ISO 8601 UTC)');
+  if (sent === undefined)
+    throw new MessageFormatError('result message has no x-send-datetime (ISO 8601 UTC)');
   let returnCode: number | null | undefined;
   if (m.return_code !== undefined && m.return_code !== null) {
-    if (typeof m.return_code !== 'number' || !Number.isInteger(m.return_code)) throw new MessageFormatError('result message return_code must be an integer');
+    if (typeof m.return_code !== 'number' || !Number.isInteger(m.return_code))
+      throw new MessageFormatError('result message return_code must be an integer');
     returnCode = m.return_code;
   } else if (m.return_code === null) returnCode = null;
   let runTime: number | undefined;
   if (m.run_time !== undefined && m.run_time !== null) {
-    if (typeof m.run_time !== 'number' || !Number.isFinite(m.run_time) || m.run_time < 0) throw new MessageFormatError('result message run_time must be a number of seconds');
+    if (typeof m.run_time !== 'number' || !Number.isFinite(m.run_time) || m.run_time < 0)
+      throw new MessageFormatError('result message run_time must be a number of seconds');
     runTime = m.run_time;
   }
   const start = parseWireTime(m.start_time);
   const status = m.status;
-  if (status !== undefined && status !== 'succeeded' && status !== 'failed' && status !== 'timed_out') {
+  if (
+    status !== undefined &&
+    status !== 'succeeded' &&
+    status !== 'failed' &&
+    status !== 'timed_out'
+  ) {
     throw new MessageFormatError('result message status must be succeeded, failed or timed_out');
   }
   const out: ResultMessage = {

@@ -2,7 +2,12 @@ import { randomBytes } from 'node:crypto';
 
 /** Where a run stands. `queued` until a runner starts it; the last four are final. */
 export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'lost';
-export const FINAL_RUN_STATUSES: readonly RunStatus[] = ['succeeded', 'failed', 'timed_out', 'lost'];
+export const FINAL_RUN_STATUSES: readonly RunStatus[] = [
+  'succeeded',
+  'failed',
+  'timed_out',
+  'lost',
+];
 
 /** A row of the `runs` table (times are UTC Dates). */
 export interface RunRow {

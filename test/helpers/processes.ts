@@ -42,7 +42,10 @@ process.on('exit', () => {
  * added to a clean copy of this process's (CRONQ_* and service variables of
  * the outer shell are dropped so the test decides).
  */
-export function startCommand(command: string, opts: { env?: Record<string, string>; args?: string[]; cwd?: string; detached?: boolean } = {}): Proc {
+export function startCommand(
+  command: string,
+  opts: { env?: Record<string, string>; args?: string[]; cwd?: string; detached?: boolean } = {},
+): Proc {
   const base = cleanEnv();
   const child = spawn(process.execPath, [path.join(ROOT, 'bin', command), ...(opts.args ?? [])], {
     cwd: opts.cwd ?? ROOT,
@@ -84,7 +87,11 @@ export function startCommand(command: string, opts: { env?: Record<string, strin
         if (found !== undefined) return resolve(found);
         const timer = setTimeout(() => {
           listeners.delete(check);
-          reject(new Error(`no line matching ${String(match)} from ${command} within ${timeoutMs} ms; output:\n${collected.slice(-40).join('\n')}`));
+          reject(
+            new Error(
+              `no line matching ${String(match)} from ${command} within ${timeoutMs} ms; output:\n${collected.slice(-40).join('\n')}`,
+            ),
+          );
         }, timeoutMs);
         function check() {
           const line = collected.find(test);
@@ -95,7 +102,11 @@ export function startCommand(command: string, opts: { env?: Record<string, strin
           } else if (child.exitCode !== null || child.signalCode !== null) {
             clearTimeout(timer);
             listeners.delete(check);
-            reject(new Error(`${command} exited before printing ${String(match)}; output:\n${collected.slice(-40).join('\n')}`));
+            reject(
+              new Error(
+                `${command} exited before printing ${String(match)}; output:\n${collected.slice(-40).join('\n')}`,
+              ),
+            );
           }
         }
         listeners.add(check);
@@ -118,7 +129,10 @@ export function startCommand(command: string, opts: { env?: Record<string, strin
 }
 
 /** Run a command to completion and return its exit code and output. */
-export async function runCommand(command: string, opts: { env?: Record<string, string>; args?: string[]; cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function runCommand(
+  command: string,
+  opts: { env?: Record<string, string>; args?: string[]; cwd?: string; timeoutMs?: number } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const base = cleanEnv();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(ROOT, 'bin', command), ...(opts.args ?? [])], {
@@ -132,7 +146,11 @@ export async function runCommand(command: string, opts: { env?: Record<string, s
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${command} ${opts.args?.join(' ') ?? ''} did not finish within ${opts.timeoutMs ?? 30_000} ms`));
+      reject(
+        new Error(
+          `${command} ${opts.args?.join(' ') ?? ''} did not finish within ${opts.timeoutMs ?? 30_000} ms`,
+        ),
+      );
     }, opts.timeoutMs ?? 30_000);
     child.on('exit', (code) => {
       clearTimeout(timer);

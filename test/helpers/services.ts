@@ -31,7 +31,9 @@ export interface TestDatabase {
 }
 
 /** A fresh database, migrated unless `migrated: false`. */
-export async function createTestDatabase(opts: { migrated?: boolean; poolMax?: number } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(
+  opts: { migrated?: boolean; poolMax?: number } = {},
+): Promise<TestDatabase> {
   const name = uniqueName('cronq_t');
   const url = `mysql://root@${MYSQL_HOST}:${MYSQL_PORT}/${name}`;
   const cfg = parseDatabaseUrl(url);
@@ -112,7 +114,9 @@ export async function waitFor<T>(
     }
     if (Date.now() > deadline) {
       const why = lastErr ? ` (last error: ${(lastErr as Error).message})` : '';
-      throw new Error(`waitFor timed out after ${timeoutMs} ms: ${opts.message ?? 'condition not met'}${why}`);
+      throw new Error(
+        `waitFor timed out after ${timeoutMs} ms: ${opts.message ?? 'condition not met'}${why}`,
+      );
     }
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50));
   }

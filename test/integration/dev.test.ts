@@ -188,10 +188,17 @@ describe('cronq dev', () => {
       const kids = await daemonsOf(dev);
       dev.kill('SIGKILL');
       await dev.exited;
-      await waitFor(() => alive(kids.map((k) => k.pid), kids.map((k) => k.pgid)).length === 0, {
-        timeoutMs: 30_000,
-        message: 'the orphaned daemons stop',
-      });
+      await waitFor(
+        () =>
+          alive(
+            kids.map((k) => k.pid),
+            kids.map((k) => k.pgid),
+          ).length === 0,
+        {
+          timeoutMs: 30_000,
+          message: 'the orphaned daemons stop',
+        },
+      );
     } finally {
       dev.kill('SIGKILL');
     }
