@@ -2,42 +2,20 @@
  * DISRUPTIVE: restarts the shared RabbitMQ and changes broker-wide settings.
  * Run only as: flock /tmp/cronq-disruptive.lock node --import tsx --test test/disruptive/runner-broker.test.ts
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import amqp from 'amqplib';
-import {
-  createTestVhost,
-  rabbitmqctl,
-  uniqueName,
-  waitFor,
-  type TestVhost,
-} from '../helpers/services';
-import { startCommand, type Proc } from '../helpers/processes';
-import { JobPublisher, ResultsCollector, jobMessage } from '../helpers/runner-harness';
+import { rabbitmqctl, uniqueName, waitFor } from '../helpers/services';
+import { useRunnerFixture, jobMessage } from '../helpers/runner-harness';
 
-let vhost: TestVhost;
-let results: ResultsCollector;
-let jobs: JobPublisher;
-const logDir = mkdtempSync(path.join(os.tmpdir(), 'cronq-runner-disruptive-'));
-const procs: Proc[] = [];
-
-async function startRunner(queue: string, env: Record<string, string> = {}): Promise<Proc> {
-  await jobs.declare(queue);
-  const p = startCommand('cronq-runner', {
-    env: { RABBITMQ_URL: vhost.url, LOG_PATH: logDir, CRONQ_HEARTBEAT_SECONDS: '0.5', ...env },
-    args: ['--queue', queue],
-  });
-  procs.push(p);
-  await p.waitForLine('AMQP connected');
-  return p;
-}
+const fx = useRunnerFixture({ CRONQ_HEARTBEAT_SECONDS: '0.5' });
 
 async function brokerUp(): Promise<boolean> {
   try {
-    const c = await amqp.connect(vhost.url);
+    const c = await amqp.connect(fx.vhost.url);
     await c.close();
     return true;
   } catch {
@@ -45,29 +23,15 @@ async function brokerUp(): Promise<boolean> {
   }
 }
 
-before(async () => {
-  vhost = await createTestVhost();
-  results = new ResultsCollector(vhost.url);
-  await results.start();
-  jobs = new JobPublisher(vhost.url);
-});
-
-after(async () => {
-  await Promise.all(procs.map((p) => p.stop(3000)));
-  await results.close();
-  await jobs.close();
-  await vhost.drop();
-});
-
 test(
   'a broker restart mid-job: the finished result still arrives afterwards, and the runner consumes again',
   { timeout: 90_000 },
   async () => {
     const q = uniqueName('q');
-    const runner = await startRunner(q);
+    const runner = await fx.startRunner(q);
     const msg = jobMessage({ command: 'sleep 2; echo survived the broker' });
-    await jobs.publish(q, msg);
-    await waitFor(() => results.forRun(msg.run_id, 'starting').length === 1, {
+    await fx.jobs.publish(q, msg);
+    await waitFor(() => fx.results.forRun(msg.run_id, 'starting').length === 1, {
       message: 'job started',
     });
     try {
@@ -79,13 +43,13 @@ test(
       await rabbitmqctl('start_app');
     }
     await waitFor(brokerUp, { timeoutMs: 30_000, message: 'broker back' });
-    const fin = await results.final(msg.run_id, 30_000);
+    const fin = await fx.results.final(msg.run_id, 30_000);
     assert.equal(fin.status, 'succeeded');
     assert.equal(fin.output, 'survived the broker\n');
     await runner.waitForLine(/"reconnect":true.*AMQP connected/, 30_000);
     const next = jobMessage({ command: 'echo after restart' });
-    await jobs.publish(q, next);
-    assert.equal((await results.final(next.run_id, 20_000)).status, 'succeeded');
+    await fx.jobs.publish(q, next);
+    assert.equal((await fx.results.final(next.run_id, 20_000)).status, 'succeeded');
   },
 );
 
@@ -113,9 +77,9 @@ test(
 
       // Control: a consumer that holds an unacked delivery loses its channel under these settings.
       const control = uniqueName('ctrl');
-      await jobs.declare(control);
-      await jobs.publish(control, jobMessage({ command: 'true' }));
-      const conn = await vhost.connect();
+      await fx.jobs.declare(control);
+      await fx.jobs.publish(control, jobMessage({ command: 'true' }));
+      const conn = await fx.vhost.connect();
       const ch = await conn.createChannel();
       ch.on('error', () => undefined);
       const closed = new Promise<void>((resolve) => ch.once('close', () => resolve()));
@@ -133,10 +97,10 @@ test(
       );
 
       const q = uniqueName('q');
-      const runner = await startRunner(q);
+      const runner = await fx.startRunner(q);
       const long = jobMessage({ command: 'sleep 9; echo long job done' });
-      await jobs.publish(q, long);
-      const fin = await results.final(long.run_id, 30_000);
+      await fx.jobs.publish(q, long);
+      const fin = await fx.results.final(long.run_id, 30_000);
       assert.equal(fin.status, 'succeeded');
       assert.equal(fin.output, 'long job done\n');
       assert.ok(
@@ -144,8 +108,8 @@ test(
         'the runner channel was never closed',
       );
       const next = jobMessage({ command: 'echo next' });
-      await jobs.publish(q, next);
-      assert.equal((await results.final(next.run_id, 10_000)).status, 'succeeded');
+      await fx.jobs.publish(q, next);
+      assert.equal((await fx.results.final(next.run_id, 10_000)).status, 'succeeded');
     } finally {
       await restoreEnv('consumer_timeout', originalTimeout);
       await restoreEnv('channel_tick_interval', originalTick);
@@ -160,10 +124,10 @@ test(
   async () => {
     const q = uniqueName('q');
     const bufferDir = mkdtempSync(path.join(os.tmpdir(), 'cronq-runner-buffer-'));
-    const first = await startRunner(q, { CRONQ_RESULT_BUFFER_PATH: bufferDir });
+    const first = await fx.startRunner(q, { CRONQ_RESULT_BUFFER_PATH: bufferDir });
     const msg = jobMessage({ command: 'sleep 1; echo kept on disk' });
-    await jobs.publish(q, msg);
-    await waitFor(() => results.forRun(msg.run_id, 'starting').length === 1, {
+    await fx.jobs.publish(q, msg);
+    await waitFor(() => fx.results.forRun(msg.run_id, 'starting').length === 1, {
       message: 'job started',
     });
     try {
@@ -181,9 +145,9 @@ test(
       await rabbitmqctl('start_app');
     }
     await waitFor(brokerUp, { timeoutMs: 30_000, message: 'broker back' });
-    assert.equal(results.forRun(msg.run_id, 'finished').length, 0);
-    const second = await startRunner(q, { CRONQ_RESULT_BUFFER_PATH: bufferDir });
-    const fin = await results.final(msg.run_id, 20_000);
+    assert.equal(fx.results.forRun(msg.run_id, 'finished').length, 0);
+    const second = await fx.startRunner(q, { CRONQ_RESULT_BUFFER_PATH: bufferDir });
+    const fin = await fx.results.final(msg.run_id, 20_000);
     assert.equal(fin.output, 'kept on disk\n');
     assert.ok(second.output().includes('publishing results a previous runner could not deliver'));
     await waitFor(() => readdirSync(bufferDir).length === 0, {

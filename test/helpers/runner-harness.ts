@@ -13,7 +13,12 @@ import {
   EXCHANGE,
   RESULTS_QUEUE,
 } from '../../src/core/topology';
-import { waitFor } from './services';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before } from 'node:test';
+import { createTestVhost, waitFor, type TestVhost } from './services';
+import { startCommand, type Proc } from './processes';
 
 export function runId(): string {
   return randomBytes(16).toString('hex');
@@ -163,4 +168,50 @@ export function pidAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** What every runner test file sets up: its own vhost, a results collector, a job publisher, a job-log folder. */
+export interface RunnerFixture {
+  vhost: TestVhost;
+  results: ResultsCollector;
+  jobs: JobPublisher;
+  logDir: string;
+  procs: Proc[];
+  /** Start a real `cronq-runner` on `queue` and wait until it is connected. */
+  startRunner(queue: string, env?: Record<string, string>, args?: string[]): Promise<Proc>;
+}
+
+/**
+ * Register the file's before/after hooks and return the fixture they fill
+ * (read its fields inside tests, after `before` has run). `baseEnv` is
+ * added to every runner this file starts.
+ */
+export function useRunnerFixture(baseEnv: Record<string, string> = {}): RunnerFixture {
+  const fx = {
+    logDir: mkdtempSync(path.join(os.tmpdir(), 'cronq-runner-test-')),
+    procs: [] as Proc[],
+    async startRunner(queue: string, env: Record<string, string> = {}, args: string[] = []) {
+      await fx.jobs.declare(queue);
+      const p = startCommand('cronq-runner', {
+        env: { RABBITMQ_URL: fx.vhost.url, LOG_PATH: fx.logDir, ...baseEnv, ...env },
+        args: ['--queue', queue, ...args],
+      });
+      fx.procs.push(p);
+      await p.waitForLine('AMQP connected');
+      return p;
+    },
+  } as RunnerFixture;
+  before(async () => {
+    fx.vhost = await createTestVhost();
+    fx.results = new ResultsCollector(fx.vhost.url);
+    await fx.results.start();
+    fx.jobs = new JobPublisher(fx.vhost.url);
+  });
+  after(async () => {
+    await Promise.all(fx.procs.map((p) => p.stop(3000)));
+    await fx.results.close();
+    await fx.jobs.close();
+    await fx.vhost.drop();
+  });
+  return fx;
 }

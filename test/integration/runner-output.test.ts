@@ -1,31 +1,14 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createTestVhost, uniqueName, waitFor, type TestVhost } from '../helpers/services';
-import { startCommand, type Proc } from '../helpers/processes';
-import { JobPublisher, ResultsCollector, jobMessage } from '../helpers/runner-harness';
+import { uniqueName, waitFor } from '../helpers/services';
+import { useRunnerFixture, jobMessage } from '../helpers/runner-harness';
 
-let vhost: TestVhost;
-let results: ResultsCollector;
-let jobs: JobPublisher;
-const logDir = mkdtempSync(path.join(os.tmpdir(), 'cronq-runner-output-'));
-const procs: Proc[] = [];
-
-async function startRunner(queue: string, env: Record<string, string> = {}): Promise<Proc> {
-  await jobs.declare(queue);
-  const p = startCommand('cronq-runner', {
-    env: { RABBITMQ_URL: vhost.url, LOG_PATH: logDir, CRONQ_LOG_LEVEL: 'info', ...env },
-    args: ['--queue', queue],
-  });
-  procs.push(p);
-  await p.waitForLine('AMQP connected');
-  return p;
-}
+const fx = useRunnerFixture({ CRONQ_LOG_LEVEL: 'info' });
 
 function logLinesOf(file: string, runId: string): Buffer[] {
-  const all = readFileSync(path.join(logDir, file));
+  const all = readFileSync(path.join(fx.logDir, file));
   const out: Buffer[] = [];
   let start = 0;
   for (let nl = all.indexOf(10); nl !== -1; nl = all.indexOf(10, start)) {
@@ -36,27 +19,13 @@ function logLinesOf(file: string, runId: string): Buffer[] {
   return out;
 }
 
-before(async () => {
-  vhost = await createTestVhost();
-  results = new ResultsCollector(vhost.url);
-  await results.start();
-  jobs = new JobPublisher(vhost.url);
-});
-
-after(async () => {
-  await Promise.all(procs.map((p) => p.stop(3000)));
-  await results.close();
-  await jobs.close();
-  await vhost.drop();
-});
-
 test('100,000 lines of output are all in the job log, and the result carries the last 64 KiB as a tail', async (t) => {
   const q = uniqueName('q');
-  await startRunner(q);
+  await fx.startRunner(q);
   const msg = jobMessage({ command: 'seq 1 100000; echo done >&2', name: 'many lines' });
   const t0 = Date.now();
-  await jobs.publish(q, msg);
-  const fin = await results.final(msg.run_id, 30_000);
+  await fx.jobs.publish(q, msg);
+  const fin = await fx.results.final(msg.run_id, 30_000);
   const elapsed = Date.now() - t0;
   assert.equal(fin.status, 'succeeded');
   assert.ok(Buffer.byteLength(fin.output!, 'utf8') <= 65536);
@@ -82,14 +51,14 @@ test('100,000 lines of output are all in the job log, and the result carries the
 
 test('invalid UTF-8 and binary output do not break the run: raw bytes in the log, a valid string in the result', async () => {
   const q = uniqueName('q');
-  await startRunner(q, { CRONQ_RUNNER_LOG_TO_STDOUT: '1' });
+  await fx.startRunner(q, { CRONQ_RUNNER_LOG_TO_STDOUT: '1' });
   const msg = jobMessage({
     command:
       "printf 'bad \\377\\376 bytes\\n'; head -c 4000 /dev/urandom; printf '\\nlast line\\n'",
     name: 'binary',
   });
-  await jobs.publish(q, msg);
-  const fin = await results.final(msg.run_id);
+  await fx.jobs.publish(q, msg);
+  const fin = await fx.results.final(msg.run_id);
   assert.equal(fin.status, 'succeeded');
   assert.ok(fin.output!.includes('bad \uFFFD\uFFFD bytes\n'));
   assert.ok(fin.output!.endsWith('last line\n'));
@@ -111,20 +80,20 @@ test('invalid UTF-8 and binary output do not break the run: raw bytes in the log
 
 test('a small tail cut inside a multi-byte character starts at the next whole character', async () => {
   const q = uniqueName('q');
-  await startRunner(q, { CRONQ_OUTPUT_TAIL_BYTES: '10' });
+  await fx.startRunner(q, { CRONQ_OUTPUT_TAIL_BYTES: '10' });
   const msg = jobMessage({ command: "printf 'aaaa€€€€€'" });
-  await jobs.publish(q, msg);
-  const fin = await results.final(msg.run_id);
+  await fx.jobs.publish(q, msg);
+  const fin = await fx.results.final(msg.run_id);
   // 9 bytes of the last three euro signs fit in 10; the stray continuation byte before them is skipped.
   assert.equal(fin.output, '€€€');
 });
 
 test('output echoed to the runner log when CRONQ_RUNNER_LOG_TO_STDOUT is set', async () => {
   const q = uniqueName('q');
-  const p = await startRunner(q, { CRONQ_RUNNER_LOG_TO_STDOUT: 'true' });
+  const p = await fx.startRunner(q, { CRONQ_RUNNER_LOG_TO_STDOUT: 'true' });
   const msg = jobMessage({ command: 'echo echoed-line-1234' });
-  await jobs.publish(q, msg);
-  await results.final(msg.run_id);
+  await fx.jobs.publish(q, msg);
+  await fx.results.final(msg.run_id);
   const line = await p.waitForLine('echoed-line-1234');
   const parsed = JSON.parse(line) as Record<string, unknown>;
   assert.equal(parsed.run_id, msg.run_id);

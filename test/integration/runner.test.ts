@@ -1,64 +1,20 @@
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  createTestVhost,
-  rabbitmqctl,
-  uniqueName,
-  waitFor,
-  type TestVhost,
-} from '../helpers/services';
-import { runCommand, startCommand, type Proc } from '../helpers/processes';
-import { JobPublisher, ResultsCollector, jobMessage, pidAlive } from '../helpers/runner-harness';
+import { rabbitmqctl, uniqueName, waitFor } from '../helpers/services';
+import { runCommand, type Proc } from '../helpers/processes';
+import { useRunnerFixture, jobMessage, pidAlive } from '../helpers/runner-harness';
 
-let vhost: TestVhost;
-let results: ResultsCollector;
-let jobs: JobPublisher;
-const logDir = mkdtempSync(path.join(os.tmpdir(), 'cronq-runner-test-'));
-const procs: Proc[] = [];
-
-async function startRunner(
-  queue: string,
-  env: Record<string, string> = {},
-  args: string[] = [],
-): Promise<Proc> {
-  await jobs.declare(queue);
-  const p = startCommand('cronq-runner', {
-    env: {
-      RABBITMQ_URL: vhost.url,
-      LOG_PATH: logDir,
-      CRONQ_HOSTNAME: 'runner-test.example.com',
-      ...env,
-    },
-    args: ['--queue', queue, ...args],
-  });
-  procs.push(p);
-  await p.waitForLine('AMQP connected');
-  return p;
-}
-
-before(async () => {
-  vhost = await createTestVhost();
-  results = new ResultsCollector(vhost.url);
-  await results.start();
-  jobs = new JobPublisher(vhost.url);
-});
-
-after(async () => {
-  await Promise.all(procs.map((p) => p.stop(3000)));
-  await results.close();
-  await jobs.close();
-  await vhost.drop();
-});
+const fx = useRunnerFixture({ CRONQ_HOSTNAME: 'runner-test.example.com' });
 
 describe('cronq-runner', () => {
   let queue: string;
   let runner: Proc;
   before(async () => {
     queue = uniqueName('q');
-    runner = await startRunner(queue, { CRONQ_HEARTBEAT_SECONDS: '0.3' });
+    runner = await fx.startRunner(queue, { CRONQ_HEARTBEAT_SECONDS: '0.3' });
   });
 
   test('a command that exits 0 is reported as starting then finished/succeeded, with the CRONQ_* environment', async () => {
@@ -67,12 +23,12 @@ describe('cronq-runner', () => {
       name: 'env check',
       jobId: 42,
     });
-    await jobs.publish(queue, msg);
-    const fin = await results.final(msg.run_id);
-    const starting = results.forRun(msg.run_id, 'starting');
+    await fx.jobs.publish(queue, msg);
+    const fin = await fx.results.final(msg.run_id);
+    const starting = fx.results.forRun(msg.run_id, 'starting');
     assert.equal(starting.length, 1);
     assert.ok(
-      results.results.indexOf(starting[0]!) < results.results.indexOf(fin),
+      fx.results.results.indexOf(starting[0]!) < fx.results.results.indexOf(fin),
       'starting comes before finished',
     );
     assert.equal(fin.type, 'finished');
@@ -86,7 +42,7 @@ describe('cronq-runner', () => {
         !Number.isNaN(Date.parse(fin.start_time!)),
     );
     assert.equal(fin.output, `id=42 run=${msg.run_id} name=env check\n`);
-    const logged = readFileSync(path.join(logDir, 'env-check.log'), 'utf8');
+    const logged = readFileSync(path.join(fx.logDir, 'env-check.log'), 'utf8');
     assert.match(logged, new RegExp(`${msg.run_id} out id=42 run=${msg.run_id} name=env check\\n`));
   });
 
@@ -103,11 +59,11 @@ describe('cronq-runner', () => {
       name: 'original form',
       cmd: 'echo original',
     };
-    await jobs.publish(queue, readme);
-    await jobs.publish(queue, original);
+    await fx.jobs.publish(queue, readme);
+    await fx.jobs.publish(queue, original);
     const [a, b] = await Promise.all([
-      results.final(readme.run_id),
-      results.final(original.run_id),
+      fx.results.final(readme.run_id),
+      fx.results.final(original.run_id),
     ]);
     assert.equal(a.job_id, 5);
     assert.equal(a.output, 'readme\n');
@@ -117,16 +73,16 @@ describe('cronq-runner', () => {
 
   test('the command sees what sh -c would give it: $0 is /bin/sh, no arguments, stdin at end of file', async () => {
     const msg = jobMessage({ command: 'echo "[$0] [$#] [$1]"; cat; echo "stdin done"' });
-    await jobs.publish(queue, msg);
-    const fin = await results.final(msg.run_id);
+    await fx.jobs.publish(queue, msg);
+    const fin = await fx.results.final(msg.run_id);
     assert.equal(fin.status, 'succeeded');
     assert.equal(fin.output, '[/bin/sh] [0] []\nstdin done\n');
   });
 
   test('a non-zero exit is finished with status failed and its return code', async () => {
     const msg = jobMessage({ command: 'echo boom >&2; exit 3' });
-    await jobs.publish(queue, msg);
-    const fin = await results.final(msg.run_id);
+    await fx.jobs.publish(queue, msg);
+    const fin = await fx.results.final(msg.run_id);
     assert.equal(fin.type, 'finished');
     assert.equal(fin.status, 'failed');
     assert.equal(fin.return_code, 3);
@@ -135,8 +91,8 @@ describe('cronq-runner', () => {
 
   test('a command the shell cannot find is finished with return code 127 (the shell itself started)', async () => {
     const msg = jobMessage({ command: 'no-such-command-cronq-test' });
-    await jobs.publish(queue, msg);
-    const fin = await results.final(msg.run_id);
+    await fx.jobs.publish(queue, msg);
+    const fin = await fx.results.final(msg.run_id);
     assert.equal(fin.type, 'finished');
     assert.equal(fin.return_code, 127);
     assert.equal(fin.status, 'failed');
@@ -145,23 +101,23 @@ describe('cronq-runner', () => {
 
   test('a command the kernel refuses to execute (over the 128 KiB argument limit: E2BIG) is reported as failed: could not start', async () => {
     const msg = jobMessage({ command: `: ${'x'.repeat(200_000)}` });
-    await jobs.publish(queue, msg);
-    const fin = await results.final(msg.run_id);
+    await fx.jobs.publish(queue, msg);
+    const fin = await fx.results.final(msg.run_id);
     assert.equal(fin.type, 'failed');
     assert.equal(fin.return_code, null);
     assert.match(fin.reason!, /could not start: .*E2BIG/);
-    assert.equal(results.forRun(msg.run_id, 'starting').length, 1);
+    assert.equal(fx.results.forRun(msg.run_id, 'starting').length, 1);
   });
 
   test('a poison message is rejected without requeue, logged once, and the next good message runs', async () => {
     const before = runner
       .lines()
       .filter((l) => l.includes('rejecting a malformed job message')).length;
-    await jobs.publish(queue, 'this is not json');
-    await jobs.publish(queue, { job_id: 7, cmd: 'true' }); // no run id
+    await fx.jobs.publish(queue, 'this is not json');
+    await fx.jobs.publish(queue, { job_id: 7, cmd: 'true' }); // no run id
     const good = jobMessage({ command: 'echo fine' });
-    await jobs.publish(queue, good);
-    const fin = await results.final(good.run_id);
+    await fx.jobs.publish(queue, good);
+    const fin = await fx.results.final(good.run_id);
     assert.equal(fin.status, 'succeeded');
     await waitFor(
       () =>
@@ -170,7 +126,7 @@ describe('cronq-runner', () => {
         2,
       { message: 'two rejections logged' },
     );
-    assert.equal(await jobs.ready(queue), 0, 'rejected messages are not requeued');
+    assert.equal(await fx.jobs.ready(queue), 0, 'rejected messages are not requeued');
     assert.equal(
       runner.lines().filter((l) => l.includes('rejecting a malformed job message')).length - before,
       2,
@@ -178,32 +134,32 @@ describe('cronq-runner', () => {
   });
 
   test('the same run_id delivered twice runs once', async () => {
-    const marker = path.join(logDir, `dup-${Date.now()}`);
+    const marker = path.join(fx.logDir, `dup-${Date.now()}`);
     const msg = jobMessage({ command: `echo ran >> ${marker}` });
-    await jobs.publish(queue, msg);
-    await results.final(msg.run_id);
-    await jobs.publish(queue, msg);
+    await fx.jobs.publish(queue, msg);
+    await fx.results.final(msg.run_id);
+    await fx.jobs.publish(queue, msg);
     await runner.waitForLine(new RegExp(`${msg.run_id}.*duplicate delivery`));
-    assert.equal(await jobs.ready(queue), 0, 'the duplicate is acked');
+    assert.equal(await fx.jobs.ready(queue), 0, 'the duplicate is acked');
     assert.equal(readFileSync(marker, 'utf8'), 'ran\n');
-    assert.equal(results.forRun(msg.run_id, 'starting').length, 1);
-    assert.equal(results.forRun(msg.run_id, 'finished').length, 1);
+    assert.equal(fx.results.forRun(msg.run_id, 'starting').length, 1);
+    assert.equal(fx.results.forRun(msg.run_id, 'finished').length, 1);
   });
 
   test('heartbeats arrive for a running job', async () => {
     const msg = jobMessage({ command: 'sleep 1.5' });
-    await jobs.publish(queue, msg);
-    await results.final(msg.run_id);
-    const beats = results.forRun(msg.run_id, 'heartbeat');
+    await fx.jobs.publish(queue, msg);
+    await fx.results.final(msg.run_id);
+    const beats = fx.results.forRun(msg.run_id, 'heartbeat');
     assert.ok(beats.length >= 2, `expected at least 2 heartbeats, got ${beats.length}`);
     assert.equal(beats[0]!['x-host'], 'runner-test.example.com');
   });
 
   test('a timeout terminates the whole process group, a background child of the shell included', async () => {
-    const pidFile = path.join(logDir, `bg-${Date.now()}.pid`);
+    const pidFile = path.join(fx.logDir, `bg-${Date.now()}.pid`);
     const msg = jobMessage({ command: `sleep 300 & echo $! > ${pidFile}; wait`, timeout: 1 });
-    await jobs.publish(queue, msg);
-    const fin = await results.final(msg.run_id);
+    await fx.jobs.publish(queue, msg);
+    const fin = await fx.results.final(msg.run_id);
     assert.equal(fin.status, 'timed_out');
     assert.match(fin.reason!, /timed out after 1 s/);
     assert.ok(fin.run_time! >= 0.9 && fin.run_time! < 5, `run_time ${fin.run_time}`);
@@ -216,11 +172,11 @@ describe('cronq-runner', () => {
   });
 
   test('a background child that keeps the output pipe open does not keep the run going after the shell exits', async () => {
-    const pidFile = path.join(logDir, `daemon-${Date.now()}.pid`);
+    const pidFile = path.join(fx.logDir, `daemon-${Date.now()}.pid`);
     const msg = jobMessage({ command: `sleep 30 & echo $! > ${pidFile}; echo bye` });
     const t0 = Date.now();
-    await jobs.publish(queue, msg);
-    const fin = await results.final(msg.run_id);
+    await fx.jobs.publish(queue, msg);
+    const fin = await fx.results.final(msg.run_id);
     assert.ok(Date.now() - t0 < 5000);
     assert.equal(fin.status, 'succeeded');
     assert.equal(fin.output, 'bye\n');
@@ -231,14 +187,14 @@ describe('cronq-runner', () => {
 
   test('a job that ignores SIGTERM is killed with SIGKILL after the grace', async () => {
     const q = uniqueName('q');
-    await startRunner(q, { CRONQ_KILL_GRACE_SECONDS: '0.5' });
-    const pidFile = path.join(logDir, `trap-${Date.now()}.pid`);
+    await fx.startRunner(q, { CRONQ_KILL_GRACE_SECONDS: '0.5' });
+    const pidFile = path.join(fx.logDir, `trap-${Date.now()}.pid`);
     const msg = jobMessage({
       command: `trap '' TERM; sleep 300 & echo $! > ${pidFile}; wait`,
       timeout: 0.5,
     });
-    await jobs.publish(q, msg);
-    const fin = await results.final(msg.run_id);
+    await fx.jobs.publish(q, msg);
+    const fin = await fx.results.final(msg.run_id);
     assert.equal(fin.status, 'timed_out');
     assert.match(fin.reason!, /SIGKILL/);
     const pid = Number(readFileSync(pidFile, 'utf8'));
@@ -250,15 +206,15 @@ describe('cronq-runner', () => {
 
   test('concurrency 3 runs three jobs at the same time', async () => {
     const q = uniqueName('q');
-    await startRunner(q, {}, ['--concurrency', '3']);
+    await fx.startRunner(q, {}, ['--concurrency', '3']);
     const msgs = [1, 2, 3].map((i) =>
       jobMessage({
         command: 'echo "start $(date +%s%N)"; sleep 1; echo "end $(date +%s%N)"',
         jobId: i,
       }),
     );
-    for (const m of msgs) await jobs.publish(q, m);
-    const fins = await Promise.all(msgs.map((m) => results.final(m.run_id)));
+    for (const m of msgs) await fx.jobs.publish(q, m);
+    const fins = await Promise.all(msgs.map((m) => fx.results.final(m.run_id)));
     const starts = fins.map((f) => Number(/start (\d+)/.exec(f.output!)![1]));
     const ends = fins.map((f) => Number(/end (\d+)/.exec(f.output!)![1]));
     assert.ok(Math.max(...starts) < Math.min(...ends), 'every job started before any ended');
@@ -266,10 +222,10 @@ describe('cronq-runner', () => {
 
   test('the broker closing the runner connection mid-job: the runner reconnects, the finished result arrives, the next job runs', async () => {
     const q = uniqueName('q');
-    const p = await startRunner(q);
+    const p = await fx.startRunner(q);
     const msg = jobMessage({ command: 'sleep 1.5; echo after the cut' });
-    await jobs.publish(q, msg);
-    await waitFor(() => results.forRun(msg.run_id, 'starting').length === 1, {
+    await fx.jobs.publish(q, msg);
+    await waitFor(() => fx.results.forRun(msg.run_id, 'starting').length === 1, {
       message: 'job started',
     });
     // Only this runner's connection in this test's vhost: not disruptive for anyone else.
@@ -278,37 +234,37 @@ describe('cronq-runner', () => {
     ).split('\n');
     const row = rows.find(
       (r) =>
-        r.includes(`\t${vhost.vhost}\t`) &&
+        r.includes(`\t${fx.vhost.vhost}\t`) &&
         r.includes(`cronq-runner runner-test.example.com.${p.child.pid}"`),
     );
     assert.ok(row, 'runner connection found');
     await rabbitmqctl('close_connection', row.split('\t')[0]!, 'test cut');
     await p.waitForLine('AMQP connection lost');
-    const fin = await results.final(msg.run_id, 20_000);
+    const fin = await fx.results.final(msg.run_id, 20_000);
     assert.equal(fin.output, 'after the cut\n');
-    assert.equal(results.forRun(msg.run_id, 'finished').length, 1);
+    assert.equal(fx.results.forRun(msg.run_id, 'finished').length, 1);
     await p.waitForLine(/"reconnect":true.*AMQP connected/, 20_000);
     const next = jobMessage({ command: 'echo next' });
-    await jobs.publish(q, next);
-    assert.equal((await results.final(next.run_id)).status, 'succeeded');
+    await fx.jobs.publish(q, next);
+    assert.equal((await fx.results.final(next.run_id)).status, 'succeeded');
   });
 
   test('a job is not held by a busy runner: an idle runner on the same queue runs it', async () => {
     const q = uniqueName('q');
-    await startRunner(q, { CRONQ_HOSTNAME: 'busy.example.com' });
+    await fx.startRunner(q, { CRONQ_HOSTNAME: 'busy.example.com' });
     const long = jobMessage({ command: 'sleep 6' });
-    await jobs.publish(q, long);
-    await waitFor(() => results.forRun(long.run_id, 'starting').length === 1, {
+    await fx.jobs.publish(q, long);
+    await waitFor(() => fx.results.forRun(long.run_id, 'starting').length === 1, {
       message: 'long job started',
     });
-    await startRunner(q, { CRONQ_HOSTNAME: 'idle.example.com' });
+    await fx.startRunner(q, { CRONQ_HOSTNAME: 'idle.example.com' });
     const t0 = Date.now();
     const next = [jobMessage({ command: 'echo a' }), jobMessage({ command: 'echo b' })];
-    for (const m of next) await jobs.publish(q, m);
-    const fins = await Promise.all(next.map((m) => results.final(m.run_id, 10_000)));
+    for (const m of next) await fx.jobs.publish(q, m);
+    const fins = await Promise.all(next.map((m) => fx.results.final(m.run_id, 10_000)));
     assert.ok(Date.now() - t0 < 5000, 'both ran before the long job ended');
     for (const f of fins) assert.equal(f['x-host'], 'idle.example.com');
-    assert.equal(results.forRun(long.run_id, 'finished').length, 0);
+    assert.equal(fx.results.forRun(long.run_id, 'finished').length, 0);
   });
 
   test('--help lists the flags; a bad --concurrency exits 2 with one line naming the setting', async () => {
@@ -318,7 +274,7 @@ describe('cronq-runner', () => {
       assert.ok(help.stdout.includes(flag), flag);
     const bad = await runCommand('cronq-runner', {
       args: ['--concurrency', '0'],
-      env: { RABBITMQ_URL: vhost.url },
+      env: { RABBITMQ_URL: fx.vhost.url },
     });
     assert.equal(bad.code, 2);
     assert.match(bad.stderr.trim(), /^cronq-runner: CRONQ_CONCURRENCY="0" is not valid/);
@@ -326,13 +282,13 @@ describe('cronq-runner', () => {
 
   test('a LOG_PATH that cannot be written falls back to the temp folder with one warning', async () => {
     const q = uniqueName('q');
-    const p = await startRunner(q, {
+    const p = await fx.startRunner(q, {
       LOG_PATH: '/etc/hostname/cronq-logs' /* under a file: ENOTDIR even for root */,
     });
     assert.equal(p.lines().filter((l) => l.includes('LOG_PATH is not writable')).length, 1);
     const msg = jobMessage({ command: 'echo fell back', name: `fallback ${q}` });
-    await jobs.publish(q, msg);
-    await results.final(msg.run_id);
+    await fx.jobs.publish(q, msg);
+    await fx.results.final(msg.run_id);
     const file = path.join(os.tmpdir(), 'cronq', `fallback-${q}.log`);
     await waitFor(() => existsSync(file) && readFileSync(file, 'utf8').includes('fell back'), {
       message: 'job log in the temp folder',
