@@ -8,9 +8,10 @@ import {
   type TestDatabase,
   type TestVhost,
 } from '../helpers/services';
-import { startCommand, type Proc } from '../helpers/processes';
+import { type Proc } from '../helpers/processes';
 import {
-  bindQueue,
+  connectWithJobQueue,
+  startInjector,
   drainQueue,
   insertJobs,
   nextWholeSecond,
@@ -56,15 +57,8 @@ test(
   'a broker outage while jobs come due: each job gets one coalesced run afterwards, none is lost, the injector stays up',
   { timeout: 120_000 },
   async () => {
-    const setup = await vh.connect();
-    const ch = await setup.createChannel();
-    await bindQueue(ch, 'cronq_jobs', 'default');
-    await setup.close();
-
-    injector = startCommand('cronq-injector', {
-      env: { DATABASE_URL: tdb.url, RABBITMQ_URL: vh.url, CRONQ_LOG_LEVEL: 'info' },
-    });
-    await injector.waitForLine('injector running', 30_000);
+    await (await connectWithJobQueue(vh)).close();
+    injector = await startInjector(tdb, vh);
     const steadyStart = nextWholeSecond(500);
     const steady = await insertJobs(
       tdb.db,

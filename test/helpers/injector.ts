@@ -5,6 +5,9 @@
  */
 import type { Channel, ChannelModel } from 'amqplib';
 import type { Knex } from '../../src/core/db';
+import { EXCHANGE } from '../../src/core/topology';
+import { startCommand, type Proc } from './processes';
+import type { TestDatabase, TestVhost } from './services';
 
 export interface JobSpec {
   name: string;
@@ -58,9 +61,31 @@ export function nextWholeSecond(leadMs = 1000): Date {
 
 /** Declare the exchange and a durable queue bound to `routingKey`, as a runner would. */
 export async function bindQueue(ch: Channel, queue: string, routingKey: string): Promise<void> {
-  await ch.assertExchange('cronq', 'direct', { durable: true });
+  await ch.assertExchange(EXCHANGE, 'direct', { durable: true });
   await ch.assertQueue(queue, { durable: true });
-  await ch.bindQueue(queue, 'cronq', routingKey);
+  await ch.bindQueue(queue, EXCHANGE, routingKey);
+}
+
+/** Open a connection to the vhost with `cronq_jobs` bound to `default`, as a default runner leaves it. */
+export async function connectWithJobQueue(vh: TestVhost): Promise<ChannelModel> {
+  const conn = await vh.connect();
+  const ch = await conn.createChannel();
+  await bindQueue(ch, 'cronq_jobs', 'default');
+  await ch.close();
+  return conn;
+}
+
+/** Start a real `cronq-injector` on the test database and vhost, and wait until it is running. */
+export async function startInjector(
+  tdb: TestDatabase,
+  vh: TestVhost,
+  env: Record<string, string> = {},
+): Promise<Proc> {
+  const p = startCommand('cronq-injector', {
+    env: { DATABASE_URL: tdb.url, RABBITMQ_URL: vh.url, CRONQ_LOG_LEVEL: 'info', ...env },
+  });
+  await p.waitForLine('injector running', 30_000);
+  return p;
 }
 
 export interface ReceivedJob {

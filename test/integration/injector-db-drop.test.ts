@@ -7,8 +7,15 @@ import {
   type TestDatabase,
   type TestVhost,
 } from '../helpers/services';
-import { startCommand, type Proc } from '../helpers/processes';
-import { bindQueue, insertJobs, nextWholeSecond, runsOf, scheduleGaps } from '../helpers/injector';
+import { type Proc } from '../helpers/processes';
+import {
+  connectWithJobQueue,
+  insertJobs,
+  nextWholeSecond,
+  runsOf,
+  scheduleGaps,
+  startInjector,
+} from '../helpers/injector';
 import { createDb } from '../../src/core/db';
 import { parseDatabaseUrl } from '../../src/core/config';
 
@@ -36,18 +43,8 @@ test(
   'an injector whose database connections are killed again and again keeps going and loses no occurrence',
   { timeout: 60_000 },
   async () => {
-    const conn = await vh.connect();
-    const ch = await conn.createChannel();
-    await bindQueue(ch, 'cronq_jobs', 'default');
-    injector = startCommand('cronq-injector', {
-      env: {
-        DATABASE_URL: tdb.url,
-        RABBITMQ_URL: vh.url,
-        CRONQ_LOG_LEVEL: 'info',
-        CRONQ_INJECTOR_REPUBLISH_AFTER_MS: '1000',
-      },
-    });
-    await injector.waitForLine('injector running', 30_000);
+    await connectWithJobQueue(vh);
+    injector = await startInjector(tdb, vh, { CRONQ_INJECTOR_REPUBLISH_AFTER_MS: '1000' });
     const start = nextWholeSecond(500);
     const ids = await insertJobs(
       tdb.db,

@@ -7,8 +7,15 @@ import {
   type TestDatabase,
   type TestVhost,
 } from '../helpers/services';
-import { startCommand, type Proc } from '../helpers/processes';
-import { bindQueue, drainQueue, insertJobs, nextWholeSecond, runsOf } from '../helpers/injector';
+import { type Proc } from '../helpers/processes';
+import {
+  connectWithJobQueue,
+  drainQueue,
+  insertJobs,
+  nextWholeSecond,
+  runsOf,
+  startInjector,
+} from '../helpers/injector';
 
 const JOBS = 500;
 const OCCURRENCES = 10;
@@ -32,12 +39,8 @@ test(
   'three injectors against 500 PT1S jobs for 10 s publish every (job, occurrence) exactly once',
   { timeout: 90_000 },
   async () => {
-    const conn = await vh.connect();
-    const ch = await conn.createChannel();
-    await bindQueue(ch, 'cronq_jobs', 'default');
-    const env = { DATABASE_URL: tdb.url, RABBITMQ_URL: vh.url, CRONQ_LOG_LEVEL: 'info' };
-    for (let i = 0; i < 3; i++) injectors.push(startCommand('cronq-injector', { env }));
-    await Promise.all(injectors.map((p) => p.waitForLine('injector running', 30_000)));
+    const conn = await connectWithJobQueue(vh);
+    injectors.push(...(await Promise.all([1, 2, 3].map(() => startInjector(tdb, vh)))));
 
     const start = nextWholeSecond(2000);
     const ids = await insertJobs(
