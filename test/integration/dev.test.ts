@@ -108,11 +108,11 @@ describe('cronq dev', () => {
     const dev = await startDev(port);
     try {
       const kids = await daemonsOf(dev);
+      // A daemon may not have logged yet when the admin URL is printed: wait for each role's line.
       for (const role of ['injector', 'results', 'runner', 'web'])
-        assert.ok(
-          dev.lines().some((l) => l.startsWith(`[${role}]`)),
-          `a [${role}] line`,
-        );
+        await waitFor(() => dev.lines().some((l) => l.startsWith(`[${role}]`)), {
+          message: `a [${role}] line`,
+        });
       const status = await fetch(`http://127.0.0.1:${port}/_status`);
       assert.equal(status.status, 200);
 
