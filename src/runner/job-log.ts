@@ -50,7 +50,8 @@ const NL = Buffer.from('\n');
  * one write per chunk, never a synchronous write per line.
  */
 export class JobLogWriter {
-  private readonly stream: WriteStream | undefined;
+  /** Opened at the first write: a run that prints nothing costs no file open. */
+  private stream: WriteStream | undefined;
   private readonly partial: Record<StreamName, Buffer[]> = { out: [], err: [] };
   private readonly partialBytes: Record<StreamName, number> = { out: 0, err: 0 };
   private failed = false;
@@ -61,13 +62,17 @@ export class JobLogWriter {
     private readonly runId: string,
     private readonly logger: Logger,
     private readonly echo: ((stream: StreamName, line: string) => void) | undefined,
-  ) {
+  ) {}
+
+  private open(): WriteStream | undefined {
+    if (this.stream || this.failed) return this.stream;
     try {
-      this.stream = createWriteStream(file, { flags: 'a' });
+      this.stream = createWriteStream(this.file, { flags: 'a' });
       this.stream.on('error', (err) => this.onError(err));
     } catch (err) {
       this.onError(err as Error);
     }
+    return this.stream;
   }
 
   private onError(err: Error): void {
@@ -120,8 +125,10 @@ export class JobLogWriter {
   }
 
   private writeParts(parts: Buffer[]): boolean {
-    if (parts.length === 0 || !this.stream || this.failed) return true;
-    return this.stream.write(Buffer.concat(parts));
+    if (parts.length === 0 || this.failed) return true;
+    const stream = this.open();
+    if (!stream || this.failed) return true;
+    return stream.write(Buffer.concat(parts));
   }
 
   /** Resolves when the file is writable again. */

@@ -9,6 +9,7 @@ import { logFileName, parseJobMessage, type JobToRun } from '../core/messages';
 import { declareCore, declareJobQueue } from '../core/topology';
 import { JobLogWriter, resolveLogDir, type StreamName } from './job-log';
 import { JobProcess } from './job-process';
+import { Launcher } from './launcher';
 import { OutputTail } from './output-tail';
 import { RecentRuns } from './recent-runs';
 import { ResultOutbox } from './result-outbox';
@@ -41,6 +42,8 @@ interface Delivery {
   msg: ConsumeMessage;
   ch: Channel;
   receivedAt: number;
+  /** Its gated shell, forked while the delivery waited for a slot (see preforkWaiting). */
+  prepared?: Prepared;
 }
 
 interface ActiveRun {
@@ -49,9 +52,6 @@ interface ActiveRun {
   /** performance.now() when the run took its slot. */
   takenHr: number;
   process: JobProcess | undefined;
-  /** The delivery to ack once `starting` is confirmed (swapped for a redelivery if its channel died). */
-  delivery: Delivery;
-  acked: boolean;
   heartbeats: number;
   /** Settles when the run has ended and its last result is queued. */
   ended: Promise<void>;
@@ -60,15 +60,17 @@ interface ActiveRun {
 /**
  * Consumes one job queue and runs each command.
  *
- * Ack strategy (docs/runner.md): a delivery is acked as soon as the run's
- * `starting` result is confirmed by the broker, before the command is
- * spawned. From then on the run is tracked by its results and heartbeats,
- * so no delivery is held for the length of a job and RabbitMQ's
- * consumer_timeout (30 min by default) never closes the channel under a
- * long job. Because acked deliveries no longer count against the prefetch,
- * the runner enforces its concurrency itself: a delivery that arrives while
- * every slot is busy waits at most `holdMs`, then goes back to the queue
- * (for another runner) and this runner stops consuming until a slot frees.
+ * Ack strategy (docs/runner.md): when a run starts, its `starting` result is
+ * queued on the connection, then the delivery is acked, then the command is
+ * released, in one turn of the event loop. From then on the run is tracked
+ * by its results and heartbeats (kept until the broker confirms them), so no
+ * delivery is held for the length of a job and RabbitMQ's consumer_timeout
+ * (30 min by default) never closes the channel under a long job. Because
+ * acked deliveries no longer count against the prefetch, the runner enforces
+ * its concurrency itself: a delivery that arrives while every slot is busy
+ * waits at most `holdMs` (with its shell already forked, gated), then goes
+ * back to the queue (for another runner) and this runner stops consuming
+ * until a slot frees.
  */
 export class Runner implements Service {
   private readonly cfg: Config['runner'];
@@ -86,11 +88,12 @@ export class Runner implements Service {
   private paused = false;
   private stopping = false;
   private holdTimer: NodeJS.Timeout | undefined;
+  private preforkQueued = false;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private outbox!: ResultOutbox;
   private logDir = '';
   private readonly holdMs: number;
-  private readonly baseEnv: NodeJS.ProcessEnv;
+  private readonly launcher: Launcher;
   private readonly counts = {
     started: 0,
     succeeded: 0,
@@ -100,7 +103,7 @@ export class Runner implements Service {
     poison: 0,
     duplicates: 0,
   };
-  /** Run taken into a slot -> command spawned (includes the `starting` confirm), and command exited -> `finished` confirmed (ms). */
+  /** Run taken into a slot -> command released in its forked shell, and command exited -> `finished` confirmed (ms). */
   readonly startOverhead = new Samples();
   readonly finishOverhead = new Samples();
 
@@ -108,7 +111,7 @@ export class Runner implements Service {
     this.cfg = deps.config;
     this.log = deps.logger;
     this.holdMs = deps.holdMs ?? 2000;
-    this.baseEnv = deps.env ?? process.env;
+    this.launcher = new Launcher(deps.env ?? process.env, this.log);
   }
 
   async start(): Promise<void> {
@@ -120,6 +123,7 @@ export class Runner implements Service {
       logger: this.log,
     });
     await this.outbox.start();
+    await this.launcher.start();
     this.heartbeatTimer = setInterval(() => this.sendHeartbeats(), this.cfg.heartbeatMs);
     this.heartbeatTimer.unref();
     this.deps.connection.on('disconnected', () => this.onDisconnected());
@@ -158,9 +162,12 @@ export class Runner implements Service {
     });
     await declareCore(ch);
     await declareJobQueue(ch, this.cfg.queue);
-    // Prefetch = concurrency: at most one waiting delivery per slot. Acked
-    // (started) runs do not count against it, hence the runner's own limit.
-    await ch.prefetch(this.cfg.concurrency);
+    // Acked (started) runs do not count against the prefetch, hence the
+    // runner's own limit: the prefetch bounds the deliveries waiting for a
+    // slot. One per slot, plus LOOKAHEAD so that the next job is already here
+    // (its shell forked) when a slot frees, instead of one broker round trip
+    // after the last start's ack.
+    await ch.prefetch(this.cfg.concurrency + LOOKAHEAD);
     this.channel = ch;
     this.channelConn = conn;
     this.consumerTag = undefined;
@@ -208,7 +215,7 @@ export class Runner implements Service {
 
   private onDisconnected(): void {
     // The broker requeues every unacked delivery of a lost channel; forget ours.
-    this.waiting = [];
+    this.dropWaiting(() => true);
     this.channel = undefined;
     this.channelConn = undefined;
     this.consumerTag = undefined;
@@ -218,7 +225,7 @@ export class Runner implements Service {
     if (this.channel !== ch) return;
     this.channel = undefined;
     this.consumerTag = undefined;
-    this.waiting = this.waiting.filter((d) => d.ch !== ch);
+    this.dropWaiting((d) => d.ch === ch);
     if (this.stopping) return;
     // A channel can close while the connection stays up (e.g. a broker-side
     // precondition such as consumer_timeout); open a new one on the same connection.
@@ -266,19 +273,8 @@ export class Runner implements Service {
       safe(() => ch.nack(msg, false, false));
       return;
     }
-    const taken = this.active.get(job.runId);
-    if (taken && !taken.acked && this.closedChannels.has(taken.delivery.ch)) {
-      // The broker redelivered a run whose `starting` is still unconfirmed and
-      // whose first delivery's channel died: ack this copy instead, when the time comes.
-      taken.delivery = { job, msg, ch, receivedAt: Date.now() };
-      this.log.info(
-        { job_id: job.jobId, run_id: job.runId },
-        'redelivery of a run being started here; it will be acked on the live channel',
-      );
-      return;
-    }
     if (
-      taken ||
+      this.active.has(job.runId) ||
       this.recent.has(job.runId) ||
       this.waiting.some((d) => d.job.runId === job.runId)
     ) {
@@ -301,22 +297,62 @@ export class Runner implements Service {
   /** Start waiting deliveries while slots are free; bound how long the rest may wait. */
   private schedule(): void {
     while (!this.stopping && this.waiting.length > 0 && !this.isFull()) {
-      void this.runDelivery(this.waiting.shift()!);
+      this.startRun(this.waiting.shift()!);
     }
     if (this.waiting.length === 0) {
       clearTimeout(this.holdTimer);
       this.holdTimer = undefined;
       this.resume();
-    } else if (!this.holdTimer) {
-      this.holdTimer = setTimeout(() => this.releaseWaiting(), this.holdMs);
+      return;
     }
+    if (!this.holdTimer) this.holdTimer = setTimeout(() => this.releaseWaiting(), this.holdMs);
+    this.preforkWaiting();
+  }
+
+  /**
+   * Fork the gated shell of each delivery waiting for a slot, after the runs
+   * just started have forked theirs. Node forks on its main thread (about a
+   * millisecond a child); done while the slots' commands run, it is off the
+   * path from one run's end to the next run's start. A prepared shell runs
+   * nothing until `go`, so a delivery given back to the queue costs only its
+   * fork. At most one per prefetched delivery.
+   */
+  private preforkWaiting(): void {
+    if (this.preforkQueued) return;
+    this.preforkQueued = true;
+    setImmediate(() => {
+      this.preforkQueued = false;
+      for (const d of this.waiting) {
+        if (this.stopping) return;
+        d.prepared ??= this.prepare(d.job, this.runLogger(d.job));
+      }
+    });
+  }
+
+  /** Forget waiting deliveries (their channel is gone, or they go back to the queue); abandon their prepared shells. */
+  private dropWaiting(which: (d: Delivery) => boolean): Delivery[] {
+    const dropped = this.waiting.filter(which);
+    if (dropped.length === 0) return dropped;
+    this.waiting = this.waiting.filter((d) => !which(d));
+    for (const d of dropped) this.abandonPrepared(d.prepared);
+    return dropped;
+  }
+
+  private abandonPrepared(p: Prepared | undefined): void {
+    if (!p) return;
+    // The gated shell exits without running anything.
+    p.proc.abandon();
+    this.trackLogClose(p.jobLog.end());
+  }
+
+  private runLogger(job: JobToRun): Logger {
+    return this.log.child({ job_id: job.jobId, run_id: job.runId });
   }
 
   /** Give held deliveries back to the queue and stop consuming until a slot frees. */
   private releaseWaiting(): void {
     this.holdTimer = undefined;
-    const held = this.waiting;
-    this.waiting = [];
+    const held = this.dropWaiting(() => true);
     for (const d of held) safe(() => d.ch.nack(d.msg, false, true));
     if (held.length > 0)
       this.log.debug(
@@ -328,78 +364,60 @@ export class Runner implements Service {
 
   // ---- running ---------------------------------------------------------
 
-  private async runDelivery(d: Delivery): Promise<void> {
+  /**
+   * Start a run, all in this turn of the event loop: queue its `starting`
+   * result, ack the delivery, release the command. The result goes out
+   * before the ack on the same connection and stays in the outbox until the
+   * broker confirms it (republished after a reconnect), so a run acked here
+   * always leaves a start record; the confirm itself (a disk write on the
+   * broker, ~2 ms) is not waited for.
+   */
+  private startRun(d: Delivery): void {
     const { job } = d;
-    const log = this.log.child({ job_id: job.jobId, run_id: job.runId });
+    const log = this.runLogger(job);
+    if (this.closedChannels.has(d.ch)) {
+      // Its channel died while it waited: the broker has requeued it, maybe to
+      // another runner. If the copy comes back here it is not "recent" and runs then.
+      this.abandonPrepared(d.prepared);
+      log.warn('delivery lost before it could be acked; leaving the job to its redelivery');
+      return;
+    }
     let endRun!: () => void;
     const run: ActiveRun = {
       job,
       startTime: new Date(),
       takenHr: performance.now(),
       process: undefined,
-      delivery: d,
-      acked: false,
       heartbeats: 0,
       ended: new Promise((r) => (endRun = r)),
     };
     this.active.set(job.runId, run);
     this.recent.add(job.runId);
-    const common = { job, host: this.deps.host, startTime: run.startTime };
-    let prepared: Prepared | undefined;
-    try {
-      // Ack only once the broker holds `starting`: until then a crash leaves the
-      // delivery unacked and it is delivered again (at-least-once before start).
-      const confirmed = this.outbox.send(
-        startingResult(common),
-        resultMessageId(job.runId, 'starting'),
-      );
-      // Let the publish reach the socket, then fork the (gated) shell while the
-      // broker confirms: the two costs overlap, and nothing runs before `go`.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      prepared = this.prepare(run, log);
-      await confirmed;
-      const delivery = run.delivery;
-      if (this.stopping) {
-        safe(() => delivery.ch.nack(delivery.msg, false, true));
-        this.recent.delete(job.runId);
-        log.info('runner stopping: returned the job to the queue before starting it');
-        return;
-      }
-      if (this.closedChannels.has(delivery.ch)) {
-        // The channel died before the ack: the broker has requeued the job,
-        // maybe to another runner. Running it here too could run it twice;
-        // if the copy comes back here, it is not "recent" and runs then.
-        this.recent.delete(job.runId);
-        log.warn('delivery lost before it could be acked; leaving the job to its redelivery');
-        return;
-      }
-      // From here on the run is at-most-once: acked before the command starts.
-      safe(() => delivery.ch.ack(delivery.msg));
-      run.acked = true;
-      run.process = prepared.proc;
-      prepared.proc.go();
-      this.counts.started += 1;
-      this.startOverhead.add(prepared.proc.spawnedHr - run.takenHr);
-      log.debug({ command: job.command, pid: prepared.proc.pid }, 'started');
-      await this.complete(run, prepared, log);
-      prepared = undefined;
-    } catch (err) {
-      log.error({ err: (err as Error).message }, 'unexpected error while running a job');
-    } finally {
-      if (prepared) {
-        // Not run: the gated shell exits without running anything.
-        prepared.proc.abandon();
-        this.trackLogClose(prepared.jobLog.end());
-      }
-      this.active.delete(job.runId);
-      endRun();
-      this.schedule();
-    }
+    const prepared = d.prepared ?? this.prepare(job, log);
+    void this.outbox.send(
+      startingResult({ job, host: this.deps.host, startTime: run.startTime }),
+      resultMessageId(job.runId, 'starting'),
+    );
+    // From here on the run is at-most-once: acked before the command starts.
+    safe(() => d.ch.ack(d.msg));
+    run.process = prepared.proc;
+    prepared.proc.go();
+    this.counts.started += 1;
+    void prepared.proc.released.then((hr) => this.startOverhead.add(hr - run.takenHr));
+    log.debug({ command: job.command }, 'started');
+    this.complete(run, prepared, log)
+      .catch((err: Error) =>
+        log.error({ err: err.message }, 'unexpected error while running a job'),
+      )
+      .finally(() => {
+        this.active.delete(job.runId);
+        endRun();
+        this.schedule();
+      });
   }
 
   /** Open the job log and fork the gated shell (it runs nothing until `go`). */
-  private prepare(run: ActiveRun, log: Logger): Prepared {
-    const { job } = run;
+  private prepare(job: JobToRun, log: Logger): Prepared {
     const echo = this.cfg.logToStdout
       ? (stream: StreamName, line: string) => log.info({ stream, job_name: job.name }, line)
       : undefined;
@@ -413,22 +431,24 @@ export class Runner implements Service {
     const timeoutSeconds =
       job.timeoutSeconds ??
       (this.cfg.defaultTimeoutSeconds > 0 ? this.cfg.defaultTimeoutSeconds : null);
-    const proc = new JobProcess({
-      command: job.command,
-      env: {
-        ...this.baseEnv,
-        CRONQ_JOB_ID: String(job.jobId),
-        CRONQ_RUN_ID: job.runId,
-        CRONQ_JOB_NAME: job.name,
+    const proc = new JobProcess(
+      {
+        command: job.command,
+        env: {
+          CRONQ_JOB_ID: String(job.jobId),
+          CRONQ_RUN_ID: job.runId,
+          CRONQ_JOB_NAME: job.name,
+        },
+        timeoutMs: timeoutSeconds === null ? null : timeoutSeconds * 1000,
+        killGraceMs: this.cfg.killGraceMs,
+        onOutput: (stream, chunk) => {
+          tail.push(chunk);
+          return jobLog.write(stream, chunk);
+        },
+        drained: () => jobLog.drained(),
       },
-      timeoutMs: timeoutSeconds === null ? null : timeoutSeconds * 1000,
-      killGraceMs: this.cfg.killGraceMs,
-      onOutput: (stream, chunk) => {
-        tail.push(chunk);
-        return jobLog.write(stream, chunk);
-      },
-      drained: () => jobLog.drained(),
-    });
+      this.launcher,
+    );
     proc.start();
     return { proc, jobLog, tail, timeoutSeconds };
   }
@@ -438,6 +458,10 @@ export class Runner implements Service {
     const { job } = run;
     const common = { job, host: this.deps.host, startTime: run.startTime };
     const outcome = await p.proc.done;
+    // The slot is free: release the next (already forked) run first, so its
+    // command runs while this one is reported.
+    this.active.delete(job.runId);
+    this.schedule();
     this.trackLogClose(p.jobLog.end());
     let result;
     if (outcome.kind === 'spawn_error') {
@@ -494,8 +518,7 @@ export class Runner implements Service {
     this.stopping = true;
     clearTimeout(this.holdTimer);
     await this.pause().catch(() => undefined);
-    for (const d of this.waiting) safe(() => d.ch.nack(d.msg, false, true));
-    this.waiting = [];
+    for (const d of this.dropWaiting(() => true)) safe(() => d.ch.nack(d.msg, false, true));
     if (this.active.size > 0) {
       this.log.info(
         { running: this.active.size, graceMs: this.cfg.shutdownGraceMs },
@@ -516,6 +539,7 @@ export class Runner implements Service {
     if (!drained)
       this.log.warn({ buffered: this.outbox.size }, 'broker did not confirm every result in time');
     await this.outbox.stop();
+    await this.launcher.stop();
     const ch = this.channel;
     this.channel = undefined;
     if (ch) await ch.close().catch(() => undefined);
@@ -555,6 +579,9 @@ interface Prepared {
   tail: OutputTail;
   timeoutSeconds: number | null;
 }
+
+/** Deliveries the prefetch allows beyond one per slot (see setupConsumer). */
+const LOOKAHEAD = 2;
 
 function safe(f: () => void): void {
   try {
