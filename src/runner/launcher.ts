@@ -34,22 +34,22 @@ export interface ChildEvents {
 /** One child, as the runner's thread sees it. */
 export class LaunchedChild {
   constructor(
-    private readonly thread: LauncherThread,
+    private readonly launcher: Launcher,
     readonly id: number,
   ) {}
   /** Release the gated shell (`go`): its command runs from now on. */
   release(): void {
-    this.thread.release(this.id);
+    this.launcher.send({ op: 'stdin', id: this.id, data: '\n' });
   }
   /** Close the gated shell's stdin without the go line: it exits having run nothing. */
   abandon(): void {
-    this.thread.send({ op: 'stdin', id: this.id });
+    this.launcher.send({ op: 'stdin', id: this.id });
   }
   pause(): void {
-    this.thread.send({ op: 'pause', id: this.id });
+    this.launcher.send({ op: 'pause', id: this.id });
   }
   resume(): void {
-    this.thread.send({ op: 'resume', id: this.id });
+    this.launcher.send({ op: 'resume', id: this.id });
   }
 }
 
@@ -60,61 +60,19 @@ function threadFile(): string {
 }
 
 /**
- * Forks job shells on worker threads. Node forks and execs a child on the
- * calling thread, synchronously (about a millisecond each on a small VM),
- * and a thread notices its children's exits only between such forks. On
- * the runner's event loop that millisecond would delay every other run's
- * results, acks and exits; with two launcher threads taking turns, one
- * forks the next shell while the other sees the last one exit. Signals are
- * still sent from the runner's thread (kill of the process group).
+ * Forks job shells on a worker thread. Node forks and execs a child on the
+ * calling thread, synchronously (about a millisecond each on a small VM).
+ * On the runner's event loop that millisecond would delay every other run's
+ * acks, results and exits; on this thread it overlaps with them. (One
+ * thread: each extra V8 isolate makes every fork of the process dearer, and
+ * two measured slower than one.) Signals are still sent from the runner's
+ * thread (kill of the process group).
  */
 export class Launcher {
-  private readonly threads: LauncherThread[];
-  private turn = 0;
-
-  constructor(env: NodeJS.ProcessEnv, logger: Logger, threads = 2) {
-    this.threads = Array.from({ length: threads }, () => new LauncherThread(env, logger));
-  }
-
-  async start(): Promise<void> {
-    await Promise.all(this.threads.map((t) => t.start()));
-  }
-
-  /** Fork `/bin/sh` for `command` (gated: see launcher-thread.ts) with the base environment plus `env`. */
-  launch(command: string, env: Record<string, string>, events: ChildEvents): LaunchedChild {
-    return this.pick().launch(command, env, events);
-  }
-
-  /**
-   * The thread with the fewest released commands running (its next fork
-   * would delay noticing their exits), then the fewest forks queued; ties
-   * take turns.
-   */
-  private pick(): LauncherThread {
-    const n = this.threads.length;
-    let best = this.threads[this.turn++ % n]!;
-    for (let i = 0; i < n; i++) {
-      const t = this.threads[(this.turn + i) % n]!;
-      if (t.running < best.running || (t.running === best.running && t.forking < best.forking))
-        best = t;
-    }
-    return best;
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all(this.threads.map((t) => t.stop()));
-  }
-}
-
-/** One worker thread running launcher-thread.ts, and the children it owns. */
-class LauncherThread {
   private worker: Worker | undefined;
   private nextId = 1;
   private readonly children = new Map<number, ChildEvents>();
-  private readonly releasedIds = new Set<number>();
   private stopped = false;
-  /** Forks asked for and not yet reported. */
-  forking = 0;
 
   constructor(
     private readonly env: NodeJS.ProcessEnv,
@@ -126,7 +84,7 @@ class LauncherThread {
     this.worker = worker;
     worker.on('message', (ev: LauncherEvent) => this.onEvent(ev));
     worker.on('error', (err) =>
-      this.logger.error({ err: err.message }, 'a process launcher thread failed'),
+      this.logger.error({ err: err.message }, 'the process launcher thread failed'),
     );
     worker.on('exit', (code) => this.onExit(worker, code));
     await new Promise<void>((resolve, reject) => {
@@ -135,13 +93,13 @@ class LauncherThread {
     });
   }
 
+  /** Fork `/bin/sh` for `command` (gated: see launcher-thread.ts) with the base environment plus `env`. */
   launch(command: string, env: Record<string, string>, events: ChildEvents): LaunchedChild {
     const id = this.nextId++;
     if (!this.worker) {
       queueMicrotask(() => events.spawnError(new Error('the process launcher is not running')));
     } else {
       this.children.set(id, events);
-      this.forking += 1;
       this.send({ op: 'spawn', id, command, env });
     }
     return new LaunchedChild(this, id);
@@ -151,26 +109,14 @@ class LauncherThread {
     this.worker?.postMessage(op);
   }
 
-  /** Released commands that have not exited yet. */
-  get running(): number {
-    return this.releasedIds.size;
-  }
-
-  release(id: number): void {
-    if (this.children.has(id)) this.releasedIds.add(id);
-    this.send({ op: 'stdin', id, data: '\n' });
-  }
-
   private onEvent(ev: LauncherEvent): void {
     const c = this.children.get(ev.id);
     if (!c) return;
     switch (ev.ev) {
       case 'spawned':
-        this.forking -= 1;
         return c.spawned(ev.pid);
       case 'spawnError':
-        this.forking -= 1;
-        this.forget(ev.id);
+        this.children.delete(ev.id);
         return c.spawnError(new Error(ev.message));
       case 'data':
         return c.data(
@@ -178,17 +124,11 @@ class LauncherThread {
           Buffer.from(ev.bytes.buffer, ev.bytes.byteOffset, ev.bytes.length),
         );
       case 'exit':
-        this.releasedIds.delete(ev.id);
         return c.exit(ev.code, ev.signal, ev.at - performance.timeOrigin);
       case 'closed':
-        this.forget(ev.id);
+        this.children.delete(ev.id);
         return c.closed();
     }
-  }
-
-  private forget(id: number): void {
-    this.children.delete(id);
-    this.releasedIds.delete(id);
   }
 
   private onExit(worker: Worker, code: number): void {
@@ -196,10 +136,8 @@ class LauncherThread {
     this.worker = undefined;
     const orphans = [...this.children.values()];
     this.children.clear();
-    this.releasedIds.clear();
-    this.forking = 0;
     if (this.stopped) return;
-    const err = new Error(`a process launcher thread exited (code ${code})`);
+    const err = new Error(`the process launcher thread exited (code ${code})`);
     this.logger.error(
       { err: err.message, running: orphans.length },
       'restarting the process launcher thread',
