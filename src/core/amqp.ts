@@ -276,13 +276,28 @@ export class ConfirmPublisher {
     return this.opening;
   }
 
-  async publish(
+  /**
+   * Publish and resolve when the broker confirms. With the channel open the
+   * message is handed to it synchronously, before this returns (so a caller
+   * can order it before an ack it sends next on the same connection).
+   */
+  publish(
     exchange: string,
     routingKey: string,
     body: Buffer,
     options: Options.Publish = {},
   ): Promise<PublishResult> {
-    const ch = await this.getChannel();
+    if (this.channel) return this.publishOn(this.channel, exchange, routingKey, body, options);
+    return this.getChannel().then((ch) => this.publishOn(ch, exchange, routingKey, body, options));
+  }
+
+  private publishOn(
+    ch: ConfirmChannel,
+    exchange: string,
+    routingKey: string,
+    body: Buffer,
+    options: Options.Publish,
+  ): Promise<PublishResult> {
     const messageId = options.messageId ?? randomUUID();
     return new Promise<PublishResult>((resolve, reject) => {
       const entry: Pending = { messageId, exchange, routingKey, resolve, reject, returned: false };

@@ -365,12 +365,13 @@ export class Runner implements Service {
   // ---- running ---------------------------------------------------------
 
   /**
-   * Start a run, all in this turn of the event loop: queue its `starting`
-   * result, ack the delivery, release the command. The result goes out
-   * before the ack on the same connection and stays in the outbox until the
-   * broker confirms it (republished after a reconnect), so a run acked here
-   * always leaves a start record; the confirm itself (a disk write on the
-   * broker, ~2 ms) is not waited for.
+   * Start a run, all in this turn of the event loop: publish its `starting`
+   * result, ack the delivery, release the command. While the broker is up
+   * the result is handed to the connection before the ack, and amqplib
+   * writes both to the socket in the same pass; it stays in the outbox until
+   * the broker confirms it (republished after a reconnect, spilled to disk
+   * on stop), so an acked run leaves a start record. The confirm itself (a
+   * disk write on the broker, ~2 ms) is not waited for: see docs/runner.md.
    */
   private startRun(d: Delivery): void {
     const { job } = d;

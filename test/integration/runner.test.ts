@@ -249,7 +249,7 @@ describe('cronq-runner', () => {
     assert.equal((await fx.results.final(next.run_id)).status, 'succeeded');
   });
 
-  test('a job is not held by a busy runner: an idle runner on the same queue runs it', async () => {
+  test('a job is not held by a busy runner: an idle runner on the same queue runs it, and the shells the busy one forked for it ran nothing', async () => {
     const q = uniqueName('q');
     await fx.startRunner(q, { CRONQ_HOSTNAME: 'busy.example.com' });
     const long = jobMessage({ command: 'sleep 6' });
@@ -259,11 +259,17 @@ describe('cronq-runner', () => {
     });
     await fx.startRunner(q, { CRONQ_HOSTNAME: 'idle.example.com' });
     const t0 = Date.now();
-    const next = [jobMessage({ command: 'echo a' }), jobMessage({ command: 'echo b' })];
+    // The busy runner takes these first (its prefetch has room beyond its one
+    // slot) and forks a gated shell for each; after 2 s it gives them back.
+    const marker = path.join(fx.logDir, `held-${Date.now()}`);
+    const next = ['a', 'b'].map((x) => jobMessage({ command: `echo ${x} >> ${marker}` }));
     for (const m of next) await fx.jobs.publish(q, m);
     const fins = await Promise.all(next.map((m) => fx.results.final(m.run_id, 10_000)));
     assert.ok(Date.now() - t0 < 5000, 'both ran before the long job ended');
     for (const f of fins) assert.equal(f['x-host'], 'idle.example.com');
+    for (const m of next) assert.equal(fx.results.forRun(m.run_id, 'starting').length, 1);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(readFileSync(marker, 'utf8').split('\n').filter(Boolean).sort(), ['a', 'b']);
     assert.equal(fx.results.forRun(long.run_id, 'finished').length, 0);
   });
 
