@@ -34,8 +34,18 @@ interface Tracked {
 }
 const children = new Map<number, Tracked>();
 
-function post(ev: LauncherEvent, transfer?: ArrayBuffer[]): void {
-  port.postMessage(ev, transfer);
+/** Events go out in one message per turn of this thread's loop: a burst of exits is one wake-up of the runner's thread, not one each. */
+let outbox: LauncherEvent[] = [];
+let transfers: ArrayBuffer[] = [];
+function post(ev: LauncherEvent, transfer?: ArrayBuffer): void {
+  if (outbox.length === 0) setImmediate(flush);
+  outbox.push(ev);
+  if (transfer) transfers.push(transfer);
+}
+function flush(): void {
+  port.postMessage(outbox, transfers);
+  outbox = [];
+  transfers = [];
 }
 
 /** Epoch milliseconds with sub-millisecond precision (comparable across threads). */
@@ -96,7 +106,7 @@ function pipe(id: number, stream: Readable, name: 'out' | 'err'): void {
   stream.on('data', (chunk: Buffer) => {
     // An exact-size copy whose memory moves to the runner's thread without another copy.
     const bytes = new Uint8Array(chunk);
-    post({ ev: 'data', id, stream: name, bytes }, [bytes.buffer]);
+    post({ ev: 'data', id, stream: name, bytes }, bytes.buffer);
   });
   stream.on('error', () => undefined);
 }
@@ -109,7 +119,11 @@ function closed(s: Readable): Promise<void> {
   });
 }
 
-port.on('message', (op: LauncherOp) => {
+port.on('message', (ops: LauncherOp[]) => {
+  for (const op of ops) apply(op);
+});
+
+function apply(op: LauncherOp): void {
   if (op.op === 'spawn') return start(op.id, op.command, op.env);
   const t = children.get(op.id);
   if (!t) return;
@@ -128,4 +142,4 @@ port.on('message', (op: LauncherOp) => {
       t.child.stderr?.resume();
       return;
   }
-});
+}

@@ -73,6 +73,7 @@ export class Launcher {
   private nextId = 1;
   private readonly children = new Map<number, ChildEvents>();
   private stopped = false;
+  private ops: LauncherOp[] = [];
 
   constructor(
     private readonly env: NodeJS.ProcessEnv,
@@ -82,7 +83,9 @@ export class Launcher {
   async start(): Promise<void> {
     const worker = new Worker(threadFile(), { workerData: { env: this.env } });
     this.worker = worker;
-    worker.on('message', (ev: LauncherEvent) => this.onEvent(ev));
+    worker.on('message', (evs: LauncherEvent[]) => {
+      for (const ev of evs) this.onEvent(ev);
+    });
     worker.on('error', (err) =>
       this.logger.error({ err: err.message }, 'the process launcher thread failed'),
     );
@@ -105,8 +108,17 @@ export class Launcher {
     return new LaunchedChild(this, id);
   }
 
+  /** Ops go out in one message per task of the runner (the starts of a burst of exits are one wake-up of the thread). */
   send(op: LauncherOp): void {
-    this.worker?.postMessage(op);
+    if (!this.worker) return;
+    if (this.ops.length === 0) queueMicrotask(() => this.flush());
+    this.ops.push(op);
+  }
+
+  private flush(): void {
+    const ops = this.ops;
+    this.ops = [];
+    this.worker?.postMessage(ops);
   }
 
   private onEvent(ev: LauncherEvent): void {
