@@ -292,7 +292,7 @@ export function loadConfig(env: Env = process.env, overrides: Env = {}): Config 
       lostAfterMs: Math.round(
         numberSetting(e, 'CRONQ_LOST_AFTER_SECONDS', 60, 1, 86400 * 7) * 1000,
       ),
-      flushMs: intSetting(e, 'CRONQ_RESULTS_FLUSH_MS', 20, 0, 10_000),
+      flushMs: intSetting(e, 'CRONQ_RESULTS_FLUSH_MS', 50, 0, 10_000),
     },
     web: {
       port: intSetting(e, 'PORT', 5000, 0, 65535),

@@ -67,7 +67,7 @@ describe('defaults', () => {
         bufferMaxBytes: 256 * 1024 * 1024,
       },
     );
-    assert.deepEqual({ ...c.results }, { prefetch: 500, lostAfterMs: 60_000, flushMs: 20 });
+    assert.deepEqual({ ...c.results }, { prefetch: 500, lostAfterMs: 60_000, flushMs: 50 });
     assert.deepEqual(
       { ...c.web },
       {
