@@ -1,7 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
-import type { Readable } from 'node:stream';
 import type { StreamName } from './job-log';
+import type { LaunchedChild, Launcher } from './launcher';
 
 /** How a command ended. */
 export interface ProcessOutcome {
@@ -20,7 +19,8 @@ export interface ProcessOutcome {
 
 export interface ProcessSpec {
   command: string;
-  env: NodeJS.ProcessEnv;
+  /** Added to the launcher's base environment. */
+  env: Record<string, string>;
   /** 0 / null = no limit. */
   timeoutMs: number | null;
   killGraceMs: number;
@@ -29,24 +29,7 @@ export interface ProcessSpec {
   drained(): Promise<void>;
 }
 
-/** After the shell exits, how long pipes still held open by its background children may keep delivering output. */
-const PIPE_LINGER_MS = 200;
-
-/**
- * What `/bin/sh -c` is given. The shell is started (fork + exec, the costly
- * part) ahead of time, while the job still waits for a slot (see the
- * runner's preforkWaiting), but it runs nothing until the runner writes a
- * newline to its stdin (`go`).
- * If the runner decides not to run the job, or dies, stdin reaches EOF
- * without that line and the shell exits 125 having run nothing. The command
- * comes as $1 and is run with `eval`, in the same shell, after `shift`, so
- * it sees what `sh -c <command>` would ($0 = /bin/sh, no arguments); stdin is
- * at EOF, as /dev/null would be. Only the shell's own error messages differ
- * ("eval: ..." prefix).
- */
-const GATED_SHELL =
-  'IFS= read -r __cronq_go || exit 125; __cronq_cmd=$1; shift; eval "$__cronq_cmd"';
-/** Exit code of a shell that was released without the go line (nothing ran). */
+/** Exit code of a gated shell released without the go line: nothing ran (see launcher-thread.ts). */
 export const NOT_RELEASED_CODE = 125;
 
 function signalCode(signal: NodeJS.Signals): number {
@@ -56,90 +39,97 @@ function signalCode(signal: NodeJS.Signals): number {
 /**
  * One command run by `/bin/sh` in its own process group (`detached`), so a
  * timeout or shutdown can signal the shell and every process it started
- * (`kill(-pgid)`), not only the shell. `start()` forks the shell, gated;
- * `go()` lets it run the command, `abandon()` lets it exit without running
- * it (see GATED_SHELL).
+ * (`kill(-pgid)`), not only the shell. `start()` has the launcher fork the
+ * shell, gated (see launcher-thread.ts); `go()` lets it run the command,
+ * `abandon()` lets it exit without running it.
  */
 export class JobProcess {
-  private child: ChildProcess | undefined;
+  private child: LaunchedChild | undefined;
+  private childPid: number | undefined;
   private terminatedBy: 'timeout' | 'shutdown' | null = null;
   private timeoutTimer: NodeJS.Timeout | undefined;
   private killTimer: NodeJS.Timeout | undefined;
   private exited = false;
-  private released = false;
+  private ended = false;
+  /** `go` or `abandon` was called: the gate line (or EOF) is on its way. */
+  private gateClosed = false;
+  private exit:
+    { returnCode: number | null; signal: NodeJS.Signals | null; at: number } | undefined;
   readonly done: Promise<ProcessOutcome>;
   private resolveDone!: (o: ProcessOutcome) => void;
   spawnedAt = 0;
-  /** performance.now() at `go` and at exit, for the overhead figures. */
-  spawnedHr = 0;
+  /** performance.now() at exit, for the overhead figure. */
   exitedHr = 0;
+  /** Settles with performance.now() when the command is released in a forked shell (`go` and the fork both done). */
+  readonly released: Promise<number>;
+  private markReleased!: (hr: number) => void;
+  private goCalled = false;
 
-  constructor(private readonly spec: ProcessSpec) {
+  constructor(
+    private readonly spec: ProcessSpec,
+    private readonly launcher: Launcher,
+  ) {
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
+    this.released = new Promise((resolve) => (this.markReleased = resolve));
   }
 
   get pid(): number | undefined {
-    return this.child?.pid;
+    return this.childPid;
   }
 
   start(): void {
-    let child: ChildProcess;
-    try {
-      child = spawn('/bin/sh', ['-c', GATED_SHELL, '/bin/sh', this.spec.command], {
-        env: this.spec.env,
-        detached: true,
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-    } catch (err) {
-      // Node throws some exec failures synchronously (E2BIG for a command over the
-      // kernel's argument limit, a NUL byte in it): nothing ran, so "could not start".
-      this.finish({ kind: 'spawn_error', returnCode: null, signal: null, error: err as Error });
-      return;
-    }
-    child.stdin!.on('error', () => undefined);
-    this.child = child;
-    child.once('error', (err) => {
-      // Without a pid nothing was started (ENOENT, E2BIG, EACCES, EAGAIN...): the run "could not start".
-      if (child.pid === undefined)
-        this.finish({ kind: 'spawn_error', returnCode: null, signal: null, error: err });
-    });
-    this.pipe(child.stdout!, 'out');
-    this.pipe(child.stderr!, 'err');
-    child.once('exit', (code, signal) => {
-      this.exited = true;
-      clearTimeout(this.timeoutTimer);
-      const exitedAt = Date.now();
-      this.exitedHr = performance.now();
-      const returnCode = signal ? signalCode(signal) : code;
-      // Output a background child still writes after the shell is gone is read
-      // for a moment, then the pipes are closed so the run can end.
-      const closed = Promise.all([streamClosed(child.stdout!), streamClosed(child.stderr!)]);
-      // The linger only counts while output flows: pipes paused because the job
-      // log is behind still hold output that belongs in the log.
-      let linger: NodeJS.Timeout | undefined;
-      const arm = () => {
-        linger = setTimeout(() => {
-          if (child.stdout?.isPaused() || child.stderr?.isPaused()) return arm();
-          child.stdout?.destroy();
-          child.stderr?.destroy();
-        }, PIPE_LINGER_MS);
-      };
-      arm();
-      void closed.then(() => {
-        clearTimeout(linger);
-        this.finish({ kind: 'exited', returnCode, signal, error: undefined, exitedAt });
-      });
+    this.child = this.launcher.launch(this.spec.command, this.spec.env, {
+      spawned: (pid) => {
+        this.childPid = pid;
+        if (this.goCalled) this.markReleased(performance.now());
+        // A shutdown or timeout that came before the pid was known.
+        if (this.terminatedBy) this.signalGroup('SIGTERM');
+      },
+      spawnError: (error) =>
+        this.finish({ kind: 'spawn_error', returnCode: null, signal: null, error }),
+      data: (stream, chunk) => {
+        if (!this.spec.onOutput(stream, chunk)) {
+          // The job log is behind: stop reading until it catches up (the child blocks on a full pipe).
+          const child = this.child;
+          child?.pause();
+          void this.spec.drained().then(() => child?.resume());
+        }
+      },
+      exit: (code, signal, at) => {
+        this.exited = true;
+        clearTimeout(this.timeoutTimer);
+        this.exitedHr = at;
+        this.exit = {
+          returnCode: signal ? signalCode(signal) : code,
+          signal,
+          at: performance.timeOrigin + at,
+        };
+      },
+      closed: () => {
+        const e = this.exit ?? { returnCode: null, signal: null, at: Date.now() };
+        this.finish({ kind: 'exited', ...e, error: undefined, exitedAt: e.at });
+      },
+      lost: (error) => {
+        // Its pipes are gone with the thread; make sure nothing of it runs on.
+        this.signalGroup('SIGKILL');
+        this.finish({
+          kind: this.childPid === undefined ? 'spawn_error' : 'exited',
+          returnCode: this.childPid === undefined ? null : signalCode('SIGKILL'),
+          signal: this.childPid === undefined ? null : 'SIGKILL',
+          error,
+        });
+      },
     });
   }
 
   /** Let the gated shell run the command; the timeout counts from here. */
   go(): void {
-    const child = this.child;
-    if (!child || this.released || this.exited) return;
-    this.released = true;
+    if (!this.child || this.gateClosed || this.exited || this.ended) return;
+    this.gateClosed = true;
+    this.goCalled = true;
     this.spawnedAt = Date.now();
-    this.spawnedHr = performance.now();
-    child.stdin!.end('\n');
+    if (this.childPid !== undefined) this.markReleased(performance.now());
+    this.child.release();
     if (this.spec.timeoutMs && this.spec.timeoutMs > 0) {
       this.timeoutTimer = setTimeout(() => this.terminate('timeout'), this.spec.timeoutMs);
     }
@@ -147,30 +137,16 @@ export class JobProcess {
 
   /** Close the gated shell's stdin without the go line: it exits 125, having run nothing. */
   abandon(): void {
-    if (this.released) return;
-    this.released = true;
-    this.child?.stdin?.end();
-  }
-
-  private pipe(stream: Readable, name: StreamName): void {
-    stream.on('data', (chunk: Buffer) => {
-      if (!this.spec.onOutput(name, chunk)) {
-        // The job log is behind: stop reading until it catches up (the child blocks on a full pipe).
-        const child = this.child;
-        child?.stdout?.pause();
-        child?.stderr?.pause();
-        void this.spec.drained().then(() => {
-          child?.stdout?.resume();
-          child?.stderr?.resume();
-        });
-      }
-    });
-    stream.on('error', () => undefined);
+    if (this.gateClosed) return;
+    this.gateClosed = true;
+    this.child?.abandon();
   }
 
   private finish(
     o: Omit<ProcessOutcome, 'terminatedBy' | 'spawnedAt' | 'exitedAt'> & { exitedAt?: number },
   ): void {
+    if (this.ended) return;
+    this.ended = true;
     clearTimeout(this.timeoutTimer);
     this.resolveDone({
       ...o,
@@ -182,7 +158,7 @@ export class JobProcess {
 
   /** Send a signal to the whole process group; false if it is gone. */
   signalGroup(signal: NodeJS.Signals): boolean {
-    const pid = this.child?.pid;
+    const pid = this.childPid;
     if (pid === undefined) return false;
     try {
       process.kill(-pid, signal);
@@ -198,7 +174,7 @@ export class JobProcess {
    * that ignores SIGTERM does not outlive its run.
    */
   terminate(why: 'timeout' | 'shutdown'): void {
-    if (this.terminatedBy || this.child?.pid === undefined) return;
+    if (this.terminatedBy || this.ended) return;
     if (this.exited && why === 'shutdown') return;
     this.terminatedBy = why;
     this.signalGroup('SIGTERM');
@@ -211,12 +187,4 @@ export class JobProcess {
     clearTimeout(this.killTimer);
     this.signalGroup('SIGKILL');
   }
-}
-
-function streamClosed(s: Readable): Promise<void> {
-  if (s.destroyed || s.readableEnded) return Promise.resolve();
-  return new Promise((resolve) => {
-    s.once('close', () => resolve());
-    s.once('end', () => resolve());
-  });
 }

@@ -9,6 +9,7 @@ import { logFileName, parseJobMessage, type JobToRun } from '../core/messages';
 import { declareCore, declareJobQueue } from '../core/topology';
 import { JobLogWriter, resolveLogDir, type StreamName } from './job-log';
 import { JobProcess } from './job-process';
+import { Launcher } from './launcher';
 import { OutputTail } from './output-tail';
 import { RecentRuns } from './recent-runs';
 import { ResultOutbox } from './result-outbox';
@@ -92,7 +93,7 @@ export class Runner implements Service {
   private outbox!: ResultOutbox;
   private logDir = '';
   private readonly holdMs: number;
-  private readonly baseEnv: NodeJS.ProcessEnv;
+  private readonly launcher: Launcher;
   private readonly counts = {
     started: 0,
     succeeded: 0,
@@ -110,8 +111,7 @@ export class Runner implements Service {
     this.cfg = deps.config;
     this.log = deps.logger;
     this.holdMs = deps.holdMs ?? 2000;
-    // A plain copy, once: spreading process.env itself for every run is slow.
-    this.baseEnv = { ...(deps.env ?? process.env) };
+    this.launcher = new Launcher(deps.env ?? process.env, this.log);
   }
 
   async start(): Promise<void> {
@@ -123,6 +123,7 @@ export class Runner implements Service {
       logger: this.log,
     });
     await this.outbox.start();
+    await this.launcher.start();
     this.heartbeatTimer = setInterval(() => this.sendHeartbeats(), this.cfg.heartbeatMs);
     this.heartbeatTimer.unref();
     this.deps.connection.on('disconnected', () => this.onDisconnected());
@@ -403,7 +404,7 @@ export class Runner implements Service {
     run.process = prepared.proc;
     prepared.proc.go();
     this.counts.started += 1;
-    this.startOverhead.add(prepared.proc.spawnedHr - run.takenHr);
+    void prepared.proc.released.then((hr) => this.startOverhead.add(hr - run.takenHr));
     log.debug({ command: job.command }, 'started');
     this.complete(run, prepared, log)
       .catch((err: Error) =>
@@ -431,22 +432,24 @@ export class Runner implements Service {
     const timeoutSeconds =
       job.timeoutSeconds ??
       (this.cfg.defaultTimeoutSeconds > 0 ? this.cfg.defaultTimeoutSeconds : null);
-    const proc = new JobProcess({
-      command: job.command,
-      env: {
-        ...this.baseEnv,
-        CRONQ_JOB_ID: String(job.jobId),
-        CRONQ_RUN_ID: job.runId,
-        CRONQ_JOB_NAME: job.name,
+    const proc = new JobProcess(
+      {
+        command: job.command,
+        env: {
+          CRONQ_JOB_ID: String(job.jobId),
+          CRONQ_RUN_ID: job.runId,
+          CRONQ_JOB_NAME: job.name,
+        },
+        timeoutMs: timeoutSeconds === null ? null : timeoutSeconds * 1000,
+        killGraceMs: this.cfg.killGraceMs,
+        onOutput: (stream, chunk) => {
+          tail.push(chunk);
+          return jobLog.write(stream, chunk);
+        },
+        drained: () => jobLog.drained(),
       },
-      timeoutMs: timeoutSeconds === null ? null : timeoutSeconds * 1000,
-      killGraceMs: this.cfg.killGraceMs,
-      onOutput: (stream, chunk) => {
-        tail.push(chunk);
-        return jobLog.write(stream, chunk);
-      },
-      drained: () => jobLog.drained(),
-    });
+      this.launcher,
+    );
     proc.start();
     return { proc, jobLog, tail, timeoutSeconds };
   }
@@ -537,6 +540,7 @@ export class Runner implements Service {
     if (!drained)
       this.log.warn({ buffered: this.outbox.size }, 'broker did not confirm every result in time');
     await this.outbox.stop();
+    await this.launcher.stop();
     const ch = this.channel;
     this.channel = undefined;
     if (ch) await ch.close().catch(() => undefined);

@@ -1,0 +1,169 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../core/logger';
+
+/** Messages to the launcher thread. */
+export type LauncherOp =
+  | { op: 'spawn'; id: number; command: string; env: Record<string, string> }
+  | { op: 'stdin'; id: number; data?: string }
+  | { op: 'pause'; id: number }
+  | { op: 'resume'; id: number };
+
+/** Messages from the launcher thread; `at` is epoch ms with sub-millisecond precision. */
+export type LauncherEvent =
+  | { ev: 'spawned'; id: number; pid: number }
+  | { ev: 'spawnError'; id: number; message: string }
+  | { ev: 'data'; id: number; stream: 'out' | 'err'; bytes: Uint8Array }
+  | { ev: 'exit'; id: number; code: number | null; signal: NodeJS.Signals | null; at: number }
+  | { ev: 'closed'; id: number };
+
+/** What a launched child reports back (see launcher-thread.ts). */
+export interface ChildEvents {
+  spawned(pid: number): void;
+  spawnError(err: Error): void;
+  data(stream: 'out' | 'err', chunk: Buffer): void;
+  /** `at`: performance.now() of this thread at the exit. */
+  exit(code: number | null, signal: NodeJS.Signals | null, at: number): void;
+  /** Both pipes closed; nothing more will come. */
+  closed(): void;
+  /** The launcher thread died under it: the child's fate is unknown. */
+  lost(err: Error): void;
+}
+
+/** One child, as the runner's thread sees it. */
+export class LaunchedChild {
+  constructor(
+    private readonly launcher: Launcher,
+    readonly id: number,
+  ) {}
+  /** Release the gated shell (`go`): its command runs from now on. */
+  release(): void {
+    this.launcher.send({ op: 'stdin', id: this.id, data: '\n' });
+  }
+  /** Close the gated shell's stdin without the go line: it exits having run nothing. */
+  abandon(): void {
+    this.launcher.send({ op: 'stdin', id: this.id });
+  }
+  pause(): void {
+    this.launcher.send({ op: 'pause', id: this.id });
+  }
+  resume(): void {
+    this.launcher.send({ op: 'resume', id: this.id });
+  }
+}
+
+function threadFile(): string {
+  // dist/runner/launcher-thread.js next to this file; the .ts source when run through tsx.
+  const js = path.join(__dirname, 'launcher-thread.js');
+  return existsSync(js) ? js : path.join(__dirname, 'launcher-thread.ts');
+}
+
+/**
+ * Forks job shells on a worker thread. Node forks and execs a child on the
+ * calling thread, synchronously (about a millisecond each on a small VM).
+ * On the runner's event loop that millisecond would delay every other run's
+ * acks, results and exits; on this thread it overlaps with them. (One
+ * thread: each extra V8 isolate makes every fork of the process dearer, and
+ * two measured slower than one.) Signals are still sent from the runner's
+ * thread (kill of the process group).
+ */
+export class Launcher {
+  private worker: Worker | undefined;
+  private nextId = 1;
+  private readonly children = new Map<number, ChildEvents>();
+  private stopped = false;
+  private ops: LauncherOp[] = [];
+
+  constructor(
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly logger: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    const worker = new Worker(threadFile(), { workerData: { env: this.env } });
+    this.worker = worker;
+    worker.on('message', (evs: LauncherEvent[]) => {
+      for (const ev of evs) this.onEvent(ev);
+    });
+    worker.on('error', (err) =>
+      this.logger.error({ err: err.message }, 'the process launcher thread failed'),
+    );
+    worker.on('exit', (code) => this.onExit(worker, code));
+    await new Promise<void>((resolve, reject) => {
+      worker.once('online', resolve);
+      worker.once('error', reject);
+    });
+  }
+
+  /** Fork `/bin/sh` for `command` (gated: see launcher-thread.ts) with the base environment plus `env`. */
+  launch(command: string, env: Record<string, string>, events: ChildEvents): LaunchedChild {
+    const id = this.nextId++;
+    if (!this.worker) {
+      queueMicrotask(() => events.spawnError(new Error('the process launcher is not running')));
+    } else {
+      this.children.set(id, events);
+      this.send({ op: 'spawn', id, command, env });
+    }
+    return new LaunchedChild(this, id);
+  }
+
+  /** Ops go out in one message per task of the runner (the starts of a burst of exits are one wake-up of the thread). */
+  send(op: LauncherOp): void {
+    if (!this.worker) return;
+    if (this.ops.length === 0) queueMicrotask(() => this.flush());
+    this.ops.push(op);
+  }
+
+  private flush(): void {
+    const ops = this.ops;
+    this.ops = [];
+    this.worker?.postMessage(ops);
+  }
+
+  private onEvent(ev: LauncherEvent): void {
+    const c = this.children.get(ev.id);
+    if (!c) return;
+    switch (ev.ev) {
+      case 'spawned':
+        return c.spawned(ev.pid);
+      case 'spawnError':
+        this.children.delete(ev.id);
+        return c.spawnError(new Error(ev.message));
+      case 'data':
+        return c.data(
+          ev.stream,
+          Buffer.from(ev.bytes.buffer, ev.bytes.byteOffset, ev.bytes.length),
+        );
+      case 'exit':
+        return c.exit(ev.code, ev.signal, ev.at - performance.timeOrigin);
+      case 'closed':
+        this.children.delete(ev.id);
+        return c.closed();
+    }
+  }
+
+  private onExit(worker: Worker, code: number): void {
+    if (this.worker !== worker) return;
+    this.worker = undefined;
+    const orphans = [...this.children.values()];
+    this.children.clear();
+    if (this.stopped) return;
+    const err = new Error(`the process launcher thread exited (code ${code})`);
+    this.logger.error(
+      { err: err.message, running: orphans.length },
+      'restarting the process launcher thread',
+    );
+    for (const c of orphans) c.lost(err);
+    this.start().catch((e: Error) =>
+      this.logger.error({ err: e.message }, 'could not restart the process launcher thread'),
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    const w = this.worker;
+    this.worker = undefined;
+    if (w) await w.terminate();
+  }
+}
