@@ -63,10 +63,14 @@ function threadFile(): string {
  * Forks job shells on a worker thread. Node forks and execs a child on the
  * calling thread, synchronously (about a millisecond each on a small VM).
  * On the runner's event loop that millisecond would delay every other run's
- * acks, results and exits; on this thread it overlaps with them. (One
- * thread: each extra V8 isolate makes every fork of the process dearer, and
- * two measured slower than one.) Signals are still sent from the runner's
- * thread (kill of the process group).
+ * acks, results and exits; on this thread it overlaps with them, and the
+ * thread's exits reach the runner in one message per turn. Measured in the
+ * end-to-end burst (two runners of 16 on two cores) against forking ahead
+ * on the event loop: 0.15 ms less CPU per run and ~5% more runs/s (the
+ * event loop was faster only at concurrency 1). One thread: each extra V8
+ * isolate makes every fork of the process dearer, and two measured slower
+ * than one. Signals are still sent from the runner's thread (kill of the
+ * process group).
  */
 export class Launcher {
   private worker: Worker | undefined;
