@@ -43,8 +43,8 @@ function ownerPid(name: string): number | undefined {
  * when the buffer is over its byte limit the oldest unsent heartbeats are
  * dropped (they only say "still alive"); `overLimit` tells the runner to take
  * no new jobs until it drains. While the broker is away no new run starts
- * (a run starts only after its `starting` is confirmed), so what can pile up
- * is bounded by the runs already going.
+ * (no delivery arrives), so what can pile up is bounded by the runs already
+ * going.
  *
  * On stop, results still unconfirmed after the flush grace are written to a
  * spill file under the buffer folder; the next runner started with the same
