@@ -311,9 +311,9 @@ export class Runner implements Service {
 
   /**
    * Fork the gated shell of each delivery waiting for a slot, after the runs
-   * just started have forked theirs. Node forks on its main thread (about a
-   * millisecond a child); done while the slots' commands run, it is off the
-   * path from one run's end to the next run's start. A prepared shell runs
+   * just started have asked for theirs. The launcher thread forks it (about
+   * a millisecond a child) while the slots' commands run, so no fork lies
+   * between one run's end and the next run's start. A prepared shell runs
    * nothing until `go`, so a delivery given back to the queue costs only its
    * fork. At most one per prefetched delivery.
    */
