@@ -46,6 +46,24 @@ describe('cronq-runner', () => {
     assert.match(logged, new RegExp(`${msg.run_id} out id=42 run=${msg.run_id} name=env check\\n`));
   });
 
+  test('a job that prints nothing leaves no empty job log; its first line creates the file', async () => {
+    const name = `quiet ${Date.now()}`;
+    const file = path.join(fx.logDir, `${name.replace(/\W+/g, '-')}.log`);
+    const quiet = jobMessage({ command: 'true', name });
+    await fx.jobs.publish(queue, quiet);
+    assert.equal((await fx.results.final(quiet.run_id)).status, 'succeeded');
+    assert.equal(existsSync(file), false, 'no file for a run without output');
+    const loud = jobMessage({ command: 'echo now', name });
+    await fx.jobs.publish(queue, loud);
+    await fx.results.final(loud.run_id);
+    await waitFor(
+      () => existsSync(file) && readFileSync(file, 'utf8').includes(`${loud.run_id} out now`),
+      {
+        message: 'the line in the job log',
+      },
+    );
+  });
+
   test("both job message spellings run: the README's {id, command} and the original runners' {job_id, cmd}", async () => {
     const readme = {
       run_id: jobMessage({ command: 'x' }).run_id,
