@@ -49,12 +49,11 @@ export class JobProcess {
   private terminatedBy: 'timeout' | 'shutdown' | null = null;
   private timeoutTimer: NodeJS.Timeout | undefined;
   private killTimer: NodeJS.Timeout | undefined;
-  private exited = false;
   private ended = false;
-  /** `go` or `abandon` was called: the gate line (or EOF) is on its way. */
-  private gateClosed = false;
-  private exit:
-    { returnCode: number | null; signal: NodeJS.Signals | null; at: number } | undefined;
+  /** `held` until `go` (the gate line is on its way) or `abandon` (EOF is). */
+  private gate: 'held' | 'released' | 'abandoned' = 'held';
+  /** How the shell exited; its pipes may still be draining. */
+  private exit: { returnCode: number | null; signal: NodeJS.Signals | null } | undefined;
   readonly done: Promise<ProcessOutcome>;
   private resolveDone!: (o: ProcessOutcome) => void;
   spawnedAt = 0;
@@ -63,7 +62,6 @@ export class JobProcess {
   /** Settles with performance.now() when the command is released in a forked shell (`go` and the fork both done). */
   readonly released: Promise<number>;
   private markReleased!: (hr: number) => void;
-  private goCalled = false;
 
   constructor(
     private readonly spec: ProcessSpec,
@@ -81,7 +79,7 @@ export class JobProcess {
     this.child = this.launcher.launch(this.spec.command, this.spec.env, {
       spawned: (pid) => {
         this.childPid = pid;
-        if (this.goCalled) this.markReleased(performance.now());
+        if (this.gate === 'released') this.markReleased(performance.now());
         // A shutdown or timeout that came before the pid was known.
         if (this.terminatedBy) this.signalGroup('SIGTERM');
       },
@@ -96,26 +94,27 @@ export class JobProcess {
         }
       },
       exit: (code, signal, at) => {
-        this.exited = true;
         clearTimeout(this.timeoutTimer);
         this.exitedHr = at;
-        this.exit = {
-          returnCode: signal ? signalCode(signal) : code,
-          signal,
-          at: performance.timeOrigin + at,
-        };
+        this.exit = { returnCode: signal ? signalCode(signal) : code, signal };
       },
       closed: () => {
-        const e = this.exit ?? { returnCode: null, signal: null, at: Date.now() };
-        this.finish({ kind: 'exited', ...e, error: undefined, exitedAt: e.at });
+        this.finish({
+          kind: 'exited',
+          returnCode: this.exit?.returnCode ?? null,
+          signal: this.exit?.signal ?? null,
+          error: undefined,
+          exitedAt: performance.timeOrigin + (this.exitedHr || performance.now()),
+        });
       },
       lost: (error) => {
         // Its pipes are gone with the thread; make sure nothing of it runs on.
         this.signalGroup('SIGKILL');
+        const forked = this.childPid !== undefined;
         this.finish({
-          kind: this.childPid === undefined ? 'spawn_error' : 'exited',
-          returnCode: this.childPid === undefined ? null : signalCode('SIGKILL'),
-          signal: this.childPid === undefined ? null : 'SIGKILL',
+          kind: forked ? 'exited' : 'spawn_error',
+          returnCode: forked ? signalCode('SIGKILL') : null,
+          signal: forked ? 'SIGKILL' : null,
           error,
         });
       },
@@ -124,9 +123,8 @@ export class JobProcess {
 
   /** Let the gated shell run the command; the timeout counts from here. */
   go(): void {
-    if (!this.child || this.gateClosed || this.exited || this.ended) return;
-    this.gateClosed = true;
-    this.goCalled = true;
+    if (!this.child || this.gate !== 'held' || this.exit || this.ended) return;
+    this.gate = 'released';
     this.spawnedAt = Date.now();
     if (this.childPid !== undefined) this.markReleased(performance.now());
     this.child.release();
@@ -137,8 +135,8 @@ export class JobProcess {
 
   /** Close the gated shell's stdin without the go line: it exits 125, having run nothing. */
   abandon(): void {
-    if (this.gateClosed) return;
-    this.gateClosed = true;
+    if (this.gate !== 'held') return;
+    this.gate = 'abandoned';
     this.child?.abandon();
   }
 
@@ -175,7 +173,7 @@ export class JobProcess {
    */
   terminate(why: 'timeout' | 'shutdown'): void {
     if (this.terminatedBy || this.ended) return;
-    if (this.exited && why === 'shutdown') return;
+    if (this.exit && why === 'shutdown') return;
     this.terminatedBy = why;
     this.signalGroup('SIGTERM');
     this.killTimer = setTimeout(() => this.signalGroup('SIGKILL'), this.spec.killGraceMs);

@@ -324,7 +324,7 @@ export class Runner implements Service {
       this.preforkQueued = false;
       for (const d of this.waiting) {
         if (this.stopping) return;
-        d.prepared ??= this.prepare(d.job, this.runLogger(d.job));
+        d.prepared ??= this.prepare(d.job);
       }
     });
   }
@@ -375,12 +375,13 @@ export class Runner implements Service {
    */
   private startRun(d: Delivery): void {
     const { job } = d;
-    const log = this.runLogger(job);
     if (this.closedChannels.has(d.ch)) {
       // Its channel died while it waited: the broker has requeued it, maybe to
       // another runner. If the copy comes back here it is not "recent" and runs then.
       this.abandonPrepared(d.prepared);
-      log.warn('delivery lost before it could be acked; leaving the job to its redelivery');
+      this.runLogger(job).warn(
+        'delivery lost before it could be acked; leaving the job to its redelivery',
+      );
       return;
     }
     let endRun!: () => void;
@@ -394,7 +395,8 @@ export class Runner implements Service {
     };
     this.active.set(job.runId, run);
     this.recent.add(job.runId);
-    const prepared = d.prepared ?? this.prepare(job, log);
+    const prepared = d.prepared ?? this.prepare(job);
+    const { log } = prepared;
     void this.outbox.send(
       startingResult({ job, host: this.deps.host, startTime: run.startTime }),
       resultMessageId(job.runId, 'starting'),
@@ -406,19 +408,26 @@ export class Runner implements Service {
     this.counts.started += 1;
     void prepared.proc.released.then((hr) => this.startOverhead.add(hr - run.takenHr));
     log.debug({ command: job.command }, 'started');
-    this.complete(run, prepared, log)
+    this.complete(run, prepared)
       .catch((err: Error) =>
         log.error({ err: err.message }, 'unexpected error while running a job'),
       )
       .finally(() => {
-        this.active.delete(job.runId);
+        this.freeSlot(run);
         endRun();
-        this.schedule();
       });
   }
 
+  /** Take the run out of its slot (once) and start what waits for it. */
+  private freeSlot(run: ActiveRun): void {
+    if (this.active.get(run.job.runId) !== run) return;
+    this.active.delete(run.job.runId);
+    this.schedule();
+  }
+
   /** Open the job log and fork the gated shell (it runs nothing until `go`). */
-  private prepare(job: JobToRun, log: Logger): Prepared {
+  private prepare(job: JobToRun): Prepared {
+    const log = this.runLogger(job);
     const echo = this.cfg.logToStdout
       ? (stream: StreamName, line: string) => log.info({ stream, job_name: job.name }, line)
       : undefined;
@@ -451,18 +460,18 @@ export class Runner implements Service {
       this.launcher,
     );
     proc.start();
-    return { proc, jobLog, tail, timeoutSeconds };
+    return { proc, jobLog, tail, timeoutSeconds, log };
   }
 
   /** Wait for the command to end and publish `finished` (or `failed`). */
-  private async complete(run: ActiveRun, p: Prepared, log: Logger): Promise<void> {
+  private async complete(run: ActiveRun, p: Prepared): Promise<void> {
     const { job } = run;
+    const { log } = p;
     const common = { job, host: this.deps.host, startTime: run.startTime };
     const outcome = await p.proc.done;
     // The slot is free: release the next (already forked) run first, so its
     // command runs while this one is reported.
-    this.active.delete(job.runId);
-    this.schedule();
+    this.freeSlot(run);
     this.trackLogClose(p.jobLog.end());
     let result;
     if (outcome.kind === 'spawn_error') {
@@ -576,6 +585,8 @@ export class Runner implements Service {
 
 interface Prepared {
   proc: JobProcess;
+  /** The run's child logger (job_id, run_id). */
+  log: Logger;
   jobLog: JobLogWriter;
   tail: OutputTail;
   timeoutSeconds: number | null;
