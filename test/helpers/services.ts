@@ -61,6 +61,32 @@ export async function rabbitmqctl(...args: string[]): Promise<string> {
   return stdout;
 }
 
+/**
+ * Messages of a queue as the broker counts them: `messages` is ready +
+ * unacked (amqplib's checkQueue only counts ready ones); -1 when the queue
+ * does not exist.
+ */
+export async function queueCounts(
+  vhost: string,
+  queue: string,
+): Promise<{ messages: number; unacked: number }> {
+  const out = await rabbitmqctl(
+    'list_queues',
+    '-p',
+    vhost,
+    '--no-table-headers',
+    '--silent',
+    'name',
+    'messages',
+    'messages_unacknowledged',
+  );
+  for (const line of out.split('\n')) {
+    const [name, n, u] = line.trim().split(/\s+/);
+    if (name === queue) return { messages: Number(n), unacked: Number(u) };
+  }
+  return { messages: -1, unacked: -1 };
+}
+
 export interface TestVhost {
   vhost: string;
   /** RABBITMQ_URL for this vhost. */

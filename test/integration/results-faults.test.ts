@@ -6,6 +6,7 @@ import { RESULTS_QUEUE } from '../../src/core/topology';
 import {
   createTestDatabase,
   createTestVhost,
+  queueCounts,
   rabbitmqctl,
   waitFor,
   type TestDatabase,
@@ -38,24 +39,6 @@ function startConsumer(env: Record<string, string> = {}): Proc {
   });
   procs.push(p);
   return p;
-}
-
-async function queueCounts(queue: string): Promise<{ messages: number; unacked: number }> {
-  const out = await rabbitmqctl(
-    'list_queues',
-    '-p',
-    vhost.vhost,
-    '--no-table-headers',
-    '--silent',
-    'name',
-    'messages',
-    'messages_unacknowledged',
-  );
-  for (const line of out.split('\n')) {
-    const [name, n, u] = line.trim().split(/\s+/);
-    if (name === queue) return { messages: Number(n), unacked: Number(u) };
-  }
-  return { messages: -1, unacked: -1 };
 }
 
 /** starting + finished for `runs` new runs spread over `jobIds`. */
@@ -121,7 +104,7 @@ async function assertAllStoredOnce(runIds: string[], jobIds: number[]): Promise<
     jobIds,
   )) as [unknown[]];
   assert.deepEqual(mismatch, [], 'job status follows the newest run');
-  await waitFor(async () => (await queueCounts(RESULTS_QUEUE)).messages === 0, {
+  await waitFor(async () => (await queueCounts(vhost.vhost, RESULTS_QUEUE)).messages === 0, {
     message: 'results queue empty',
   });
 }
@@ -216,7 +199,7 @@ describe('cronq-results under faults', () => {
     const jobId = await insertJob(tdb.db, 'sigterm');
     const { messages, runIds } = pairs([jobId], 10);
     await pub.publish(...messages);
-    await waitFor(async () => (await queueCounts(RESULTS_QUEUE)).unacked === 20, {
+    await waitFor(async () => (await queueCounts(vhost.vhost, RESULTS_QUEUE)).unacked === 20, {
       message: '20 deliveries in hand',
     });
     const t0 = Date.now();

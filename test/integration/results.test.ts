@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import {
   createTestDatabase,
   createTestVhost,
-  rabbitmqctl,
+  queueCounts,
   waitFor,
   type TestDatabase,
   type TestVhost,
@@ -32,24 +32,6 @@ let tdb: TestDatabase;
 let vhost: TestVhost;
 let consumer: Proc;
 let pub: ResultPublisher;
-
-/** Ready + unacked messages of a queue in our vhost (checkQueue only counts ready ones). */
-async function queueTotal(queue: string): Promise<number> {
-  const out = await rabbitmqctl(
-    'list_queues',
-    '-p',
-    vhost.vhost,
-    '--no-table-headers',
-    '--silent',
-    'name',
-    'messages',
-  );
-  for (const line of out.split('\n')) {
-    const [name, n] = line.trim().split(/\s+/);
-    if (name === queue) return Number(n);
-  }
-  return -1;
-}
 
 async function finalRun(runId: string, status = 'succeeded') {
   return waitFor(
@@ -274,7 +256,7 @@ describe('cronq-results', () => {
       0,
       'no events row: events.job_id cascades from jobs',
     );
-    await waitFor(async () => (await queueTotal(RESULTS_QUEUE)) === 0, {
+    await waitFor(async () => (await queueCounts(vhost.vhost, RESULTS_QUEUE)).messages === 0, {
       message: 'the results queue is empty (nothing left unacked)',
     });
   });
@@ -309,7 +291,7 @@ describe('cronq-results', () => {
       2,
       'logged once each',
     );
-    await waitFor(async () => (await queueTotal(RESULTS_QUEUE)) === 0, {
+    await waitFor(async () => (await queueCounts(vhost.vhost, RESULTS_QUEUE)).messages === 0, {
       message: 'the results queue is empty',
     });
   });
