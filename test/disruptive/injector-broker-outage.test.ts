@@ -1,13 +1,6 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  createTestDatabase,
-  createTestVhost,
-  rabbitmqctl,
-  waitFor,
-  type TestDatabase,
-  type TestVhost,
-} from '../helpers/services';
+import { rabbitmqctl, waitFor, useServices } from '../helpers/services';
 import { type Proc } from '../helpers/processes';
 import {
   connectWithJobQueue,
@@ -24,23 +17,11 @@ import {
  * and starts it again in `finally`. Run alone:
  *   flock /tmp/cronq-disruptive.lock node --import tsx --test test/disruptive/injector-broker-outage.test.ts
  */
-let tdb: TestDatabase;
-let vh: TestVhost;
+const svc = useServices();
 let injector: Proc | undefined;
 
-before(async () => {
-  tdb = await createTestDatabase();
-  vh = await createTestVhost();
-});
-
-after(async () => {
-  await injector?.stop();
-  await vh?.drop();
-  await tdb?.drop();
-});
-
 async function publishedPerJob(ids: number[]): Promise<Map<number, number>> {
-  const rows = (await tdb
+  const rows = (await svc.db
     .db('runs')
     .whereIn('job_id', ids)
     .whereNotNull('published_at')
@@ -57,11 +38,12 @@ test(
   'a broker outage while jobs come due: each job gets one coalesced run afterwards, none is lost, the injector stays up',
   { timeout: 120_000 },
   async () => {
-    await (await connectWithJobQueue(vh)).close();
-    injector = await startInjector(tdb, vh);
+    await (await connectWithJobQueue(svc.vhost)).close();
+    injector = await startInjector(svc.db, svc.vhost);
+    svc.track(injector);
     const steadyStart = nextWholeSecond(500);
     const steady = await insertJobs(
-      tdb.db,
+      svc.db.db,
       Array.from({ length: 50 }, (_, i) => ({
         name: `steady-${i}`,
         schedule: `R/${steadyStart.toISOString()}/PT1S`,
@@ -84,7 +66,7 @@ test(
       // Jobs that come due only while the broker is away, several occurrences each.
       duringStart = nextWholeSecond(200);
       during = await insertJobs(
-        tdb.db,
+        svc.db.db,
         Array.from({ length: 50 }, (_, i) => ({
           name: `during-${i}`,
           schedule: `R/${duringStart.toISOString()}/PT1S`,
@@ -119,7 +101,7 @@ test(
     assert.equal(stopped.code, 0);
     injector = undefined;
 
-    const runs = (await runsOf(tdb.db)).filter((r) => r.triggered_by === 'schedule');
+    const runs = (await runsOf(svc.db.db)).filter((r) => r.triggered_by === 'schedule');
     assert.deepEqual(
       scheduleGaps(runs, 1000),
       [],
@@ -148,7 +130,7 @@ test(
 
     // The queue holds every run (persistent messages survive the broker's restart); a
     // publish whose confirm was lost in the outage may be there twice, but only under its own run id.
-    const conn = await vh.connect();
+    const conn = await svc.vhost.connect();
     const msgs = await drainQueue(conn, 'cronq_jobs');
     const ids = new Set(runs.map((r) => r.run_id));
     assert.ok(

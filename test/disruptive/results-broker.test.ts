@@ -1,14 +1,7 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  createTestDatabase,
-  createTestVhost,
-  rabbitmqctl,
-  waitFor,
-  type TestDatabase,
-  type TestVhost,
-} from '../helpers/services';
-import { startCommand, type Proc } from '../helpers/processes';
+import { rabbitmqctl, waitFor, useServices } from '../helpers/services';
+import { startCommand } from '../helpers/processes';
 import {
   insertJob,
   insertRun,
@@ -25,35 +18,25 @@ import {
  * stored. The broker is started again in `finally` whatever happens.
  */
 
-let tdb: TestDatabase;
-let vhost: TestVhost;
-let consumer: Proc | undefined;
-
-before(async () => {
-  [tdb, vhost] = await Promise.all([createTestDatabase(), createTestVhost()]);
-});
-
-after(async () => {
-  await consumer?.stop();
-  await vhost?.drop();
-  await tdb?.drop();
-});
+const svc = useServices();
 
 async function stored(runId: string, status: string): Promise<void> {
-  await waitFor(async () => (await runRow(tdb.db, runId))?.status === status, {
+  await waitFor(async () => (await runRow(svc.db.db, runId))?.status === status, {
     timeoutMs: 45_000,
     message: `run ${runId} ${status}`,
   });
 }
 
 test('a broker restart: the results consumer reconnects by itself and stores what comes after', async () => {
-  consumer = startCommand('cronq-results', {
-    env: { DATABASE_URL: tdb.url, RABBITMQ_URL: vhost.url, CRONQ_LOG_LEVEL: 'info' },
-  });
+  const consumer = svc.track(
+    startCommand('cronq-results', {
+      env: { DATABASE_URL: svc.db.url, RABBITMQ_URL: svc.vhost.url, CRONQ_LOG_LEVEL: 'info' },
+    }),
+  );
   await consumer.waitForLine('consuming results', 40_000);
-  const jobId = await insertJob(tdb.db, 'broker-restart');
-  const before = await insertRun(tdb.db, jobId);
-  let pub = await ResultPublisher.open(await vhost.connect());
+  const jobId = await insertJob(svc.db.db, 'broker-restart');
+  const before = await insertRun(svc.db.db, jobId);
+  let pub = await ResultPublisher.open(await svc.vhost.connect());
   await pub.publish(resultMessage('starting', jobId, before));
   await stored(before, 'running');
 
@@ -72,7 +55,7 @@ test('a broker restart: the results consumer reconnects by itself and stores wha
       message: 'the consumer consumes again after the restart',
     },
   );
-  pub = await ResultPublisher.open(await vhost.connect());
+  pub = await ResultPublisher.open(await svc.vhost.connect());
   const after = newRunId();
   await pub.publish(
     resultMessage('finished', jobId, before),

@@ -5,6 +5,7 @@
  * messages.
  */
 import { execFile } from 'node:child_process';
+import { after, before } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import amqp, { type ChannelModel } from 'amqplib';
@@ -146,4 +147,45 @@ export async function waitFor<T>(
     }
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50));
   }
+}
+
+/** A test file's own database and vhost (see useServices). */
+export interface Services {
+  readonly db: TestDatabase;
+  readonly vhost: TestVhost;
+  /** Stop `p` after the file's tests, before the database and vhost are dropped. */
+  track<T extends { stop(): Promise<unknown> }>(p: T): T;
+}
+
+/**
+ * Registers the hooks most test files start with: create a database and a
+ * vhost of the file's own before its tests; after them, stop the processes
+ * handed to `track` (in parallel), then drop both. node:test does not run a
+ * file's top-level `before` hooks one after another, so setup that needs
+ * the services belongs in a `describe`'s `before` or in the tests.
+ */
+export function useServices(): Services {
+  let db: TestDatabase | undefined;
+  let vhost: TestVhost | undefined;
+  const tracked: Array<{ stop(): Promise<unknown> }> = [];
+  before(async () => {
+    [db, vhost] = await Promise.all([createTestDatabase(), createTestVhost()]);
+  });
+  after(async () => {
+    await Promise.all(tracked.map((p) => p.stop()));
+    await vhost?.drop();
+    await db?.drop();
+  });
+  return {
+    get db() {
+      return db!;
+    },
+    get vhost() {
+      return vhost!;
+    },
+    track(p) {
+      tracked.push(p);
+      return p;
+    },
+  };
 }

@@ -1,12 +1,6 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  createTestDatabase,
-  createTestVhost,
-  waitFor,
-  type TestDatabase,
-  type TestVhost,
-} from '../helpers/services';
+import { waitFor, useServices } from '../helpers/services';
 import { type Proc } from '../helpers/processes';
 import {
   connectWithJobQueue,
@@ -24,30 +18,21 @@ import { parseDatabaseUrl } from '../../src/core/config';
  * database's connections are killed, so this is not disruptive): it logs,
  * backs off, resumes, and no occurrence is lost or doubled.
  */
-let tdb: TestDatabase;
-let vh: TestVhost;
+const svc = useServices();
 let injector: Proc | undefined;
-
-before(async () => {
-  tdb = await createTestDatabase();
-  vh = await createTestVhost();
-});
-
-after(async () => {
-  await injector?.stop();
-  await vh?.drop();
-  await tdb?.drop();
-});
 
 test(
   'an injector whose database connections are killed again and again keeps going and loses no occurrence',
   { timeout: 60_000 },
   async () => {
-    await connectWithJobQueue(vh);
-    injector = await startInjector(tdb, vh, { CRONQ_INJECTOR_REPUBLISH_AFTER_MS: '1000' });
+    await connectWithJobQueue(svc.vhost);
+    injector = await startInjector(svc.db, svc.vhost, {
+      CRONQ_INJECTOR_REPUBLISH_AFTER_MS: '1000',
+    });
+    svc.track(injector);
     const start = nextWholeSecond(500);
     const ids = await insertJobs(
-      tdb.db,
+      svc.db.db,
       Array.from({ length: 100 }, (_, i) => ({
         name: `drop-${i}`,
         schedule: `R/${start.toISOString()}/PT1S`,
@@ -56,14 +41,14 @@ test(
     );
 
     // A separate admin connection: kills every connection to the test database but its own.
-    const admin = createDb(parseDatabaseUrl(tdb.url), { poolMax: 1 });
+    const admin = createDb(parseDatabaseUrl(svc.db.url), { poolMax: 1 });
     try {
       const until = start.getTime() + 4000;
       let kills = 0;
       while (Date.now() < until) {
         const [rows] = (await admin.raw(
           'SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()',
-          [tdb.name],
+          [svc.db.name],
         )) as unknown as [Array<{ id: number }>];
         for (const r of rows) {
           await admin.raw(`KILL CONNECTION ${Number(r.id)}`).catch(() => undefined);
@@ -79,7 +64,7 @@ test(
     // Afterwards every job runs on, and whatever was cut mid-way is published.
     await waitFor(
       async () => {
-        const runs = await runsOf(tdb.db);
+        const runs = await runsOf(svc.db.db);
         const recent = new Set(
           runs
             .filter((r) => r.scheduled_for.getTime() > cutOver + 1000 && r.published_at)
@@ -92,7 +77,7 @@ test(
     );
     assert.equal(injector.child.exitCode, null, 'the injector is still running');
     assert.equal((await injector.stop()).code, 0);
-    const runs = (await runsOf(tdb.db)).filter((r) => r.published_at !== null);
+    const runs = (await runsOf(svc.db.db)).filter((r) => r.published_at !== null);
     assert.deepEqual(
       scheduleGaps(runs, 1000),
       [],

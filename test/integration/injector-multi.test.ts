@@ -1,12 +1,6 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  createTestDatabase,
-  createTestVhost,
-  waitFor,
-  type TestDatabase,
-  type TestVhost,
-} from '../helpers/services';
+import { waitFor, useServices } from '../helpers/services';
 import { type Proc } from '../helpers/processes';
 import {
   connectWithJobQueue,
@@ -20,31 +14,23 @@ import {
 const JOBS = 500;
 const OCCURRENCES = 10;
 
-let tdb: TestDatabase;
-let vh: TestVhost;
+const svc = useServices();
 const injectors: Proc[] = [];
-
-before(async () => {
-  tdb = await createTestDatabase();
-  vh = await createTestVhost();
-});
-
-after(async () => {
-  await Promise.all(injectors.map((p) => p.stop()));
-  await vh?.drop();
-  await tdb?.drop();
-});
 
 test(
   'three injectors against 500 PT1S jobs for 10 s publish every (job, occurrence) exactly once',
   { timeout: 90_000 },
   async () => {
-    const conn = await connectWithJobQueue(vh);
-    injectors.push(...(await Promise.all([1, 2, 3].map(() => startInjector(tdb, vh)))));
+    const conn = await connectWithJobQueue(svc.vhost);
+    injectors.push(
+      ...(await Promise.all(
+        [1, 2, 3].map(async () => svc.track(await startInjector(svc.db, svc.vhost))),
+      )),
+    );
 
     const start = nextWholeSecond(2000);
     const ids = await insertJobs(
-      tdb.db,
+      svc.db.db,
       Array.from({ length: JOBS }, (_, i) => ({
         name: `multi-${i}`,
         schedule: `R${OCCURRENCES}/${start.toISOString()}/PT1S`,
@@ -54,7 +40,7 @@ test(
     const expected = JOBS * OCCURRENCES;
     await waitFor(
       async () =>
-        Number((await tdb.db('runs').whereNotNull('published_at').count({ n: '*' }))[0]!.n) >=
+        Number((await svc.db.db('runs').whereNotNull('published_at').count({ n: '*' }))[0]!.n) >=
         expected,
       {
         timeoutMs: 40_000,
@@ -65,7 +51,7 @@ test(
     // Every job has ended; nothing more can come. Stop the injectors (each exits 0).
     for (const p of injectors) assert.equal((await p.stop()).code, 0);
 
-    const runs = await runsOf(tdb.db);
+    const runs = await runsOf(svc.db.db);
     assert.equal(runs.length, expected, 'one run per (job, occurrence)');
     const want = new Set<string>();
     for (const id of ids)
@@ -94,7 +80,7 @@ test(
       assert.equal(new Date(m.scheduled_for).getTime(), r.scheduled_for.getTime());
     }
     // The work was shared: each injector claimed some of it.
-    const claimants = await tdb.db('runs').distinct('claimed_by');
+    const claimants = await svc.db.db('runs').distinct('claimed_by');
     assert.ok(claimants.length >= 2, `claimed by ${claimants.length} injector(s)`);
     const lags = runs
       .map((r) => r.published_at!.getTime() - r.scheduled_for.getTime())

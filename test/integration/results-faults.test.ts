@@ -1,17 +1,9 @@
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createDb } from '../../src/core/db';
 import { parseDatabaseUrl } from '../../src/core/config';
 import { RESULTS_QUEUE } from '../../src/core/topology';
-import {
-  createTestDatabase,
-  createTestVhost,
-  queueCounts,
-  rabbitmqctl,
-  waitFor,
-  type TestDatabase,
-  type TestVhost,
-} from '../helpers/services';
+import { queueCounts, rabbitmqctl, waitFor, useServices } from '../helpers/services';
 import { startCommand, type Proc } from '../helpers/processes';
 import {
   insertJob,
@@ -28,17 +20,20 @@ import {
  * are killed (filtered by database name), so nothing else is disturbed.
  */
 
-let tdb: TestDatabase;
-let vhost: TestVhost;
+const svc = useServices();
 let pub: ResultPublisher;
-const procs: Proc[] = [];
 
 function startConsumer(env: Record<string, string> = {}): Proc {
-  const p = startCommand('cronq-results', {
-    env: { DATABASE_URL: tdb.url, RABBITMQ_URL: vhost.url, CRONQ_LOG_LEVEL: 'info', ...env },
-  });
-  procs.push(p);
-  return p;
+  return svc.track(
+    startCommand('cronq-results', {
+      env: {
+        DATABASE_URL: svc.db.url,
+        RABBITMQ_URL: svc.vhost.url,
+        CRONQ_LOG_LEVEL: 'info',
+        ...env,
+      },
+    }),
+  );
 }
 
 /** starting + finished for `runs` new runs spread over `jobIds`. */
@@ -63,7 +58,7 @@ function pairs(jobIds: number[], runs: number): { messages: WireResult[]; runIds
 }
 
 async function countWhere(sql: string, bindings: readonly (string | number)[]): Promise<number> {
-  const [rows] = (await tdb.db.raw(sql, bindings)) as [Array<{ n: number }>];
+  const [rows] = (await svc.db.db.raw(sql, bindings)) as [Array<{ n: number }>];
   return Number(rows[0]!.n);
 }
 
@@ -99,44 +94,38 @@ async function assertAllStoredOnce(runIds: string[], jobIds: number[]): Promise<
     'no event stored twice',
   );
   // Each job's status columns follow its newest run.
-  const [mismatch] = (await tdb.db.raw(
+  const [mismatch] = (await svc.db.db.raw(
     `SELECT j.id FROM jobs j WHERE j.id IN (${inList}) AND NOT (j.last_run_status <=> (SELECT r.status FROM runs r WHERE r.job_id = j.id ORDER BY r.scheduled_for DESC LIMIT 1))`,
     jobIds,
   )) as [unknown[]];
   assert.deepEqual(mismatch, [], 'job status follows the newest run');
-  await waitFor(async () => (await queueCounts(vhost.vhost, RESULTS_QUEUE)).messages === 0, {
+  await waitFor(async () => (await queueCounts(svc.vhost.vhost, RESULTS_QUEUE)).messages === 0, {
     message: 'results queue empty',
   });
 }
 
-before(async () => {
-  [tdb, vhost] = await Promise.all([createTestDatabase(), createTestVhost()]);
-  pub = await ResultPublisher.open(await vhost.connect());
-});
-
-after(async () => {
-  await Promise.all(procs.map((p) => p.stop()));
-  await vhost?.drop();
-  await tdb?.drop();
-});
-
 describe('cronq-results under faults', () => {
+  // Inside the describe: the file-level hooks (useServices) have run by then.
+  before(async () => {
+    pub = await ResultPublisher.open(await svc.vhost.connect());
+  });
+
   test('database connections killed mid-batch: the batches are requeued and every result is stored once', async () => {
     const consumer = startConsumer({ CRONQ_RESULTS_PREFETCH: '500' });
     await consumer.waitForLine('consuming results', 40_000);
-    const jobIds = await Promise.all([1, 2, 3, 4, 5].map((i) => insertJob(tdb.db, `kill-${i}`)));
+    const jobIds = await Promise.all([1, 2, 3, 4, 5].map((i) => insertJob(svc.db.db, `kill-${i}`)));
     const { messages, runIds } = pairs(jobIds, 10_000);
     const published = pub.publish(...messages);
 
     // KILL this database's connections (the consumer's) again and again while it writes.
-    const admin = createDb(parseDatabaseUrl(tdb.url), { withoutDatabase: true, poolMax: 1 });
+    const admin = createDb(parseDatabaseUrl(svc.db.url), { withoutDatabase: true, poolMax: 1 });
     let killed = 0;
     try {
       const until = Date.now() + 4000;
       while (Date.now() < until) {
         const [rows] = (await admin.raw(
           'SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()',
-          [tdb.name],
+          [svc.db.name],
         )) as [Array<{ id: number }>];
         for (const r of rows) {
           await admin.raw(`KILL ${Number(r.id)}`).catch(() => undefined);
@@ -162,7 +151,7 @@ describe('cronq-results under faults', () => {
   test('its broker connection closed: the consumer reconnects by itself and stores what comes after', async () => {
     const consumer = startConsumer({ CRONQ_HOSTNAME: 'cut.example.com' });
     await consumer.waitForLine('consuming results', 40_000);
-    const jobId = await insertJob(tdb.db, 'conn-cut');
+    const jobId = await insertJob(svc.db.db, 'conn-cut');
     const { messages, runIds } = pairs([jobId], 50);
     await pub.publish(...messages.slice(0, 50));
     // Only this consumer's connection, in this test's vhost: disturbs no one else.
@@ -171,7 +160,7 @@ describe('cronq-results under faults', () => {
     ).split('\n');
     const row = rows.find(
       (r) =>
-        r.includes(`\t${vhost.vhost}\t`) &&
+        r.includes(`\t${svc.vhost.vhost}\t`) &&
         r.includes(`cronq-results cut.example.com.${consumer.child.pid}"`),
     );
     assert.ok(row, 'consumer connection found');
@@ -196,10 +185,10 @@ describe('cronq-results under faults', () => {
       CRONQ_RESULTS_PREFETCH: '100',
     });
     await consumer.waitForLine('consuming results', 40_000);
-    const jobId = await insertJob(tdb.db, 'sigterm');
+    const jobId = await insertJob(svc.db.db, 'sigterm');
     const { messages, runIds } = pairs([jobId], 10);
     await pub.publish(...messages);
-    await waitFor(async () => (await queueCounts(vhost.vhost, RESULTS_QUEUE)).unacked === 20, {
+    await waitFor(async () => (await queueCounts(svc.vhost.vhost, RESULTS_QUEUE)).unacked === 20, {
       message: '20 deliveries in hand',
     });
     const t0 = Date.now();
@@ -217,7 +206,7 @@ describe('cronq-results under faults', () => {
       b.waitForLine('consuming results', 40_000),
     ]);
     const jobIds = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => insertJob(tdb.db, `two-${i}`)),
+      Array.from({ length: 8 }, (_, i) => insertJob(svc.db.db, `two-${i}`)),
     );
     const { messages, runIds } = pairs(jobIds, 3000);
     await pub.publish(...messages);
