@@ -195,15 +195,27 @@ export class CronqSystem implements BenchSystem {
       `R/${new Date(due).toISOString()}/P1D`,
       due,
     );
+    // The poll counts final runs through the (status, finished_at) index,
+    // less those already final (the warm-up): as cheap for MariaDB as the
+    // ceiling's COUNT(*) of its results table. The poll used to join through
+    // the category's jobs (~5 ms of MariaDB each, 20 a second), and that CPU
+    // was taken from CronQ on two cores and counted as its MariaDB's share.
+    const before = await this.finalCount('TRUE');
     await sleep(due - Date.now());
     onDue?.();
     const where = `job_id IN (SELECT id FROM jobs WHERE category_id = ${category})`;
-    const done = await pollUntil(() => this.finalCount(where), jobs, due + 120_000);
+    const done = await pollUntil(
+      async () => (await this.finalCount('TRUE')) - before,
+      jobs,
+      due + 120_000,
+    );
     await this.pool!.query(
       'UPDATE jobs SET ended_at = UTC_TIMESTAMP(3), next_run = NULL WHERE category_id = ?',
       [category],
     );
     const completionMs = done.at - due;
+    // The count by category, once: every one of the 1,000 is this burst's.
+    const stored = await this.finalCount(where);
     const [[st]] = (await this.pool!.query(
       `SELECT MIN(queued_at) AS first_claimed, MAX(queued_at) AS last_claimed, MAX(published_at) AS last_published,
               MIN(started_at) AS first_started, MAX(started_at) AS last_started, MAX(finished_at) AS last_finished
@@ -216,7 +228,7 @@ export class CronqSystem implements BenchSystem {
       jobs,
       completionMs,
       runsPerSecond: (jobs / completionMs) * 1000,
-      stored: done.last,
+      stored,
       stages,
     };
   }
