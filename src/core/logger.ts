@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import pino, { type Logger } from 'pino';
 
 export type { Logger };
@@ -32,12 +33,50 @@ export function createLogger(opts: LoggerOptions): Logger {
       // pino-pretty is a dev dependency; fall through to JSON when absent.
     }
   }
-  return pino({
-    level,
-    base: { component: opts.component, pid: process.pid },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-  });
+  return pino(
+    {
+      level,
+      base: { component: opts.component, pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    stdoutDestination(),
+  );
+}
+
+type Destination = ReturnType<typeof pino.destination>;
+
+/**
+ * pino's own stdout writer (asynchronous, flushed at exit), made safe for a
+ * reader that has gone away. pino already stops writing when an ordinary
+ * write fails with EPIPE, but the flush at exit (sonic-boom's flushSync)
+ * retries a write that fails with EPIPE forever, so a daemon whose log
+ * reader died (a killed `| tee`, a crashed shipper) would hang at stop until
+ * SIGKILL. Here, during that flush, EPIPE on stdout counts as written: the
+ * lines have nowhere to go, and the daemon exits.
+ */
+export function stdoutDestination(fd = 1): Destination {
+  const dest = pino.destination({ dest: fd, sync: false });
+  const flushSync = dest.flushSync.bind(dest);
+  dest.flushSync = () => {
+    const writeSync = fs.writeSync;
+    (fs as { writeSync: unknown }).writeSync = (target: number, data: unknown, ...rest: unknown[]) => {
+      try {
+        return (writeSync as (...a: unknown[]) => number)(target, data, ...rest);
+      } catch (err) {
+        if (target !== fd || (err as NodeJS.ErrnoException).code !== 'EPIPE') throw err;
+        return typeof data === 'string'
+          ? Buffer.byteLength(data)
+          : ((data as { length?: number }).length ?? 0);
+      }
+    };
+    try {
+      flushSync();
+    } finally {
+      (fs as { writeSync: unknown }).writeSync = writeSync;
+    }
+  };
+  return dest;
 }
 
 /** A logger that writes nothing, for tests and library use. */
