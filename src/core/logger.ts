@@ -60,7 +60,11 @@ export function stdoutDestination(fd = 1): Destination {
   const flushSync = dest.flushSync.bind(dest);
   dest.flushSync = () => {
     const writeSync = fs.writeSync;
-    (fs as { writeSync: unknown }).writeSync = (target: number, data: unknown, ...rest: unknown[]) => {
+    (fs as { writeSync: unknown }).writeSync = (
+      target: number,
+      data: unknown,
+      ...rest: unknown[]
+    ) => {
       try {
         return (writeSync as (...a: unknown[]) => number)(target, data, ...rest);
       } catch (err) {
