@@ -5,10 +5,10 @@
  * this closes that gap: when the IPC channel to the parent goes away, the
  * daemon sends itself SIGTERM and stops in its usual order.
  *
- * Its stdout and stderr were pipes to the parent and are broken now. pino's
- * writer (sonic-boom) retries a failed synchronous flush forever on EPIPE,
- * which would hang the daemon at exit; so from here on its log lines, which
- * have nowhere to go, are dropped instead of written.
+ * Its stdout and stderr were pipes to the parent and are broken now, so
+ * from here on whatever it writes to them (log lines, a stray
+ * console.error), which has nowhere to go, is dropped instead of written.
+ * (The logger also survives EPIPE by itself: core/logger.ts.)
  */
 import fs from 'node:fs';
 
