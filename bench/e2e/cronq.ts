@@ -33,6 +33,8 @@ const CONCURRENCY = 16;
  * after all 1,000 are claimed and encoded.
  */
 const BATCH_SIZE = process.env.BENCH_CRONQ_BATCH_SIZE;
+/** Passed as CRONQ_INJECTOR_LEAD_MS when set (0 = claim only once due); unset = the default. */
+const LEAD_MS = process.env.BENCH_CRONQ_LEAD_MS;
 const FINAL = "('succeeded', 'failed', 'timed_out', 'lost')";
 
 /** MariaDB DATETIME(3) text for a UTC instant. */
@@ -56,6 +58,7 @@ export class CronqSystem implements BenchSystem {
       runners: 2,
       CRONQ_CONCURRENCY: CONCURRENCY,
       CRONQ_INJECTOR_BATCH_SIZE: BATCH_SIZE ?? '500 (default)',
+      CRONQ_INJECTOR_LEAD_MS: LEAD_MS || '500 (default)',
       resultsConsumers: 1,
       command: "'true' (run by the runner as /bin/sh -c true)",
     };
@@ -81,6 +84,7 @@ export class CronqSystem implements BenchSystem {
       RABBITMQ_URL: amqpUrl,
       CRONQ_CONCURRENCY: String(CONCURRENCY),
       ...(BATCH_SIZE ? { CRONQ_INJECTOR_BATCH_SIZE: BATCH_SIZE } : {}),
+      ...(LEAD_MS !== undefined && LEAD_MS !== '' ? { CRONQ_INJECTOR_LEAD_MS: LEAD_MS } : {}),
       LOG_PATH: this.logDir,
       CRONQ_LOG_LEVEL: 'warn',
     };

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { ConfigError } from './errors';
+import { MAX_LEAD_MS } from './messages';
 
 /**
  * Every setting of CronQ, read once from the environment (and flags, passed
@@ -45,6 +46,12 @@ export interface Config {
     batchSize: number;
     /** A claimed run whose publish was not confirmed after this long is published again. */
     republishAfterMs: number;
+    /**
+     * How far ahead of its occurrence a run is claimed and published; the
+     * runner holds it until the occurrence, so the claim and the publish
+     * are done by then. 0 = claim only once due (for runners that do not hold).
+     */
+    leadMs: number;
   };
   runner: {
     queue: string;
@@ -265,6 +272,7 @@ export function loadConfig(env: Env = process.env, overrides: Env = {}): Config 
       maxPollMs: intSetting(e, 'CRONQ_INJECTOR_MAX_POLL_MS', 1000, 10, 60_000),
       batchSize: intSetting(e, 'CRONQ_INJECTOR_BATCH_SIZE', 500, 1, 10_000),
       republishAfterMs: intSetting(e, 'CRONQ_INJECTOR_REPUBLISH_AFTER_MS', 30_000, 1000, 3_600_000),
+      leadMs: intSetting(e, 'CRONQ_INJECTOR_LEAD_MS', 500, 0, MAX_LEAD_MS),
     },
     runner: {
       queue,

@@ -28,7 +28,20 @@ export interface JobToRun {
   command: string;
   timeoutSeconds: number | null;
   scheduledFor: string | null;
+  /**
+   * Epoch ms before which a scheduled run must not start: its occurrence,
+   * when the injector published it ahead (CRONQ_INJECTOR_LEAD_MS). Null for
+   * manual runs and for messages without a readable scheduled_for.
+   */
+  notBefore: number | null;
 }
+
+/**
+ * The furthest ahead of its occurrence the injector may publish a run
+ * (CRONQ_INJECTOR_LEAD_MS), and so the longest a runner holds one: a
+ * runner whose clock runs behind the injector's never waits longer.
+ */
+export const MAX_LEAD_MS = 5000;
 
 export type ResultType = 'starting' | 'finished' | 'failed' | 'heartbeat';
 export const RESULT_TYPES: readonly ResultType[] = ['starting', 'finished', 'failed', 'heartbeat'];
@@ -128,7 +141,12 @@ export function parseJobMessage(body: Buffer | string): JobToRun {
     timeoutSeconds = m.timeout === 0 ? null : m.timeout;
   }
   const scheduledFor = typeof m.scheduled_for === 'string' ? m.scheduled_for : null;
-  return { runId, jobId, name, command, timeoutSeconds, scheduledFor };
+  let notBefore: number | null = null;
+  if (scheduledFor !== null && m.trigger === 'schedule') {
+    const t = Date.parse(scheduledFor);
+    if (Number.isFinite(t)) notBefore = t;
+  }
+  return { runId, jobId, name, command, timeoutSeconds, scheduledFor, notBefore };
 }
 
 /**

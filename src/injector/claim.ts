@@ -18,6 +18,8 @@ export interface ClaimOptions {
   includeRunNow: boolean;
   /** `host.pid`, written to jobs.locked_by and runs.claimed_by. */
   claimant: string;
+  /** Also claim jobs whose next_run is at most this far ahead (see planClaim). Default 0. */
+  leadMs?: number;
 }
 
 export interface ClaimResult {
@@ -58,15 +60,16 @@ export async function execute(
 }
 
 export async function claimDueJobs(db: Knex, opts: ClaimOptions): Promise<ClaimResult> {
+  const lead = opts.leadMs ?? 0;
   return db.transaction(
     async (trx) => {
       // Index range scan on idx_jobs_next_run; ended jobs have next_run NULL and fall out of it.
       const due = await selectRows<ClaimRow>(
         trx,
         `SELECT ${JOB_COLUMNS} FROM jobs
-          WHERE next_run < UTC_TIMESTAMP(3) AND ended_at IS NULL AND schedule_error IS NULL
+          WHERE next_run < UTC_TIMESTAMP(3) + INTERVAL ? MICROSECOND AND ended_at IS NULL AND schedule_error IS NULL
           ORDER BY next_run LIMIT ? FOR UPDATE SKIP LOCKED`,
-        [opts.batchSize],
+        [Math.round(lead * 1000), opts.batchSize],
       );
       // A separate query instead of OR, so each side uses its own index. A
       // manual run is allowed for an ended job or one with a broken schedule.
@@ -91,7 +94,7 @@ export async function claimDueJobs(db: Knex, opts: ClaimOptions): Promise<ClaimR
       const updates: ReturnType<typeof planClaim>['update'][] = [];
       const queuedAt = new Map<string, Date>();
       for (const row of rows.values()) {
-        const plan = planClaim(row, row.db_now);
+        const plan = planClaim(row, row.db_now, undefined, lead);
         updates.push(plan.update);
         for (const run of plan.runs) {
           result.runs.push(run);

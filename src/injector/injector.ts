@@ -170,12 +170,13 @@ export class Injector implements Service {
     this.log.info({ ...this.counters, ...this.dispatcher.counters }, 'injector stopped');
   }
 
-  /** Until the earliest next_run (by the database's clock), at most maxPollMs. */
+  /** Until the earliest next_run (by the database's clock) less the lead, at most maxPollMs. */
   private sleepMs(): number {
-    const max = this.opts.settings.maxPollMs;
+    const { maxPollMs: max, leadMs } = this.opts.settings;
     const p = this.lastProbe;
     if (!p || p.nextDue === null) return max;
-    const dueLocal = p.localAt + (p.nextDue.getTime() - p.dbNow.getTime()) + WAKE_MARGIN_MS;
+    const dueLocal =
+      p.localAt + (p.nextDue.getTime() - p.dbNow.getTime()) - leadMs + WAKE_MARGIN_MS;
     return Math.max(0, Math.min(max, dueLocal - this.now()));
   }
 
@@ -291,7 +292,7 @@ export class Injector implements Service {
       result.full ||= retaken.full;
     }
 
-    const due = p.nextDue !== null && p.nextDue.getTime() < p.dbNow.getTime();
+    const due = p.nextDue !== null && p.nextDue.getTime() < p.dbNow.getTime() + settings.leadMs;
     this.claimStreak = false;
     if ((due || p.runNow) && !this.stopping) {
       const claimed = await this.claimAndPublish(p.runNow);
@@ -326,6 +327,7 @@ export class Injector implements Service {
         batchSize: this.opts.settings.batchSize,
         includeRunNow: withRunNow,
         claimant: this.opts.claimant,
+        leadMs: this.opts.settings.leadMs,
       });
       jobs += claim.jobs;
       this.counters.claimedJobs += claim.jobs;

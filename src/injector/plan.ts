@@ -7,11 +7,15 @@ import { parseSchedule, type Schedule } from '../core/schedule';
  * clock alone (pure, no I/O), so the rules below are testable without a
  * database:
  *
- * - a job is due when `next_run < now` (and it has not ended and its
- *   schedule is readable); its run is for the occurrence `next_run`, and
- *   `next_run` moves to the first occurrence strictly after now. The
- *   occurrences in between are skipped, never run in a burst, and counted
- *   in the run's `missed`.
+ * - a job is due when `next_run < now + lead` (and it has not ended and
+ *   its schedule is readable); its run is for the occurrence `next_run`,
+ *   and `next_run` moves to the first occurrence strictly after both now
+ *   and that occurrence. The occurrences in between are skipped, never run
+ *   in a burst, and counted in the run's `missed`. With a lead (the
+ *   injector's CRONQ_INJECTOR_LEAD_MS) a run is claimed and published
+ *   slightly before its occurrence; the runner holds it until the
+ *   occurrence (scheduled_for), so it starts on time instead of after the
+ *   claim and the publish.
  * - a bounded schedule (`Rn/...`) with no occurrence left ends: `ended_at`
  *   is set and `next_run` cleared, so the job is never due again.
  * - `run_now = 1` adds a manual run for the database's now and clears the
@@ -69,7 +73,12 @@ const MISSED_CAP = 2_000_000_000;
 /** Longest reason text the `schedule_error` column takes. */
 const SCHEDULE_ERROR_MAX = 500;
 
-export function planClaim(job: DueJobRow, now: Date, makeRunId: () => string = newRunId): JobPlan {
+export function planClaim(
+  job: DueJobRow,
+  now: Date,
+  makeRunId: () => string = newRunId,
+  leadMs = 0,
+): JobPlan {
   const runs: PlannedRun[] = [];
   const update: JobUpdate = {
     id: job.id,
@@ -89,7 +98,7 @@ export function planClaim(job: DueJobRow, now: Date, makeRunId: () => string = n
 
   const due =
     job.next_run !== null &&
-    job.next_run.getTime() < now.getTime() &&
+    job.next_run.getTime() < now.getTime() + leadMs &&
     job.ended_at === null &&
     job.schedule_error === null;
   if (due) {
@@ -108,7 +117,8 @@ export function planClaim(job: DueJobRow, now: Date, makeRunId: () => string = n
       update.scheduleError = text;
       plan.newScheduleError = text;
     } else {
-      const next = schedule.next(now);
+      // Claimed early, the occurrence is still ahead of now: the next one follows it.
+      const next = schedule.next(occurrence.getTime() > now.getTime() ? occurrence : now);
       runs.push({
         ...base,
         runId: makeRunId(),

@@ -5,7 +5,7 @@ import type { Config } from '../core/config';
 import type { Service } from '../core/lifecycle';
 import { once } from '../core/lifecycle';
 import type { Logger } from '../core/logger';
-import { logFileName, parseJobMessage, type JobToRun } from '../core/messages';
+import { logFileName, MAX_LEAD_MS, parseJobMessage, type JobToRun } from '../core/messages';
 import { declareCore, declareJobQueue } from '../core/topology';
 import { JobLogWriter, resolveLogDir, type StreamName } from './job-log';
 import { JobProcess } from './job-process';
@@ -42,6 +42,8 @@ interface Delivery {
   msg: ConsumeMessage;
   ch: Channel;
   receivedAt: number;
+  /** Epoch ms before which it must not start (its occurrence, when published ahead); 0 = now. */
+  notBefore: number;
   /** Its gated shell, forked while the delivery waited for a slot (see preforkWaiting). */
   prepared?: Prepared;
 }
@@ -88,6 +90,9 @@ export class Runner implements Service {
   private paused = false;
   private stopping = false;
   private holdTimer: NodeJS.Timeout | undefined;
+  /** Wakes schedule() when the earliest delivery published ahead of its occurrence comes due. */
+  private dueTimer: NodeJS.Timeout | undefined;
+  private dueAt = Infinity;
   private preforkQueued = false;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private outbox!: ResultOutbox;
@@ -290,23 +295,65 @@ export class Runner implements Service {
       safe(() => ch.nack(msg, false, true));
       return;
     }
-    this.waiting.push({ job, msg, ch, receivedAt: Date.now() });
+    const receivedAt = Date.now();
+    // A scheduled run published ahead of its occurrence waits for it here,
+    // its shell forked, and starts on the dot (never later than
+    // MAX_LEAD_MS from now, whatever this host's clock says).
+    const notBefore =
+      job.notBefore !== null && job.notBefore > receivedAt
+        ? Math.min(job.notBefore, receivedAt + MAX_LEAD_MS)
+        : 0;
+    this.waiting.push({ job, msg, ch, receivedAt, notBefore });
     this.schedule();
   }
 
-  /** Start waiting deliveries while slots are free; bound how long the rest may wait. */
+  /**
+   * Start the waiting deliveries that are due, in arrival order, while slots
+   * are free; wake again when the next early one comes due; bound how long
+   * a due one may wait for a slot.
+   */
   private schedule(): void {
-    while (!this.stopping && this.waiting.length > 0 && !this.isFull()) {
-      this.startRun(this.waiting.shift()!);
+    const now = Date.now();
+    let nextDue = Infinity;
+    let blocked = false;
+    for (let i = 0; i < this.waiting.length && !this.stopping;) {
+      const d = this.waiting[i]!;
+      if (d.notBefore > now) {
+        nextDue = Math.min(nextDue, d.notBefore);
+        i += 1;
+      } else if (this.isFull()) {
+        blocked = true;
+        i += 1;
+      } else {
+        this.waiting.splice(i, 1);
+        this.startRun(d);
+      }
     }
-    if (this.waiting.length === 0) {
+    this.armDueTimer(this.stopping ? Infinity : nextDue);
+    if (!blocked) {
       clearTimeout(this.holdTimer);
       this.holdTimer = undefined;
       this.resume();
-      return;
+    } else if (!this.holdTimer) {
+      this.holdTimer = setTimeout(() => this.releaseWaiting(), this.holdMs);
     }
-    if (!this.holdTimer) this.holdTimer = setTimeout(() => this.releaseWaiting(), this.holdMs);
-    this.preforkWaiting();
+    if (this.waiting.length > 0) this.preforkWaiting();
+  }
+
+  private armDueTimer(at: number): void {
+    if (at === this.dueAt) return;
+    clearTimeout(this.dueTimer);
+    this.dueTimer = undefined;
+    this.dueAt = at;
+    if (at === Infinity) return;
+    this.dueTimer = setTimeout(
+      () => {
+        this.dueTimer = undefined;
+        this.dueAt = Infinity;
+        this.schedule();
+      },
+      Math.max(0, at - Date.now()),
+    );
   }
 
   /**
@@ -527,6 +574,7 @@ export class Runner implements Service {
   readonly stop = once(async () => {
     this.stopping = true;
     clearTimeout(this.holdTimer);
+    this.armDueTimer(Infinity);
     await this.pause().catch(() => undefined);
     for (const d of this.dropWaiting(() => true)) safe(() => d.ch.nack(d.msg, false, true));
     if (this.active.size > 0) {

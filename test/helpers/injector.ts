@@ -129,6 +129,7 @@ export interface RunRowLite {
   missed: number;
   published_at: Date | null;
   queued_at: Date;
+  claimed_by: string | null;
 }
 
 export async function runsOf(db: Knex): Promise<RunRowLite[]> {
@@ -143,6 +144,7 @@ export async function runsOf(db: Knex): Promise<RunRowLite[]> {
       'missed',
       'published_at',
       'queued_at',
+      'claimed_by',
     )
     .orderBy(['job_id', 'scheduled_for'])) as RunRowLite[];
 }

@@ -92,6 +92,52 @@ describe('cronq-injector', () => {
     assert.match(job.locked_by, /\.\d+$/);
   });
 
+  test('with CRONQ_INJECTOR_LEAD_MS a run is claimed and published ahead of its occurrence, never further ahead than the lead', async () => {
+    const queue = await queueFor(uniqueName('q'));
+    const occurrence = new Date(Math.ceil((Date.now() + 5000) / 1000) * 1000);
+    const early = startCommand('cronq-injector', {
+      env: {
+        DATABASE_URL: tdb.url,
+        RABBITMQ_URL: vh.url,
+        CRONQ_INJECTOR_MAX_POLL_MS: String(MAX_POLL_MS),
+        CRONQ_INJECTOR_LEAD_MS: '3000',
+        CRONQ_HOSTNAME: 'lead-test',
+      },
+    });
+    try {
+      await early.waitForLine('injector running', 30_000);
+      const [id] = await insertJobs(tdb.db, [
+        {
+          name: uniqueName('ahead'),
+          schedule: `R/${occurrence.toISOString()}/PT1H`,
+          nextRun: occurrence,
+          routingKey: queue,
+          command: 'true',
+        },
+      ]);
+      const [msg] = await waitFor(async () => {
+        const got = await drainQueue(conn, queue);
+        return got.length ? got : undefined;
+      });
+      const seenAt = Date.now();
+      assert.ok(
+        seenAt < occurrence.getTime(),
+        `published ${seenAt - occurrence.getTime()} ms late`,
+      );
+      assert.equal(msg!.scheduled_for, occurrence.toISOString());
+      assert.equal(msg!.trigger, 'schedule');
+      const run = (await runsOf(tdb.db)).find((r) => r.job_id === id)!;
+      assert.match(run.claimed_by!, /^lead-test\./);
+      const ahead = occurrence.getTime() - run.queued_at.getTime();
+      assert.ok(ahead > 500 && ahead <= 3000, `claimed ${ahead} ms ahead`);
+      assert.equal(run.scheduled_for.getTime(), occurrence.getTime());
+      const [job] = await tdb.db('jobs').where({ id }).select('next_run');
+      assert.equal(job.next_run.getTime(), occurrence.getTime() + 3600_000);
+    } finally {
+      await early.stop();
+    }
+  });
+
   test('a due job whose routing key has no queue bound ends as a failed run with the reason, and is not retried', async () => {
     const key = uniqueName('nobody').slice(0, 32);
     const start = new Date(Date.now() - 1000);

@@ -127,6 +127,46 @@ describe('cronq-runner', () => {
     assert.equal(fx.results.forRun(msg.run_id, 'starting').length, 1);
   });
 
+  test('a scheduled run published ahead of its occurrence starts at the occurrence, and does not hold up a run that is due now', async () => {
+    const due = Date.now() + 1500;
+    const early = {
+      ...jobMessage({ command: 'true', name: 'early' }),
+      scheduled_for: new Date(due).toISOString(),
+      trigger: 'schedule',
+    };
+    const now = jobMessage({ command: 'true', name: 'due now' });
+    await fx.jobs.publish(queue, early);
+    await fx.jobs.publish(queue, now);
+    const nowFin = await fx.results.final(now.run_id);
+    const earlyFin = await fx.results.final(early.run_id);
+    const started = Date.parse(earlyFin.start_time!);
+    assert.ok(started >= due, `started ${started - due} ms before its occurrence`);
+    assert.ok(started - due < 500, `started ${started - due} ms after its occurrence`);
+    // The held delivery took no slot (concurrency 1): the other run went first.
+    assert.ok(Date.parse(nowFin.start_time!) < due);
+  });
+
+  test('a run published far ahead (a clock behind the injector) is held at most 5 s; a manual run is never held', async () => {
+    const farAhead = {
+      ...jobMessage({ command: 'true', name: 'far ahead' }),
+      scheduled_for: new Date(Date.now() + 3_600_000).toISOString(),
+      trigger: 'schedule',
+    };
+    const manual = {
+      ...jobMessage({ command: 'true', name: 'manual ahead' }),
+      scheduled_for: new Date(Date.now() + 3_600_000).toISOString(),
+      trigger: 'manual',
+    };
+    const sent = Date.now();
+    await fx.jobs.publish(queue, farAhead);
+    await fx.jobs.publish(queue, manual);
+    const manualFin = await fx.results.final(manual.run_id);
+    assert.ok(Date.parse(manualFin.start_time!) - sent < 2000, 'the manual run waited');
+    const farFin = await fx.results.final(farAhead.run_id);
+    const held = Date.parse(farFin.start_time!) - sent;
+    assert.ok(held >= 4500 && held < 7000, `held ${held} ms`);
+  });
+
   test('a poison message is rejected without requeue, logged once, and the next good message runs', async () => {
     const before = runner
       .lines()

@@ -49,7 +49,7 @@ describe('defaults', () => {
     assert.deepEqual({ ...c.log }, { level: 'info', format: 'json' });
     assert.deepEqual(
       { ...c.injector },
-      { maxPollMs: 1000, batchSize: 500, republishAfterMs: 30_000 },
+      { maxPollMs: 1000, batchSize: 500, republishAfterMs: 30_000, leadMs: 500 },
     );
     assert.deepEqual(
       { ...c.runner },
@@ -119,6 +119,7 @@ describe('every setting is read from its environment variable', () => {
       CRONQ_INJECTOR_MAX_POLL_MS: '250',
       CRONQ_INJECTOR_BATCH_SIZE: '50',
       CRONQ_INJECTOR_REPUBLISH_AFTER_MS: '5000',
+      CRONQ_INJECTOR_LEAD_MS: '0',
       CRONQ_RESULTS_PREFETCH: '10',
       CRONQ_LOST_AFTER_SECONDS: '30',
       CRONQ_RESULTS_FLUSH_MS: '0',
@@ -142,7 +143,15 @@ describe('every setting is read from its environment variable', () => {
     assert.equal(c.runner.heartbeatMs, 500);
     assert.equal(c.runner.bufferPath, '/tmp/buf');
     assert.equal(c.runner.bufferMaxBytes, 4096);
-    assert.deepEqual({ ...c.injector }, { maxPollMs: 250, batchSize: 50, republishAfterMs: 5000 });
+    assert.deepEqual(
+      { ...c.injector },
+      {
+        maxPollMs: 250,
+        batchSize: 50,
+        republishAfterMs: 5000,
+        leadMs: 0,
+      },
+    );
     assert.deepEqual({ ...c.results }, { prefetch: 10, lostAfterMs: 30_000, flushMs: 0 });
     assert.deepEqual(
       { ...c.web },
@@ -333,6 +342,8 @@ describe('a bad value is a ConfigError that names the setting and the accepted f
     [{ CRONQ_INJECTOR_MAX_POLL_MS: '1' }, 'CRONQ_INJECTOR_MAX_POLL_MS'],
     [{ CRONQ_INJECTOR_BATCH_SIZE: '0' }, 'CRONQ_INJECTOR_BATCH_SIZE'],
     [{ CRONQ_INJECTOR_REPUBLISH_AFTER_MS: '10' }, 'CRONQ_INJECTOR_REPUBLISH_AFTER_MS'],
+    [{ CRONQ_INJECTOR_LEAD_MS: '5001' }, 'CRONQ_INJECTOR_LEAD_MS'],
+    [{ CRONQ_INJECTOR_LEAD_MS: '-1' }, 'CRONQ_INJECTOR_LEAD_MS'],
     [{ CRONQ_RESULTS_PREFETCH: '0' }, 'CRONQ_RESULTS_PREFETCH'],
     [{ CRONQ_LOST_AFTER_SECONDS: '0' }, 'CRONQ_LOST_AFTER_SECONDS'],
     [{ CRONQ_RESULTS_FLUSH_MS: '-5' }, 'CRONQ_RESULTS_FLUSH_MS'],

@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { planClaim, type DueJobRow } from '../../src/injector/plan';
 import { secondsToInterval } from '../../src/core/jobs';
 
@@ -138,4 +139,60 @@ test('the run carries routing key (default when empty), timeout (none when 0) an
   const q = planClaim(job({ routing_key: 'slow', timeout: 30 }), at(30), ids);
   assert.equal(q.runs[0]!.routingKey, 'slow');
   assert.equal(q.runs[0]!.timeoutSeconds, 30);
+});
+
+test('with a lead, an occurrence less than the lead ahead is claimed early, and next_run moves past it', () => {
+  const p = planClaim(job({}), at(-300), ids, 500);
+  assert.equal(p.runs.length, 1);
+  assert.equal(p.runs[0]!.scheduledFor.getTime(), T0.getTime());
+  assert.equal(p.runs[0]!.missed, 0);
+  assert.equal(p.update.nextRun!.getTime(), at(1000).getTime());
+});
+
+test('with a lead, an occurrence further ahead than the lead is not due yet', () => {
+  const p = planClaim(job({}), at(-600), ids, 500);
+  assert.equal(p.runs.length, 0);
+  assert.equal(p.update.nextRun!.getTime(), T0.getTime());
+  // Exactly the lead ahead is not due either (next_run < now + lead, strictly).
+  assert.equal(planClaim(job({}), at(-500), ids, 500).runs.length, 0);
+});
+
+test('with a lead, the last occurrence of a bounded schedule claimed early ends the job', () => {
+  const p = planClaim(job({ schedule: `R1/${T0.toISOString()}/PT1S` }), at(-200), ids, 500);
+  assert.equal(p.runs.length, 1);
+  assert.equal(p.update.nextRun, null);
+  assert.ok(p.update.endedAt);
+});
+
+test('property: claims at any times with any lead run each occurrence once, in order, never more than the lead ahead', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 5000 }),
+      fc.constantFrom(1000, 2500, 60_000),
+      fc.array(fc.integer({ min: 1, max: 4000 }), { minLength: 1, maxLength: 60 }),
+      (lead, periodMs, steps) => {
+        let row = job({ schedule: `R/${T0.toISOString()}/PT${periodMs / 1000}S` });
+        let now = T0.getTime() - 6000;
+        const claimed: number[] = [];
+        for (const step of steps) {
+          now += step;
+          const p = planClaim(row, new Date(now), ids, lead);
+          for (const r of p.runs) {
+            assert.ok(r.scheduledFor.getTime() < now + lead, 'claimed further ahead than the lead');
+            claimed.push(r.scheduledFor.getTime());
+          }
+          if (p.runs.length > 0 && p.update.nextRun !== null) {
+            // After a claim, next_run is past both now and the occurrence just claimed.
+            assert.ok(p.update.nextRun.getTime() > now, 'next_run is not after now');
+            assert.ok(p.update.nextRun.getTime() > p.runs[0]!.scheduledFor.getTime());
+          }
+          row = { ...row, next_run: p.update.nextRun, ended_at: p.update.endedAt };
+        }
+        for (let i = 1; i < claimed.length; i += 1)
+          assert.ok(claimed[i]! > claimed[i - 1]!, 'an occurrence ran twice or out of order');
+        for (const c of claimed) assert.equal((c - T0.getTime()) % periodMs, 0);
+      },
+    ),
+    { numRuns: 1000 },
+  );
 });
