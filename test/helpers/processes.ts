@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -66,14 +67,25 @@ export function startCommand(
   };
   child.stdout!.on('data', onData('out'));
   child.stderr!.on('data', onData('err'));
+  // Set once the process has exited AND its last output has been read:
+  // 'exit' can come before the final lines written at exit arrive on the pipes.
+  let done = false;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.on('exit', (code, signal) => {
       live.delete(child);
-      if (partial.out) collected.push(partial.out);
-      if (partial.err) collected.push(partial.err);
-      partial = { out: '', err: '' };
-      for (const l of listeners) l();
-      resolve({ code, signal });
+      // Bounded: a grandchild that inherited the pipes could hold them open.
+      const bound = new Promise<void>((r) => setTimeout(r, 2000).unref());
+      void Promise.race([
+        Promise.all([drained(child.stdout!), drained(child.stderr!)]),
+        bound,
+      ]).then(() => {
+        if (partial.out) collected.push(partial.out);
+        if (partial.err) collected.push(partial.err);
+        partial = { out: '', err: '' };
+        done = true;
+        for (const l of listeners) l();
+        resolve({ code, signal });
+      });
     });
   });
   const proc: Proc = {
@@ -99,7 +111,7 @@ export function startCommand(
             clearTimeout(timer);
             listeners.delete(check);
             resolve(line);
-          } else if (child.exitCode !== null || child.signalCode !== null) {
+          } else if (done) {
             clearTimeout(timer);
             listeners.delete(check);
             reject(
@@ -156,5 +168,14 @@ export async function runCommand(
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
+  });
+}
+
+/** Resolves when a child's output pipe has delivered everything (or is gone). */
+function drained(stream: Readable): Promise<void> {
+  if (stream.readableEnded || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    stream.once('end', () => resolve());
+    stream.once('close', () => resolve());
   });
 }
