@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import amqp from 'amqplib';
@@ -125,13 +125,20 @@ test(
     const q = uniqueName('q');
     const bufferDir = mkdtempSync(path.join(os.tmpdir(), 'cronq-runner-buffer-'));
     const first = await fx.startRunner(q, { CRONQ_RESULT_BUFFER_PATH: bufferDir });
-    const msg = jobMessage({ command: 'sleep 1; echo kept on disk' });
+    // The job ends only once the runner has lost the broker (the test
+    // creates the flag then), so its `finished` cannot be confirmed first.
+    const flag = path.join(mkdtempSync(path.join(os.tmpdir(), 'cronq-flag-')), 'broker-gone');
+    const msg = jobMessage({
+      command: `while [ ! -e '${flag}' ]; do sleep 0.05; done; echo kept on disk`,
+    });
     await fx.jobs.publish(q, msg);
     await waitFor(() => fx.results.forRun(msg.run_id, 'starting').length === 1, {
       message: 'job started',
     });
     try {
       await rabbitmqctl('stop_app');
+      await first.waitForLine('AMQP connection lost', 20_000);
+      writeFileSync(flag, '');
       await first.waitForLine(new RegExp(`"run_id":"${msg.run_id}".*"msg":"finished"`), 20_000);
       first.kill('SIGTERM');
       const exit = await first.exited;
