@@ -9,7 +9,13 @@ import { Injector } from '../injector';
 import { migrateWithRetry, testHooksFromEnv } from '../injector/startup';
 import { addCommonOptions, commonOverrides, runCli } from './common';
 
-type Flags = { batchSize?: string; maxPollMs?: string; logLevel?: string; logFormat?: string };
+type Flags = {
+  batchSize?: string;
+  maxPollMs?: string;
+  leadMs?: string;
+  logLevel?: string;
+  logFormat?: string;
+};
 
 /**
  * cronq-injector: bring the tables up to date (non-destructive), then claim
@@ -29,6 +35,10 @@ export async function run(argv: string[]): Promise<void> {
       '--max-poll-ms <ms>',
       'longest wait between looks at the database (CRONQ_INJECTOR_MAX_POLL_MS, default 1000)',
     )
+    .option(
+      '--lead-ms <ms>',
+      'claim and publish runs this far ahead of their occurrence; runners hold them until then (CRONQ_INJECTOR_LEAD_MS, default 500, 0-5000)',
+    )
     .addHelpText(
       'after',
       '\nEnvironment: DATABASE_URL (or CRONQ_MYSQL), RABBITMQ_URL (or RABBITMQ_HOST/USER/PASS), CRONQ_INJECTOR_*.\nSee docs/injector.md.\n',
@@ -37,6 +47,7 @@ export async function run(argv: string[]): Promise<void> {
       const overrides = {
         CRONQ_INJECTOR_BATCH_SIZE: flags.batchSize,
         CRONQ_INJECTOR_MAX_POLL_MS: flags.maxPollMs,
+        CRONQ_INJECTOR_LEAD_MS: flags.leadMs,
       };
       const config = loadConfig(process.env, { ...commonOverrides(flags), ...overrides });
       const logger = createLogger({

@@ -285,12 +285,19 @@ describe('cronq-injector', () => {
     });
     assert.equal(f.code, 2);
     assert.match(f.stderr, /CRONQ_INJECTOR_MAX_POLL_MS/);
+    const lead = await runCommand('cronq-injector', {
+      args: ['--lead-ms', '6000'],
+      env: { DATABASE_URL: tdb.url },
+    });
+    assert.equal(lead.code, 2);
+    assert.equal(lead.stderr.trim().split('\n').length, 1);
+    assert.match(lead.stderr, /CRONQ_INJECTOR_LEAD_MS/);
   });
 
   test('--help lists the flags and exits 0', async () => {
     const r = await runCommand('cronq-injector', { args: ['--help'] });
     assert.equal(r.code, 0);
-    for (const flag of ['--batch-size', '--max-poll-ms', '--log-level', '--verbose'])
+    for (const flag of ['--batch-size', '--max-poll-ms', '--lead-ms', '--log-level', '--verbose'])
       assert.ok(r.stdout.includes(flag), flag);
   });
 
