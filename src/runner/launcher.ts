@@ -53,11 +53,22 @@ export class LaunchedChild {
   }
 }
 
-function threadFile(): string {
-  // dist/runner/launcher-thread.js next to this file; the .ts source when run through tsx.
+/** dist/runner/launcher-thread.js next to this file; the .ts source (through tsx) when this file is itself run from source. */
+function newThread(env: NodeJS.ProcessEnv): Worker {
   const js = path.join(__dirname, 'launcher-thread.js');
-  return existsSync(js) ? js : path.join(__dirname, 'launcher-thread.ts');
+  if (existsSync(js)) return new Worker(js, { workerData: { env } });
+  // Tests and `node --import tsx` run src/: tsx's hooks do not reach a worker by themselves.
+  const ts = path.join(__dirname, 'launcher-thread.ts');
+  return new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(ts)});`, {
+    eval: true,
+    workerData: { env },
+  });
 }
+
+/** Restart delays after the thread died: doubling from 100 ms to 5 s, back to 0 once a thread has lived 10 s. */
+const RESTART_MIN_MS = 100;
+const RESTART_MAX_MS = 5000;
+const STABLE_MS = 10_000;
 
 /**
  * Forks job shells on a worker thread. Node forks and execs a child on the
@@ -78,15 +89,22 @@ export class Launcher {
   private readonly children = new Map<number, ChildEvents>();
   private stopped = false;
   private ops: LauncherOp[] = [];
+  /** Set while a dead thread waits for its restart: ops are kept for the new one meanwhile. */
+  private restartTimer: NodeJS.Timeout | undefined;
+  private restarts = 0;
+  private startedAt = 0;
 
   constructor(
     private readonly env: NodeJS.ProcessEnv,
     private readonly logger: Logger,
+    /** Makes the thread; tests pass one that fails to start, to see the restarts back off. */
+    private readonly makeThread: (env: NodeJS.ProcessEnv) => Worker = newThread,
   ) {}
 
   async start(): Promise<void> {
-    const worker = new Worker(threadFile(), { workerData: { env: this.env } });
+    const worker = this.makeThread(this.env);
     this.worker = worker;
+    this.startedAt = Date.now();
     worker.on('message', (evs: LauncherEvent[]) => {
       for (const ev of evs) this.onEvent(ev);
     });
@@ -98,12 +116,13 @@ export class Launcher {
       worker.once('online', resolve);
       worker.once('error', reject);
     });
+    if (this.ops.length > 0) queueMicrotask(() => this.flush());
   }
 
   /** Fork `/bin/sh` for `command` (gated: see launcher-thread.ts) with the base environment plus `env`. */
   launch(command: string, env: Record<string, string>, events: ChildEvents): LaunchedChild {
     const id = this.nextId++;
-    if (!this.worker) {
+    if (!this.worker && !this.restartTimer) {
       queueMicrotask(() => events.spawnError(new Error('the process launcher is not running')));
     } else {
       this.children.set(id, events);
@@ -114,15 +133,16 @@ export class Launcher {
 
   /** Ops go out in one message per task of the runner (the starts of a burst of exits are one wake-up of the thread). */
   send(op: LauncherOp): void {
-    if (!this.worker) return;
-    if (this.ops.length === 0) queueMicrotask(() => this.flush());
+    if (!this.worker && !this.restartTimer) return;
+    if (this.ops.length === 0 && this.worker) queueMicrotask(() => this.flush());
     this.ops.push(op);
   }
 
   private flush(): void {
+    if (!this.worker || this.ops.length === 0) return;
     const ops = this.ops;
     this.ops = [];
-    this.worker?.postMessage(ops);
+    this.worker.postMessage(ops);
   }
 
   private onEvent(ev: LauncherEvent): void {
@@ -158,14 +178,28 @@ export class Launcher {
       { err: err.message, running: orphans.length },
       'restarting the process launcher thread',
     );
+    // Unsent ops belong to the children just reported lost; launches from
+    // now on wait for the new thread.
+    this.ops = [];
     for (const c of orphans) c.lost(err);
-    this.start().catch((e: Error) =>
-      this.logger.error({ err: e.message }, 'could not restart the process launcher thread'),
-    );
+    // With a backoff: a thread that cannot start (a broken install) must not
+    // be restarted in a tight loop. Jobs launched meanwhile wait for it.
+    if (Date.now() - this.startedAt >= STABLE_MS) this.restarts = 0;
+    const delay = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** this.restarts);
+    this.restarts += 1;
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.stopped) return;
+      this.start().catch((e: Error) =>
+        this.logger.error({ err: e.message }, 'could not restart the process launcher thread'),
+      );
+    }, delay);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
     const w = this.worker;
     this.worker = undefined;
     if (w) await w.terminate();
