@@ -65,7 +65,7 @@ function newThread(env: NodeJS.ProcessEnv): Worker {
   });
 }
 
-/** Restart delays after the thread died: doubling from 100 ms to 5 s, back to 0 once a thread has lived 10 s. */
+/** Restart delays after the thread died: doubling from 100 ms to 5 s, back to 100 ms once a thread has lived 10 s. */
 const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 5000;
 const STABLE_MS = 10_000;
