@@ -55,7 +55,7 @@ type Destination = ReturnType<typeof pino.destination>;
  * SIGKILL. Here, during that flush, EPIPE on stdout counts as written: the
  * lines have nowhere to go, and the daemon exits.
  */
-export function stdoutDestination(fd = 1): Destination {
+function stdoutDestination(fd = 1): Destination {
   const dest = pino.destination({ dest: fd, sync: false });
   const flushSync = dest.flushSync.bind(dest);
   dest.flushSync = () => {

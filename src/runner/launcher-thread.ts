@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Readable } from 'node:stream';
+import { streamEnded } from '../core/streams';
 import type { LauncherEvent, LauncherOp } from './launcher';
 
 /**
@@ -94,7 +95,7 @@ function start(id: number, command: string, env: Record<string, string>): void {
       }, PIPE_LINGER_MS);
     };
     arm();
-    void Promise.all([closed(child.stdout!), closed(child.stderr!)]).then(() => {
+    void Promise.all([streamEnded(child.stdout!), streamEnded(child.stderr!)]).then(() => {
       clearTimeout(linger);
       children.delete(id);
       post({ ev: 'closed', id });
@@ -109,14 +110,6 @@ function pipe(id: number, stream: Readable, name: 'out' | 'err'): void {
     post({ ev: 'data', id, stream: name, bytes }, bytes.buffer);
   });
   stream.on('error', () => undefined);
-}
-
-function closed(s: Readable): Promise<void> {
-  if (s.destroyed || s.readableEnded) return Promise.resolve();
-  return new Promise((resolve) => {
-    s.once('close', () => resolve());
-    s.once('end', () => resolve());
-  });
 }
 
 port.on('message', (ops: LauncherOp[]) => {

@@ -54,7 +54,7 @@ export class LaunchedChild {
 }
 
 /** dist/runner/launcher-thread.js next to this file; the .ts source (through tsx) when this file is itself run from source. */
-function newThread(env: NodeJS.ProcessEnv): Worker {
+export function launcherThread(env: NodeJS.ProcessEnv): Worker {
   const js = path.join(__dirname, 'launcher-thread.js');
   if (existsSync(js)) return new Worker(js, { workerData: { env } });
   // Tests and `node --import tsx` run src/: tsx's hooks do not reach a worker by themselves.
@@ -98,7 +98,7 @@ export class Launcher {
     private readonly env: NodeJS.ProcessEnv,
     private readonly logger: Logger,
     /** Makes the thread; tests pass one that fails to start, to see the restarts back off. */
-    private readonly makeThread: (env: NodeJS.ProcessEnv) => Worker = newThread,
+    private readonly makeThread: (env: NodeJS.ProcessEnv) => Worker = launcherThread,
   ) {}
 
   async start(): Promise<void> {

@@ -396,11 +396,17 @@ export class Runner implements Service {
     return this.log.child({ job_id: job.jobId, run_id: job.runId });
   }
 
+  /** Give every waiting delivery back to the queue (its shell, if forked, runs nothing). */
+  private requeueWaiting(): Delivery[] {
+    const held = this.dropWaiting(() => true);
+    for (const d of held) safe(() => d.ch.nack(d.msg, false, true));
+    return held;
+  }
+
   /** Give held deliveries back to the queue and stop consuming until a slot frees. */
   private releaseWaiting(): void {
     this.holdTimer = undefined;
-    const held = this.dropWaiting(() => true);
-    for (const d of held) safe(() => d.ch.nack(d.msg, false, true));
+    const held = this.requeueWaiting();
     if (held.length > 0)
       this.log.debug(
         { released: held.length },
@@ -576,7 +582,7 @@ export class Runner implements Service {
     clearTimeout(this.holdTimer);
     this.armDueTimer(Infinity);
     await this.pause().catch(() => undefined);
-    for (const d of this.dropWaiting(() => true)) safe(() => d.ch.nack(d.msg, false, true));
+    this.requeueWaiting();
     if (this.active.size > 0) {
       this.log.info(
         { running: this.active.size, graceMs: this.cfg.shutdownGraceMs },

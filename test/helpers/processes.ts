@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { streamEnded } from '../../src/core/streams';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -76,7 +76,7 @@ export function startCommand(
       // Bounded: a grandchild that inherited the pipes could hold them open.
       const bound = new Promise<void>((r) => setTimeout(r, 2000).unref());
       void Promise.race([
-        Promise.all([drained(child.stdout!), drained(child.stderr!)]),
+        Promise.all([streamEnded(child.stdout!), streamEnded(child.stderr!)]),
         bound,
       ]).then(() => {
         if (partial.out) collected.push(partial.out);
@@ -168,14 +168,5 @@ export async function runCommand(
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
-  });
-}
-
-/** Resolves when a child's output pipe has delivered everything (or is gone). */
-function drained(stream: Readable): Promise<void> {
-  if (stream.readableEnded || stream.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    stream.once('end', () => resolve());
-    stream.once('close', () => resolve());
   });
 }

@@ -29,11 +29,7 @@ describe('cronq-injector', () => {
     vh = await createTestVhost();
     conn = await vh.connect();
     injector = startCommand('cronq-injector', {
-      env: {
-        DATABASE_URL: tdb.url,
-        RABBITMQ_URL: vh.url,
-        CRONQ_INJECTOR_MAX_POLL_MS: String(MAX_POLL_MS),
-      },
+      env: injectorEnv(),
     });
     await injector.waitForLine('injector running', 30_000);
   });
@@ -43,6 +39,24 @@ describe('cronq-injector', () => {
     await vh?.drop();
     await tdb?.drop();
   });
+
+  /** The environment of this file's injectors, plus `extra`. */
+  function injectorEnv(extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      DATABASE_URL: tdb.url,
+      RABBITMQ_URL: vh.url,
+      CRONQ_INJECTOR_MAX_POLL_MS: String(MAX_POLL_MS),
+      ...extra,
+    };
+  }
+
+  /** Waits until `queue` holds messages, and takes them all. */
+  function messagesIn(queue: string, opts?: Parameters<typeof waitFor>[1]) {
+    return waitFor(async () => {
+      const got = await drainQueue(conn, queue);
+      return got.length ? got : undefined;
+    }, opts);
+  }
 
   async function queueFor(routingKey: string): Promise<string> {
     const ch = await conn.createChannel();
@@ -69,10 +83,7 @@ describe('cronq-injector', () => {
         timeout: 42,
       },
     ]);
-    const [msg] = await waitFor(async () => {
-      const got = await drainQueue(conn, queue);
-      return got.length ? got : undefined;
-    });
+    const [msg] = await messagesIn(queue);
     assert.equal(msg!.job_id, id);
     assert.equal(msg!.id, id);
     assert.equal(msg!.cmd, 'echo both');
@@ -96,13 +107,7 @@ describe('cronq-injector', () => {
     const queue = await queueFor(uniqueName('q'));
     const occurrence = new Date(Math.ceil((Date.now() + 5000) / 1000) * 1000);
     const early = startCommand('cronq-injector', {
-      env: {
-        DATABASE_URL: tdb.url,
-        RABBITMQ_URL: vh.url,
-        CRONQ_INJECTOR_MAX_POLL_MS: String(MAX_POLL_MS),
-        CRONQ_INJECTOR_LEAD_MS: '3000',
-        CRONQ_HOSTNAME: 'lead-test',
-      },
+      env: injectorEnv({ CRONQ_INJECTOR_LEAD_MS: '3000', CRONQ_HOSTNAME: 'lead-test' }),
     });
     try {
       await early.waitForLine('injector running', 30_000);
@@ -115,10 +120,7 @@ describe('cronq-injector', () => {
           command: 'true',
         },
       ]);
-      const [msg] = await waitFor(async () => {
-        const got = await drainQueue(conn, queue);
-        return got.length ? got : undefined;
-      });
+      const [msg] = await messagesIn(queue);
       const seenAt = Date.now();
       assert.ok(
         seenAt < occurrence.getTime(),
@@ -178,13 +180,7 @@ describe('cronq-injector', () => {
     ]);
     const setAt = Date.now();
     await tdb.db('jobs').where({ id }).update({ run_now: 1 });
-    const msgs = await waitFor(
-      async () => {
-        const got = await drainQueue(conn, queue);
-        return got.length ? got : undefined;
-      },
-      { intervalMs: 10, timeoutMs: 5000 },
-    );
+    const msgs = await messagesIn(queue, { intervalMs: 10, timeoutMs: 5000 });
     const tookMs = Date.now() - setAt;
     assert.ok(tookMs < MAX_POLL_MS + 500, `picked up after ${tookMs} ms`);
     assert.equal(msgs.length, 1);

@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
-import { Launcher } from '../../src/runner/launcher';
+import { Launcher, launcherThread } from '../../src/runner/launcher';
 import { JobProcess, type ProcessSpec } from '../../src/runner/job-process';
 import { silentLogger } from '../../src/core/logger';
 import { waitFor } from '../helpers/services';
@@ -96,10 +96,7 @@ test('a launcher thread that cannot start is restarted with a growing delay, not
     starts += 1;
     return starts <= BROKEN
       ? new Worker("throw new Error('broken install')", { eval: true, workerData: { env } })
-      : new Worker(
-          `require('tsx/cjs/api').register(); require(${JSON.stringify(require.resolve('../../src/runner/launcher-thread.ts'))});`,
-          { eval: true, workerData: { env } },
-        );
+      : launcherThread(env);
   });
   const t0 = Date.now();
   await launcher.start();
