@@ -12,7 +12,10 @@
  *
  * Settings (environment): BENCH_E2E_REPS (3), BENCH_E2E_BURST_JOBS (1000),
  * BENCH_E2E_STEADY_JOBS (200), BENCH_E2E_STEADY_SECONDS (60), BENCH_E2E_SYSTEMS
- * (comma list; default ceiling,cronq,bullmq,pgboss).
+ * (comma list; default ceiling,cronq,bullmq,pgboss), BENCH_E2E_PEER_OUTPUT
+ * (1: the ceiling and the peers capture each run's output and store it with
+ * the result, as CronQ always does; default: they throw it away, see
+ * bench/lib/spawn-true.ts).
  */
 import { BarePipeline } from './e2e/ceiling';
 import { CronqSystem } from './e2e/cronq';
@@ -28,6 +31,10 @@ const REPS = Number(process.env.BENCH_E2E_REPS ?? 3);
 const BURST_JOBS = Number(process.env.BENCH_E2E_BURST_JOBS ?? 1000);
 const STEADY_JOBS = Number(process.env.BENCH_E2E_STEADY_JOBS ?? 200);
 const STEADY_SECONDS = Number(process.env.BENCH_E2E_STEADY_SECONDS ?? 60);
+const PEER_OUTPUT = process.env.BENCH_E2E_PEER_OUTPUT === '1';
+// The worker processes inherit it (bench/lib/workers.ts passes process.env on).
+if (PEER_OUTPUT) process.env.BENCH_KEEP_OUTPUT = '1';
+else delete process.env.BENCH_KEEP_OUTPUT;
 const SYSTEMS = (process.env.BENCH_E2E_SYSTEMS ?? 'ceiling,cronq,bullmq,pgboss')
   .split(',')
   .map((s) => s.trim());
@@ -221,6 +228,7 @@ export async function runE2e(): Promise<Record<string, unknown>> {
       steadyWindow: 'occurrences from start+2 s to end (first 2 s are warm-up)',
       repetitions: REPS,
       command: '/bin/sh -c true',
+      peerOutput: PEER_OUTPUT,
     },
     settings,
     summary: summarise(reps, SYSTEMS),

@@ -4,7 +4,7 @@
  * code at all: this is the machine's ceiling for the same libraries.
  */
 import amqp from 'amqplib';
-import { runShellTrue } from '../lib/spawn-true';
+import { KEEP_OUTPUT, runShellTrue } from '../lib/spawn-true';
 import { workerReporter } from '../lib/workers';
 
 async function main(): Promise<void> {
@@ -17,13 +17,14 @@ async function main(): Promise<void> {
     if (!msg) return;
     const job = JSON.parse(msg.content.toString()) as { run_id: string; job_id: number };
     void (async () => {
-      const code = await runShellTrue();
+      const { code, output } = await runShellTrue();
       const body = Buffer.from(
         JSON.stringify({
           run_id: job.run_id,
           job_id: job.job_id,
           return_code: code,
           finished_at: Date.now(),
+          ...(KEEP_OUTPUT ? { output } : {}),
         }),
       );
       publish.publish('', 'bench_results', body, { persistent: true }, (err) => {

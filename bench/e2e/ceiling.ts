@@ -60,7 +60,7 @@ export class BarePipeline implements BenchSystem {
     const url = await createVhost(this.vhost);
     this.pool = mysql.createPool({ ...MYSQL, database: this.dbName, connectionLimit: 4 });
     await this.pool.query(
-      'CREATE TABLE results (run_id CHAR(32) PRIMARY KEY, job_id INT NOT NULL, return_code INT, finished_at DATETIME(3), stored_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))',
+      'CREATE TABLE results (run_id CHAR(32) PRIMARY KEY, job_id INT NOT NULL, return_code INT, finished_at DATETIME(3), output TEXT, stored_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))',
     );
     this.conn = await amqp.connect(url);
     // A broker restart must fail this measurement, not crash the whole run.
@@ -104,11 +104,12 @@ export class BarePipeline implements BenchSystem {
         job_id: number;
         return_code: number;
         finished_at: number;
+        output?: string;
       };
-      return [r.run_id, r.job_id, r.return_code, new Date(r.finished_at)];
+      return [r.run_id, r.job_id, r.return_code, new Date(r.finished_at), r.output ?? null];
     });
     await this.pool!.query(
-      'INSERT IGNORE INTO results (run_id, job_id, return_code, finished_at) VALUES ?',
+      'INSERT IGNORE INTO results (run_id, job_id, return_code, finished_at, output) VALUES ?',
       [rows],
     );
     this.sub!.ack(batch[batch.length - 1]!, true);

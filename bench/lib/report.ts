@@ -47,7 +47,11 @@ export function e2eTable(
     steadyJobs: number;
     steadySeconds: number;
     repetitions: number;
+    peerOutput?: boolean;
   };
+  const output = w.peerOutput
+    ? " Every system captures each run's output (stdout and stderr through pipes) and stores it with the result, as CronQ always does."
+    : " CronQ captures each run's output (job log, output tail stored with the run); the ceiling and the peers throw it away (`stdio: 'ignore'`).";
   const head = `| figure | ${systems.map((n) => NAMES[n] ?? n).join(' | ')} | ${others.map((o) => `CronQ ÷ ${NAMES[o] ?? o}`).join(' | ')} |`;
   const sep = `|${'---|'.repeat(1 + systems.length + others.length)}`;
   const row = (
@@ -62,7 +66,7 @@ export function e2eTable(
     `| ${label} | ${systems.map((n) => (n === 'ceiling' ? '—' : perRep(s[key(n)]))).join(' | ')} | ${others.map(() => '').join(' | ')} |`;
   const steady = (n: string, k: string) => (n === 'ceiling' ? '-' : `steady.${n}.${k}`);
   return [
-    `Burst: ${fmt(w.burstJobs)} jobs due at one instant, \`/bin/sh -c true\`, 2 workers × concurrency 16. Steady: ${fmt(w.steadyJobs)} jobs every second for ${w.steadySeconds} s. ${w.repetitions} repetition${w.repetitions === 1 ? '' : 's'}; cells are median [min–max].`,
+    `Burst: ${fmt(w.burstJobs)} jobs due at one instant, \`/bin/sh -c true\`, 2 workers × concurrency 16. Steady: ${fmt(w.steadyJobs)} jobs every second for ${w.steadySeconds} s. ${w.repetitions} repetition${w.repetitions === 1 ? '' : 's'}; cells are median [min–max].${output}`,
     '',
     head,
     sep,

@@ -1,11 +1,12 @@
 /**
  * BullMQ worker for the comparison: concurrency 16, each job spawns
- * `/bin/sh -c true` and is completed by BullMQ when the processor returns.
+ * `/bin/sh -c true` and is completed by BullMQ when the processor returns
+ * (with the output as its returnvalue under BENCH_KEEP_OUTPUT=1).
  * The occurrence a scheduler job stands for is the millisecond BullMQ puts
  * in its id (`repeat:<scheduler id>:<millis>`); burst jobs carry it in data.
  */
 import { Worker, type Job } from 'bullmq';
-import { runShellTrue } from '../lib/spawn-true';
+import { KEEP_OUTPUT, runShellTrue } from '../lib/spawn-true';
 import { workerReporter } from '../lib/workers';
 
 interface JobData {
@@ -26,10 +27,12 @@ async function main(): Promise<void> {
     process.env.BENCH_QUEUE!,
     async (job) => {
       const startedAt = Date.now();
-      const code = await runShellTrue();
+      const { code, output } = await runShellTrue();
       const { key, due } = occurrence(job);
       reporter.record({ job: key, scheduledFor: due, startedAt, finishedAt: Date.now() });
       if (code !== 0) throw new Error(`exit ${code}`);
+      // Stored by BullMQ as the job's returnvalue.
+      return KEEP_OUTPUT ? { code, output } : undefined;
     },
     {
       connection: {

@@ -4,7 +4,8 @@
  * N jobs at once is N `work()` calls, each a polling loop. So: 16 `work()`
  * calls per process, batchSize 1, pollingIntervalSeconds 0.5 (the minimum
  * pg-boss accepts). Each job spawns `/bin/sh -c true`; pg-boss marks it
- * completed when the handler resolves.
+ * completed when the handler resolves (with the output as the job's output
+ * under BENCH_KEEP_OUTPUT=1).
  *
  * After a job, the worker calls pg-boss's public `notifyWorker(id)` on
  * itself, so a busy worker fetches again at once instead of sleeping out the
@@ -13,7 +14,7 @@
  * processes. BENCH_PGBOSS_NOTIFY=0 measures plain polling.
  */
 import PgBoss from 'pg-boss';
-import { runShellTrue } from '../lib/spawn-true';
+import { KEEP_OUTPUT, runShellTrue } from '../lib/spawn-true';
 import { workerReporter } from '../lib/workers';
 
 interface JobData {
@@ -41,7 +42,7 @@ async function main(): Promise<void> {
       { batchSize: 1, pollingIntervalSeconds: 0.5 },
       async ([job]) => {
         const startedAt = Date.now();
-        const code = await runShellTrue();
+        const { code, output } = await runShellTrue();
         reporter.record({
           job: job!.data.job,
           scheduledFor: job!.data.due,
@@ -50,6 +51,8 @@ async function main(): Promise<void> {
         });
         if (notify && id) boss.notifyWorker(id);
         if (code !== 0) throw new Error(`exit ${code}`);
+        // Stored by pg-boss as the job's output.
+        return KEEP_OUTPUT ? { code, output } : undefined;
       },
     );
   }
