@@ -19,8 +19,6 @@
  */
 import { BarePipeline } from './e2e/ceiling';
 import { CronqSystem } from './e2e/cronq';
-import { BullmqSystem } from './peers/bullmq';
-import { PgBossSystem } from './peers/pgboss';
 import type { BenchSystem, BurstFigures } from './e2e/system';
 import type { SteadyFigures } from './lib/occurrences';
 import { spread, type Spread } from './lib/stats';
@@ -39,11 +37,13 @@ const SYSTEMS = (process.env.BENCH_E2E_SYSTEMS ?? 'ceiling,cronq,bullmq,pgboss')
   .split(',')
   .map((s) => s.trim());
 
-const factories: Record<string, () => BenchSystem> = {
-  ceiling: () => new BarePipeline(),
-  cronq: () => new CronqSystem(),
-  bullmq: () => new BullmqSystem(),
-  pgboss: () => new PgBossSystem(),
+const factories: Record<string, () => Promise<BenchSystem>> = {
+  ceiling: async () => new BarePipeline(),
+  cronq: async () => new CronqSystem(),
+  // Loaded only when measured: the peers are installed apart (bench/peers),
+  // and CronQ against its ceiling must run without them.
+  bullmq: async () => new (await import('./peers/bullmq')).BullmqSystem(),
+  pgboss: async () => new (await import('./peers/pgboss')).PgBossSystem(),
 };
 
 interface Repetition {
@@ -69,7 +69,7 @@ async function measure(
   name: string,
   rep: Repetition,
 ): Promise<Record<string, string | number | boolean> | undefined> {
-  const system = factories[name]!();
+  const system = await factories[name]!();
   const release = await holdSharedLock();
   try {
     log(`${name}: setup`);
