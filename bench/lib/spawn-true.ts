@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
  * output in the job history would.
  */
 export const KEEP_OUTPUT = process.env.BENCH_KEEP_OUTPUT === '1';
-const OUTPUT_TAIL_BYTES = 4096;
+export const OUTPUT_TAIL_BYTES = 4096;
 
 export interface ShellResult {
   code: number;
@@ -24,14 +24,19 @@ export interface ShellResult {
 }
 
 export function runShellTrue(): Promise<ShellResult> {
+  return runShell('true', KEEP_OUTPUT);
+}
+
+/** `/bin/sh -c <command>`, its output thrown away or its tail kept. */
+export function runShell(command: string, keepOutput: boolean): Promise<ShellResult> {
   return new Promise((resolve, reject) => {
-    if (!KEEP_OUTPUT) {
-      const child = spawn('/bin/sh', ['-c', 'true'], { stdio: 'ignore' });
+    if (!keepOutput) {
+      const child = spawn('/bin/sh', ['-c', command], { stdio: 'ignore' });
       child.once('error', reject);
       child.once('exit', (code) => resolve({ code: code ?? -1, output: '' }));
       return;
     }
-    const child = spawn('/bin/sh', ['-c', 'true'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
     const chunks: Buffer[] = [];
     let bytes = 0;
     const keep = (chunk: Buffer) => {

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { analyseSteady, type ExecutionRecord } from '../../bench/lib/occurrences';
 import { percentile, spread } from '../../bench/lib/stats';
+import { OUTPUT_TAIL_BYTES, runShell } from '../../bench/lib/spawn-true';
 
 const FROM = 1_700_000_002_000;
 
@@ -151,4 +152,18 @@ test('spread: median of the repetitions that produced a figure, with min and max
   assert.equal(s.median, 6);
   assert.equal(s.n, 2);
   assert.ok(Number.isNaN(spread([NaN]).median));
+});
+
+test("the peers' unit of work: output thrown away, or the last 4 KiB of stdout and stderr kept once the pipes close", async () => {
+  assert.deepEqual(await runShell('echo lost; exit 3', false), { code: 3, output: '' });
+  const r = await runShell("head -c 10000 /dev/zero | tr '\\0' x; printf END", true);
+  assert.equal(r.code, 0);
+  assert.equal(r.output.length, OUTPUT_TAIL_BYTES);
+  assert.ok(r.output.endsWith('xxEND'), JSON.stringify(r.output.slice(-10)));
+  assert.deepEqual(await runShell('echo oops >&2; exit 1', true), { code: 1, output: 'oops\n' });
+  // Output written after the shell exited, by a child still holding the pipe, is kept.
+  assert.equal(
+    (await runShell('(sleep 0.2; printf late) & printf early', true)).output,
+    'earlylate',
+  );
 });
