@@ -16,13 +16,14 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { cleanEnv, ROOT } from '../helpers/processes';
 import { cpuTable, e2eTable } from '../../bench/lib/report';
+import { PG, REDIS_URL } from '../../bench/lib/services';
 
 const run = promisify(execFile);
 const BURST = 30;
 
-function answers(port: number): Promise<boolean> {
+function answers(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
+    const s = net.connect({ host, port });
     s.setTimeout(2000);
     s.once('connect', () => (s.destroy(), resolve(true)));
     s.once('error', () => resolve(false));
@@ -34,8 +35,11 @@ function answers(port: number): Promise<boolean> {
 async function peersMissing(): Promise<string> {
   if (!existsSync(path.join(ROOT, 'bench/peers/node_modules/bullmq')))
     return 'peers not installed (npm ci --prefix bench/peers)';
-  if (!(await answers(6379))) return 'no Redis on 127.0.0.1:6379';
-  if (!(await answers(5432))) return 'no PostgreSQL on 127.0.0.1:5432';
+  // The endpoints the benchmark itself will use (bench/lib/services.ts).
+  const redis = new URL(REDIS_URL);
+  if (!(await answers(redis.hostname, Number(redis.port || 6379))))
+    return `no Redis at ${REDIS_URL}`;
+  if (!(await answers(PG.host, PG.port))) return `no PostgreSQL at ${PG.host}:${PG.port}`;
   return '';
 }
 
