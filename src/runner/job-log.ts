@@ -1,8 +1,9 @@
-import { createWriteStream, constants, type WriteStream } from 'node:fs';
+import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from '../core/logger';
+import type { JobLogFiles, JobLogHandle } from './job-log-files';
 
 /**
  * The folder job logs go to: LOG_PATH when it can be created and written,
@@ -50,8 +51,8 @@ const NL = Buffer.from('\n');
  * one write per chunk, never a synchronous write per line.
  */
 export class JobLogWriter {
-  /** Opened at the first write: a run that prints nothing costs no file open. */
-  private stream: WriteStream | undefined;
+  /** Taken at the first write: a run that prints nothing costs no file open. */
+  private handle: JobLogHandle | undefined;
   private readonly partial: Record<StreamName, Buffer[]> = { out: [], err: [] };
   private readonly partialBytes: Record<StreamName, number> = { out: 0, err: 0 };
   private failed = false;
@@ -62,17 +63,13 @@ export class JobLogWriter {
     private readonly runId: string,
     private readonly logger: Logger,
     private readonly echo: ((stream: StreamName, line: string) => void) | undefined,
+    private readonly files: JobLogFiles,
   ) {}
 
-  private open(): WriteStream | undefined {
-    if (this.stream || this.failed) return this.stream;
-    try {
-      this.stream = createWriteStream(this.file, { flags: 'a' });
-      this.stream.on('error', (err) => this.onError(err));
-    } catch (err) {
-      this.onError(err as Error);
-    }
-    return this.stream;
+  private open(): JobLogHandle | undefined {
+    if (this.handle || this.failed) return this.handle;
+    this.handle = this.files.acquire(this.file, (err) => this.onError(err));
+    return this.handle;
   }
 
   private onError(err: Error): void {
@@ -126,25 +123,15 @@ export class JobLogWriter {
 
   private writeParts(parts: Buffer[]): boolean {
     if (parts.length === 0 || this.failed) return true;
-    const stream = this.open();
-    if (!stream || this.failed) return true;
-    return stream.write(Buffer.concat(parts));
+    const handle = this.open();
+    if (!handle || this.failed) return true;
+    return handle.write(Buffer.concat(parts));
   }
 
   /** Resolves when the file is writable again. */
   drained(): Promise<void> {
-    if (!this.stream || this.failed || !this.stream.writableNeedDrain) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        this.stream?.off('drain', done);
-        this.stream?.off('error', done);
-        this.stream?.off('close', done);
-        resolve();
-      };
-      this.stream!.once('drain', done);
-      this.stream!.once('error', done);
-      this.stream!.once('close', done);
-    });
+    if (!this.handle || this.failed) return Promise.resolve();
+    return this.handle.drained();
   }
 
   private ending: Promise<void> | undefined;
@@ -160,11 +147,6 @@ export class JobLogWriter {
     this.flushPartial('out', Buffer.concat([prefix, Buffer.from('out ')]), parts);
     this.flushPartial('err', Buffer.concat([prefix, Buffer.from('err ')]), parts);
     this.writeParts(parts);
-    const stream = this.stream;
-    if (!stream || stream.destroyed) return;
-    await new Promise<void>((resolve) => {
-      stream.end(() => resolve());
-      stream.once('error', () => resolve());
-    });
+    await this.handle?.release();
   }
 }
