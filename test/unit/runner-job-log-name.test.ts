@@ -26,7 +26,7 @@ const names = fc.oneof(
   }),
   fc.string({ unit: 'binary', maxLength: 300 }),
   fc.string({ unit: 'grapheme', minLength: 200, maxLength: 400 }),
-  fc.stringMatching(/^[A-Za-z0-9_]{1,250}(-[A-Za-z0-9_]{1,30}){0,3}$/),
+  fc.stringMatching(/^[A-Za-z0-9_]{1,250}([ -][A-Za-z0-9_]{1,30}){0,3}$/),
 );
 
 function assertSafe(file: string): void {
@@ -60,7 +60,7 @@ describe('jobLogFileName', () => {
     );
   });
 
-  test("the names that used to collide or fail, each apart; plain names keep SPEC.md's <name>.log", () => {
+  test("the names that used to collide or fail, each apart; words separated by spaces keep SPEC.md's name", () => {
     const cases = [
       'a/b',
       'a b',
@@ -83,9 +83,11 @@ describe('jobLogFileName', () => {
     const files = cases.map(jobLogFileName);
     assert.equal(new Set(files).size, cases.length, files.join(' '));
     files.forEach(assertSafe);
-    assert.equal(jobLogFileName('a-b'), 'a-b.log');
-    assert.equal(jobLogFileName('nightly_backup-db2'), 'nightly_backup-db2.log');
-    assert.match(jobLogFileName('env check'), /^env-check--[0-9a-f]{16}\.log$/);
+    assert.equal(jobLogFileName('a b'), 'a-b.log');
+    assert.equal(jobLogFileName('Nightly report 2'), 'Nightly-report-2.log');
+    assert.equal(jobLogFileName('nightly_backup'), 'nightly_backup.log');
+    assert.match(jobLogFileName('a-b'), /^a-b--[0-9a-f]{16}\.log$/);
+    assert.match(jobLogFileName('a  b'), /^a-b--[0-9a-f]{16}\.log$/);
     assert.match(jobLogFileName('..'), /^job--[0-9a-f]{16}\.log$/);
   });
 });
