@@ -47,8 +47,10 @@ const NL = Buffer.from('\n');
  * with the time it arrived, the run id and the stream (`out`/`err`), so runs
  * of the same job that overlap stay apart in one file. Bytes are written as
  * they came (binary and invalid UTF-8 included); only the echo to the
- * runner's own log is decoded. Writes go through one buffered stream with
- * one write per chunk, never a synchronous write per line.
+ * runner's own log is decoded. Writes go through the file's one buffered
+ * stream (job-log-files.ts: shared by overlapping runs of the job, rotated
+ * by size), one write per chunk of whole lines, never a synchronous write
+ * per line.
  */
 export class JobLogWriter {
   /** Taken at the first write: a run that prints nothing costs no file open. */
