@@ -55,6 +55,16 @@ describe('cronq-runner hardening', () => {
     }
   });
 
+  test('CRONQ_DEFAULT_TIMEOUT_SECONDS at its maximum (365 days) does not end a job at once', async () => {
+    const q = uniqueName('qd');
+    await fx.startRunner(q, { CRONQ_DEFAULT_TIMEOUT_SECONDS: '31536000' });
+    const msg = jobMessage({ command: 'sleep 1; echo ok' });
+    await fx.jobs.publish(q, msg);
+    const fin = await fx.results.final(msg.run_id);
+    assert.equal(fin.status, 'succeeded', fin.reason);
+    assert.equal(fin.return_code, 0);
+  });
+
   test('a timeout of -1 or "abc" makes the message malformed: rejected, nothing runs, the next job does', async () => {
     const before = runner.lines().filter((l) => l.includes('rejecting a malformed job message'));
     const bad1 = jobMessage({ command: 'echo ran', timeout: -1 });
