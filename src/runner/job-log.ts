@@ -58,6 +58,8 @@ export class JobLogWriter {
   private readonly partial: Record<StreamName, Buffer[]> = { out: [], err: [] };
   private readonly partialBytes: Record<StreamName, number> = { out: 0, err: 0 };
   private failed = false;
+  /** Why the file could not be written, when it could not: the result says so. */
+  failure: string | undefined;
   lines = 0;
 
   constructor(
@@ -77,6 +79,7 @@ export class JobLogWriter {
   private onError(err: Error): void {
     if (this.failed) return;
     this.failed = true;
+    this.failure = err.message;
     // The run goes on: its output still reaches the result's tail.
     this.logger.warn(
       { file: this.file, err: err.message },

@@ -584,6 +584,9 @@ export class Runner implements Service {
       log.error({ err: clip(outcome.error?.message) }, 'command could not be started');
     } else {
       result = finishedResult(common, outcome, p.tail.text(), p.timeoutSeconds);
+      // The run itself went on; whoever reads its result learns the log file has none of it.
+      if (p.jobLog.failure !== undefined && result.reason === undefined)
+        result.reason = `job log not written: ${clip(p.jobLog.failure)}`;
       if (result.status === 'succeeded') this.counts.succeeded += 1;
       else if (result.status === 'timed_out') this.counts.timedOut += 1;
       else this.counts.failed += 1;

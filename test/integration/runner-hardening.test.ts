@@ -222,6 +222,7 @@ describe('cronq-runner hardening', () => {
     const b = await fx.results.final(blocked.run_id);
     assert.equal(b.status, 'succeeded');
     assert.equal(b.output, 'still-ran\n');
+    assert.match(b.reason ?? '', /^job log not written: .*EISDIR/);
     assert.equal((await fx.results.final(after.run_id)).status, 'succeeded');
     await runner.waitForLine('cannot write the job log');
     const longest = Math.max(...runner.lines().map((l) => l.length));
