@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import ejs from 'ejs';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Config } from '../core/config';
 import type { Knex } from '../core/db';
@@ -86,7 +87,10 @@ export function createApp(deps: WebDeps): Express {
   app.set('views', VIEWS_DIR);
   app.set('view engine', 'ejs');
   app.set('view cache', true);
-  app.set('view options', { escape: fmt.escapeVisible });
+  // EJS with our escape for every `<%= %>`: invisible characters shown as ⟨U+XXXX⟩.
+  app.engine('ejs', (file: string, data: object, cb: (e: unknown, html?: string) => void) => {
+    ejs.renderFile(file, data, { escape: fmt.escapeVisible, cache: true, views: [VIEWS_DIR] }, cb);
+  });
   Object.assign(app.locals, { fmt, tokenRequired: config.web.apiToken !== undefined });
 
   // A stable CSRF secret across restarts when a token exists (forms keep working); random otherwise.
