@@ -37,7 +37,7 @@ async function put(
   category: string,
   body: unknown,
   query = '',
-): Promise<{ status: number; body: any }> {
+): Promise<{ status: number; body: ApiAnswer }> {
   const res = await fetch(`${web.url}/api/category/${encodeURIComponent(category)}${query}`, {
     method: 'PUT',
     headers: { 'content-type': 'application/json' },
@@ -50,7 +50,19 @@ async function put(
   } catch {
     // keep the text
   }
-  return { status: res.status, body: parsed };
+  return { status: res.status, body: parsed as ApiAnswer };
+}
+
+/** The fields of the API's answers these tests read. */
+interface ApiAnswer {
+  added: string[];
+  changed: string[];
+  removed: string[];
+  error: { message: string };
+  data: {
+    category: { name: string; jobs: Array<{ name: string }> };
+    runs: Record<string, { output_tail: string; output_cut: boolean }>;
+  };
 }
 
 let fileNo = 0;
@@ -149,7 +161,7 @@ describe('names: cronq-validator, the dry run and PUT apply one rule (exact)', (
     assert.deepEqual(upper.body.removed, []);
     assert.deepEqual(await jobNamesOf('canary'), ['one']);
     assert.deepEqual(await jobNamesOf('Canary'), ['two']);
-    const got = (await (await fetch(`${web.url}/api/categories/canary`)).json()) as any;
+    const got = (await (await fetch(`${web.url}/api/categories/canary`)).json()) as ApiAnswer;
     assert.equal(got.data.category.name, 'canary');
     assert.deepEqual(
       got.data.category.jobs.map((j: { name: string }) => j.name),
@@ -241,7 +253,7 @@ describe('sizes and URLs', () => {
     ]) {
       const res = await fetch(`${web.url}${p}`, { headers: { accept: 'application/json' } });
       assert.equal(res.status, 400, p);
-      const body = (await res.json()) as any;
+      const body = (await res.json()) as ApiAnswer;
       assert.match(body.error.message, /malformed % escape/, p);
     }
     const w = await fetch(`${web.url}/api/category/%E0%A4%A`, {
@@ -295,7 +307,7 @@ describe('/api/live and the run page read a bounded amount', () => {
     const many = Array.from({ length: 11 }, (_, i) => i.toString(16).padStart(32, '0')).join(',');
     const res = await fetch(`${web.url}/api/live?run=${many}`);
     assert.equal(res.status, 400);
-    assert.match(((await res.json()) as any).error.message, /at most 200 jobs and 10 runs/);
+    assert.match(((await res.json()) as ApiAnswer).error.message, /at most 200 jobs and 10 runs/);
     const jobs = Array.from({ length: 201 }, (_, i) => i + 1).join(',');
     assert.equal((await fetch(`${web.url}/api/live?job=${jobs}`)).status, 400);
     const repeated = Array.from({ length: 500 }, () => '1').join(',');
