@@ -216,11 +216,10 @@ test('in a browser: invisible and direction-changing characters show as ⟨U+XXX
       .where('run_id', runId)
       .update({ output_tail: 'first\nthen \u202eevil\u001b[0m\n' });
     // The refresh script polls a running run and rewrites the output.
-    await page.waitForFunction(
-      () => (document.getElementById('output')?.textContent ?? '').includes('then'),
-      undefined,
-      { timeout: 30_000 },
-    );
+    for (let i = 0; i < 300; i++) {
+      if ((await page.locator('#output').innerText()).includes('then')) break;
+      await page.waitForTimeout(100);
+    }
     const out = await page.locator('#output').innerText();
     assert.ok(out.includes('then ⟨U+202E⟩evil⟨U+001B⟩[0m'), out);
     assert.ok(!/[\u202e\u001b]/.test(out));

@@ -449,3 +449,35 @@ describe('error logs', () => {
     }
   });
 });
+
+describe('a large category is answered with a bounded number of runs', () => {
+  test('GET /api/categories/<name> lists at most 2,000 runs in all', async () => {
+    const jobs = Array.from({ length: 400 }, (_, i) => job(`j${i}`));
+    assert.equal((await put('large', { jobs })).status, 200);
+    const rows = (await tdb
+      .db('jobs')
+      .join('categories', 'categories.id', 'jobs.category_id')
+      .where('categories.name', 'large')
+      .select('jobs.id', 'jobs.name')) as Array<{ id: number; name: string }>;
+    const runs = rows.flatMap((r) =>
+      Array.from({ length: 10 }, (_, k) => ({
+        run_id: newRunId(),
+        job_id: r.id,
+        job_name: r.name,
+        scheduled_for: new Date(Date.UTC(2024, 0, 1, 0, k)),
+        status: 'succeeded',
+        queued_at: new Date(Date.UTC(2024, 0, 1, 0, k)),
+      })),
+    );
+    for (let i = 0; i < runs.length; i += 500) await tdb.db('runs').insert(runs.slice(i, i + 500));
+    const res = await fetch(`${web.url}/api/categories/large`);
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as {
+      data: { category: { jobs: Array<{ runs: unknown[] }> } };
+    };
+    const listed = body.data.category.jobs.reduce((n, j) => n + j.runs.length, 0);
+    assert.equal(body.data.category.jobs.length, 400);
+    assert.ok(listed <= 2000, `${listed} runs listed`);
+    assert.ok(body.data.category.jobs.every((j) => j.runs.length === 5));
+  });
+});

@@ -10,6 +10,8 @@ import type { WebDeps } from '../app';
 
 /** Runs listed with each job in GET /api/jobs (newest first). */
 export const API_RUNS_PER_JOB = 10;
+/** Most runs listed in one GET /api/categories/<name> (fewer per job in a large category). */
+export const MAX_RUNS_PER_CATEGORY = 2000;
 /** Most distinct job ids and run ids one /api/live request may ask for. */
 export const LIVE_MAX_JOBS = 200;
 export const LIVE_MAX_RUNS = 10;
@@ -77,10 +79,11 @@ export function apiRouter(deps: WebDeps): Router {
     const cat = await q.categoryByName(db, String(req.params.name));
     if (!cat) throw new NotFoundError(`no category named "${req.params.name}"`);
     const jobs = await q.jobsOfCategory(db, cat.id);
+    // A category may hold 10,000 jobs: its answer lists at most MAX_RUNS_PER_CATEGORY runs in all.
     const runs = await q.recentRunsBrief(
       db,
       jobs.map((j) => j.id),
-      API_RUNS_PER_JOB,
+      Math.min(API_RUNS_PER_JOB, Math.floor(MAX_RUNS_PER_CATEGORY / Math.max(1, jobs.length))),
     );
     res.json({
       data: {
