@@ -10,8 +10,17 @@
   function el(tag, attrs, children) {
     var e = document.createElement(tag);
     if (attrs) for (var k in attrs) if (attrs[k] !== null && attrs[k] !== undefined) e.setAttribute(k, attrs[k]);
-    (children || []).forEach(function (c) { e.appendChild(typeof c === 'string' ? document.createTextNode(c) : c); });
+    (children || []).forEach(function (c) { e.appendChild(typeof c === 'string' ? document.createTextNode(visible(c)) : c); });
     return e;
+  }
+  // As the server's escapeVisible: invisible and direction-changing characters written as ⟨U+XXXX⟩.
+  var INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
+  function visible(s) {
+    return String(s).replace(INVISIBLE, function (c) {
+      if (c === '\n' || c === '\r' || c === '\t') return c;
+      var hex = c.codePointAt(0).toString(16).toUpperCase();
+      return '\u27E8U+' + ('0000' + hex).slice(-Math.max(4, hex.length)) + '\u27E9';
+    });
   }
   function statusClass(s) { return /^(queued|running|succeeded|failed|timed_out|lost)$/.test(s || '') ? 'st-' + s : 'st-unknown'; }
   function statusText(s) { return s ? String(s).replace(/_/g, ' ') : 'never run'; }
@@ -104,10 +113,11 @@
       if (!r) return true;
       setBadge(holder, r.status);
       var fields = { host: r.host || '—', started_at: utcText(r.started_at) || '—', completed_at: utcText(r.completed_at) || '—', run_time: r.run_time != null ? duration(r.run_time) : '—', return_code: r.return_code === null ? '—' : String(r.return_code), reason: r.reason || '—' };
-      for (var k in fields) { var dd = document.querySelector('[data-field="' + k + '"]'); if (dd && dd.textContent !== fields[k]) dd.textContent = fields[k]; }
+      for (var k in fields) { var dd = document.querySelector('[data-field="' + k + '"]'); var v = visible(fields[k]); if (dd && dd.textContent !== v) dd.textContent = v; }
       var out = document.getElementById('output');
-      if (out && r.output_tail && out.textContent !== r.output_tail) {
-        out.textContent = r.output_tail;
+      var shown = r.output_tail ? visible(r.output_tail) : '';
+      if (out && shown && out.textContent !== shown) {
+        out.textContent = shown;
         var none = document.getElementById('no-output'); if (none) none.remove();
       }
       var tbody = document.querySelector('table.events tbody');

@@ -60,6 +60,16 @@ export async function run(argv: string[]): Promise<void> {
     releasers.add('http server', () => server.stop());
     stopOnSignals(() => releasers.releaseAll(), logger);
     const a = server.address();
+    // A name not allowed is answered 421 (DNS rebinding): say which names are served.
+    logger.info(
+      { allowedHosts: ['localhost', '127.0.0.1', '[::1]', host, ...config.web.allowedHosts] },
+      'answering only requests whose Host is one of these (CRONQ_ALLOWED_HOSTS adds names)',
+    );
+    if (!isLoopback(host) && config.web.allowedHosts.length === 0)
+      logger.warn(
+        { host },
+        'listening beyond loopback without CRONQ_ALLOWED_HOSTS: requests naming this server by any other name or address get 421',
+      );
     if (!config.web.apiToken)
       logger.info(
         { host },

@@ -1,6 +1,13 @@
 import Ajv, { type ErrorObject } from 'ajv';
 import { ValidationError } from './errors';
 import { isValidSchedule } from './schedule';
+import {
+  DEFAULT_JOB_QUEUE,
+  RESULTS_DEAD_QUEUE,
+  RESULTS_QUEUE,
+  RESULTS_ROUTING_KEY,
+} from './topology';
+import { fieldBytesProblem, nameProblem } from './category-text';
 
 /**
  * The one schema of a category definition, shared by `cronq-validator`,
@@ -129,9 +136,25 @@ export function categoryProblems(doc: unknown, urlName?: string): Problem[] {
     }
     return problems;
   }
-  const d = doc as { category?: string; jobs: Array<{ name: string; schedule: string }> };
+  const d = doc as {
+    category?: string;
+    jobs: Array<{
+      name: string;
+      schedule: string;
+      command: string;
+      routing_key?: string;
+      description?: string | null;
+    }>;
+  };
   const problems: Problem[] = [];
-  if (urlName !== undefined && d.category !== undefined && d.category !== urlName) {
+  for (const [path, value] of [
+    ['category', d.category],
+    ...(urlName !== undefined ? [['category (in the URL)', urlName] as const] : []),
+  ] as const) {
+    const p = value === undefined ? null : nameProblem(value);
+    if (p !== null) problems.push({ path, message: p });
+  }
+  if (urlName !== undefined && d.category !== undefined && !sameName(d.category, urlName)) {
     problems.push({
       path: 'category',
       message: `is "${d.category}" but the URL names "${urlName}"`,
@@ -139,10 +162,18 @@ export function categoryProblems(doc: unknown, urlName?: string): Problem[] {
   }
   const firstIndex = new Map<string, number>();
   d.jobs.forEach((job, i) => {
+    const badName = nameProblem(job.name);
+    if (badName !== null) problems.push({ path: `jobs[${i}].name`, message: badName });
+    for (const field of ['command', 'schedule', 'description'] as const) {
+      const p = fieldBytesProblem(field, job[field]);
+      if (p !== null) problems.push({ path: `jobs[${i}].${field}`, message: p });
+    }
+    const reserved = reservedRoutingKeyProblem(job.routing_key);
+    if (reserved !== null) problems.push({ path: `jobs[${i}].routing_key`, message: reserved });
     const scheduleError = isValidSchedule(job.schedule);
     if (scheduleError !== null)
       problems.push({ path: `jobs[${i}].schedule`, message: scheduleError });
-    const prev = firstIndex.get(job.name);
+    const prev = firstIndex.get(job.name); // keyed by the exact name: see sameName
     if (prev !== undefined)
       problems.push({
         path: `jobs[${i}].name`,
@@ -151,6 +182,38 @@ export function categoryProblems(doc: unknown, urlName?: string): Problem[] {
     else firstIndex.set(job.name, i);
   });
   return problems;
+}
+
+/**
+ * THE rule for "same category or job name", used by cronq-validator, the
+ * dry run and PUT alike: exact equality. The name columns use a binary,
+ * no-pad collation (migration 20240101000027), so the database agrees:
+ * "Backup" and "backup", "ß" and "ss", "ı" and "I" are different names.
+ * Names that would look alike but differ (trailing spaces, invisible
+ * characters, non-NFC forms) are refused by nameProblem instead.
+ */
+export function sameName(a: string, b: string): boolean {
+  return a === b;
+}
+
+/**
+ * Routing keys that would put a job message into one of CronQ's own queues
+ * (the results queue, its dead-letter queue) or that name CronQ's queues
+ * rather than a runner's. Compared without case, and every key
+ * beginning with "cronq_results" is kept for CronQ.
+ */
+const RESERVED_ROUTING_KEYS = new Set(
+  [RESULTS_QUEUE, RESULTS_ROUTING_KEY, RESULTS_DEAD_QUEUE, DEFAULT_JOB_QUEUE].map((k) =>
+    k.toLowerCase(),
+  ),
+);
+
+export function reservedRoutingKeyProblem(key: string | undefined): string | null {
+  if (key === undefined) return null;
+  const k = key.toLowerCase();
+  if (RESERVED_ROUTING_KEYS.has(k) || k.startsWith(RESULTS_QUEUE))
+    return `"${key}" is reserved for CronQ's own queues; use the name of a runner queue (CRONQ_QUEUE) or "default"`;
+  return null;
 }
 
 /** Validate and normalise; throws ValidationError listing every problem. */

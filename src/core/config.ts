@@ -87,6 +87,12 @@ export interface Config {
     apiToken: string | undefined;
     logUrlTemplate: string | undefined;
     bodyLimit: string;
+    /** Host names (optionally with :port) served besides the loopback names and LISTEN_INTERFACE. */
+    allowedHosts: readonly string[];
+    /** Requests per second each client address may make to the unauthenticated /_status. */
+    statusRatePerSecond: number;
+    /** Database-reading requests one client address may have in progress at once (more wait). */
+    clientConcurrency: number;
   };
   host: string;
 }
@@ -249,6 +255,9 @@ function envPassList(env: Env): string[] {
   return names;
 }
 
+const ALLOWED_HOST_FORM =
+  /^(\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*)(?::\d{1,5})?$/;
+
 const QUEUE_FORM = 'a queue name of letters, digits, and . _ - : (at most 255 characters)';
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -284,6 +293,18 @@ export function loadConfig(env: Env = process.env, overrides: Env = {}): Config 
   const bodyLimit = e.CRONQ_API_BODY_LIMIT?.trim() || '1mb';
   if (!/^\d+(b|kb|mb)$/i.test(bodyLimit))
     fail('CRONQ_API_BODY_LIMIT', bodyLimit, 'a size such as 512kb or 1mb');
+
+  const allowedHosts = (e.CRONQ_ALLOWED_HOSTS ?? '')
+    .split(',')
+    .map((h) => h.trim().toLowerCase())
+    .filter((h) => h !== '');
+  for (const h of allowedHosts)
+    if (!ALLOWED_HOST_FORM.test(h))
+      fail(
+        'CRONQ_ALLOWED_HOSTS',
+        e.CRONQ_ALLOWED_HOSTS ?? '',
+        'comma-separated host names or addresses, each optionally with :port (cronq.example.com,10.0.0.5:5000,[fd00::1])',
+      );
 
   const config: Config = {
     amqp: amqpFromEnv(e),
@@ -331,6 +352,9 @@ export function loadConfig(env: Env = process.env, overrides: Env = {}): Config 
       apiToken: token,
       logUrlTemplate: template,
       bodyLimit,
+      allowedHosts,
+      statusRatePerSecond: intSetting(e, 'CRONQ_STATUS_RATE', 10, 1, 100_000),
+      clientConcurrency: intSetting(e, 'CRONQ_WEB_CLIENT_CONCURRENCY', 4, 1, 1000),
     },
     host: e.CRONQ_HOSTNAME?.trim() || os.hostname(),
   };

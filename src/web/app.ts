@@ -1,12 +1,15 @@
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import ejs from 'ejs';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Config } from '../core/config';
 import type { Knex } from '../core/db';
 import type { Logger } from '../core/logger';
 import { requireToken } from './auth';
 import { CsrfTokens, csrfProtection } from './csrf';
-import { errorHandler, notFound } from './errors';
+import { errorForLog, errorHandler, notFound } from './errors';
+import { hostRules, requireKnownHost } from './host-check';
+import { ClientGate, TokenBuckets, rateLimit } from './limits';
 import * as fmt from './format';
 import { ping } from './queries';
 import { apiRouter } from './routes/api';
@@ -84,6 +87,10 @@ export function createApp(deps: WebDeps): Express {
   app.set('views', VIEWS_DIR);
   app.set('view engine', 'ejs');
   app.set('view cache', true);
+  // EJS with our escape for every `<%= %>`: invisible characters shown as ⟨U+XXXX⟩.
+  app.engine('ejs', (file: string, data: object, cb: (e: unknown, html?: string) => void) => {
+    ejs.renderFile(file, data, { escape: fmt.escapeVisible, cache: true, views: [VIEWS_DIR] }, cb);
+  });
   Object.assign(app.locals, { fmt, tokenRequired: config.web.apiToken !== undefined });
 
   // A stable CSRF secret across restarts when a token exists (forms keep working); random otherwise.
@@ -96,8 +103,15 @@ export function createApp(deps: WebDeps): Express {
   app.use(securityHeaders);
   app.use(accessLog(logger));
 
-  // Open to load balancers and monitors even when a token is set.
-  app.get('/_status', async (_req, res) => {
+  const hosts = hostRules(config.web.listenInterface, config.web.allowedHosts);
+  // /_status is served whatever the Host (a load balancer checks by IP address): it
+  // reads nothing and changes nothing, so a rebound page learns only "up".
+  app.use(requireKnownHost(hosts, (p) => p === '/_status'));
+
+  // Open to load balancers and monitors even when a token is set, so limited per client.
+  const statusRate = config.web.statusRatePerSecond;
+  const statusBuckets = new TokenBuckets(statusRate, statusRate * 2);
+  app.get('/_status', rateLimit(statusBuckets, statusRate), async (_req, res) => {
     let timer: NodeJS.Timeout | undefined;
     try {
       // A monitor wants an answer, not a hang: a database that does not answer in time is down.
@@ -112,8 +126,9 @@ export function createApp(deps: WebDeps): Express {
       ]);
       res.json({ status: 'OK' });
     } catch (err) {
-      logger.warn({ err: (err as Error).message }, '/_status: database check failed');
-      res.status(503).json({ status: 'error', reason: `database: ${(err as Error).message}` });
+      const logged = errorForLog(err);
+      logger.warn(logged, '/_status: database check failed');
+      res.status(503).json({ status: 'error', reason: `database: ${String(logged.err)}` });
     } finally {
       clearTimeout(timer);
     }
@@ -126,7 +141,9 @@ export function createApp(deps: WebDeps): Express {
   );
   // Forms are parsed before the CSRF check, which reads their _csrf field; JSON is parsed by the API routes that take it.
   app.use(express.urlencoded({ extended: false, limit: '16kb' }));
-  app.use(csrfProtection(csrf));
+  app.use(csrfProtection(csrf, hosts));
+  // Every route below reads the database: one client gets only a few connections at a time.
+  app.use(new ClientGate(config.web.clientConcurrency, 64).middleware());
   app.use('/api', apiRouter(deps));
   app.use(pagesRouter(deps, csrf));
   app.use(notFound);

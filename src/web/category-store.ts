@@ -11,9 +11,8 @@ import { parseSchedule } from '../core/schedule';
  * by name, so a kept job keeps its id and history), delete the category's
  * jobs that are not listed (their runs stay; their events cascade).
  *
- * Names are compared the way the CHAR(255) case-insensitive column compares
- * them (case, accents and trailing spaces ignored), so "Backup" and
- * "backup " are one job, not a unique-key error halfway through.
+ * Names are compared by sameName (exactly), as the binary-collated name
+ * columns compare them, so the plan of a dry run is what the PUT does.
  */
 
 export interface CategoryPlan {
@@ -23,12 +22,15 @@ export interface CategoryPlan {
   unchanged: string[];
 }
 
-/** The key under which the database's collation sees a name. */
+/**
+ * The key of a name in a Map: two names are one exactly when their keys are
+ * equal. core/category.ts's sameName is string equality, so this is the identity.
+ */
 export function nameKey(name: string): string {
-  return name.replace(/ +$/, '').normalize('NFD').replace(/\p{M}/gu, '').toLowerCase();
+  return name;
 }
 
-/** Names that the database would take for one: a 400 before anything is written. */
+/** Names that are the same name: a 400 before anything is written. */
 export function duplicateNameProblems(
   def: CategoryDefinition,
 ): Array<{ path: string; message: string }> {
@@ -40,7 +42,7 @@ export function duplicateNameProblems(
     if (prev !== undefined)
       problems.push({
         path: `jobs[${i}].name`,
-        message: `"${j.name}" is the same name as jobs[${prev}] ("${def.jobs[prev]!.name}") for the database (case, accents and trailing spaces are ignored)`,
+        message: `duplicates the name of jobs[${prev}] ("${def.jobs[prev]!.name}")`,
       });
     else seen.set(k, i);
   });
@@ -49,7 +51,7 @@ export function duplicateNameProblems(
 
 function sameDefinition(row: JobRow, def: JobDefinition): boolean {
   return (
-    row.name === def.name.replace(/ +$/, '') &&
+    row.name === def.name &&
     (row.schedule ?? '') === def.schedule &&
     (row.command ?? '') === def.command &&
     (row.routing_key ?? 'default') === def.routing_key &&
@@ -170,10 +172,11 @@ export async function applyCategory(
       return p;
     });
   } catch (err) {
-    // The collation knows best: a name our key missed still cannot slip in twice.
+    // A database whose name columns were not migrated to the exact collation still folds
+    // case: say so plainly instead of a 500.
     if ((err as { code?: string }).code === 'ER_DUP_ENTRY') {
       throw new ValidationError(
-        'jobs: two job names are the same for the database (it ignores case and trailing spaces)',
+        'jobs: two job names are the same for the database (run the migrations: names compare exactly since 20240101000027)',
         [{ path: 'jobs', message: 'two job names are the same for the database' }],
       );
     }

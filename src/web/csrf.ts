@@ -2,6 +2,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
 import { hasValidBearer } from './auth';
 import { HttpError } from './errors';
+import { hostAllowed, localPortOf, type HostRule } from './host-check';
 
 /**
  * Cross-site request forgery defence for every non-GET request:
@@ -49,37 +50,40 @@ export class CsrfTokens {
   }
 }
 
-function originOf(url: string | undefined): string | null {
-  if (!url) return null;
+/**
+ * Whether the page that sent the request is one of ours: its Origin (or,
+ * without one, its Referer) must name an allowed host, by the same rule as
+ * the Host header. Not compared with Host itself: under DNS rebinding both
+ * name the attacker's site.
+ */
+function fromAllowedSite(req: Request, rules: readonly HostRule[]): boolean {
+  const origin = req.get('origin');
+  const claimed = origin ?? req.get('referer');
+  if (claimed === undefined) return true; // neither header: not a browser (curl, scripts); the token/content-type rules still apply
+  let url: URL;
   try {
-    return new URL(url).origin;
+    url = new URL(claimed);
   } catch {
-    return 'invalid';
+    return false; // "null" (sandboxed frames, file:) and garbage
   }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return false;
+  if (url.username !== '' || url.password !== '') return false;
+  return hostAllowed(rules, url.host, localPortOf(req), url.protocol === 'https:' ? 443 : 80);
 }
 
-function sameOrigin(req: Request): boolean {
-  const host = req.get('host');
-  if (!host) return false;
-  const claimed = req.get('origin') ?? undefined;
-  const from =
-    claimed !== undefined && claimed !== 'null'
-      ? originOf(claimed)
-      : claimed === 'null'
-        ? 'null'
-        : originOf(req.get('referer'));
-  if (from === null) return true; // neither header: not a browser (curl, scripts); the token/content-type rules still apply
-  return from === `http://${host}` || from === `https://${host}`;
-}
-
-export function csrfProtection(tokens: CsrfTokens): RequestHandler {
+export function csrfProtection(tokens: CsrfTokens, rules: readonly HostRule[]): RequestHandler {
   return (req, _res, next) => {
     if (SAFE.has(req.method) || hasValidBearer(req)) {
       next();
       return;
     }
-    if (!sameOrigin(req)) {
-      next(new HttpError(403, 'cross-site request refused (Origin does not match this site)'));
+    if (!fromAllowedSite(req, rules)) {
+      next(
+        new HttpError(
+          403,
+          'cross-site request refused (Origin is not one of the hosts this server answers for)',
+        ),
+      );
       return;
     }
     const isApi = req.path === '/api' || req.path.startsWith('/api/');

@@ -36,6 +36,12 @@ export function problemOf(err: unknown): HttpProblem {
     return { status: 400, message: err.message, problems: err.problems };
   if (err instanceof NotFoundError) return { status: 404, message: err.message };
   if (err instanceof HttpError) return { status: err.status, message: err.message };
+  // Express throws URIError when a route parameter has a malformed % escape (/job/%E0%A4%A).
+  if (err instanceof URIError)
+    return {
+      status: 400,
+      message: 'the URL has a malformed % escape (not UTF-8 percent-encoding)',
+    };
   const bp = err as BodyParserError;
   switch (bp?.type) {
     case 'entity.too.large':
@@ -60,6 +66,48 @@ export function problemOf(err: unknown): HttpProblem {
   return { status: 500, message: 'internal error' };
 }
 
+/** Longest error message a log line carries. */
+export const LOGGED_MESSAGE_CHARS = 200;
+
+/**
+ * An error as the web logs it: its class, code and a short message, and the
+ * stack frames without the message line. Never the whole message: a knex
+ * error's message starts with the SQL statement with its values filled in,
+ * which carries commands, names and descriptions into the log.
+ */
+export function errorForLog(err: unknown): Record<string, unknown> {
+  const e = (err ?? {}) as Partial<Error> & {
+    code?: unknown;
+    errno?: unknown;
+    sqlState?: unknown;
+    sqlMessage?: unknown;
+    sql?: unknown;
+  };
+  const isDb = typeof e.sql === 'string' || typeof e.sqlMessage === 'string';
+  // mysql2's own message (without the statement) when there is one.
+  const raw = isDb
+    ? typeof e.sqlMessage === 'string'
+      ? e.sqlMessage
+      : ''
+    : typeof e.message === 'string'
+      ? e.message
+      : String(err);
+  const out: Record<string, unknown> = {
+    err: raw.length > LOGGED_MESSAGE_CHARS ? `${raw.slice(0, LOGGED_MESSAGE_CHARS)}…` : raw,
+    class: e.name ?? typeof err,
+  };
+  if (typeof e.code === 'string' || typeof e.code === 'number') out.code = e.code;
+  if (typeof e.errno === 'number') out.errno = e.errno;
+  if (typeof e.sqlState === 'string') out.sqlState = e.sqlState;
+  if (typeof e.stack === 'string')
+    out.stack = e.stack
+      .split('\n')
+      .filter((l) => /^\s+at /.test(l))
+      .slice(0, 12)
+      .join('\n');
+  return out;
+}
+
 /** Express error handler: JSON for /api (and JSON clients), an error page otherwise. */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, next) => {
@@ -70,12 +118,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     const p = problemOf(err);
     if (p.status >= 500)
       logger.error(
-        {
-          err: (err as Error)?.message,
-          stack: (err as Error)?.stack,
-          method: req.method,
-          path: req.path,
-        },
+        { ...errorForLog(err), method: req.method, path: req.path.slice(0, 200) },
         'request failed',
       );
     else

@@ -4,6 +4,31 @@
  * are easy to test and the views stay logic-light.
  */
 
+import { showInvisible } from '../core/category-text';
+
+/** Line breaks and tabs are layout in a <pre>, not a disguise: they stay. */
+const KEPT_IN_PAGES: ReadonlySet<string> = new Set(['\n', '\r', '\t']);
+
+const HTML_ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&#34;',
+  "'": '&#39;',
+};
+
+/**
+ * The escape of every `<%= %>` in the views (EJS's `escape` option): HTML
+ * special characters escaped, and every invisible or direction-changing
+ * character (bidi overrides, zero-width characters, C0/C1 controls, line
+ * and paragraph separators, BOM) written as a visible ⟨U+202E⟩, so a
+ * command or name cannot show as something it is not.
+ */
+export function escapeVisible(value: unknown): string {
+  if (value === undefined || value === null) return '';
+  return showInvisible(String(value), KEPT_IN_PAGES).replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
+}
+
 /** ISO 8601 UTC with Z, or null: the one time format of the API. */
 export function isoUtc(d: Date | null | undefined): string | null {
   return d ? d.toISOString() : null;

@@ -85,8 +85,9 @@ function applyTextFilter(qb: Knex.QueryBuilder, q: string | undefined): void {
   if (!text) return;
   const like = `%${escapeLike(text)}%`;
   qb.where((w) => {
-    w.where('j.name', 'like', like)
-      .orWhere('c.name', 'like', like)
+    // Names compare exactly (binary collation); a person searching expects case not to matter.
+    w.whereRaw('j.name COLLATE utf8mb4_unicode_ci LIKE ?', [like])
+      .orWhereRaw('c.name COLLATE utf8mb4_unicode_ci LIKE ?', [like])
       .orWhere('j.command', 'like', like);
     if (/^\d+$/.test(text)) w.orWhere('j.id', Number(text));
   });
@@ -228,8 +229,31 @@ async function newestRuns<T extends RunBrief>(
   return out;
 }
 
-export async function runById(db: Knex, runId: string): Promise<RunRow | undefined> {
-  return (await db('runs').where('run_id', runId).first()) as RunRow | undefined;
+/**
+ * Characters of a run's output the web ever reads (the end of it): a run
+ * page and a live refresh cost at most this much, whatever a runner stored
+ * (CRONQ_OUTPUT_TAIL_BYTES goes up to 16 MiB).
+ */
+export const OUTPUT_SHOWN_CHARS = 65_536;
+
+/** A run with at most the last OUTPUT_SHOWN_CHARS of its output, and whether more was cut. */
+export type RunShown = RunSummary & { output_tail: string | null; output_cut: number };
+
+const RUN_SHOWN_SQL = `${RUN_SUMMARY_SQL}, RIGHT(output_tail, ${OUTPUT_SHOWN_CHARS}) AS output_tail, CHAR_LENGTH(output_tail) > ${OUTPUT_SHOWN_CHARS} AS output_cut`;
+
+export async function runById(db: Knex, runId: string): Promise<RunShown | undefined> {
+  return (await runsByIds(db, [runId]))[0];
+}
+
+/** Several runs in one query (ids de-duplicated by the caller or here), output cut as in runById. */
+export async function runsByIds(db: Knex, runIds: readonly string[]): Promise<RunShown[]> {
+  const ids = [...new Set(runIds)];
+  if (ids.length === 0) return [];
+  const [rows] = (await db.raw(
+    `SELECT ${RUN_SHOWN_SQL} FROM runs WHERE run_id IN (${ids.map(() => '?').join(', ')})`,
+    ids,
+  )) as [RunShown[]];
+  return rows.map((r) => ({ ...r, output_cut: Number(r.output_cut ?? 0) }));
 }
 
 export interface EventRow {
@@ -242,12 +266,26 @@ export interface EventRow {
   return_code: number | null;
 }
 
+/** Events listed for one run (a run has a handful; a bound all the same). */
+export const EVENTS_PER_RUN = 1000;
+
 export async function eventsOfRun(db: Knex, runId: string): Promise<EventRow[]> {
-  return (await db('events')
-    .select('id', 'job_id', 'datetime', 'run_id', 'type', 'host', 'return_code')
-    .where('run_id', runId)
-    .orderBy('id', 'asc')
-    .limit(1000)) as EventRow[];
+  return (await eventsOfRuns(db, [runId])).get(runId) ?? [];
+}
+
+/** The first EVENTS_PER_RUN events of each run, in ONE query (one connection, however many runs). */
+export async function eventsOfRuns(
+  db: Knex,
+  runIds: readonly string[],
+): Promise<Map<string, EventRow[]>> {
+  const ids = [...new Set(runIds)];
+  const out = new Map<string, EventRow[]>(ids.map((id) => [id, []]));
+  if (ids.length === 0) return out;
+  const branch = `(SELECT id, job_id, datetime, run_id, type, host, return_code FROM events WHERE run_id = ? ORDER BY id ASC LIMIT ${EVENTS_PER_RUN})`;
+  const [rows] = (await db.raw(ids.map(() => branch).join(' UNION ALL '), ids)) as [EventRow[]];
+  for (const r of rows) if (r.run_id !== null) out.get(r.run_id)?.push(r);
+  for (const list of out.values()) list.sort((a, b) => a.id - b.id);
+  return out;
 }
 
 const FAILED_STATUSES = ['failed', 'timed_out', 'lost'] as const;

@@ -175,13 +175,12 @@ describe('cronq apply refuses', () => {
     assert.match(r.stderr, /^cronq apply: the server refused the category \(401\): sign in/);
   });
 
-  test('what only the server can see (names equal but for case) is its 400 message, exit 1, nothing changed', async () => {
+  test('names that differ only in case are two jobs, locally and on the server alike (names compare exactly)', async () => {
     const r = await apply([
-      file('case.json', { category: 'ci', jobs: [job('Backup'), job('backup')] }),
+      file('case.json', { category: 'ci-case', jobs: [job('Backup'), job('backup')] }),
     ]);
-    assert.equal(r.code, 1, r.stdout);
-    assert.match(r.stderr, /^cronq apply: the server refused the category \(400\): /);
-    assert.equal((await jobsOf('ci')).length, 3);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.deepEqual((await jobsOf('ci-case')).map((j) => j.name).sort(), ['Backup', 'backup']);
   });
 
   test('an invalid file is caught locally: each problem, exit 1, nothing sent', async () => {

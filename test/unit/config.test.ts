@@ -78,6 +78,9 @@ describe('defaults', () => {
         apiToken: undefined,
         logUrlTemplate: undefined,
         bodyLimit: '1mb',
+        allowedHosts: [],
+        statusRatePerSecond: 10,
+        clientConcurrency: 4,
       },
     );
     assert.equal(c.host, os.hostname());
@@ -130,6 +133,9 @@ describe('every setting is read from its environment variable', () => {
       CRONQ_API_TOKEN: 'secret-token-1',
       CRONQ_LOG_URL_TEMPLATE: 'https://logs.example/search?q={run_id}',
       CRONQ_API_BODY_LIMIT: '512kb',
+      CRONQ_ALLOWED_HOSTS: 'cronq.example.com,10.0.0.5:5000',
+      CRONQ_STATUS_RATE: '50',
+      CRONQ_WEB_CLIENT_CONCURRENCY: '8',
       CRONQ_LOG_LEVEL: 'DEBUG',
       CRONQ_LOG_FORMAT: 'pretty',
       CRONQ_HOSTNAME: 'runner-7.example',
@@ -163,6 +169,9 @@ describe('every setting is read from its environment variable', () => {
         apiToken: 'secret-token-1',
         logUrlTemplate: 'https://logs.example/search?q={run_id}',
         bodyLimit: '512kb',
+        allowedHosts: ['cronq.example.com', '10.0.0.5:5000'],
+        statusRatePerSecond: 50,
+        clientConcurrency: 8,
       },
     );
     assert.deepEqual({ ...c.log }, { level: 'debug', format: 'pretty' });
@@ -354,6 +363,9 @@ describe('a bad value is a ConfigError that names the setting and the accepted f
     [{ CRONQ_API_TOKEN: 'short' }, 'CRONQ_API_TOKEN', /at least 8/],
     [{ CRONQ_LOG_URL_TEMPLATE: 'logs.example/{run_id}' }, 'CRONQ_LOG_URL_TEMPLATE', /http/],
     [{ CRONQ_API_BODY_LIMIT: 'lots' }, 'CRONQ_API_BODY_LIMIT', /512kb/],
+    [{ CRONQ_ALLOWED_HOSTS: 'user@evil.example' }, 'CRONQ_ALLOWED_HOSTS', /comma-separated/],
+    [{ CRONQ_STATUS_RATE: '0' }, 'CRONQ_STATUS_RATE', /1 to 100000/],
+    [{ CRONQ_WEB_CLIENT_CONCURRENCY: 'many' }, 'CRONQ_WEB_CLIENT_CONCURRENCY', /1 to 1000/],
     [{ CRONQ_LOG_LEVEL: 'loud' }, 'CRONQ_LOG_LEVEL', /debug/],
     [{ CRONQ_LOG_FORMAT: 'xml' }, 'CRONQ_LOG_FORMAT', /json or pretty/],
   ];

@@ -10,6 +10,11 @@ import type { WebDeps } from '../app';
 
 /** Runs listed with each job in GET /api/jobs (newest first). */
 export const API_RUNS_PER_JOB = 10;
+/** Most runs listed in one GET /api/categories/<name> (fewer per job in a large category). */
+export const MAX_RUNS_PER_CATEGORY = 2000;
+/** Most distinct job ids and run ids one /api/live request may ask for. */
+export const LIVE_MAX_JOBS = 200;
+export const LIVE_MAX_RUNS = 10;
 
 function values(v: unknown): string[] | undefined {
   if (v === undefined) return undefined;
@@ -74,10 +79,11 @@ export function apiRouter(deps: WebDeps): Router {
     const cat = await q.categoryByName(db, String(req.params.name));
     if (!cat) throw new NotFoundError(`no category named "${req.params.name}"`);
     const jobs = await q.jobsOfCategory(db, cat.id);
+    // A category may hold 10,000 jobs: its answer lists at most MAX_RUNS_PER_CATEGORY runs in all.
     const runs = await q.recentRunsBrief(
       db,
       jobs.map((j) => j.id),
-      API_RUNS_PER_JOB,
+      Math.min(API_RUNS_PER_JOB, Math.floor(MAX_RUNS_PER_CATEGORY / Math.max(1, jobs.length))),
     );
     res.json({
       data: {
@@ -104,7 +110,7 @@ export function apiRouter(deps: WebDeps): Router {
 
   const putCategory: express.RequestHandler = async (req, res) => {
     const name = String(req.params.name);
-    if (name.trim() === '' || name.length > 255)
+    if (name === '' || [...name].length > 255)
       throw new ValidationError('category: the name in the URL must be 1-255 characters', [
         { path: 'category', message: 'must be 1-255 characters' },
       ]);
@@ -171,19 +177,32 @@ export function apiRouter(deps: WebDeps): Router {
   });
 
   // For the pages' refresh script: the status and recent runs of some jobs, and some runs.
+  // Ids are de-duplicated and bounded, and a run's output is read cut (OUTPUT_SHOWN_CHARS),
+  // so one refresh costs a few queries and a bounded amount of memory.
   r.get('/live', async (req, res) => {
-    const jobIds = (ints('job', req.query.job) ?? []).slice(0, 200);
-    const runIds = (values(req.query.run) ?? [])
-      .filter((s) => /^[0-9a-f]{32}$/.test(s))
-      .slice(0, 50);
+    const jobIds = [...new Set(ints('job', req.query.job) ?? [])];
+    const runIds = [...new Set((values(req.query.run) ?? []).map((s) => s.toLowerCase()))];
+    if (jobIds.length > LIVE_MAX_JOBS || runIds.length > LIVE_MAX_RUNS)
+      throw new ValidationError(
+        `ask for at most ${LIVE_MAX_JOBS} jobs and ${LIVE_MAX_RUNS} runs at once`,
+        [{ path: jobIds.length > LIVE_MAX_JOBS ? 'job' : 'run', message: 'too many ids' }],
+      );
+    const wanted = runIds.filter((s) => /^[0-9a-f]{32}$/.test(s));
     const perJob = intParam('runs', req.query.runs, 1, 1, 50);
-    const [jobs, runs, single] = await Promise.all([
-      jobIds.length
-        ? q.apiJobs(db, { ids: jobIds, page: 0, perPage: 200, sort: { field: 'id', dir: 'asc' } })
-        : Promise.resolve([]),
-      q.recentRunsBrief(db, jobIds, perJob),
-      Promise.all(runIds.map((id) => q.runById(db, id))),
-    ]);
+    const jobs = jobIds.length
+      ? await q.apiJobs(db, {
+          ids: jobIds,
+          page: 0,
+          perPage: LIVE_MAX_JOBS,
+          sort: { field: 'id', dir: 'asc' },
+        })
+      : [];
+    const runs = await q.recentRunsBrief(db, jobIds, perJob);
+    const single = await q.runsByIds(db, wanted);
+    const events = await q.eventsOfRuns(
+      db,
+      single.map((run) => run.run_id),
+    );
     const jobsOut: Record<string, unknown> = {};
     for (const j of jobs) {
       const list = runs.get(j.id) ?? [];
@@ -195,13 +214,13 @@ export function apiRouter(deps: WebDeps): Router {
       };
     }
     const runsOut: Record<string, unknown> = {};
-    const events = await Promise.all(
-      single.map((run) => (run ? q.eventsOfRun(db, run.run_id) : Promise.resolve([]))),
-    );
-    single.forEach((run, i) => {
-      if (run)
-        runsOut[run.run_id] = { ...runJson(run), output_tail: run.output_tail, events: events[i] };
-    });
+    for (const run of single)
+      runsOut[run.run_id] = {
+        ...runJson(run),
+        output_tail: run.output_tail,
+        output_cut: run.output_cut === 1,
+        events: events.get(run.run_id) ?? [],
+      };
     res.json({ data: { jobs: jobsOut, runs: runsOut } });
   });
 

@@ -135,6 +135,7 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
       jobId,
       jobName: job?.name ?? run?.job_name ?? (jobId !== null ? `job ${jobId}` : 'unknown job'),
       logLink: run ? logUrl(config.web.logUrlTemplate, run, at) : null,
+      outputShownChars: q.OUTPUT_SHOWN_CHARS,
       now: at,
     });
   });
