@@ -32,7 +32,7 @@ export interface Schedule {
    * How many occurrences lie in (from, to], at most `cap` (default 1e9),
    * counting only the storable calendar. Constant time for ISO schedules;
    * for cron exact over up to 11 years (work proportional to the matching
-   * days), and over a longer range estimated from its first 11 years, so the
+   * days), and over a longer range estimated from its last 11 years, so the
    * work is bounded whatever the range.
    */
   countBetween(from: Date, to: Date, cap?: number): number;
