@@ -13,7 +13,7 @@ import {
   type TestVhost,
 } from '../helpers/services';
 import { runCommand, startCommand, type Proc } from '../helpers/processes';
-import { bindQueue, drainQueue, insertJobs, runsOf } from '../helpers/injector';
+import { bindQueue, insertJobs, runsOf } from '../helpers/injector';
 import { startTestWeb, type TestWeb } from '../helpers/web';
 
 /**
