@@ -16,8 +16,17 @@ export class ConfigError extends CronqError {
   override readonly exitCode = 2;
 }
 
+/** A schedule that cannot be used; branch on the subclasses for why. */
+export class ScheduleError extends CronqError {}
+
 /** A schedule text that is neither an ISO 8601 repeating interval nor a cron expression. */
-export class ScheduleSyntaxError extends CronqError {}
+export class ScheduleSyntaxError extends ScheduleError {}
+
+/**
+ * A schedule that parses but whose next occurrence the database cannot
+ * store (past 9999-12-31T23:59:59.999Z, the end of a DATETIME column).
+ */
+export class ScheduleRangeError extends ScheduleError {}
 
 /** A job or result message that does not have the fields the wire format needs. */
 export class MessageFormatError extends CronqError {}

@@ -1,4 +1,4 @@
-import { legacySchedule, parseSchedule, type Schedule } from './schedule';
+import { LATEST_OCCURRENCE_MS, legacySchedule, parseSchedule, type Schedule } from './schedule';
 
 /** A row of the `jobs` table as mysql2 returns it (times are UTC Dates). */
 export interface JobRow {
@@ -33,8 +33,13 @@ export function intervalToSeconds(interval: Date | null): number | null {
   return Math.round(interval.getTime() / 1000);
 }
 
-export function secondsToInterval(seconds: number): Date {
-  return new Date(seconds * 1000);
+/**
+ * null when the period does not fit the DATETIME column (a period of more
+ * than ~8000 years would land past 9999-12-31 and fail the whole write).
+ */
+export function secondsToInterval(seconds: number): Date | null {
+  const t = seconds * 1000;
+  return t <= LATEST_OCCURRENCE_MS ? new Date(t) : null;
 }
 
 /**

@@ -1,4 +1,6 @@
 import type { Knex } from '../core/db';
+import { isTransientDbError } from '../core/errors';
+import { errorText } from './error-text';
 import { planClaim, type DueJobRow, type PlannedRun } from './plan';
 
 /**
@@ -108,12 +110,101 @@ export async function claimDueJobs(db: Knex, opts: ClaimOptions): Promise<ClaimR
           });
       }
 
-      await updateJobs(trx, updates, opts.claimant);
-      if (result.runs.length > 0)
-        result.runs = await insertRuns(trx, result.runs, queuedAt, opts.claimant);
+      // A row the database refuses (a value it cannot store) must not fail
+      // the claim of the others: the batch is retried row by row and the
+      // refused job is set aside with its schedule_error.
+      const refusedJobs = new Map<number, string>();
+      const refusedUpdates = await eachAloneOnFailure(updates, (us) =>
+        updateJobs(trx, us, opts.claimant),
+      );
+      for (const { item, err } of refusedUpdates) {
+        refusedJobs.set(
+          item.id,
+          `the claim could not store this job's next run: ${errorText(err)}`,
+        );
+      }
+      if (result.runs.length > 0) {
+        const inserted: PlannedRun[] = [];
+        const refusedRuns = await eachAloneOnFailure(result.runs, async (rs) => {
+          inserted.push(...(await insertRuns(trx, rs, queuedAt, opts.claimant)));
+        });
+        for (const { item, err } of refusedRuns) {
+          if (!refusedJobs.has(item.jobId))
+            refusedJobs.set(
+              item.jobId,
+              `the claim could not record this job's run: ${errorText(err)}`,
+            );
+        }
+        result.runs = inserted;
+      }
+      for (const [jobId, reason] of refusedJobs) {
+        const text = storableReason(reason);
+        await markRefused(trx, jobId, text, opts.claimant);
+        result.scheduleErrors.push({
+          jobId,
+          jobName: rows.get(jobId)?.name ?? `job-${jobId}`,
+          error: text,
+        });
+      }
       return result;
     },
     { isolationLevel: 'read committed' },
+  );
+}
+
+/**
+ * Run `write` on all items in one statement; if the database refuses it for
+ * a reason a retry cannot cure (a value it cannot store), run it item by
+ * item and return the items it still refuses. A statement error rolls back
+ * that statement only, so the transaction goes on; a transient error
+ * (deadlock, lost connection) fails the whole claim as before.
+ */
+async function eachAloneOnFailure<T>(
+  items: T[],
+  write: (items: T[]) => Promise<void>,
+): Promise<Array<{ item: T; err: unknown }>> {
+  try {
+    await write(items);
+    return [];
+  } catch (err) {
+    if (isTransientDbError(err) || items.length === 0) throw err;
+    if (items.length === 1) return [{ item: items[0]!, err }];
+  }
+  const refused: Array<{ item: T; err: unknown }> = [];
+  for (const item of items) {
+    try {
+      await write([item]);
+    } catch (err) {
+      if (isTransientDbError(err)) throw err;
+      refused.push({ item, err });
+    }
+  }
+  return refused;
+}
+
+/** Longest reason kept in jobs.schedule_error (VARCHAR(512)). */
+const REASON_MAX = 500;
+
+/** Printable ASCII only, so it fits a column of any character set. */
+function storableReason(reason: string): string {
+  return reason.replace(/[^\x20-\x7e]/g, '?').slice(0, REASON_MAX);
+}
+
+/**
+ * Set a job aside: schedule_error keeps it out of the due query (next_run
+ * stays as it was), and a run-now flag is cleared so it does not come back
+ * every claim. Only values any column takes, so this cannot be refused.
+ */
+async function markRefused(
+  trx: Knex.Transaction,
+  jobId: number,
+  reason: string,
+  claimant: string,
+): Promise<void> {
+  await execute(
+    trx,
+    'UPDATE jobs SET schedule_error = ?, run_now = 0, locked_by = ? WHERE id = ?',
+    [reason, claimant, jobId],
   );
 }
 

@@ -2,6 +2,7 @@ import { sleep, type ConfirmPublisher } from '../core/amqp';
 import type { Knex } from '../core/db';
 import { BrokerUnavailableError } from '../core/errors';
 import type { Logger } from '../core/logger';
+import { errorText } from './error-text';
 import { markPublished, markUnroutable, unroutableReason } from './outbox';
 import type { PlannedRun } from './plan';
 import { publishRuns } from './publish';
@@ -141,7 +142,7 @@ export class Dispatcher {
       } catch (err) {
         // Still queued and unpublished: the sweep publishes them again and the broker returns them again.
         logger.warn(
-          { err: (err as Error).message, runs: outcome.unroutable.length },
+          { err: errorText(err), runs: outcome.unroutable.length },
           'could not record unroutable runs; they will be retried',
         );
       }
@@ -172,7 +173,7 @@ export class Dispatcher {
       } catch (err) {
         // Left in toMark; the injector's next cycle writes them (and backs off while the database is away).
         this.opts.logger.debug(
-          { err: (err as Error).message, runs: this.toMark.size },
+          { err: errorText(err), runs: this.toMark.size },
           'published_at not written yet',
         );
       } finally {

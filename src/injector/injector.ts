@@ -11,6 +11,8 @@ import { BrokerUnavailableError, isTransientDbError } from '../core/errors';
 import type { Service } from '../core/lifecycle';
 import type { Logger } from '../core/logger';
 import { claimDueJobs } from './claim';
+import { boundedDelayMs } from './delay';
+import { errorFields, errorText } from './error-text';
 import { Dispatcher } from './dispatcher';
 import { retakeUnpublished } from './outbox';
 import { clockOffsetMs, probe, type Probe } from './probe';
@@ -38,6 +40,8 @@ export interface InjectorOptions {
 const SKEW_WARN_MS = 1000;
 /** Wake this long after the earliest next_run, so `next_run < now` already holds on the database. */
 const WAKE_MARGIN_MS = 2;
+/** Longest back-off after a failed cycle, whatever backoff was passed in. */
+const MAX_BACKOFF_MS = 60_000;
 /** Batches claimed back to back before the loop probes (and sweeps) again. */
 const MAX_BATCHES_PER_CYCLE = 50;
 /** Claim transactions side by side while a backlog lasts. */
@@ -143,9 +147,9 @@ export class Injector implements Service {
         if (r.contended) {
           // Another injector holds the due rows; look again shortly, not at once.
           await sleep(
-            Math.min(
-              this.opts.settings.maxPollMs,
+            boundedDelayMs(
               5 * 2 ** Math.min(this.idleContention++, 8) + Math.random() * 10,
+              this.opts.settings.maxPollMs,
             ),
             this.abort.signal,
           );
@@ -163,7 +167,7 @@ export class Injector implements Service {
       .idle()
       .catch((err: unknown) =>
         this.log.warn(
-          { err: (err as Error).message },
+          { err: errorText(err) },
           'could not record the last confirms; their runs will be published again',
         ),
       );
@@ -177,7 +181,7 @@ export class Injector implements Service {
     if (!p || p.nextDue === null) return max;
     const dueLocal =
       p.localAt + (p.nextDue.getTime() - p.dbNow.getTime()) - leadMs + WAKE_MARGIN_MS;
-    return Math.max(0, Math.min(max, dueLocal - this.now()));
+    return boundedDelayMs(dueLocal - this.now(), max);
   }
 
   private async waitForBroker(): Promise<void> {
@@ -200,7 +204,7 @@ export class Injector implements Service {
   }
 
   private async backOff(err: unknown, attempt: number): Promise<void> {
-    const delay = this.backoff.delay(attempt);
+    const delay = boundedDelayMs(this.backoff.delay(attempt), MAX_BACKOFF_MS);
     const nextRetryAt = new Date(Date.now() + delay).toISOString();
     const kind =
       err instanceof BrokerUnavailableError
@@ -208,10 +212,10 @@ export class Injector implements Service {
         : isTransientDbError(err)
           ? 'database'
           : 'error';
-    const fields = { err: shortMessage(err), code: (err as { code?: unknown }).code, nextRetryAt };
+    const { stack, ...fields } = { ...errorFields(err), nextRetryAt };
     this.counters.errors += 1;
     if (kind === 'error') {
-      this.log.error({ ...fields, stack: (err as Error).stack }, 'injector cycle failed; retrying');
+      this.log.error({ ...fields, stack }, 'injector cycle failed; retrying');
     } else if (this.outage !== kind) {
       this.log.warn(
         fields,
@@ -376,13 +380,4 @@ export class Injector implements Service {
       );
     }
   }
-}
-
-/** An error's message without the SQL text knex puts in front of a driver error. */
-function shortMessage(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
-  const cut = message.lastIndexOf(' - ');
-  return cut >= 0 && /^(select|insert|update|delete|set|begin|commit)\b/i.test(message.trim())
-    ? message.slice(cut + 3)
-    : message;
 }

@@ -17,11 +17,15 @@ import { parseSchedule, type Schedule } from '../core/schedule';
  *   occurrence (scheduled_for), so it starts on time instead of after the
  *   claim and the publish.
  * - a bounded schedule (`Rn/...`) with no occurrence left ends: `ended_at`
- *   is set and `next_run` cleared, so the job is never due again.
+ *   is set and `next_run` cleared, so the job is never due again. So does a
+ *   schedule whose next occurrence lies past 9999-12-31T23:59:59.999Z, the
+ *   last time the database stores (R/<start>/P8000Y after its first run).
  * - `run_now = 1` adds a manual run for the database's now and clears the
  *   flag; it does not move `next_run` (the schedule goes on as before).
- * - a schedule that cannot be read records `schedule_error`, which keeps the
- *   job out of the due query until the schedule is changed.
+ * - a schedule that cannot be read, or whose arithmetic fails in any way,
+ *   and a next_run that holds no valid date record `schedule_error`, which
+ *   keeps the job out of the due query until the schedule is changed; its
+ *   scheduled run is not created, a manual run still is.
  */
 
 export type DueJobRow = Pick<
@@ -101,34 +105,41 @@ export function planClaim(
     job.next_run.getTime() < now.getTime() + leadMs &&
     job.ended_at === null &&
     job.schedule_error === null;
-  if (due) {
+  if (
+    job.next_run !== null &&
+    Number.isNaN(job.next_run.getTime()) &&
+    job.schedule_error === null
+  ) {
+    // A zero or broken DATETIME written past the API: it sorts as due for ever, so say so once.
+    setError(plan, 'next_run holds no valid date; save the job again to reschedule it');
+  } else if (due) {
     const occurrence = job.next_run!;
-    let schedule: Schedule | null = null;
     let problem: string | undefined;
     try {
       const text = scheduleTextOf(job);
-      schedule = text === null ? null : parsedSchedule(text);
+      const schedule = text === null ? null : parsedSchedule(text);
       if (schedule === null) problem = 'the job has no schedule';
+      else {
+        // Claimed early, the occurrence is still ahead of now: the next one follows it.
+        const next = schedule.next(occurrence.getTime() > now.getTime() ? occurrence : now);
+        runs.push({
+          ...base,
+          runId: makeRunId(),
+          scheduledFor: occurrence,
+          trigger: 'schedule',
+          missed: countMissed(schedule, occurrence, now),
+        });
+        // null: an Rn/ schedule ran out, or its next occurrence lies past what
+        // the database stores (9999-12-31): either way the schedule has ended.
+        update.nextRun = next;
+        if (next === null) update.endedAt = now;
+      }
     } catch (err) {
-      problem = (err as Error).message || 'the schedule cannot be read';
+      // One job's schedule must never fail the claim of the others.
+      runs.length = 0;
+      problem = (err as Error)?.message || 'the schedule cannot be read';
     }
-    if (schedule === null) {
-      const text = `${problem}`.slice(0, SCHEDULE_ERROR_MAX);
-      update.scheduleError = text;
-      plan.newScheduleError = text;
-    } else {
-      // Claimed early, the occurrence is still ahead of now: the next one follows it.
-      const next = schedule.next(occurrence.getTime() > now.getTime() ? occurrence : now);
-      runs.push({
-        ...base,
-        runId: makeRunId(),
-        scheduledFor: occurrence,
-        trigger: 'schedule',
-        missed: countMissed(schedule, occurrence, now),
-      });
-      update.nextRun = next;
-      if (next === null) update.endedAt = now;
-    }
+    if (problem !== undefined) setError(plan, problem);
   }
 
   if (job.run_now) {
@@ -136,6 +147,12 @@ export function planClaim(
     runs.push({ ...base, runId: makeRunId(), scheduledFor: now, trigger: 'manual', missed: 0 });
   }
   return plan;
+}
+
+function setError(plan: JobPlan, problem: string): void {
+  const text = problem.slice(0, SCHEDULE_ERROR_MAX);
+  plan.update.scheduleError = text;
+  plan.newScheduleError = text;
 }
 
 /**

@@ -45,7 +45,10 @@ export async function probe(
   return {
     dbNow: r.db_now,
     localAt: (before + after) / 2,
-    nextDue: r.next_due,
+    // A zero DATETIME written in SQL reads as an invalid Date and sorts first:
+    // taken as due now, so the claim sets that job aside instead of every
+    // job waiting behind it.
+    nextDue: r.next_due !== null && Number.isNaN(r.next_due.getTime()) ? r.db_now : r.next_due,
     runNow: Number(r.run_now) === 1,
     stale: Number(r.stale) === 1,
   };

@@ -2,6 +2,11 @@ import { exponentialBackoff, sleep } from '../core/amqp';
 import { migrate, type Knex } from '../core/db';
 import { isTransientDbError } from '../core/errors';
 import type { Logger } from '../core/logger';
+import { boundedDelayMs } from './delay';
+import { errorText } from './error-text';
+
+/** A test pause never outlasts a test run (and stays far below setTimeout's 2^31 ms limit). */
+const MAX_TEST_PAUSE_MS = 600_000;
 
 /**
  * Bring the schema up to date before the first claim. The database may
@@ -23,7 +28,7 @@ export async function migrateWithRetry(
       if (!isTransientDbError(err)) throw err;
       const delay = backoff.delay(attempt);
       const fields = {
-        err: (err as Error).message,
+        err: errorText(err),
         nextRetryAt: new Date(Date.now() + delay).toISOString(),
       };
       if (attempt === 0) logger.warn(fields, 'database unavailable; retrying with backoff');
@@ -43,7 +48,7 @@ export function testHooksFromEnv(env: Readonly<Record<string, string | undefined
 } {
   const ms = (name: string) => {
     const v = Number(env[name] ?? '');
-    return Number.isFinite(v) && v > 0 ? v : undefined;
+    return Number.isFinite(v) && v > 0 ? boundedDelayMs(v, MAX_TEST_PAUSE_MS) : undefined;
   };
   return {
     testPauseAfterCommitMs: ms('CRONQ_INJECTOR_TEST_PAUSE_AFTER_COMMIT_MS'),

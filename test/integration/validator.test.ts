@@ -51,6 +51,32 @@ describe('cronq-validator accepts a valid file', () => {
     assert.equal(r.stderr, '');
   });
 
+  test('the example of docs/web.md, with TZ= after the cron expression, is valid', async () => {
+    const doc = readFileSync(path.join(ROOT, 'docs', 'web.md'), 'utf8');
+    const line = /\{"name": "nightly", "schedule": "[^"]*TZ=[^"]*"[^\n]*\}/.exec(doc);
+    assert.ok(line, 'docs/web.md still shows the trailing TZ= example');
+    const r = await validator([
+      '--config',
+      file('docs-example.json', `{"category": "docs", "jobs": [${line[0]}]}`),
+    ]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+  });
+
+  test('a first occurrence past 9999-12-31 and an unknown zone are refused with the reason', async () => {
+    const r = await validator([
+      '--config',
+      file('far.json', {
+        jobs: [
+          { name: 'far', schedule: 'R/2024-01-01T00:00:00Z/P8000Y', command: 'true' },
+          { name: 'mars', schedule: '0 3 * * * TZ=Mars/Olympus', command: 'true' },
+        ],
+      }),
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /jobs\[0\]\.schedule: .*lies past 9999-12-31T23:59:59\.999Z/);
+    assert.match(r.stdout, /jobs\[1\]\.schedule: .*TZ=Mars\/Olympus is not a known time zone/);
+  });
+
   test('without --config it reads cronq.config in the current folder', async () => {
     const sub = path.join(dir, 'cwd');
     mkdirSync(sub);

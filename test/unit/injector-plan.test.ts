@@ -196,3 +196,37 @@ test('property: claims at any times with any lead run each occurrence once, in o
     { numRuns: 1000 },
   );
 });
+
+test('a schedule whose next occurrence lies past 9999-12-31 runs its due occurrence and ends, like an exhausted Rn/', () => {
+  const p = planClaim(
+    job({ schedule: `R/${T0.toISOString()}/P8000Y`, next_run: T0 }),
+    at(1000),
+    ids,
+  );
+  assert.equal(p.runs.length, 1);
+  assert.equal(p.runs[0]!.scheduledFor.getTime(), T0.getTime());
+  assert.equal(p.update.nextRun, null);
+  assert.equal(p.update.endedAt?.getTime(), at(1000).getTime());
+  assert.equal(p.update.scheduleError, null);
+});
+
+test('a next_run holding no valid date (a zero DATETIME) sets schedule_error instead of being rewritten silently', () => {
+  const p = planClaim(job({ next_run: new Date(Number.NaN) }), at(0), ids);
+  assert.equal(p.runs.length, 0);
+  assert.match(p.update.scheduleError ?? '', /no valid date/);
+  assert.equal(p.newScheduleError, p.update.scheduleError);
+});
+
+test('a manual run still goes out for a job whose schedule cannot be read', () => {
+  const p = planClaim(job({ schedule: 'nonsense', run_now: 1 }), at(1000), ids);
+  assert.deepEqual(
+    p.runs.map((r) => r.trigger),
+    ['manual'],
+  );
+  assert.match(p.update.scheduleError ?? '', /nonsense/);
+});
+
+test('secondsToInterval leaves the original interval column NULL for a period it cannot hold', () => {
+  assert.equal(secondsToInterval(8_000_000_000_000), null);
+  assert.equal(secondsToInterval(60)?.toISOString(), '1970-01-01T00:01:00.000Z');
+});

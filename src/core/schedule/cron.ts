@@ -27,6 +27,14 @@ import {
   wallToInstant,
   type TimeZone,
 } from './zone';
+import { clampAfter, LATEST_OCCURRENCE_MS } from './range';
+
+/**
+ * countBetween counts exactly over at most this span (11 years: every
+ * matching day costs one search, and a zone's changes are found by sampling
+ * once a day); a longer range is estimated from its last 11 years.
+ */
+const EXACT_COUNT_SPAN_MS = 4018 * DAY_MS;
 
 const MACROS: Readonly<Record<string, string>> = {
   '@yearly': '0 0 1 1 *',
@@ -143,13 +151,27 @@ export class CronSchedule implements Schedule {
     this.timeZone = zone.name;
   }
 
-  /** The first matching wall time strictly after wall `w`. */
+  /**
+   * The first matching wall time strictly after wall `w`. croner knows the
+   * years 1-9999 only and throws outside them; past its range there is no match.
+   */
   private nextWall(w: number): number | null {
-    const d = this.cron.nextRun(new Date(w));
-    return d === null ? null : d.getTime();
+    try {
+      const d = this.cron.nextRun(new Date(w));
+      return d === null ? null : d.getTime();
+    } catch {
+      return null;
+    }
   }
 
+  /** The first occurrence after `after` within the storable calendar (range.ts), or null. */
   private nextInstant(after: number): number | null {
+    if (after >= LATEST_OCCURRENCE_MS) return null;
+    const t = this.nextInstantUnbounded(clampAfter(after));
+    return t === null || t > LATEST_OCCURRENCE_MS ? null : t;
+  }
+
+  private nextInstantUnbounded(after: number): number | null {
     const fixed = this.zone.fixedOffsetMs;
     if (fixed !== null) {
       const w = this.nextWall(after + fixed);
@@ -175,6 +197,11 @@ export class CronSchedule implements Schedule {
     return t === null ? null : new Date(t);
   }
 
+  /** A cron expression never runs out, so no next occurrence means the calendar's end. */
+  endsInCalendar(after: Date): boolean {
+    return this.next(after) === null;
+  }
+
   nextN(after: Date, n: number): Date[] {
     const out: Date[] = [];
     let t: number | null = checkDate(after, 'after');
@@ -188,9 +215,21 @@ export class CronSchedule implements Schedule {
    * extra ones that a spring-forward gap collapses into a single run.
    */
   countBetween(from: Date, to: Date, cap = 1e9): number {
-    const a = checkDate(from, 'from');
-    const b = checkDate(to, 'to');
+    const a = clampAfter(checkDate(from, 'from'));
+    const b = clampAfter(checkDate(to, 'to'));
     if (!(b > a)) return 0;
+    if (b - a > EXACT_COUNT_SPAN_MS) {
+      // A decade and more of outage (or a next_run written far in the past):
+      // the rate of the last 11 years, scaled. Bounded work beats exactness
+      // here; the last years because `to` is now, where croner is fastest.
+      const sample = this.countExactly(b - EXACT_COUNT_SPAN_MS, b, cap);
+      if (sample >= cap) return cap;
+      return Math.min(cap, Math.round((sample * (b - a)) / EXACT_COUNT_SPAN_MS));
+    }
+    return this.countExactly(a, b, cap);
+  }
+
+  private countExactly(a: number, b: number, cap: number): number {
     let collapsed = 0;
     for (const change of offsetChanges(this.zone, a, b)) {
       if (change.offsetAfter <= change.offsetBefore) continue;

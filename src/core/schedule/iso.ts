@@ -31,6 +31,7 @@ import {
   type TimeZone,
   fixedZone,
 } from './zone';
+import { clampAfter, isStorable } from './range';
 
 /** Gregorian averages (146097 days per 400 years), used only to estimate an index. */
 const AVERAGE_MONTH_MS = (146097 / 4800) * DAY_MS;
@@ -323,6 +324,15 @@ export class IsoSchedule implements Schedule {
     return wallToInstant(this.zone, wall) + i * this.exactMs;
   }
 
+  /**
+   * occurrence(i), with an index too far out for a JS Date (NaN) taken as
+   * beyond every instant in its direction, so the searches below terminate.
+   */
+  private occurrenceOrBeyond(i: number): number {
+    const t = this.occurrence(i);
+    return Number.isNaN(t) ? (i > 0 ? Infinity : -Infinity) : t;
+  }
+
   /** The smallest index whose occurrence is after t, or lastIndex + 1 when there is none. */
   private indexAfter(t: number): number {
     const span = t - this.anchor;
@@ -335,22 +345,32 @@ export class IsoSchedule implements Schedule {
     // The estimate is off by at most a few steps (month lengths, DST), so
     // correct it by stepping; each step is one occurrence computed from the anchor.
     let i = clamp(Math.floor(span / this.averageMs) + 1, this.firstIndex, this.lastIndex + 1);
-    while (i > this.firstIndex && this.occurrence(i - 1) > t) i--;
-    while (i <= this.lastIndex && !(this.occurrence(i) > t)) i++;
+    while (i > this.firstIndex && this.occurrenceOrBeyond(i - 1) > t) i--;
+    while (i <= this.lastIndex && !(this.occurrenceOrBeyond(i) > t)) i++;
     return i;
   }
 
-  next(after: Date): Date | null {
-    const i = this.indexAfter(checkDate(after, 'after'));
+  /** Occurrence i as a Date, or null when it lies outside the storable calendar (range.ts). */
+  private storable(i: number): Date | null {
     if (i > this.lastIndex) return null;
-    return toDate(this.occurrence(i));
+    const t = this.occurrence(i);
+    return isStorable(t) ? new Date(t) : null;
+  }
+
+  next(after: Date): Date | null {
+    return this.storable(this.indexAfter(clampAfter(checkDate(after, 'after'))));
+  }
+
+  endsInCalendar(after: Date): boolean {
+    const i = this.indexAfter(clampAfter(checkDate(after, 'after')));
+    return i <= this.lastIndex && !isStorable(this.occurrence(i));
   }
 
   nextN(after: Date, n: number): Date[] {
     const out: Date[] = [];
-    let i = this.indexAfter(checkDate(after, 'after'));
-    for (; out.length < n && i <= this.lastIndex; i++) {
-      const d = toDate(this.occurrence(i));
+    let i = this.indexAfter(clampAfter(checkDate(after, 'after')));
+    for (; out.length < n; i++) {
+      const d = this.storable(i);
       if (d === null) break;
       out.push(d);
     }
@@ -358,8 +378,8 @@ export class IsoSchedule implements Schedule {
   }
 
   countBetween(from: Date, to: Date, cap = 1e9): number {
-    const a = checkDate(from, 'from');
-    const b = checkDate(to, 'to');
+    const a = clampAfter(checkDate(from, 'from'));
+    const b = clampAfter(checkDate(to, 'to'));
     if (!(b > a)) return 0;
     return Math.max(0, Math.min(cap, this.indexAfter(b) - this.indexAfter(a)));
   }
@@ -415,8 +435,4 @@ export function checkDate(d: Date, name: string): number {
   const t = d instanceof Date ? d.getTime() : NaN;
   if (Number.isNaN(t)) throw new TypeError(`${name} must be a valid Date`);
   return t;
-}
-
-function toDate(t: number): Date | null {
-  return Number.isFinite(t) && Math.abs(t) <= 8.64e15 ? new Date(t) : null;
 }

@@ -16,9 +16,17 @@
  *   Cron: 5 fields "minute hour day-of-month month day-of-week", or 6 with a
  *     leading seconds field; @yearly @monthly @weekly @daily @hourly (croner's
  *     field syntax: lists, ranges, steps, names, L, W, #).
- *   A zone for either form: a prefix `TZ=Europe/Berlin ` (or `CRON_TZ=`), as
- *     in `TZ=Europe/Berlin 0 3 * * *` or `TZ=Europe/Berlin R/2024-03-01T02:30:00/P1D`.
- *     Bracket and prefix may both appear only if they name the same zone.
+ *   A zone for either form: `TZ=Europe/Berlin` (or `CRON_TZ=`) before the
+ *     schedule, as in Vixie cron and Kubernetes (`TZ=Europe/Berlin 0 3 * * *`,
+ *     `TZ=Europe/Berlin R/2024-03-01T02:30:00/P1D`), or after it
+ *     (`0 3 * * * TZ=Europe/Berlin`); one of the two, not both.
+ *     Bracket and TZ= may both appear only if they name the same zone.
+ *
+ * CALENDAR
+ *   Occurrences exist from 1000-01-01 to 9999-12-31T23:59:59.999Z, what a
+ *   DATETIME column stores (range.ts). A schedule whose next occurrence
+ *   would lie later has ended, like an Rn/ schedule after its last one;
+ *   checkSchedule refuses a schedule whose next occurrence after now does.
  *
  * ZONES
  *   Without a zone everything is UTC; a start written with an offset and no
@@ -52,13 +60,15 @@
  * computed arithmetically), and for calendar durations an arithmetic estimate
  * corrected by a few steps; a ten-year outage costs nothing.
  */
-import { ScheduleSyntaxError } from '../errors';
+import { ScheduleError, ScheduleRangeError, ScheduleSyntaxError } from '../errors';
 import { parseCronSchedule } from './cron';
 import { parseIsoSchedule } from './iso';
 import type { Schedule } from './types';
-import { namedZone, UTC } from './zone';
+import { LATEST_OCCURRENCE_MS } from './range';
+import { namedZone, UTC, type TimeZone } from './zone';
 
 export type { Schedule } from './types';
+export { EARLIEST_OCCURRENCE_MS, LATEST_OCCURRENCE_MS } from './range';
 
 const EXPECTED =
   'expected an ISO 8601 repeating interval such as R/2024-01-01T00:00:00Z/PT1H or a cron expression such as "0 3 * * *", optionally after TZ=<IANA zone>';
@@ -75,22 +85,7 @@ export function parseSchedule(text: string): Schedule {
   const trimmed = text.trim();
   if (trimmed === '') fail(trimmed, `the schedule is empty; ${EXPECTED}`);
 
-  let body = trimmed;
-  let zone = null;
-  const prefix = /^(CRON_TZ|TZ)=(\S*)(?:\s+([\s\S]*))?$/.exec(trimmed);
-  if (prefix) {
-    const [, key, name = '', rest = ''] = prefix;
-    zone = namedZone(name);
-    if (zone === null) {
-      fail(
-        trimmed,
-        `${key}=${name} is not a known time zone, expected an IANA zone such as ${key}=Europe/Berlin`,
-      );
-    }
-    body = rest.trim();
-    if (body === '') fail(trimmed, `${key}=${name} must be followed by a schedule; ${EXPECTED}`);
-  }
-
+  const { body, zone } = splitZone(trimmed);
   if (/^R\d*\//.test(body)) return parseIsoSchedule(trimmed, body, zone);
   if (body.startsWith('@') || /^\S+(\s+\S+){4,5}$/.test(body)) {
     return parseCronSchedule(trimmed, body, zone ?? UTC, zone !== null);
@@ -115,6 +110,36 @@ export function parseSchedule(text: string): Schedule {
     );
   }
   fail(trimmed, EXPECTED);
+}
+
+const ZONE_PREFIX = /^(CRON_TZ|TZ)=(\S*)(?:\s+([\s\S]*))?$/;
+const ZONE_SUFFIX = /^([\s\S]*?)\s+(CRON_TZ|TZ)=(\S*)$/;
+
+/**
+ * The zone setting of a schedule: `TZ=Zone <schedule>` (or `CRON_TZ=`), as
+ * in Vixie cron and Kubernetes, or `<schedule> TZ=Zone` at the end, as
+ * people also write it. One of them, not both.
+ */
+function splitZone(text: string): { body: string; zone: TimeZone | null } {
+  const prefix = ZONE_PREFIX.exec(text);
+  const suffix = prefix ? null : ZONE_SUFFIX.exec(text);
+  if (!prefix && !suffix) return { body: text, zone: null };
+  const [key, name, rest] = prefix
+    ? [prefix[1]!, prefix[2] ?? '', prefix[3] ?? '']
+    : [suffix![2]!, suffix![3] ?? '', suffix![1] ?? ''];
+  const zone = namedZone(name);
+  if (zone === null) {
+    fail(
+      text,
+      `${key}=${name} is not a known time zone, expected an IANA zone such as ${key}=Europe/Berlin`,
+    );
+  }
+  const body = rest.trim();
+  if (body === '') fail(text, `${key}=${name} must be followed by a schedule; ${EXPECTED}`);
+  if (/(^|\s)(CRON_TZ|TZ)=/.test(body)) {
+    fail(text, 'the time zone is given twice; write TZ=<zone> once, before or after the schedule');
+  }
+  return { body, zone };
 }
 
 const cache = new Map<string, Schedule>();
@@ -153,13 +178,33 @@ export function legacySchedule(nextRun: Date, intervalSeconds: number): string {
   return `R/${iso}/PT${intervalSeconds}S`;
 }
 
-/** null when the text is a valid schedule, else the error message (for the JSON schema validator). */
-export function isValidSchedule(text: string): string | null {
+/**
+ * Parse a schedule and check that it can be stored now: its next occurrence
+ * after `now` must lie within the calendar a DATETIME column holds (up to
+ * 9999-12-31T23:59:59.999Z). A schedule that has simply ended (Rn/ in the
+ * past) is accepted, as before. The one check behind cronq-validator, the
+ * dry run and PUT /api/category. Throws ScheduleSyntaxError or ScheduleRangeError.
+ */
+export function checkSchedule(text: string, now: Date = new Date()): Schedule {
+  const schedule = cachedParse(text);
+  if (schedule.endsInCalendar(now)) {
+    throw new ScheduleRangeError(
+      `schedule ${JSON.stringify(schedule.text)}: its next occurrence after ${now.toISOString()} lies past ${new Date(LATEST_OCCURRENCE_MS).toISOString()}, the last time the database can store; choose a start or a duration that falls before the year 10000`,
+    );
+  }
+  return schedule;
+}
+
+/**
+ * null when the text is a schedule that can be stored now (checkSchedule),
+ * else the error message (for the category validator).
+ */
+export function isValidSchedule(text: string, now: Date = new Date()): string | null {
   try {
-    cachedParse(text);
+    checkSchedule(text, now);
     return null;
   } catch (err) {
-    if (err instanceof ScheduleSyntaxError) return err.message;
+    if (err instanceof ScheduleError) return err.message;
     throw err;
   }
 }
