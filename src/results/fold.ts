@@ -46,6 +46,8 @@ export interface RunChange {
   firstSentAt: Date;
   /** The first final message of the batch (finished or failed), if any. */
   outcome: RunOutcome | null;
+  /** The events row key (`run_id:type`) of the message that gave `outcome`. */
+  outcomeKey: string | null;
 }
 
 export interface FoldedBatch {
@@ -106,6 +108,7 @@ export function foldResults(messages: readonly ResultMessage[]): FoldedBatch {
         startedAt: start,
         firstSentAt: sent,
         outcome: null,
+        outcomeKey: null,
       };
       runs.set(m.run_id, change);
     } else {
@@ -114,7 +117,10 @@ export function foldResults(messages: readonly ResultMessage[]): FoldedBatch {
       if (host !== null) change.host = host;
       if (change.jobName === null && m.name) change.jobName = m.name;
     }
-    change.outcome ??= outcomeOf(m, sent);
+    if (change.outcome === null) {
+      change.outcome = outcomeOf(m, sent);
+      if (change.outcome) change.outcomeKey = `${m.run_id}:${m.type}`;
+    }
     // Heartbeats are not events: the original had none, and they would flood the history.
     if (m.type !== 'heartbeat') {
       const key = `${m.run_id}:${m.type}`;

@@ -27,13 +27,30 @@ export interface WriteSummary {
   runsOfMissingJobs: string[];
 }
 
-/** Keep each statement well below the server's max_allowed_packet (16 MiB by default). */
-const MAX_STATEMENT_BYTES = 4 * 1024 * 1024;
+/** Sizes the statements of a batch are kept under (src/results/packet.ts derives them from the server). */
+export interface WriteLimits {
+  /**
+   * Most bytes one multi-row statement may take; a single row larger than
+   * this is still sent alone (fields are bounded at parse so one row
+   * always fits the server's max_allowed_packet).
+   */
+  maxStatementBytes: number;
+}
+
+export const DEFAULT_WRITE_LIMITS: WriteLimits = { maxStatementBytes: 4 * 1024 * 1024 };
 
 const RESOLVED = `('succeeded', 'failed', 'timed_out')`;
-const SAME_ROW = `runs.run_id = VALUES(run_id)`;
+/** The row is this run's, and of the job the message names (a result naming another job changes nothing). */
+const SAME_ROW = `(runs.run_id = VALUES(run_id) AND runs.job_id = VALUES(job_id))`;
 /** The incoming change is an outcome and the stored row has none yet (`lost` may still learn the truth). */
 const APPLY_OUTCOME = `(${SAME_ROW} AND VALUES(status) IN ${RESOLVED} AND runs.status NOT IN ${RESOLVED})`;
+/**
+ * The late-result rule: a run in a final state (succeeded, failed,
+ * timed_out, lost) is closed. Results change nothing on it (not host,
+ * heartbeat_at, started_at, job_name), except the one outcome that
+ * corrects a `lost` run (APPLY_OUTCOME).
+ */
+const TOUCH = `(${SAME_ROW} AND (runs.status IN ('queued', 'running') OR ${APPLY_OUTCOME}))`;
 
 /*
  * MariaDB evaluates ON DUPLICATE KEY UPDATE assignments left to right and
@@ -53,10 +70,10 @@ VALUES `;
 const RUN_ROW = `(?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3), ?, ?, ?, ?)`;
 const RUN_UPSERT_TAIL = `
 ON DUPLICATE KEY UPDATE
-  job_name = IF(${SAME_ROW}, COALESCE(runs.job_name, VALUES(job_name)), runs.job_name),
-  host = IF(${SAME_ROW}, COALESCE(VALUES(host), runs.host), runs.host),
-  started_at = IF(${SAME_ROW}, COALESCE(LEAST(runs.started_at, VALUES(started_at)), runs.started_at, VALUES(started_at)), runs.started_at),
-  heartbeat_at = IF(${SAME_ROW}, GREATEST(COALESCE(runs.heartbeat_at, VALUES(heartbeat_at)), VALUES(heartbeat_at)), runs.heartbeat_at),
+  job_name = IF(${TOUCH}, COALESCE(runs.job_name, VALUES(job_name)), runs.job_name),
+  host = IF(${TOUCH}, COALESCE(VALUES(host), runs.host), runs.host),
+  started_at = IF(${TOUCH}, COALESCE(LEAST(runs.started_at, VALUES(started_at)), runs.started_at, VALUES(started_at)), runs.started_at),
+  heartbeat_at = IF(${TOUCH}, GREATEST(COALESCE(runs.heartbeat_at, VALUES(heartbeat_at)), VALUES(heartbeat_at)), runs.heartbeat_at),
   finished_at = IF(${APPLY_OUTCOME}, VALUES(finished_at), runs.finished_at),
   return_code = IF(${APPLY_OUTCOME}, VALUES(return_code), runs.return_code),
   run_time = IF(${APPLY_OUTCOME}, VALUES(run_time), runs.run_time),
@@ -113,17 +130,26 @@ function runValues(c: RunChange, scheduledShiftMs: number): Knex.RawBinding[] {
   ];
 }
 
+/** Bytes of a string once escaped into a statement: every byte may become two, plus quotes. */
+function textBytes(s: string | null | undefined): number {
+  return s ? 2 * Buffer.byteLength(s) + 2 : 4;
+}
+
+/** An upper bound of one run row's share of the upsert statement. */
 function rowBytes(c: RunChange): number {
   return (
     400 +
-    (c.outcome?.output ? Buffer.byteLength(c.outcome.output) * 2 : 0) +
-    (c.outcome?.reason?.length ?? 0) * 2
+    textBytes(c.outcome?.output) +
+    textBytes(c.outcome?.reason) +
+    textBytes(c.jobName) +
+    textBytes(c.host)
   );
 }
 
 async function upsertRuns(
   trx: Knex.Transaction,
   runs: readonly RunChange[],
+  limits: WriteLimits,
   shiftMs = 0,
 ): Promise<number> {
   let affected = 0;
@@ -134,7 +160,7 @@ async function upsertRuns(
     let bytes = 0;
     while (
       i < runs.length &&
-      (rows.length === 0 || bytes + rowBytes(runs[i]!) < MAX_STATEMENT_BYTES)
+      (rows.length === 0 || bytes + rowBytes(runs[i]!) < limits.maxStatementBytes)
     ) {
       bytes += rowBytes(runs[i]!);
       rows.push(RUN_ROW);
@@ -151,9 +177,20 @@ async function upsertRuns(
   return affected;
 }
 
-async function insertEvents(trx: Knex.Transaction, events: readonly EventRow[]): Promise<void> {
-  for (let i = 0; i < events.length; i += 2000) {
-    const chunk = events.slice(i, i + 2000);
+async function insertEvents(
+  trx: Knex.Transaction,
+  events: readonly EventRow[],
+  limits: WriteLimits,
+): Promise<void> {
+  let i = 0;
+  while (i < events.length) {
+    const chunk: EventRow[] = [];
+    let bytes = 0;
+    while (i < events.length && chunk.length < 2000 && bytes < limits.maxStatementBytes / 2) {
+      bytes += 300 + textBytes(events[i]!.host);
+      chunk.push(events[i]!);
+      i += 1;
+    }
     const bindings: Knex.RawBinding[] = [];
     for (const e of chunk)
       bindings.push(
@@ -201,6 +238,48 @@ async function countRuns(trx: Knex.Transaction, ids: readonly string[]): Promise
 }
 
 /**
+ * The late-result rule for events: the events of the batch that may be
+ * added, judged by each run's row as it was before this batch (read with
+ * a lock, after the job locks, so no other writer changes it meanwhile).
+ * A run with no row, or `queued`/`running`, takes every event. A final run
+ * (succeeded, failed, timed_out) takes none, except a `starting` sent no
+ * later than it finished (delivered late; so a run's history does not
+ * depend on how its messages were split into batches). A `lost` run takes
+ * only the event of the outcome that corrects it. An event naming another
+ * job than the run's is never added.
+ */
+async function eventsToRecord(
+  trx: Knex.Transaction,
+  runs: readonly RunChange[],
+  events: readonly EventRow[],
+): Promise<EventRow[]> {
+  if (events.length === 0) return [];
+  const ids = [...new Set(events.map((e) => e.run_id))].sort();
+  const stored = new Map<string, { job_id: number; status: string; finished_at: Date | null }>();
+  for (let i = 0; i < ids.length; i += 5000) {
+    const chunk = ids.slice(i, i + 5000);
+    const [rows] = (await trx.raw(
+      `SELECT run_id, job_id, status, finished_at FROM runs WHERE run_id IN (${chunk.map(() => '?').join(',')}) ORDER BY run_id FOR UPDATE`,
+      chunk,
+    )) as [Array<{ run_id: string; job_id: number; status: string; finished_at: Date | null }>];
+    for (const r of rows) stored.set(r.run_id, r);
+  }
+  const outcomeKeys = new Set(runs.map((r) => r.outcomeKey));
+  return events.filter((e) => {
+    const row = stored.get(e.run_id);
+    if (!row) return true;
+    if (Number(row.job_id) !== e.job_id) return false;
+    if (row.status === 'queued' || row.status === 'running') return true;
+    if (row.status === 'lost') return outcomeKeys.has(e.message_key);
+    return (
+      e.type === 'starting' &&
+      row.finished_at !== null &&
+      e.datetime.getTime() <= row.finished_at.getTime()
+    );
+  });
+}
+
+/**
  * Runs in the pool's isolation level. cronq-results opens its pool with
  * READ COMMITTED (set once per connection): no gap locks, so fewer lock
  * waits and deadlocks between consumers, and about 20% faster per batch
@@ -214,6 +293,7 @@ async function countRuns(trx: Knex.Transaction, ids: readonly string[]): Promise
 export async function writeResults(
   db: Knex,
   messages: readonly ResultMessage[],
+  limits: WriteLimits = DEFAULT_WRITE_LIMITS,
 ): Promise<WriteSummary> {
   const batch = foldResults(messages);
   if (batch.runs.length === 0) return { messages: 0, runs: 0, events: 0, runsOfMissingJobs: [] };
@@ -227,10 +307,14 @@ export async function writeResults(
     const names = new Map(jobRows.map((j) => [Number(j.id), j.name]));
     for (const r of batch.runs) if (r.jobName === null) r.jobName = names.get(r.jobId) ?? null;
 
-    const events = batch.events.filter((e) => names.has(e.job_id));
-    await insertEvents(trx, events);
+    const events = await eventsToRecord(
+      trx,
+      batch.runs,
+      batch.events.filter((e) => names.has(e.job_id)),
+    );
+    await insertEvents(trx, events, limits);
 
-    const affected = await upsertRuns(trx, batch.runs);
+    const affected = await upsertRuns(trx, batch.runs, limits);
     const runIds = batch.runs.map((r) => r.runId);
     // Only a (job_id, scheduled_for) collision of an unrecorded run leaves a
     // row unwritten; it is then written again one millisecond later until it
@@ -245,6 +329,7 @@ export async function writeResults(
         await upsertRuns(
           trx,
           batch.runs.filter((r) => missing.has(r.runId)),
+          limits,
           shift,
         );
       }
