@@ -74,10 +74,12 @@ export class BatchWriter {
       }
       if (isLockConflict(failure) || !(await this.takesWrites())) throw failure;
       if (!isPoisonError(failure) && attempt < TRIES_BEFORE_SPLIT) {
-        this.opts.logger.debug(
-          { err: shortError(failure), batch: items.length, attempt },
-          'a batch failed while the database takes writes; trying it again',
-        );
+        const fields = { err: shortError(failure), batch: items.length, attempt };
+        const text =
+          'could not store results while the database takes writes; trying the batch again';
+        // Once per batch at warn: a batch that fails while the database works is news.
+        if (attempt === 1) this.opts.logger.warn(fields, text);
+        else this.opts.logger.debug(fields, text);
         await sleep(250 * 2 ** (attempt - 1) * (0.75 + this.random() * 0.5), this.opts.signal);
         if (this.opts.signal.aborted) throw failure;
         continue;
@@ -86,6 +88,10 @@ export class BatchWriter {
         rejected.push({ item: items[0]!, reason: `cannot be stored: ${shortError(failure)}` });
         return 0;
       }
+      this.opts.logger.warn(
+        { err: shortError(failure), batch: items.length },
+        'a batch keeps failing while the database takes writes; splitting it to find the message',
+      );
       const mid = Math.ceil(items.length / 2);
       return (
         (await this.writeSplitting(items.slice(0, mid), rejected)) +

@@ -98,7 +98,10 @@ export function foldResults(messages: readonly ResultMessage[]): FoldedBatch {
     const start = m.start_time ? new Date(m.start_time) : m.type === 'starting' ? sent : null;
     const host = m['x-host'] !== '' ? m['x-host'] : null;
     jobIds.add(m.job_id);
-    let change = runs.get(m.run_id);
+    // Keyed by job too: a message naming another job than its run's must
+    // not be folded into the run's change (the upsert then ignores it).
+    const runKey = `${m.run_id}:${m.job_id}`;
+    let change = runs.get(runKey);
     if (!change) {
       change = {
         runId: m.run_id,
@@ -110,7 +113,7 @@ export function foldResults(messages: readonly ResultMessage[]): FoldedBatch {
         outcome: null,
         outcomeKey: null,
       };
-      runs.set(m.run_id, change);
+      runs.set(runKey, change);
     } else {
       change.startedAt = earliest(change.startedAt, start);
       if (sent.getTime() < change.firstSentAt.getTime()) change.firstSentAt = sent;
