@@ -236,28 +236,30 @@ export class ResultsService implements Service {
    * again, stopping everything behind it.
    */
   private onMessage(ch: Channel, msg: ConsumeMessage | null): void {
-    try {
-      this.takeDelivery(ch, msg);
-    } catch (err) {
-      this.opts.logger.error({ err: shortError(err) }, 'unexpected error taking a result message');
-    }
-  }
-
-  private takeDelivery(ch: Channel, msg: ConsumeMessage | null): void {
     if (msg === null) {
       // The broker cancelled us (queue deleted): start over on a new channel.
       this.opts.logger.warn('results consumer cancelled by the broker');
       void ch.close().catch(() => undefined);
       return;
     }
-    const item: Item = {
-      msg,
-      channel: ch,
-      ...readResult(msg.content, { maxOutputBytes: this.limits.maxOutputBytes }),
-    };
-    if (this.pending.length === 0) this.pendingSince = Date.now();
-    this.pending.push(item);
-    this.maybeWrite();
+    let item: Item;
+    try {
+      item = {
+        msg,
+        channel: ch,
+        ...readResult(msg.content, { maxOutputBytes: this.limits.maxOutputBytes }),
+      };
+    } catch (err) {
+      // readResult does not throw; should it ever, the message is set aside, not the consumer.
+      item = { msg, channel: ch, malformed: `could not be read: ${shortError(err)}` };
+    }
+    try {
+      if (this.pending.length === 0) this.pendingSince = Date.now();
+      this.pending.push(item);
+      this.maybeWrite();
+    } catch (err) {
+      this.opts.logger.error({ err: shortError(err) }, 'unexpected error taking a result message');
+    }
   }
 
   /**

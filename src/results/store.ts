@@ -2,6 +2,7 @@ import { format } from 'mysql2';
 import type { Knex } from '../core/db';
 import type { ResultMessage } from '../core/messages';
 import { foldResults, type EventRow, type RunChange } from './fold';
+import { eventsToRecord } from './closed-runs';
 import { refreshJobStatus } from './job-status';
 
 /**
@@ -11,7 +12,8 @@ import { refreshJobStatus } from './job-status';
  *      same jobs queue up instead of deadlocking) and learn which still exist;
  *   2. INSERT IGNORE the events rows (unique message_key = run_id:type makes
  *      a redelivered message insert nothing); none for jobs that are gone,
- *      since events.job_id cascades from jobs;
+ *      since events.job_id cascades from jobs, and none for runs already
+ *      final (src/results/closed-runs.ts: the late-result rule);
  *   3. upsert the runs rows (a result for a run nobody recorded still makes
  *      one) with the state machine in the ON DUPLICATE KEY UPDATE clause;
  *   4. move the jobs' status columns forward to the newest of these runs.
@@ -235,48 +237,6 @@ async function countRuns(trx: Knex.Transaction, ids: readonly string[]): Promise
     n += Number(rows[0]!.n);
   }
   return n;
-}
-
-/**
- * The late-result rule for events: the events of the batch that may be
- * added, judged by each run's row as it was before this batch (read with
- * a lock, after the job locks, so no other writer changes it meanwhile).
- * A run with no row, or `queued`/`running`, takes every event. A final run
- * (succeeded, failed, timed_out) takes none, except a `starting` sent no
- * later than it finished (delivered late; so a run's history does not
- * depend on how its messages were split into batches). A `lost` run takes
- * only the event of the outcome that corrects it. An event naming another
- * job than the run's is never added.
- */
-async function eventsToRecord(
-  trx: Knex.Transaction,
-  runs: readonly RunChange[],
-  events: readonly EventRow[],
-): Promise<EventRow[]> {
-  if (events.length === 0) return [];
-  const ids = [...new Set(events.map((e) => e.run_id))].sort();
-  const stored = new Map<string, { job_id: number; status: string; finished_at: Date | null }>();
-  for (let i = 0; i < ids.length; i += 5000) {
-    const chunk = ids.slice(i, i + 5000);
-    const [rows] = (await trx.raw(
-      `SELECT run_id, job_id, status, finished_at FROM runs WHERE run_id IN (${chunk.map(() => '?').join(',')}) ORDER BY run_id FOR UPDATE`,
-      chunk,
-    )) as [Array<{ run_id: string; job_id: number; status: string; finished_at: Date | null }>];
-    for (const r of rows) stored.set(r.run_id, r);
-  }
-  const outcomeKeys = new Set(runs.map((r) => r.outcomeKey));
-  return events.filter((e) => {
-    const row = stored.get(e.run_id);
-    if (!row) return true;
-    if (Number(row.job_id) !== e.job_id) return false;
-    if (row.status === 'queued' || row.status === 'running') return true;
-    if (row.status === 'lost') return outcomeKeys.has(e.message_key);
-    return (
-      e.type === 'starting' &&
-      row.finished_at !== null &&
-      e.datetime.getTime() <= row.finished_at.getTime()
-    );
-  });
 }
 
 /**
