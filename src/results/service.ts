@@ -367,7 +367,7 @@ export class ResultsService implements Service {
     const options: Options.Publish = {
       persistent: true,
       headers: {
-        ...(p.headers ?? {}),
+        ...originalHeaders(p.headers),
         'x-cronq-dead-reason': shortReason(reason),
         'x-cronq-dead-at': new Date().toISOString(),
         ...(p.messageId ? { 'x-cronq-original-message-id': String(p.messageId) } : {}),
@@ -441,4 +441,20 @@ export class ResultsService implements Service {
 function shortReason(reason: string): string {
   const line = reason.replace(/\s+/g, ' ');
   return line.length > 240 ? `${line.slice(0, 239)}…` : line;
+}
+
+/**
+ * The message's own headers, kept on its dead letter unless they are large:
+ * a header block that no longer fits a frame with ours added would make the
+ * dead-letter publish fail, and the batch with it, forever.
+ */
+function originalHeaders(h: Record<string, unknown> | undefined): Record<string, unknown> {
+  if (!h) return {};
+  let size: number;
+  try {
+    size = JSON.stringify(h).length;
+  } catch {
+    size = Infinity;
+  }
+  return size <= 16 * 1024 ? h : { 'x-cronq-original-headers': 'dropped (over 16 KiB)' };
 }
