@@ -16,8 +16,13 @@ export const HOST_MAX_CHARS = 255;
 export const NAME_MAX_CHARS = 255;
 /** runs.reason: VARCHAR(1024). */
 export const REASON_MAX_CHARS = 1024;
-/** jobs.command is TEXT: no job the injector publishes has a longer command. */
-export const COMMAND_MAX_BYTES = 65535;
+/**
+ * Longest command a job message may carry. jobs.command is TEXT (64 KiB),
+ * so the injector never publishes more; the bound is looser so a runner
+ * still reports a too-long command the kernel refuses (E2BIG) as a failed
+ * run, while a message of megabytes is refused outright.
+ */
+export const COMMAND_MAX_BYTES = 1024 * 1024;
 /** The runner's CRONQ_OUTPUT_TAIL_BYTES default: what a result carries unless told otherwise. */
 export const DEFAULT_OUTPUT_TAIL_BYTES = 65536;
 
