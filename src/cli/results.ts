@@ -45,6 +45,8 @@ export async function run(argv: string[]): Promise<void> {
       connection,
       publisher,
       config: config.results,
+      // The runners' output-tail setting bounds what a result may carry (docs/results.md).
+      outputTailBytes: config.runner.outputTailBytes,
       logger,
     });
     releasers.add('results consumer', () => service.stop());

@@ -1,4 +1,19 @@
 import { MessageFormatError } from './errors';
+import {
+  boundedInt,
+  boundedSeconds,
+  COMMAND_MAX_BYTES,
+  cutChars,
+  DEFAULT_OUTPUT_TAIL_BYTES,
+  HOST_MAX_CHARS,
+  INT32_MAX,
+  INT32_MIN,
+  isSaneTime,
+  MAX_SECONDS,
+  NAME_MAX_CHARS,
+  REASON_MAX_CHARS,
+  tailBytes,
+} from './message-fields';
 
 /**
  * The wire formats of SPEC.md. Job messages carry both spellings (the
@@ -47,7 +62,7 @@ export const MAX_LEAD_MS = 5000;
  * The longest job timeout a runner enforces (2^31-1 s, about 68 years, the
  * most the jobs table's column holds); a longer one in a message means no limit.
  */
-export const MAX_TIMEOUT_SECONDS = 2 ** 31 - 1;
+export const MAX_TIMEOUT_SECONDS = MAX_SECONDS;
 
 export type ResultType = 'starting' | 'finished' | 'failed' | 'heartbeat';
 export const RESULT_TYPES: readonly ResultType[] = ['starting', 'finished', 'failed', 'heartbeat'];
@@ -113,73 +128,119 @@ function parseJson(body: Buffer | string, what: string): Record<string, unknown>
   return v as Record<string, unknown>;
 }
 
+/** jobs.id: a positive INT. Strings of digits are accepted, as old runners send them. */
 function toJobId(v: unknown): number | undefined {
-  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v;
-  if (typeof v === 'string' && /^\d{1,15}$/.test(v)) return Number(v);
-  return undefined;
+  return boundedInt(v, 1, INT32_MAX);
 }
 
 function normaliseRunId(v: unknown): string | undefined {
-  if (typeof v !== 'string') return undefined;
+  // 36 = a UUID with dashes; anything longer cannot normalise to 32 hex digits.
+  if (typeof v !== 'string' || v.length > 36) return undefined;
   const s = v.replace(/-/g, '').toLowerCase();
   return RUN_ID_RE.test(s) ? s : undefined;
 }
 
-/** Parse a job message in either spelling; MessageFormatError names what is missing. */
-export function parseJobMessage(body: Buffer | string): JobToRun {
+/** Limits of a message parser that depend on the receiver's settings. */
+export interface ParseLimits {
+  /** Longest `output` kept, in UTF-8 bytes (its tail is kept); CRONQ_OUTPUT_TAIL_BYTES. */
+  maxOutputBytes?: number;
+  /** The receiver's clock (epoch ms): times more than a day ahead of it are rejected. */
+  now?: number;
+}
+
+/** A time field: absent (undefined or null) gives undefined, anything but a sane time is rejected. */
+function timeField(m: Record<string, unknown>, field: string, now: number, what: string) {
+  const v = m[field];
+  if (v === undefined || v === null) return undefined;
+  const d = parseWireTime(v);
+  if (d === undefined || !isSaneTime(d, now)) {
+    throw new MessageFormatError(
+      `${what} ${field} must be a time between 2000-01-01 and a day from now (ISO 8601 UTC)`,
+    );
+  }
+  return d;
+}
+
+/** Job message timeout: seconds, 0 or null = none. */
+function parseTimeout(v: unknown): number | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'number' || Number.isNaN(v) || v < 0)
+    throw new MessageFormatError('job message timeout must be a number of seconds (0 or more)');
+  // 0, and anything past MAX_TIMEOUT_SECONDS (1e300, or 1e400 which JSON reads as Infinity), mean no limit.
+  return v === 0 || v > MAX_TIMEOUT_SECONDS ? null : v;
+}
+
+/**
+ * Parse a job message in either spelling. Returns only bounded values;
+ * anything else is a MessageFormatError naming the field.
+ */
+export function parseJobMessage(body: Buffer | string, limits: ParseLimits = {}): JobToRun {
+  const now = limits.now ?? Date.now();
   const m = parseJson(body, 'job message');
   const command =
     typeof m.cmd === 'string' ? m.cmd : typeof m.command === 'string' ? m.command : undefined;
   if (command === undefined || command.trim() === '')
     throw new MessageFormatError('job message has no command (cmd or command)');
+  // Never run a cut command: one longer than any job can hold is refused whole.
+  if (command.length > COMMAND_MAX_BYTES || Buffer.byteLength(command) > COMMAND_MAX_BYTES)
+    throw new MessageFormatError(`job message command is longer than ${COMMAND_MAX_BYTES} bytes`);
   const jobId = toJobId(m.job_id ?? m.id);
   if (jobId === undefined)
-    throw new MessageFormatError('job message has no job id (job_id or id, a whole number)');
+    throw new MessageFormatError(
+      `job message has no job id (job_id or id, a whole number from 1 to ${INT32_MAX})`,
+    );
   const runId = normaliseRunId(m.run_id);
   if (runId === undefined)
     throw new MessageFormatError('job message has no run id (run_id, 32 hex characters)');
-  const name = typeof m.name === 'string' && m.name !== '' ? m.name : `job-${jobId}`;
-  let timeoutSeconds: number | null = null;
-  if (m.timeout !== undefined && m.timeout !== null) {
-    if (typeof m.timeout !== 'number' || Number.isNaN(m.timeout) || m.timeout < 0) {
-      throw new MessageFormatError('job message timeout must be a number of seconds');
-    }
-    // 0 and anything past MAX_TIMEOUT_SECONDS (1e300, or 1e400 which JSON reads as Infinity) = no limit.
-    timeoutSeconds = m.timeout === 0 || m.timeout > MAX_TIMEOUT_SECONDS ? null : m.timeout;
-  }
-  const scheduledFor = typeof m.scheduled_for === 'string' ? m.scheduled_for : null;
-  let notBefore: number | null = null;
-  if (scheduledFor !== null && m.trigger === 'schedule') {
-    const t = Date.parse(scheduledFor);
-    if (Number.isFinite(t)) notBefore = t;
-  }
+  const name =
+    typeof m.name === 'string' && m.name !== '' ? cutChars(m.name, NAME_MAX_CHARS) : `job-${jobId}`;
+  const timeoutSeconds = parseTimeout(m.timeout);
+  // An unreadable occurrence only loses the hold-until-due, never the run.
+  const at = typeof m.scheduled_for === 'string' ? parseWireTime(m.scheduled_for) : undefined;
+  const when = at !== undefined && isSaneTime(at, now) ? at : undefined;
+  const scheduledFor = when ? when.toISOString() : null;
+  const notBefore = when && m.trigger === 'schedule' ? when.getTime() : null;
   return { runId, jobId, name, command, timeoutSeconds, scheduledFor, notBefore };
 }
 
 /**
  * Read a time the way the original and the new runners send it: ISO 8601
  * (with or without Z; no zone = UTC), Python's `str(datetime)`
- * ("2024-01-01 12:00:00.123456"), or Unix seconds.
+ * ("2024-01-01 12:00:00.123456"), or Unix seconds. Undefined for anything
+ * else, including numbers too large for a Date.
  */
 export function parseWireTime(v: unknown): Date | undefined {
-  if (typeof v === 'number' && Number.isFinite(v)) return new Date(v * 1000);
-  if (typeof v !== 'string' || v.trim() === '') return undefined;
-  const s = v.trim();
-  if (/^\d+(\.\d+)?$/.test(s)) return new Date(Number(s) * 1000);
-  const m = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$/.exec(s);
-  if (!m) return undefined;
-  const frac = m[3] ? m[3].slice(0, 4).padEnd(4, '0') : '';
-  const zone = m[4] ?? 'Z';
-  const d = new Date(`${m[1]}T${m[2]}${frac}${zone}`);
+  let d: Date;
+  if (typeof v === 'number') d = new Date(v * 1000);
+  else if (typeof v !== 'string' || v.length > 64) return undefined;
+  else {
+    const s = v.trim();
+    if (/^\d+(\.\d+)?$/.test(s)) d = new Date(Number(s) * 1000);
+    else {
+      const m = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$/.exec(s);
+      if (!m) return undefined;
+      const frac = m[3] ? m[3].slice(0, 4).padEnd(4, '0') : '';
+      d = new Date(`${m[1]}T${m[2]}${frac}${m[4] ?? 'Z'}`);
+    }
+  }
   return Number.isNaN(d.getTime()) ? undefined : d;
 }
 
-/** Parse and validate a result message; MessageFormatError names what is wrong. */
-export function parseResultMessage(body: Buffer | string): ResultMessage {
+/**
+ * Parse and validate a result message. Every field comes back bounded (see
+ * src/core/message-fields.ts): ids and numbers in their columns' ranges,
+ * times sane, free text cut to its column, output to its tail. Anything
+ * else is a MessageFormatError naming the field; nothing else is thrown.
+ */
+export function parseResultMessage(body: Buffer | string, limits: ParseLimits = {}): ResultMessage {
+  const now = limits.now ?? Date.now();
+  const maxOutput = limits.maxOutputBytes ?? DEFAULT_OUTPUT_TAIL_BYTES;
   const m = parseJson(body, 'result message');
   const jobId = toJobId(m.job_id);
   if (jobId === undefined)
-    throw new MessageFormatError('result message has no job_id (a whole number)');
+    throw new MessageFormatError(
+      `result message has no job_id (a whole number from 1 to ${INT32_MAX})`,
+    );
   const runId = normaliseRunId(m.run_id);
   if (runId === undefined)
     throw new MessageFormatError('result message has no run_id (32 hex characters)');
@@ -187,22 +248,28 @@ export function parseResultMessage(body: Buffer | string): ResultMessage {
   if (typeof type !== 'string' || !(RESULT_TYPES as readonly string[]).includes(type)) {
     throw new MessageFormatError(`result message type must be one of ${RESULT_TYPES.join(', ')}`);
   }
-  const sent = parseWireTime(m['x-send-datetime']);
+  const sent = timeField(m, 'x-send-datetime', now, 'result message');
   if (sent === undefined)
     throw new MessageFormatError('result message has no x-send-datetime (ISO 8601 UTC)');
   let returnCode: number | null | undefined;
-  if (m.return_code !== undefined && m.return_code !== null) {
-    if (typeof m.return_code !== 'number' || !Number.isInteger(m.return_code))
-      throw new MessageFormatError('result message return_code must be an integer');
-    returnCode = m.return_code;
-  } else if (m.return_code === null) returnCode = null;
+  if (m.return_code === null) returnCode = null;
+  else if (m.return_code !== undefined) {
+    if (typeof m.return_code !== 'number') returnCode = undefined;
+    else returnCode = boundedInt(m.return_code, INT32_MIN, INT32_MAX);
+    if (returnCode === undefined)
+      throw new MessageFormatError(
+        `result message return_code must be an integer from ${INT32_MIN} to ${INT32_MAX}`,
+      );
+  }
   let runTime: number | undefined;
   if (m.run_time !== undefined && m.run_time !== null) {
-    if (typeof m.run_time !== 'number' || !Number.isFinite(m.run_time) || m.run_time < 0)
-      throw new MessageFormatError('result message run_time must be a number of seconds');
-    runTime = m.run_time;
+    runTime = boundedSeconds(m.run_time);
+    if (runTime === undefined)
+      throw new MessageFormatError(
+        `result message run_time must be a number of seconds (0 to ${MAX_SECONDS})`,
+      );
   }
-  const start = parseWireTime(m.start_time);
+  const start = timeField(m, 'start_time', now, 'result message');
   const status = m.status;
   if (
     status !== undefined &&
@@ -217,15 +284,15 @@ export function parseResultMessage(body: Buffer | string): ResultMessage {
     run_id: runId,
     type: type as ResultType,
     'x-send-datetime': sent.toISOString(),
-    'x-host': typeof m['x-host'] === 'string' ? m['x-host'].slice(0, 255) : '',
+    'x-host': typeof m['x-host'] === 'string' ? cutChars(m['x-host'], HOST_MAX_CHARS) : '',
   };
   if (returnCode !== undefined) out.return_code = returnCode;
   if (runTime !== undefined) out.run_time = runTime;
   if (start !== undefined) out.start_time = start.toISOString();
   if (status !== undefined) out.status = status;
-  if (typeof m.output === 'string') out.output = m.output;
-  if (typeof m.reason === 'string') out.reason = m.reason.slice(0, 1024);
-  if (typeof m.name === 'string') out.name = m.name;
+  if (typeof m.output === 'string') out.output = tailBytes(m.output, maxOutput);
+  if (typeof m.reason === 'string') out.reason = cutChars(m.reason, REASON_MAX_CHARS);
+  if (typeof m.name === 'string' && m.name !== '') out.name = cutChars(m.name, NAME_MAX_CHARS);
   return out;
 }
 

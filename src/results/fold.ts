@@ -46,6 +46,8 @@ export interface RunChange {
   firstSentAt: Date;
   /** The first final message of the batch (finished or failed), if any. */
   outcome: RunOutcome | null;
+  /** The events row key (`run_id:type`) of the message that gave `outcome`. */
+  outcomeKey: string | null;
 }
 
 export interface FoldedBatch {
@@ -96,7 +98,10 @@ export function foldResults(messages: readonly ResultMessage[]): FoldedBatch {
     const start = m.start_time ? new Date(m.start_time) : m.type === 'starting' ? sent : null;
     const host = m['x-host'] !== '' ? m['x-host'] : null;
     jobIds.add(m.job_id);
-    let change = runs.get(m.run_id);
+    // Keyed by job too: a message naming another job than its run's must
+    // not be folded into the run's change (the upsert then ignores it).
+    const runKey = `${m.run_id}:${m.job_id}`;
+    let change = runs.get(runKey);
     if (!change) {
       change = {
         runId: m.run_id,
@@ -106,15 +111,19 @@ export function foldResults(messages: readonly ResultMessage[]): FoldedBatch {
         startedAt: start,
         firstSentAt: sent,
         outcome: null,
+        outcomeKey: null,
       };
-      runs.set(m.run_id, change);
+      runs.set(runKey, change);
     } else {
       change.startedAt = earliest(change.startedAt, start);
       if (sent.getTime() < change.firstSentAt.getTime()) change.firstSentAt = sent;
       if (host !== null) change.host = host;
       if (change.jobName === null && m.name) change.jobName = m.name;
     }
-    change.outcome ??= outcomeOf(m, sent);
+    if (change.outcome === null) {
+      change.outcome = outcomeOf(m, sent);
+      if (change.outcome) change.outcomeKey = `${m.run_id}:${m.type}`;
+    }
     // Heartbeats are not events: the original had none, and they would flood the history.
     if (m.type !== 'heartbeat') {
       const key = `${m.run_id}:${m.type}`;

@@ -8,14 +8,21 @@ import {
   type Backoff,
   type ConfirmPublisher,
 } from '../core/amqp';
-import { MessageFormatError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { Service } from '../core/lifecycle';
-import { parseResultMessage, type ResultMessage } from '../core/messages';
+import { DEFAULT_OUTPUT_TAIL_BYTES } from '../core/message-fields';
+import type { ResultMessage } from '../core/messages';
 import { declareCore, RESULTS_DEAD_QUEUE, RESULTS_QUEUE } from '../core/topology';
-import { isLockConflict, isPoisonError } from './errors';
+import { BatchWriter } from './batch-writer';
+import { shortError } from './errors';
+import { readResult } from './intake';
 import { markLostRuns } from './lost';
-import { writeResults } from './store';
+import {
+  DEFAULT_MAX_ALLOWED_PACKET,
+  limitsFor,
+  readMaxAllowedPacket,
+  type ConsumerLimits,
+} from './packet';
 
 /**
  * cronq-results: consume `cronq_results`, write results in batches, mark
@@ -44,6 +51,8 @@ export interface ResultsServiceOptions {
   batchSize?: number;
   backoff?: Backoff;
   random?: () => number;
+  /** The runners' CRONQ_OUTPUT_TAIL_BYTES: longer output is cut to its tail when read. */
+  outputTailBytes?: number;
 }
 
 interface Item {
@@ -84,6 +93,8 @@ export class ResultsService implements Service {
   private readonly backoff: Backoff;
   private readonly random: () => number;
   private readonly batchSize: number;
+  private limits: ConsumerLimits;
+  private readonly writer: BatchWriter;
   /** Deliveries in hand at most: the batch being written and the next one. */
   private get qos(): number {
     return Math.min(65535, this.batchSize * 2);
@@ -102,9 +113,32 @@ export class ResultsService implements Service {
     this.backoff = opts.backoff ?? exponentialBackoff(250, 15_000);
     this.random = opts.random ?? Math.random;
     this.batchSize = Math.max(1, opts.batchSize ?? opts.config.prefetch);
+    this.limits = limitsFor(DEFAULT_MAX_ALLOWED_PACKET, this.outputTailBytes);
+    this.writer = new BatchWriter({
+      db: opts.db,
+      logger: opts.logger,
+      limits: () => this.limits.write,
+      signal: this.abort.signal,
+      random: this.random,
+    });
+  }
+
+  private get outputTailBytes(): number {
+    return this.opts.outputTailBytes ?? DEFAULT_OUTPUT_TAIL_BYTES;
   }
 
   async start(): Promise<void> {
+    // Once, before the first message: every statement is sized to this server's packet limit.
+    try {
+      const packet = await readMaxAllowedPacket(this.opts.db);
+      this.limits = limitsFor(packet, this.outputTailBytes);
+      this.opts.logger.debug({ maxAllowedPacket: packet, ...this.limits }, 'write limits');
+    } catch (err) {
+      this.opts.logger.warn(
+        { err: shortError(err), assumed: DEFAULT_MAX_ALLOWED_PACKET },
+        'could not read @@max_allowed_packet; assuming the default',
+      );
+    }
     await this.opts.connection.onConnect((conn) => this.openConsumer(conn));
     this.opts.connection.start();
     this.lostLoop = this.runLostLoop();
@@ -196,6 +230,11 @@ export class ResultsService implements Service {
     })();
   }
 
+  /**
+   * The consumer's callback. It never throws: an exception here would close
+   * the channel and put the message back at the head of the queue, to fail
+   * again, stopping everything behind it.
+   */
   private onMessage(ch: Channel, msg: ConsumeMessage | null): void {
     if (msg === null) {
       // The broker cancelled us (queue deleted): start over on a new channel.
@@ -203,16 +242,24 @@ export class ResultsService implements Service {
       void ch.close().catch(() => undefined);
       return;
     }
-    const item: Item = { msg, channel: ch };
+    let item: Item;
     try {
-      item.result = parseResultMessage(msg.content);
+      item = {
+        msg,
+        channel: ch,
+        ...readResult(msg.content, { maxOutputBytes: this.limits.maxOutputBytes }),
+      };
     } catch (err) {
-      if (!(err instanceof MessageFormatError)) throw err;
-      item.malformed = err.message;
+      // readResult does not throw; should it ever, the message is set aside, not the consumer.
+      item = { msg, channel: ch, malformed: `could not be read: ${shortError(err)}` };
     }
-    if (this.pending.length === 0) this.pendingSince = Date.now();
-    this.pending.push(item);
-    this.maybeWrite();
+    try {
+      if (this.pending.length === 0) this.pendingSince = Date.now();
+      this.pending.push(item);
+      this.maybeWrite();
+    } catch (err) {
+      this.opts.logger.error({ err: shortError(err) }, 'unexpected error taking a result message');
+    }
   }
 
   /**
@@ -242,7 +289,7 @@ export class ResultsService implements Service {
     this.pendingSince = Date.now();
     this.writing = this.flush(items)
       .catch((err: unknown) =>
-        this.opts.logger.error({ err: (err as Error).message }, 'unexpected error writing results'),
+        this.opts.logger.error({ err: shortError(err) }, 'unexpected error writing results'),
       )
       .finally(() => {
         this.writing = undefined;
@@ -266,7 +313,7 @@ export class ResultsService implements Service {
       this.counts.failedWrites += 1;
       const delay = this.backoff.delay(this.writeAttempt);
       const fields = {
-        err: (err as Error).message,
+        err: shortError(err),
         code: (err as { code?: string }).code,
         batch: items.length,
         nextRetryAt: new Date(Date.now() + delay).toISOString(),
@@ -303,56 +350,16 @@ export class ResultsService implements Service {
 
   /** Write the batch, dead-letter what cannot be stored; returns how many results were stored. */
   private async store(items: Item[]): Promise<number> {
-    const good = items.filter((i) => i.result !== undefined);
     const dead: Array<{ item: Item; reason: string }> = items
       .filter((i) => i.malformed !== undefined)
       .map((i) => ({ item: i, reason: i.malformed! }));
-    let stored = 0;
-    try {
-      await this.write(good);
-      stored = good.length;
-    } catch (err) {
-      if (!isPoisonError(err)) throw err;
-      // One message's data cannot be stored: write them one by one to find it.
-      for (const g of good) {
-        try {
-          await this.write([g]);
-          stored += 1;
-        } catch (e) {
-          if (!isPoisonError(e)) throw e;
-          dead.push({ item: g, reason: `cannot be stored: ${(e as Error).message}` });
-        }
-      }
-    }
+    const good = items.filter((i): i is Item & { result: ResultMessage } => i.result !== undefined);
+    const { stored, rejected } = await this.writer.write(good);
+    dead.push(...rejected);
     // Dead letters go out after the write: a failed write hands the whole
     // batch back, and a malformed message is then not published twice.
     await Promise.all(dead.map((d) => this.deadLetter(d.item, d.reason)));
     return stored;
-  }
-
-  private async write(items: Item[]): Promise<void> {
-    if (items.length === 0) return;
-    const results = items.map((i) => i.result!);
-    for (let attempt = 0; ; attempt += 1) {
-      try {
-        const summary = await writeResults(this.opts.db, results);
-        if (summary.runsOfMissingJobs.length > 0) {
-          this.opts.logger.info(
-            { runs: summary.runsOfMissingJobs },
-            'results for jobs that no longer exist: recorded on their runs only',
-          );
-        }
-        this.opts.logger.debug(
-          { messages: summary.messages, runs: summary.runs, events: summary.events },
-          'results stored',
-        );
-        return;
-      } catch (err) {
-        // Two consumers' batches crossed: retry at once, a few times, before handing the batch back.
-        if (!isLockConflict(err) || attempt >= 3) throw err;
-        await sleep(10 + this.random() * 50 * (attempt + 1));
-      }
-    }
   }
 
   private async deadLetter(item: Item, reason: string): Promise<void> {
@@ -360,8 +367,8 @@ export class ResultsService implements Service {
     const options: Options.Publish = {
       persistent: true,
       headers: {
-        ...(p.headers ?? {}),
-        'x-cronq-dead-reason': reason,
+        ...originalHeaders(p.headers),
+        'x-cronq-dead-reason': shortReason(reason),
         'x-cronq-dead-at': new Date().toISOString(),
         ...(p.messageId ? { 'x-cronq-original-message-id': String(p.messageId) } : {}),
       },
@@ -371,7 +378,7 @@ export class ResultsService implements Service {
     this.counts.deadLettered += 1;
     this.opts.logger.warn(
       {
-        reason,
+        reason: shortReason(reason),
         queue: RESULTS_DEAD_QUEUE,
         body: item.msg.content.subarray(0, 200).toString('utf8'),
       },
@@ -404,7 +411,7 @@ export class ResultsService implements Service {
       } catch (err) {
         if (this.lostAttempt === 0)
           this.opts.logger.warn(
-            { err: (err as Error).message },
+            { err: shortError(err) },
             'lost-run check failed; retrying with backoff',
           );
         this.lostAttempt += 1;
@@ -428,4 +435,26 @@ export class ResultsService implements Service {
       );
     return messageCount === 0;
   }
+}
+
+/** Dead-letter reasons are headers: short, one line, never a statement or a command. */
+function shortReason(reason: string): string {
+  const line = reason.replace(/\s+/g, ' ');
+  return line.length > 240 ? `${line.slice(0, 239)}…` : line;
+}
+
+/**
+ * The message's own headers, kept on its dead letter unless they are large:
+ * a header block that no longer fits a frame with ours added would make the
+ * dead-letter publish fail, and the batch with it, forever.
+ */
+function originalHeaders(h: Record<string, unknown> | undefined): Record<string, unknown> {
+  if (!h) return {};
+  let size: number;
+  try {
+    size = JSON.stringify(h).length;
+  } catch {
+    size = Infinity;
+  }
+  return size <= 16 * 1024 ? h : { 'x-cronq-original-headers': 'dropped (over 16 KiB)' };
 }

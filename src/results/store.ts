@@ -2,6 +2,7 @@ import { format } from 'mysql2';
 import type { Knex } from '../core/db';
 import type { ResultMessage } from '../core/messages';
 import { foldResults, type EventRow, type RunChange } from './fold';
+import { eventsToRecord } from './closed-runs';
 import { refreshJobStatus } from './job-status';
 
 /**
@@ -11,7 +12,8 @@ import { refreshJobStatus } from './job-status';
  *      same jobs queue up instead of deadlocking) and learn which still exist;
  *   2. INSERT IGNORE the events rows (unique message_key = run_id:type makes
  *      a redelivered message insert nothing); none for jobs that are gone,
- *      since events.job_id cascades from jobs;
+ *      since events.job_id cascades from jobs, and none for runs already
+ *      final (src/results/closed-runs.ts: the late-result rule);
  *   3. upsert the runs rows (a result for a run nobody recorded still makes
  *      one) with the state machine in the ON DUPLICATE KEY UPDATE clause;
  *   4. move the jobs' status columns forward to the newest of these runs.
@@ -27,13 +29,30 @@ export interface WriteSummary {
   runsOfMissingJobs: string[];
 }
 
-/** Keep each statement well below the server's max_allowed_packet (16 MiB by default). */
-const MAX_STATEMENT_BYTES = 4 * 1024 * 1024;
+/** Sizes the statements of a batch are kept under (src/results/packet.ts derives them from the server). */
+export interface WriteLimits {
+  /**
+   * Most bytes one multi-row statement may take; a single row larger than
+   * this is still sent alone (fields are bounded at parse so one row
+   * always fits the server's max_allowed_packet).
+   */
+  maxStatementBytes: number;
+}
+
+export const DEFAULT_WRITE_LIMITS: WriteLimits = { maxStatementBytes: 4 * 1024 * 1024 };
 
 const RESOLVED = `('succeeded', 'failed', 'timed_out')`;
-const SAME_ROW = `runs.run_id = VALUES(run_id)`;
+/** The row is this run's, and of the job the message names (a result naming another job changes nothing). */
+const SAME_ROW = `(runs.run_id = VALUES(run_id) AND runs.job_id = VALUES(job_id))`;
 /** The incoming change is an outcome and the stored row has none yet (`lost` may still learn the truth). */
 const APPLY_OUTCOME = `(${SAME_ROW} AND VALUES(status) IN ${RESOLVED} AND runs.status NOT IN ${RESOLVED})`;
+/**
+ * The late-result rule: a run in a final state (succeeded, failed,
+ * timed_out, lost) is closed. Results change nothing on it (not host,
+ * heartbeat_at, started_at, job_name), except the one outcome that
+ * corrects a `lost` run (APPLY_OUTCOME).
+ */
+const TOUCH = `(${SAME_ROW} AND (runs.status IN ('queued', 'running') OR ${APPLY_OUTCOME}))`;
 
 /*
  * MariaDB evaluates ON DUPLICATE KEY UPDATE assignments left to right and
@@ -53,10 +72,10 @@ VALUES `;
 const RUN_ROW = `(?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3), ?, ?, ?, ?)`;
 const RUN_UPSERT_TAIL = `
 ON DUPLICATE KEY UPDATE
-  job_name = IF(${SAME_ROW}, COALESCE(runs.job_name, VALUES(job_name)), runs.job_name),
-  host = IF(${SAME_ROW}, COALESCE(VALUES(host), runs.host), runs.host),
-  started_at = IF(${SAME_ROW}, COALESCE(LEAST(runs.started_at, VALUES(started_at)), runs.started_at, VALUES(started_at)), runs.started_at),
-  heartbeat_at = IF(${SAME_ROW}, GREATEST(COALESCE(runs.heartbeat_at, VALUES(heartbeat_at)), VALUES(heartbeat_at)), runs.heartbeat_at),
+  job_name = IF(${TOUCH}, COALESCE(runs.job_name, VALUES(job_name)), runs.job_name),
+  host = IF(${TOUCH}, COALESCE(VALUES(host), runs.host), runs.host),
+  started_at = IF(${TOUCH}, COALESCE(LEAST(runs.started_at, VALUES(started_at)), runs.started_at, VALUES(started_at)), runs.started_at),
+  heartbeat_at = IF(${TOUCH}, GREATEST(COALESCE(runs.heartbeat_at, VALUES(heartbeat_at)), VALUES(heartbeat_at)), runs.heartbeat_at),
   finished_at = IF(${APPLY_OUTCOME}, VALUES(finished_at), runs.finished_at),
   return_code = IF(${APPLY_OUTCOME}, VALUES(return_code), runs.return_code),
   run_time = IF(${APPLY_OUTCOME}, VALUES(run_time), runs.run_time),
@@ -113,17 +132,26 @@ function runValues(c: RunChange, scheduledShiftMs: number): Knex.RawBinding[] {
   ];
 }
 
+/** Bytes of a string once escaped into a statement: every byte may become two, plus quotes. */
+function textBytes(s: string | null | undefined): number {
+  return s ? 2 * Buffer.byteLength(s) + 2 : 4;
+}
+
+/** An upper bound of one run row's share of the upsert statement. */
 function rowBytes(c: RunChange): number {
   return (
     400 +
-    (c.outcome?.output ? Buffer.byteLength(c.outcome.output) * 2 : 0) +
-    (c.outcome?.reason?.length ?? 0) * 2
+    textBytes(c.outcome?.output) +
+    textBytes(c.outcome?.reason) +
+    textBytes(c.jobName) +
+    textBytes(c.host)
   );
 }
 
 async function upsertRuns(
   trx: Knex.Transaction,
   runs: readonly RunChange[],
+  limits: WriteLimits,
   shiftMs = 0,
 ): Promise<number> {
   let affected = 0;
@@ -134,7 +162,7 @@ async function upsertRuns(
     let bytes = 0;
     while (
       i < runs.length &&
-      (rows.length === 0 || bytes + rowBytes(runs[i]!) < MAX_STATEMENT_BYTES)
+      (rows.length === 0 || bytes + rowBytes(runs[i]!) < limits.maxStatementBytes)
     ) {
       bytes += rowBytes(runs[i]!);
       rows.push(RUN_ROW);
@@ -151,9 +179,20 @@ async function upsertRuns(
   return affected;
 }
 
-async function insertEvents(trx: Knex.Transaction, events: readonly EventRow[]): Promise<void> {
-  for (let i = 0; i < events.length; i += 2000) {
-    const chunk = events.slice(i, i + 2000);
+async function insertEvents(
+  trx: Knex.Transaction,
+  events: readonly EventRow[],
+  limits: WriteLimits,
+): Promise<void> {
+  let i = 0;
+  while (i < events.length) {
+    const chunk: EventRow[] = [];
+    let bytes = 0;
+    while (i < events.length && chunk.length < 2000 && bytes < limits.maxStatementBytes / 2) {
+      bytes += 300 + textBytes(events[i]!.host);
+      chunk.push(events[i]!);
+      i += 1;
+    }
     const bindings: Knex.RawBinding[] = [];
     for (const e of chunk)
       bindings.push(
@@ -214,6 +253,7 @@ async function countRuns(trx: Knex.Transaction, ids: readonly string[]): Promise
 export async function writeResults(
   db: Knex,
   messages: readonly ResultMessage[],
+  limits: WriteLimits = DEFAULT_WRITE_LIMITS,
 ): Promise<WriteSummary> {
   const batch = foldResults(messages);
   if (batch.runs.length === 0) return { messages: 0, runs: 0, events: 0, runsOfMissingJobs: [] };
@@ -227,10 +267,14 @@ export async function writeResults(
     const names = new Map(jobRows.map((j) => [Number(j.id), j.name]));
     for (const r of batch.runs) if (r.jobName === null) r.jobName = names.get(r.jobId) ?? null;
 
-    const events = batch.events.filter((e) => names.has(e.job_id));
-    await insertEvents(trx, events);
+    const events = await eventsToRecord(
+      trx,
+      batch.runs,
+      batch.events.filter((e) => names.has(e.job_id)),
+    );
+    await insertEvents(trx, events, limits);
 
-    const affected = await upsertRuns(trx, batch.runs);
+    const affected = await upsertRuns(trx, batch.runs, limits);
     const runIds = batch.runs.map((r) => r.runId);
     // Only a (job_id, scheduled_for) collision of an unrecorded run leaves a
     // row unwritten; it is then written again one millisecond later until it
@@ -245,6 +289,7 @@ export async function writeResults(
         await upsertRuns(
           trx,
           batch.runs.filter((r) => missing.has(r.runId)),
+          limits,
           shift,
         );
       }

@@ -177,7 +177,13 @@ describe('cronq-results', () => {
       start.getTime(),
       'started_at from the finished message',
     );
-    await pub.publish(resultMessage('starting', jobId, runId, { start_time: start.toISOString() }));
+    // Sent at its start, delivered after the finished (a requeued batch).
+    await pub.publish(
+      resultMessage('starting', jobId, runId, {
+        start_time: start.toISOString(),
+        'x-send-datetime': start.toISOString(),
+      }),
+    );
     await drain(jobId);
     const after = (await runRow(tdb.db, runId))!;
     assert.equal(
