@@ -3,6 +3,7 @@ import { AmqpConnection, ConfirmPublisher } from '../core/amqp';
 import { describeConfig, loadConfig } from '../core/config';
 import { Releasers, stopOnSignals } from '../core/lifecycle';
 import { createLogger } from '../core/logger';
+import { createMessageSigner } from '../core/signing';
 import { Runner } from '../runner';
 import { addCommonOptions, commonOverrides, runCli } from './common';
 
@@ -70,6 +71,8 @@ export async function run(argv: string[]): Promise<void> {
         connection,
         publisher,
         logger,
+        signer: createMessageSigner(config.signing.keys),
+        jobMaxAgeMs: config.signing.jobMaxAgeMs,
       });
       releasers.add('runner', () => runner.stop());
       try {

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { ConfigError } from './errors';
 import { MAX_LEAD_MS } from './messages';
+import { MIN_KEY_LENGTH, parseMessageKeys } from './signing';
 
 /**
  * Every setting of CronQ, read once from the environment (and flags, passed
@@ -83,6 +84,13 @@ export interface Config {
     apiToken: string | undefined;
     logUrlTemplate: string | undefined;
     bodyLimit: string;
+  };
+  /** docs/security.md. Secret: never logged (describeConfig says only whether it is set). */
+  signing: {
+    /** CRONQ_MESSAGE_KEY: empty = signing off; the first signs, all verify. */
+    keys: readonly string[];
+    /** A job message signed longer ago (or further ahead) than this is refused. */
+    jobMaxAgeMs: number;
   };
   host: string;
 }
@@ -264,6 +272,14 @@ export function loadConfig(env: Env = process.env, overrides: Env = {}): Config 
   if (!/^\d+(b|kb|mb)$/i.test(bodyLimit))
     fail('CRONQ_API_BODY_LIMIT', bodyLimit, 'a size such as 512kb or 1mb');
 
+  const keys = parseMessageKeys(e.CRONQ_MESSAGE_KEY ?? '');
+  if (keys.some((k) => k.length < MIN_KEY_LENGTH))
+    fail(
+      'CRONQ_MESSAGE_KEY',
+      '***',
+      `one or more secrets of at least ${MIN_KEY_LENGTH} characters, separated by commas (e.g. from: openssl rand -hex 32)`,
+    );
+
   const config: Config = {
     amqp: amqpFromEnv(e),
     database: databaseFromEnv(e),
@@ -309,6 +325,10 @@ export function loadConfig(env: Env = process.env, overrides: Env = {}): Config 
       logUrlTemplate: template,
       bodyLimit,
     },
+    signing: {
+      keys,
+      jobMaxAgeMs: intSetting(e, 'CRONQ_MESSAGE_MAX_AGE_SECONDS', 3600, 60, 30 * 86400) * 1000,
+    },
     host: e.CRONQ_HOSTNAME?.trim() || os.hostname(),
   };
   return deepFreeze(config);
@@ -337,6 +357,7 @@ export function describeConfig(c: Config): Record<string, unknown> {
       user: c.database.user,
     },
     apiToken: c.web.apiToken ? 'set' : 'unset',
+    messageSigning: c.signing.keys.length > 0 ? 'on' : 'off',
   };
 }
 

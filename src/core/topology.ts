@@ -38,3 +38,12 @@ export async function declareJobQueue(ch: Channel, queue: string): Promise<void>
   await ch.assertQueue(queue, { durable: true });
   await ch.bindQueue(queue, EXCHANGE, routingKeyForQueue(queue));
 }
+
+/**
+ * Where a runner moves the job messages it refuses (unsigned or badly
+ * signed, docs/security.md) from `queue`, so an operator can look. Declared
+ * only when message signing is on.
+ */
+export function refusedJobQueue(queue: string): string {
+  return `${queue}_dead`;
+}

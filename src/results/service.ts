@@ -12,6 +12,7 @@ import { MessageFormatError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { Service } from '../core/lifecycle';
 import { parseResultMessage, type ResultMessage } from '../core/messages';
+import type { MessageSigner } from '../core/signing';
 import { declareCore, RESULTS_DEAD_QUEUE, RESULTS_QUEUE } from '../core/topology';
 import { isLockConflict, isPoisonError } from './errors';
 import { markLostRuns } from './lost';
@@ -44,6 +45,8 @@ export interface ResultsServiceOptions {
   batchSize?: number;
   backoff?: Backoff;
   random?: () => number;
+  /** With CRONQ_MESSAGE_KEY: results must carry its signature (docs/security.md). */
+  signer?: MessageSigner;
 }
 
 interface Item {
@@ -51,6 +54,8 @@ interface Item {
   channel: Channel;
   result?: ResultMessage;
   malformed?: string;
+  /** Not signed with our key: dead-lettered without logging its body. */
+  refused?: boolean;
 }
 
 export interface ResultsStatus extends Record<string, unknown> {
@@ -61,6 +66,8 @@ export interface ResultsStatus extends Record<string, unknown> {
   stored: number;
   batches: number;
   deadLettered: number;
+  /** Results not signed with CRONQ_MESSAGE_KEY (also counted in deadLettered). */
+  refused: number;
   lostMarked: number;
   failedWrites: number;
   retrying: boolean;
@@ -96,6 +103,7 @@ export class ResultsService implements Service {
     deadLettered: 0,
     lostMarked: 0,
     failedWrites: 0,
+    refused: 0,
   };
 
   constructor(private readonly opts: ResultsServiceOptions) {
@@ -210,6 +218,7 @@ export class ResultsService implements Service {
       if (!(err instanceof MessageFormatError)) throw err;
       item.malformed = err.message;
     }
+    this.checkSignature(item);
     if (this.pending.length === 0) this.pendingSince = Date.now();
     this.pending.push(item);
     this.maybeWrite();
@@ -373,10 +382,36 @@ export class ResultsService implements Service {
       {
         reason,
         queue: RESULTS_DEAD_QUEUE,
-        body: item.msg.content.subarray(0, 200).toString('utf8'),
+        body: item.refused ? undefined : item.msg.content.subarray(0, 200).toString('utf8'),
       },
       'result message cannot be stored; moved to the dead-letter queue',
     );
+  }
+
+  /**
+   * A result not signed by one of our keys never reaches the database. No
+   * age limit: a result may wait in the queue as long as this consumer is
+   * down, and a replayed one changes nothing (store.ts writes each run's
+   * outcome once).
+   */
+  private checkSignature(item: Item): void {
+    const signer = this.opts.signer;
+    if (!signer || !item.result) return;
+    const { msg } = item;
+    const reason = signer.verify(
+      'result',
+      item.result.run_id,
+      msg.content,
+      msg.properties.headers,
+      {
+        maxFutureMs: Infinity,
+      },
+    );
+    if (reason === undefined) return;
+    this.counts.refused += 1;
+    item.result = undefined;
+    item.malformed = `refused: ${reason}`;
+    item.refused = true;
   }
 
   private async runLostLoop(): Promise<void> {

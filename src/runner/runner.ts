@@ -6,12 +6,14 @@ import type { Service } from '../core/lifecycle';
 import { once } from '../core/lifecycle';
 import type { Logger } from '../core/logger';
 import { logFileName, MAX_LEAD_MS, parseJobMessage, type JobToRun } from '../core/messages';
+import type { MessageSigner } from '../core/signing';
 import { declareCore, declareJobQueue } from '../core/topology';
 import { JobLogWriter, resolveLogDir, type StreamName } from './job-log';
 import { JobProcess } from './job-process';
 import { Launcher } from './launcher';
 import { OutputTail } from './output-tail';
 import { RecentRuns } from './recent-runs';
+import { JobGate } from './refused-jobs';
 import { ResultOutbox } from './result-outbox';
 import {
   couldNotStartResult,
@@ -35,6 +37,10 @@ export interface RunnerDeps {
   holdMs?: number;
   /** How long stop() waits for unconfirmed results before spilling them to disk. */
   flushMs?: number;
+  /** With CRONQ_MESSAGE_KEY: job messages must carry its signature, results get it (docs/security.md). */
+  signer?: MessageSigner;
+  /** CRONQ_MESSAGE_MAX_AGE_SECONDS in ms; with `signer`. */
+  jobMaxAgeMs?: number;
 }
 
 interface Delivery {
@@ -99,6 +105,7 @@ export class Runner implements Service {
   private logDir = '';
   private readonly holdMs: number;
   private readonly launcher: Launcher;
+  private readonly gate: JobGate | undefined;
   private readonly counts = {
     started: 0,
     succeeded: 0,
@@ -117,6 +124,14 @@ export class Runner implements Service {
     this.log = deps.logger;
     this.holdMs = deps.holdMs ?? 2000;
     this.launcher = new Launcher(deps.env ?? process.env, this.log);
+    this.gate = deps.signer
+      ? new JobGate(deps.signer, {
+          queue: this.cfg.queue,
+          maxAgeMs: deps.jobMaxAgeMs ?? 3_600_000,
+          publisher: deps.publisher,
+          logger: this.log,
+        })
+      : undefined;
   }
 
   async start(): Promise<void> {
@@ -126,6 +141,7 @@ export class Runner implements Service {
       dir: bufferDir,
       maxBytes: this.cfg.bufferMaxBytes,
       logger: this.log,
+      signer: this.deps.signer,
     });
     await this.outbox.start();
     await this.launcher.start();
@@ -148,6 +164,7 @@ export class Runner implements Service {
       consuming: this.consumerTag !== undefined,
       stopping: this.stopping,
       ...this.counts,
+      ...this.gate?.status(),
       ...this.outbox?.status(),
       startOverheadMs: this.startOverhead.summary(),
       finishOverheadMs: this.finishOverhead.summary(),
@@ -167,6 +184,7 @@ export class Runner implements Service {
     });
     await declareCore(ch);
     await declareJobQueue(ch, this.cfg.queue);
+    if (this.gate) await ch.assertQueue(this.gate.deadQueue, { durable: true });
     // Acked (started) runs do not count against the prefetch, hence the
     // runner's own limit: the prefetch bounds the deliveries waiting for a
     // slot. One per slot, plus LOOKAHEAD so that the next job is already here
@@ -276,6 +294,11 @@ export class Runner implements Service {
         'rejecting a malformed job message',
       );
       safe(() => ch.nack(msg, false, false));
+      return;
+    }
+    const refusal = this.gate?.check(msg, job.runId);
+    if (refusal !== undefined) {
+      this.gate!.refuse(ch, msg, job.runId, refusal);
       return;
     }
     if (
