@@ -13,7 +13,13 @@ import type { Logger } from '../core/logger';
 import type { Service } from '../core/lifecycle';
 import { parseResultMessage, type ResultMessage } from '../core/messages';
 import type { MessageSigner } from '../core/signing';
-import { declareCore, RESULTS_DEAD_QUEUE, RESULTS_QUEUE } from '../core/topology';
+import {
+  DEAD_EXCHANGE,
+  declareCore,
+  declareDeadQueue,
+  RESULTS_DEAD_QUEUE,
+  RESULTS_QUEUE,
+} from '../core/topology';
 import { isLockConflict, isPoisonError } from './errors';
 import { markLostRuns } from './lost';
 import { writeResults } from './store';
@@ -168,6 +174,7 @@ export class ResultsService implements Service {
     );
     ch.on('close', () => this.onChannelClosed(ch));
     await declareCore(ch);
+    await declareDeadQueue(ch, RESULTS_DEAD_QUEUE);
     await ch.prefetch(this.qos);
     this.channel = ch;
     this.channelConn = conn;
@@ -376,7 +383,7 @@ export class ResultsService implements Service {
       },
     };
     if (p.contentType) options.contentType = String(p.contentType);
-    await this.opts.publisher.publish('', RESULTS_DEAD_QUEUE, item.msg.content, options);
+    await this.opts.publisher.publish(DEAD_EXCHANGE, RESULTS_DEAD_QUEUE, item.msg.content, options);
     this.counts.deadLettered += 1;
     this.opts.logger.warn(
       {

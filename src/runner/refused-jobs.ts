@@ -2,7 +2,7 @@ import type { Channel, ConsumeMessage } from 'amqplib';
 import type { ConfirmPublisher } from '../core/amqp';
 import type { Logger } from '../core/logger';
 import type { MessageSigner, RefusalReason } from '../core/signing';
-import { refusedJobQueue } from '../core/topology';
+import { DEAD_EXCHANGE, refusedJobQueue } from '../core/topology';
 
 /**
  * The runner's gate for job messages when CRONQ_MESSAGE_KEY is set: a
@@ -52,7 +52,7 @@ export class JobGate {
       'refusing a job message that is not signed with our key; moved to the dead queue',
     );
     this.opts.publisher
-      .publish('', this.deadQueue, msg.content, {
+      .publish(DEAD_EXCHANGE, this.deadQueue, msg.content, {
         persistent: true,
         contentType: p.contentType ? String(p.contentType) : 'application/json',
         ...(p.messageId ? { messageId: String(p.messageId) } : {}),

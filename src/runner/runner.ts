@@ -7,7 +7,7 @@ import { once } from '../core/lifecycle';
 import type { Logger } from '../core/logger';
 import { logFileName, MAX_LEAD_MS, parseJobMessage, type JobToRun } from '../core/messages';
 import type { MessageSigner } from '../core/signing';
-import { declareCore, declareJobQueue } from '../core/topology';
+import { declareCore, declareDeadQueue, declareJobQueue } from '../core/topology';
 import { JobLogWriter, resolveLogDir, type StreamName } from './job-log';
 import { JobProcess } from './job-process';
 import { Launcher } from './launcher';
@@ -184,7 +184,7 @@ export class Runner implements Service {
     });
     await declareCore(ch);
     await declareJobQueue(ch, this.cfg.queue);
-    if (this.gate) await ch.assertQueue(this.gate.deadQueue, { durable: true });
+    if (this.gate) await declareDeadQueue(ch, this.gate.deadQueue);
     // Acked (started) runs do not count against the prefetch, hence the
     // runner's own limit: the prefetch bounds the deliveries waiting for a
     // slot. One per slot, plus LOOKAHEAD so that the next job is already here
