@@ -20,6 +20,8 @@ Environment (see docs/runner.md):
   CRONQ_RESULT_BUFFER_PATH       where unconfirmed results are saved on stop (default LOG_PATH/.results-buffer)
   CRONQ_RESULT_BUFFER_MAX_BYTES  bound of the result buffer (default 268435456)
   CRONQ_HOSTNAME                 x-host of results (default the OS host name)
+  CRONQ_MESSAGE_KEY              check job messages' signatures and sign results (docs/security.md)
+  CRONQ_MESSAGE_MAX_AGE_SECONDS  oldest signed job message taken (default 3600)
 `;
 
 /** `cronq-runner`: consume one queue and run its commands (docs/runner.md). */
