@@ -32,6 +32,15 @@ export type RefusalReason =
   | 'signed too long ago'
   | 'signed in the future';
 
+/**
+ * The reasons that come after the signature was found good: the message is
+ * genuine, only out of its time window, so its run is real and deserves a
+ * record of why it never ran.
+ */
+export function isGenuineButUntimely(reason: RefusalReason): boolean {
+  return reason === 'signed too long ago' || reason === 'signed in the future';
+}
+
 export interface MessageKey {
   /** Names the key in headers and logs; derived from the secret, reveals nothing usable. */
   id: string;

@@ -6,7 +6,7 @@ import type { Service } from '../core/lifecycle';
 import { once } from '../core/lifecycle';
 import type { Logger } from '../core/logger';
 import { logFileName, MAX_LEAD_MS, parseJobMessage, type JobToRun } from '../core/messages';
-import type { MessageSigner } from '../core/signing';
+import { isGenuineButUntimely, type MessageSigner } from '../core/signing';
 import { declareCore, declareDeadQueue, declareJobQueue } from '../core/topology';
 import { JobLogWriter, resolveLogDir, type StreamName } from './job-log';
 import { JobProcess } from './job-process';
@@ -299,6 +299,15 @@ export class Runner implements Service {
     const refusal = this.gate?.check(msg, job.runId);
     if (refusal !== undefined) {
       this.gate!.refuse(ch, msg, job.runId, refusal);
+      // Genuine but too late (e.g. it waited out a runner outage): its run is real, so it is recorded as failed, with why.
+      if (isGenuineButUntimely(refusal))
+        void this.outbox.send(
+          couldNotStartResult(
+            { job, host: this.deps.host, startTime: new Date() },
+            new Error(`job message ${refusal} (CRONQ_MESSAGE_MAX_AGE_SECONDS)`),
+          ),
+          resultMessageId(job.runId, 'failed'),
+        );
       return;
     }
     if (

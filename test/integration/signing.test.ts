@@ -241,6 +241,45 @@ describe('with CRONQ_MESSAGE_KEY on every daemon', () => {
     assert.ok(!runner.output().includes('forged-'), 'a refused body never reaches the log');
   });
 
+  test('a genuine job message older than the age limit is not run, and its run is recorded failed with why', async () => {
+    const marker = path.join(s.tmp, 'too-late');
+    const jobId = await insertJob(s.tdb.db, 'waited too long');
+    const runId = await insertRun(s.tdb.db, jobId);
+    const body = Buffer.from(
+      JSON.stringify(
+        buildJobMessage({
+          runId,
+          jobId,
+          name: 'waited too long',
+          command: `touch ${marker}`,
+          timeoutSeconds: null,
+          scheduledFor: new Date(),
+          trigger: 'manual',
+        }),
+      ),
+    );
+    // Signed with the key two hours ago: what a job that waited out a long runner outage looks like.
+    const longAgo = new MessageSigner([messageKey(KEY)], () => Date.now() - 2 * HOUR);
+    await publish(s.ch, 'default', body, longAgo.sign('job', runId, body));
+    const row = await waitFor(
+      async () => {
+        const r = await runRow(s.tdb.db, runId);
+        return r?.status === 'failed' ? r : undefined;
+      },
+      { timeoutMs: 30_000, message: 'the run is recorded as failed' },
+    );
+    assert.match(row.reason ?? '', /signed too long ago/);
+    assert.ok(!existsSync(marker));
+    await waitFor(
+      async () =>
+        (await queueCounts(s.vhost.vhost, refusedJobQueue(DEFAULT_JOB_QUEUE))).messages === 1,
+      { timeoutMs: 30_000, message: 'the message itself is in the dead queue' },
+    );
+    assert.deepEqual(await deadReasons(s.ch, refusedJobQueue(DEFAULT_JOB_QUEUE)), [
+      'refused: signed too long ago',
+    ]);
+  });
+
   test('forged results do not change the run; a signed one does', async () => {
     const jobId = await insertJob(s.tdb.db, 'result target');
     const runId = await insertRun(s.tdb.db, jobId, { status: 'running' });
