@@ -277,7 +277,7 @@ export function loadConfig(env: Env = process.env, overrides: Env = {}): Config 
     fail(
       'CRONQ_MESSAGE_KEY',
       '***',
-      `one or more secrets of at least ${MIN_KEY_LENGTH} characters, separated by commas (e.g. from: openssl rand -hex 32)`,
+      `one or more secrets of at least ${MIN_KEY_LENGTH} characters, separated by commas, none containing spaces or commas (e.g. from: openssl rand -hex 32)`,
     );
 
   const config: Config = {

@@ -113,11 +113,6 @@ export class MessageSigner {
     this.keys = keys;
   }
 
-  /** The key ids, for logs: never the keys. */
-  get keyIds(): string[] {
-    return this.keys.map((k) => k.id);
-  }
-
   /** Headers to publish `body` with. Call at publish time: the age limit counts from here. */
   sign(kind: MessageKind, runId: string, body: Buffer): Record<string, string> {
     const key = this.keys[0]!;
