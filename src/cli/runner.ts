@@ -20,6 +20,8 @@ Environment (see docs/runner.md):
   CRONQ_RESULT_BUFFER_PATH       where unconfirmed results are saved on stop (default LOG_PATH/.results-buffer)
   CRONQ_RESULT_BUFFER_MAX_BYTES  bound of the result buffer (default 268435456)
   CRONQ_HOSTNAME                 x-host of results (default the OS host name)
+  CRONQ_JOB_ENV_PASS             CronQ settings jobs may still see: NAME,PREFIX_* (default none)
+  CRONQ_JOB_LOG_MAX_BYTES        rotate a job log past this size, keeping .1-.3 (default 10485760; 0 = never)
   CRONQ_MESSAGE_KEY              check job messages' signatures and sign results (docs/security.md)
   CRONQ_MESSAGE_MAX_AGE_SECONDS  oldest signed job message taken (default 3600)
 `;

@@ -70,6 +70,10 @@ export interface Config {
     /** Where results wait while the broker is away. */
     bufferPath: string;
     bufferMaxBytes: number;
+    /** CronQ settings a job may still see (names, or prefixes ending in `*`); all others are removed. */
+    jobEnvPass: readonly string[];
+    /** A job log past this size is rotated (`.1` .. `.3` kept); 0 = never. */
+    jobLogMaxBytes: number;
   };
   results: {
     prefetch: number;
@@ -236,6 +240,23 @@ function databaseFromEnv(env: Env): DatabaseConfig {
   return parseDatabaseUrl(DEFAULT_DATABASE_URL);
 }
 
+/** CRONQ_JOB_ENV_PASS: comma-separated variable names, each maybe ending in `*` (a prefix); a bare `*` is refused. */
+function envPassList(env: Env): string[] {
+  const raw = env.CRONQ_JOB_ENV_PASS ?? '';
+  const names = raw
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
+  for (const n of names)
+    if (!/^[A-Za-z_][A-Za-z0-9_]*\*?$/.test(n))
+      fail(
+        'CRONQ_JOB_ENV_PASS',
+        raw,
+        'comma-separated variable names, each maybe ending in * (e.g. LOG_PATH,CRONQ_APP_*)',
+      );
+  return names;
+}
+
 const QUEUE_FORM = 'a queue name of letters, digits, and . _ - : (at most 255 characters)';
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -310,6 +331,8 @@ export function loadConfig(env: Env = process.env, overrides: Env = {}): Config 
         1024,
         64 * 1024 * 1024 * 1024,
       ),
+      jobEnvPass: envPassList(e),
+      jobLogMaxBytes: intSetting(e, 'CRONQ_JOB_LOG_MAX_BYTES', 10 * 1024 * 1024, 0, 2 ** 40),
     },
     results: {
       prefetch: intSetting(e, 'CRONQ_RESULTS_PREFETCH', 500, 1, 65535),

@@ -43,6 +43,12 @@ export interface JobToRun {
  */
 export const MAX_LEAD_MS = 5000;
 
+/**
+ * The longest job timeout a runner enforces (2^31-1 s, about 68 years, the
+ * most the jobs table's column holds); a longer one in a message means no limit.
+ */
+export const MAX_TIMEOUT_SECONDS = 2 ** 31 - 1;
+
 export type ResultType = 'starting' | 'finished' | 'failed' | 'heartbeat';
 export const RESULT_TYPES: readonly ResultType[] = ['starting', 'finished', 'failed', 'heartbeat'];
 
@@ -135,10 +141,11 @@ export function parseJobMessage(body: Buffer | string): JobToRun {
   const name = typeof m.name === 'string' && m.name !== '' ? m.name : `job-${jobId}`;
   let timeoutSeconds: number | null = null;
   if (m.timeout !== undefined && m.timeout !== null) {
-    if (typeof m.timeout !== 'number' || !Number.isFinite(m.timeout) || m.timeout < 0) {
+    if (typeof m.timeout !== 'number' || Number.isNaN(m.timeout) || m.timeout < 0) {
       throw new MessageFormatError('job message timeout must be a number of seconds');
     }
-    timeoutSeconds = m.timeout === 0 ? null : m.timeout;
+    // 0 and anything past MAX_TIMEOUT_SECONDS (1e300, or 1e400 which JSON reads as Infinity) = no limit.
+    timeoutSeconds = m.timeout === 0 || m.timeout > MAX_TIMEOUT_SECONDS ? null : m.timeout;
   }
   const scheduledFor = typeof m.scheduled_for === 'string' ? m.scheduled_for : null;
   let notBefore: number | null = null;

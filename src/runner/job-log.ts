@@ -1,8 +1,9 @@
-import { createWriteStream, constants, type WriteStream } from 'node:fs';
+import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from '../core/logger';
+import type { JobLogFiles, JobLogHandle } from './job-log-files';
 
 /**
  * The folder job logs go to: LOG_PATH when it can be created and written,
@@ -46,15 +47,19 @@ const NL = Buffer.from('\n');
  * with the time it arrived, the run id and the stream (`out`/`err`), so runs
  * of the same job that overlap stay apart in one file. Bytes are written as
  * they came (binary and invalid UTF-8 included); only the echo to the
- * runner's own log is decoded. Writes go through one buffered stream with
- * one write per chunk, never a synchronous write per line.
+ * runner's own log is decoded. Writes go through the file's one buffered
+ * stream (job-log-files.ts: shared by overlapping runs of the job, rotated
+ * by size), one write per chunk of whole lines, never a synchronous write
+ * per line.
  */
 export class JobLogWriter {
-  /** Opened at the first write: a run that prints nothing costs no file open. */
-  private stream: WriteStream | undefined;
+  /** Taken at the first write: a run that prints nothing costs no file open. */
+  private handle: JobLogHandle | undefined;
   private readonly partial: Record<StreamName, Buffer[]> = { out: [], err: [] };
   private readonly partialBytes: Record<StreamName, number> = { out: 0, err: 0 };
   private failed = false;
+  /** Why the file could not be written, when it could not: the result says so. */
+  failure: string | undefined;
   lines = 0;
 
   constructor(
@@ -62,22 +67,19 @@ export class JobLogWriter {
     private readonly runId: string,
     private readonly logger: Logger,
     private readonly echo: ((stream: StreamName, line: string) => void) | undefined,
+    private readonly files: JobLogFiles,
   ) {}
 
-  private open(): WriteStream | undefined {
-    if (this.stream || this.failed) return this.stream;
-    try {
-      this.stream = createWriteStream(this.file, { flags: 'a' });
-      this.stream.on('error', (err) => this.onError(err));
-    } catch (err) {
-      this.onError(err as Error);
-    }
-    return this.stream;
+  private open(): JobLogHandle | undefined {
+    if (this.handle || this.failed) return this.handle;
+    this.handle = this.files.acquire(this.file, (err) => this.onError(err));
+    return this.handle;
   }
 
   private onError(err: Error): void {
     if (this.failed) return;
     this.failed = true;
+    this.failure = err.message;
     // The run goes on: its output still reaches the result's tail.
     this.logger.warn(
       { file: this.file, err: err.message },
@@ -126,25 +128,15 @@ export class JobLogWriter {
 
   private writeParts(parts: Buffer[]): boolean {
     if (parts.length === 0 || this.failed) return true;
-    const stream = this.open();
-    if (!stream || this.failed) return true;
-    return stream.write(Buffer.concat(parts));
+    const handle = this.open();
+    if (!handle || this.failed) return true;
+    return handle.write(Buffer.concat(parts));
   }
 
   /** Resolves when the file is writable again. */
   drained(): Promise<void> {
-    if (!this.stream || this.failed || !this.stream.writableNeedDrain) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        this.stream?.off('drain', done);
-        this.stream?.off('error', done);
-        this.stream?.off('close', done);
-        resolve();
-      };
-      this.stream!.once('drain', done);
-      this.stream!.once('error', done);
-      this.stream!.once('close', done);
-    });
+    if (!this.handle || this.failed) return Promise.resolve();
+    return this.handle.drained();
   }
 
   private ending: Promise<void> | undefined;
@@ -160,11 +152,6 @@ export class JobLogWriter {
     this.flushPartial('out', Buffer.concat([prefix, Buffer.from('out ')]), parts);
     this.flushPartial('err', Buffer.concat([prefix, Buffer.from('err ')]), parts);
     this.writeParts(parts);
-    const stream = this.stream;
-    if (!stream || stream.destroyed) return;
-    await new Promise<void>((resolve) => {
-      stream.end(() => resolve());
-      stream.once('error', () => resolve());
-    });
+    await this.handle?.release();
   }
 }

@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { setLongTimeout, type LongTimeout } from '../core/timers';
 import type { StreamName } from './job-log';
 import type { LaunchedChild, Launcher } from './launcher';
 
@@ -47,8 +48,8 @@ export class JobProcess {
   private child: LaunchedChild | undefined;
   private childPid: number | undefined;
   private terminatedBy: 'timeout' | 'shutdown' | null = null;
-  private timeoutTimer: NodeJS.Timeout | undefined;
-  private killTimer: NodeJS.Timeout | undefined;
+  private timeoutTimer: LongTimeout | undefined;
+  private killTimer: LongTimeout | undefined;
   private ended = false;
   /** `held` until `go` (the gate line is on its way) or `abandon` (EOF is). */
   private gate: 'held' | 'released' | 'abandoned' = 'held';
@@ -94,7 +95,7 @@ export class JobProcess {
         }
       },
       exit: (code, signal, at) => {
-        clearTimeout(this.timeoutTimer);
+        this.timeoutTimer?.cancel();
         this.exitedHr = at;
         this.exit = { returnCode: signal ? signalCode(signal) : code, signal };
       },
@@ -129,7 +130,8 @@ export class JobProcess {
     if (this.childPid !== undefined) this.markReleased(performance.now());
     this.child.release();
     if (this.spec.timeoutMs && this.spec.timeoutMs > 0) {
-      this.timeoutTimer = setTimeout(() => this.terminate('timeout'), this.spec.timeoutMs);
+      // Any length: a job's timeout comes from its message (30 days is 2592000000 ms).
+      this.timeoutTimer = setLongTimeout(() => this.terminate('timeout'), this.spec.timeoutMs);
     }
   }
 
@@ -145,7 +147,7 @@ export class JobProcess {
   ): void {
     if (this.ended) return;
     this.ended = true;
-    clearTimeout(this.timeoutTimer);
+    this.timeoutTimer?.cancel();
     this.resolveDone({
       ...o,
       terminatedBy: this.terminatedBy,
@@ -176,13 +178,14 @@ export class JobProcess {
     if (this.exit && why === 'shutdown') return;
     this.terminatedBy = why;
     this.signalGroup('SIGTERM');
-    this.killTimer = setTimeout(() => this.signalGroup('SIGKILL'), this.spec.killGraceMs);
-    this.killTimer.unref();
+    this.killTimer = setLongTimeout(() => this.signalGroup('SIGKILL'), this.spec.killGraceMs, {
+      unref: true,
+    });
   }
 
   /** SIGKILL the group now (a second signal to the runner). */
   killNow(): void {
-    clearTimeout(this.killTimer);
+    this.killTimer?.cancel();
     this.signalGroup('SIGKILL');
   }
 }

@@ -5,10 +5,15 @@ import type { Config } from '../core/config';
 import type { Service } from '../core/lifecycle';
 import { once } from '../core/lifecycle';
 import type { Logger } from '../core/logger';
-import { logFileName, MAX_LEAD_MS, parseJobMessage, type JobToRun } from '../core/messages';
+import { MAX_LEAD_MS, parseJobMessage, type JobToRun } from '../core/messages';
 import { isGenuineButUntimely, type MessageSigner } from '../core/signing';
 import { declareCore, declareDeadQueue, declareJobQueue } from '../core/topology';
+import { clampDelay, setLongTimeout, type LongTimeout } from '../core/timers';
 import { JobLogWriter, resolveLogDir, type StreamName } from './job-log';
+import { JobLogFiles } from './job-log-files';
+import { jobLogFileName } from './job-log-name';
+import { jobBaseEnv, runEnv } from './job-env';
+import { clip } from './log-bounds';
 import { JobProcess } from './job-process';
 import { Launcher } from './launcher';
 import { OutputTail } from './output-tail';
@@ -31,7 +36,7 @@ export interface RunnerDeps {
   connection: AmqpConnection;
   publisher: ConfirmPublisher;
   logger: Logger;
-  /** Environment the commands get (plus CRONQ_JOB_ID, CRONQ_RUN_ID, CRONQ_JOB_NAME); default process.env. */
+  /** Environment the commands start from, less CronQ's settings (job-env.ts); default process.env. */
   env?: NodeJS.ProcessEnv;
   /** How long a delivery may wait for a free slot before it goes back to the queue for other runners. */
   holdMs?: number;
@@ -95,9 +100,9 @@ export class Runner implements Service {
   private consuming: Promise<void> | undefined;
   private paused = false;
   private stopping = false;
-  private holdTimer: NodeJS.Timeout | undefined;
+  private holdTimer: LongTimeout | undefined;
   /** Wakes schedule() when the earliest delivery published ahead of its occurrence comes due. */
-  private dueTimer: NodeJS.Timeout | undefined;
+  private dueTimer: LongTimeout | undefined;
   private dueAt = Infinity;
   private preforkQueued = false;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -105,6 +110,7 @@ export class Runner implements Service {
   private logDir = '';
   private readonly holdMs: number;
   private readonly launcher: Launcher;
+  private readonly logFiles: JobLogFiles;
   private readonly gate: JobGate | undefined;
   private readonly counts = {
     started: 0,
@@ -123,7 +129,11 @@ export class Runner implements Service {
     this.cfg = deps.config;
     this.log = deps.logger;
     this.holdMs = deps.holdMs ?? 2000;
-    this.launcher = new Launcher(deps.env ?? process.env, this.log);
+    this.logFiles = new JobLogFiles(this.cfg.jobLogMaxBytes, this.log);
+    this.launcher = new Launcher(
+      jobBaseEnv(deps.env ?? process.env, this.cfg.jobEnvPass),
+      this.log,
+    );
     this.gate = deps.signer
       ? new JobGate(deps.signer, {
           queue: this.cfg.queue,
@@ -145,7 +155,10 @@ export class Runner implements Service {
     });
     await this.outbox.start();
     await this.launcher.start();
-    this.heartbeatTimer = setInterval(() => this.sendHeartbeats(), this.cfg.heartbeatMs);
+    this.heartbeatTimer = setInterval(
+      () => this.sendHeartbeats(),
+      Math.max(1, clampDelay(this.cfg.heartbeatMs)),
+    );
     this.heartbeatTimer.unref();
     this.deps.connection.on('disconnected', () => this.onDisconnected());
     await this.deps.connection.onConnect((conn) => this.setupConsumer(conn));
@@ -264,7 +277,7 @@ export class Runner implements Service {
             if (attempt < 20) retry(attempt + 1);
           });
         },
-        Math.min(5000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2),
+        clampDelay(Math.min(5000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2)),
       );
     };
     this.log.warn({ queue: this.cfg.queue }, 'consumer channel closed; reopening it');
@@ -287,7 +300,7 @@ export class Runner implements Service {
       this.counts.poison += 1;
       this.log.error(
         {
-          err: (err as Error).message,
+          err: clip((err as Error).message),
           body: msg.content.toString('utf8', 0, 200),
           redelivered: msg.fields.redelivered,
         },
@@ -296,46 +309,60 @@ export class Runner implements Service {
       safe(() => ch.nack(msg, false, false));
       return;
     }
-    const refusal = this.gate?.check(msg, job.runId);
-    if (refusal !== undefined) {
-      this.gate!.refuse(ch, msg, job.runId, refusal);
-      // Genuine but too late (e.g. it waited out a runner outage): its run is real, so it is recorded as failed, with why.
-      if (isGenuineButUntimely(refusal))
-        void this.outbox.send(
-          couldNotStartResult(
-            { job, host: this.deps.host, startTime: new Date() },
-            new Error(`job message ${refusal} (CRONQ_MESSAGE_MAX_AGE_SECONDS)`),
-          ),
-          resultMessageId(job.runId, 'failed'),
+    // Nothing past the parser may throw out of the consumer callback (it
+    // would take the channel, and every delivery on it, down): a message
+    // that trips anything before it is queued is set aside like a malformed one.
+    try {
+      const refusal = this.gate?.check(msg, job.runId);
+      if (refusal !== undefined) {
+        this.gate!.refuse(ch, msg, job.runId, refusal);
+        // Genuine but too late (e.g. it waited out a runner outage): its run is real, so it is recorded as failed, with why.
+        if (isGenuineButUntimely(refusal))
+          void this.outbox.send(
+            couldNotStartResult(
+              { job, host: this.deps.host, startTime: new Date() },
+              new Error(`job message ${refusal} (CRONQ_MESSAGE_MAX_AGE_SECONDS)`),
+            ),
+            resultMessageId(job.runId, 'failed'),
+          );
+        return;
+      }
+      if (
+        this.active.has(job.runId) ||
+        this.recent.has(job.runId) ||
+        this.waiting.some((d) => d.job.runId === job.runId)
+      ) {
+        this.counts.duplicates += 1;
+        this.log.info(
+          { job_id: job.jobId, run_id: job.runId },
+          'duplicate delivery of a run this runner already took; acking without running it again',
         );
-      return;
-    }
-    if (
-      this.active.has(job.runId) ||
-      this.recent.has(job.runId) ||
-      this.waiting.some((d) => d.job.runId === job.runId)
-    ) {
-      this.counts.duplicates += 1;
-      this.log.info(
-        { job_id: job.jobId, run_id: job.runId },
-        'duplicate delivery of a run this runner already took; acking without running it again',
+        safe(() => ch.ack(msg));
+        return;
+      }
+      if (this.stopping) {
+        safe(() => ch.nack(msg, false, true));
+        return;
+      }
+      const receivedAt = Date.now();
+      // A scheduled run published ahead of its occurrence waits for it here,
+      // its shell forked, and starts on the dot (never later than
+      // MAX_LEAD_MS from now, whatever this host's clock says).
+      const notBefore =
+        job.notBefore !== null && job.notBefore > receivedAt
+          ? Math.min(job.notBefore, receivedAt + MAX_LEAD_MS)
+          : 0;
+      this.waiting.push({ job, msg, ch, receivedAt, notBefore });
+    } catch (err) {
+      this.counts.poison += 1;
+      this.log.error(
+        { job_id: job.jobId, run_id: job.runId, err: clip((err as Error).message) },
+        'rejecting a job message the runner could not take',
       );
-      safe(() => ch.ack(msg));
+      safe(() => ch.nack(msg, false, false));
       return;
     }
-    if (this.stopping) {
-      safe(() => ch.nack(msg, false, true));
-      return;
-    }
-    const receivedAt = Date.now();
-    // A scheduled run published ahead of its occurrence waits for it here,
-    // its shell forked, and starts on the dot (never later than
-    // MAX_LEAD_MS from now, whatever this host's clock says).
-    const notBefore =
-      job.notBefore !== null && job.notBefore > receivedAt
-        ? Math.min(job.notBefore, receivedAt + MAX_LEAD_MS)
-        : 0;
-    this.waiting.push({ job, msg, ch, receivedAt, notBefore });
+    // A run that cannot be prepared is reported by startRun (couldNotPrepare), not thrown.
     this.schedule();
   }
 
@@ -363,29 +390,28 @@ export class Runner implements Service {
     }
     this.armDueTimer(this.stopping ? Infinity : nextDue);
     if (!blocked) {
-      clearTimeout(this.holdTimer);
+      this.holdTimer?.cancel();
       this.holdTimer = undefined;
       this.resume();
     } else if (!this.holdTimer) {
-      this.holdTimer = setTimeout(() => this.releaseWaiting(), this.holdMs);
+      this.holdTimer = setLongTimeout(() => this.releaseWaiting(), this.holdMs);
     }
     if (this.waiting.length > 0) this.preforkWaiting();
   }
 
   private armDueTimer(at: number): void {
     if (at === this.dueAt) return;
-    clearTimeout(this.dueTimer);
+    this.dueTimer?.cancel();
     this.dueTimer = undefined;
     this.dueAt = at;
     if (at === Infinity) return;
-    this.dueTimer = setTimeout(
-      () => {
-        this.dueTimer = undefined;
-        this.dueAt = Infinity;
-        this.schedule();
-      },
-      Math.max(0, at - Date.now()),
-    );
+    // `at` comes from a message's scheduled_for (bounded by MAX_LEAD_MS in
+    // onDelivery); the safe timer still takes any value (NaN = now).
+    this.dueTimer = setLongTimeout(() => {
+      this.dueTimer = undefined;
+      this.dueAt = Infinity;
+      this.schedule();
+    }, at - Date.now());
   }
 
   /**
@@ -403,7 +429,11 @@ export class Runner implements Service {
       this.preforkQueued = false;
       for (const d of this.waiting) {
         if (this.stopping) return;
-        d.prepared ??= this.prepare(d.job);
+        try {
+          d.prepared ??= this.prepare(d.job);
+        } catch {
+          // startRun prepares it again and reports the failure as the run's result.
+        }
       }
     });
   }
@@ -480,7 +510,13 @@ export class Runner implements Service {
     };
     this.active.set(job.runId, run);
     this.recent.add(job.runId);
-    const prepared = d.prepared ?? this.prepare(job);
+    let prepared: Prepared;
+    try {
+      prepared = d.prepared ?? this.prepare(job);
+    } catch (err) {
+      this.couldNotPrepare(d, err as Error);
+      return;
+    }
     const { log } = prepared;
     void this.outbox.send(
       startingResult({ job, host: this.deps.host, startTime: run.startTime }),
@@ -492,7 +528,7 @@ export class Runner implements Service {
     prepared.proc.go();
     this.counts.started += 1;
     void prepared.proc.released.then((hr) => this.startOverhead.add(hr - run.takenHr));
-    log.debug({ command: job.command }, 'started');
+    log.debug({ command: clip(job.command) }, 'started');
     this.complete(run, prepared)
       .catch((err: Error) =>
         log.error({ err: err.message }, 'unexpected error while running a job'),
@@ -501,6 +537,24 @@ export class Runner implements Service {
         this.freeSlot(run);
         endRun();
       });
+  }
+
+  /**
+   * Preparing the run threw (nothing ran): the run is reported `failed` with
+   * the reason and acked, like a command that could not start, and the
+   * runner goes on with the next.
+   */
+  private couldNotPrepare(d: Delivery, err: Error): void {
+    const { job } = d;
+    this.recent.add(job.runId);
+    this.counts.couldNotStart += 1;
+    this.runLogger(job).error({ err: clip(err.message) }, 'could not prepare the run');
+    const result = couldNotStartResult(
+      { job, host: this.deps.host, startTime: new Date() },
+      new Error(clip(err.message)),
+    );
+    void this.outbox.send(result, resultMessageId(job.runId, result.type));
+    safe(() => d.ch.ack(d.msg));
   }
 
   /** Take the run out of its slot (once) and start what waits for it. */
@@ -514,13 +568,14 @@ export class Runner implements Service {
   private prepare(job: JobToRun): Prepared {
     const log = this.runLogger(job);
     const echo = this.cfg.logToStdout
-      ? (stream: StreamName, line: string) => log.info({ stream, job_name: job.name }, line)
+      ? (stream: StreamName, line: string) => log.info({ stream, job_name: clip(job.name) }, line)
       : undefined;
     const jobLog = new JobLogWriter(
-      path.join(this.logDir, logFileName(job.name)),
+      path.join(this.logDir, jobLogFileName(job.name)),
       job.runId,
       log,
       echo,
+      this.logFiles,
     );
     const tail = new OutputTail(this.cfg.outputTailBytes);
     const timeoutSeconds =
@@ -529,11 +584,7 @@ export class Runner implements Service {
     const proc = new JobProcess(
       {
         command: job.command,
-        env: {
-          CRONQ_JOB_ID: String(job.jobId),
-          CRONQ_RUN_ID: job.runId,
-          CRONQ_JOB_NAME: job.name,
-        },
+        env: runEnv(job, new Date()),
         timeoutMs: timeoutSeconds === null ? null : timeoutSeconds * 1000,
         killGraceMs: this.cfg.killGraceMs,
         onOutput: (stream, chunk) => {
@@ -562,9 +613,12 @@ export class Runner implements Service {
     if (outcome.kind === 'spawn_error') {
       this.counts.couldNotStart += 1;
       result = couldNotStartResult(common, outcome.error);
-      log.error({ err: outcome.error?.message }, 'command could not be started');
+      log.error({ err: clip(outcome.error?.message) }, 'command could not be started');
     } else {
       result = finishedResult(common, outcome, p.tail.text(), p.timeoutSeconds);
+      // The run itself went on; whoever reads its result learns the log file has none of it.
+      if (p.jobLog.failure !== undefined && result.reason === undefined)
+        result.reason = `job log not written: ${clip(p.jobLog.failure)}`;
       if (result.status === 'succeeded') this.counts.succeeded += 1;
       else if (result.status === 'timed_out') this.counts.timedOut += 1;
       else this.counts.failed += 1;
@@ -611,7 +665,7 @@ export class Runner implements Service {
    */
   readonly stop = once(async () => {
     this.stopping = true;
-    clearTimeout(this.holdTimer);
+    this.holdTimer?.cancel();
     this.armDueTimer(Infinity);
     await this.pause().catch(() => undefined);
     this.requeueWaiting();
@@ -653,13 +707,13 @@ export class Runner implements Service {
   private async waitForRuns(ms: number, spawnedOnly = false): Promise<boolean> {
     const runs = [...this.active.values()].filter((r) => !spawnedOnly || r.process);
     if (runs.length === 0) return true;
-    let timer: NodeJS.Timeout | undefined;
+    let timer: LongTimeout | undefined;
     const all = Promise.all(runs.map((r) => r.ended)).then(() => true);
     const timeout = new Promise<boolean>(
-      (resolve) => (timer = setTimeout(() => resolve(false), ms)),
+      (resolve) => (timer = setLongTimeout(() => resolve(false), ms)),
     );
     const ok = await Promise.race([all, timeout]);
-    clearTimeout(timer);
+    timer?.cancel();
     return ok;
   }
 

@@ -65,6 +65,8 @@ describe('defaults', () => {
         heartbeatMs: 10_000,
         bufferPath: '',
         bufferMaxBytes: 256 * 1024 * 1024,
+        jobEnvPass: [],
+        jobLogMaxBytes: 10 * 1024 * 1024,
       },
     );
     assert.deepEqual({ ...c.results }, { prefetch: 500, lostAfterMs: 60_000, flushMs: 50 });
