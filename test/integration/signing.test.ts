@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
@@ -158,6 +158,7 @@ describe('with CRONQ_MESSAGE_KEY on every daemon', () => {
 
   test('a job runs end to end: the injector signs it, the runner checks it and signs its results', async () => {
     const marker = path.join(s.tmp, 'end-to-end');
+    const envFile = path.join(s.tmp, 'job-env');
     const [jobId] = await insertJobs(
       s.tdb.db,
       [
@@ -166,7 +167,7 @@ describe('with CRONQ_MESSAGE_KEY on every daemon', () => {
           schedule: null,
           nextRun: null,
           runNow: true,
-          command: `touch ${marker}`,
+          command: `env > ${envFile}; touch ${marker}`,
         },
       ],
       'signing',
@@ -180,6 +181,10 @@ describe('with CRONQ_MESSAGE_KEY on every daemon', () => {
     );
     assert.equal(run.host, 'signing-runner');
     assert.ok(existsSync(marker));
+    // The key is a secret: the job does not get it.
+    const env = readFileSync(envFile, 'utf8');
+    assert.match(env, /^CRONQ_RUN_ID=/m);
+    assert.ok(!env.includes(KEY), 'the message key reached the job');
   });
 
   test('forged job messages are not run: they are moved to the dead queue with their reason', async () => {
