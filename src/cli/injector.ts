@@ -4,6 +4,7 @@ import { describeConfig, loadConfig } from '../core/config';
 import { createDb } from '../core/db';
 import { Releasers, stopOnSignals } from '../core/lifecycle';
 import { createLogger } from '../core/logger';
+import { createMessageSigner } from '../core/signing';
 import { declareCore } from '../core/topology';
 import { Injector } from '../injector';
 import { migrateWithRetry, testHooksFromEnv } from '../injector/startup';
@@ -71,6 +72,7 @@ export async function run(argv: string[]): Promise<void> {
         db,
         connection,
         publisher,
+        signer: createMessageSigner(config.signing.keys),
         settings: config.injector,
         claimant,
         logger,

@@ -4,6 +4,7 @@ import { describeConfig, loadConfig } from '../core/config';
 import { createDb } from '../core/db';
 import { Releasers, stopOnSignals } from '../core/lifecycle';
 import { createLogger } from '../core/logger';
+import { createMessageSigner } from '../core/signing';
 import { migrateWhenReachable, ResultsService } from '../results';
 import { addCommonOptions, commonOverrides, runCli } from './common';
 
@@ -48,6 +49,7 @@ export async function run(argv: string[]): Promise<void> {
       // The runners' output-tail setting bounds what a result may carry (docs/results.md).
       outputTailBytes: config.runner.outputTailBytes,
       logger,
+      signer: createMessageSigner(config.signing.keys),
     });
     releasers.add('results consumer', () => service.stop());
     const abort = new AbortController();

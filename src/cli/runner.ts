@@ -3,6 +3,7 @@ import { AmqpConnection, ConfirmPublisher } from '../core/amqp';
 import { describeConfig, loadConfig } from '../core/config';
 import { Releasers, stopOnSignals } from '../core/lifecycle';
 import { createLogger } from '../core/logger';
+import { createMessageSigner } from '../core/signing';
 import { Runner } from '../runner';
 import { addCommonOptions, commonOverrides, runCli } from './common';
 
@@ -21,6 +22,8 @@ Environment (see docs/runner.md):
   CRONQ_HOSTNAME                 x-host of results (default the OS host name)
   CRONQ_JOB_ENV_PASS             CronQ settings jobs may still see: NAME,PREFIX_* (default none)
   CRONQ_JOB_LOG_MAX_BYTES        rotate a job log past this size, keeping .1-.3 (default 10485760; 0 = never)
+  CRONQ_MESSAGE_KEY              check job messages' signatures and sign results (docs/security.md)
+  CRONQ_MESSAGE_MAX_AGE_SECONDS  oldest signed job message taken (default 3600)
 `;
 
 /** `cronq-runner`: consume one queue and run its commands (docs/runner.md). */
@@ -72,6 +75,8 @@ export async function run(argv: string[]): Promise<void> {
         connection,
         publisher,
         logger,
+        signer: createMessageSigner(config.signing.keys),
+        jobMaxAgeMs: config.signing.jobMaxAgeMs,
       });
       releasers.add('runner', () => runner.stop());
       try {

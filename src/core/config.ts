@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { ConfigError } from './errors';
 import { MAX_LEAD_MS } from './messages';
+import { MIN_KEY_LENGTH, parseMessageKeys } from './signing';
 
 /**
  * Every setting of CronQ, read once from the environment (and flags, passed
@@ -93,6 +94,13 @@ export interface Config {
     statusRatePerSecond: number;
     /** Database-reading requests one client address may have in progress at once (more wait). */
     clientConcurrency: number;
+  };
+  /** docs/security.md. Secret: never logged (describeConfig says only whether it is set). */
+  signing: {
+    /** CRONQ_MESSAGE_KEY: empty = signing off; the first signs, all verify. */
+    keys: readonly string[];
+    /** A job message signed longer ago (or further ahead) than this is refused. */
+    jobMaxAgeMs: number;
   };
   host: string;
 }
@@ -305,6 +313,13 @@ export function loadConfig(env: Env = process.env, overrides: Env = {}): Config 
         e.CRONQ_ALLOWED_HOSTS ?? '',
         'comma-separated host names or addresses, each optionally with :port (cronq.example.com,10.0.0.5:5000,[fd00::1])',
       );
+  const keys = parseMessageKeys(e.CRONQ_MESSAGE_KEY ?? '');
+  if (keys.some((k) => k.length < MIN_KEY_LENGTH))
+    fail(
+      'CRONQ_MESSAGE_KEY',
+      '***',
+      `one or more secrets of at least ${MIN_KEY_LENGTH} characters, separated by commas, none containing spaces or commas (e.g. from: openssl rand -hex 32)`,
+    );
 
   const config: Config = {
     amqp: amqpFromEnv(e),
@@ -356,6 +371,10 @@ export function loadConfig(env: Env = process.env, overrides: Env = {}): Config 
       statusRatePerSecond: intSetting(e, 'CRONQ_STATUS_RATE', 10, 1, 100_000),
       clientConcurrency: intSetting(e, 'CRONQ_WEB_CLIENT_CONCURRENCY', 4, 1, 1000),
     },
+    signing: {
+      keys,
+      jobMaxAgeMs: intSetting(e, 'CRONQ_MESSAGE_MAX_AGE_SECONDS', 3600, 60, 30 * 86400) * 1000,
+    },
     host: e.CRONQ_HOSTNAME?.trim() || os.hostname(),
   };
   return deepFreeze(config);
@@ -384,6 +403,7 @@ export function describeConfig(c: Config): Record<string, unknown> {
       user: c.database.user,
     },
     apiToken: c.web.apiToken ? 'set' : 'unset',
+    messageSigning: c.signing.keys.length > 0 ? 'on' : 'off',
   };
 }
 

@@ -38,3 +38,27 @@ export async function declareJobQueue(ch: Channel, queue: string): Promise<void>
   await ch.assertQueue(queue, { durable: true });
   await ch.bindQueue(queue, EXCHANGE, routingKeyForQueue(queue));
 }
+
+/**
+ * Dead letters are published through their own exchange, bound only to the
+ * dead queues, and not through the default exchange: a user allowed to
+ * write to the default exchange can put a message into any queue, a job
+ * queue included (docs/security.md, least privilege).
+ */
+export const DEAD_EXCHANGE = 'cronq_dead';
+
+/** Declare a dead queue and bind it to DEAD_EXCHANGE under its own name. */
+export async function declareDeadQueue(ch: Channel, queue: string): Promise<void> {
+  await ch.assertExchange(DEAD_EXCHANGE, 'direct', { durable: true });
+  await ch.assertQueue(queue, { durable: true });
+  await ch.bindQueue(queue, DEAD_EXCHANGE, queue);
+}
+
+/**
+ * Where a runner moves the job messages it refuses (unsigned or badly
+ * signed, docs/security.md) from `queue`, so an operator can look. Declared
+ * only when message signing is on.
+ */
+export function refusedJobQueue(queue: string): string {
+  return `${queue}_dead`;
+}

@@ -3,6 +3,7 @@ import type { Knex } from '../core/db';
 import { BrokerUnavailableError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import { errorText } from './error-text';
+import type { MessageSigner } from '../core/signing';
 import { markPublished, markUnroutable, unroutableReason } from './outbox';
 import type { PlannedRun } from './plan';
 import { publishRuns } from './publish';
@@ -12,6 +13,8 @@ export interface DispatcherOptions {
   publisher: ConfirmPublisher;
   logger: Logger;
   confirmTimeoutMs: number;
+  /** Signs job messages when CRONQ_MESSAGE_KEY is set (docs/security.md). */
+  signer?: MessageSigner;
   /** Batches publishing at once; a claim waits for room (backpressure from a slow broker). */
   maxInFlightBatches: number;
   /**
@@ -110,7 +113,12 @@ export class Dispatcher {
       logger.warn({ runs: runs.length, ms: testPauseAfterCommitMs }, 'TEST pause after commit');
       await sleep(testPauseAfterCommitMs);
     }
-    const outcome = await publishRuns(this.opts.publisher, runs, this.opts.confirmTimeoutMs);
+    const outcome = await publishRuns(
+      this.opts.publisher,
+      runs,
+      this.opts.confirmTimeoutMs,
+      this.opts.signer,
+    );
     if (testPauseAfterConfirmMs) {
       logger.warn(
         { runs: outcome.confirmed.length, ms: testPauseAfterConfirmMs },

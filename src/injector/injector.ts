@@ -10,6 +10,7 @@ import type { Knex } from '../core/db';
 import { BrokerUnavailableError, isTransientDbError } from '../core/errors';
 import type { Service } from '../core/lifecycle';
 import type { Logger } from '../core/logger';
+import type { MessageSigner } from '../core/signing';
 import { claimDueJobs } from './claim';
 import { boundedDelayMs } from './delay';
 import { errorFields, errorText } from './error-text';
@@ -21,6 +22,8 @@ export interface InjectorOptions {
   db: Knex;
   connection: AmqpConnection;
   publisher: ConfirmPublisher;
+  /** Signs job messages when CRONQ_MESSAGE_KEY is set (docs/security.md). */
+  signer?: MessageSigner;
   settings: Config['injector'];
   /** `host.pid`, written to jobs.locked_by and runs.claimed_by. */
   claimant: string;
@@ -88,6 +91,7 @@ export class Injector implements Service {
     this.dispatcher = new Dispatcher({
       db: opts.db,
       publisher: opts.publisher,
+      signer: opts.signer,
       logger: opts.logger,
       confirmTimeoutMs: opts.confirmTimeoutMs ?? 10_000,
       maxInFlightBatches: MAX_IN_FLIGHT_BATCHES,

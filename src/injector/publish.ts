@@ -1,5 +1,6 @@
 import type { ConfirmPublisher } from '../core/amqp';
 import { buildJobMessage } from '../core/messages';
+import type { MessageSigner } from '../core/signing';
 import { EXCHANGE } from '../core/topology';
 import type { PlannedRun } from './plan';
 
@@ -39,12 +40,16 @@ export async function publishRuns(
   publisher: ConfirmPublisher,
   runs: readonly PlannedRun[],
   confirmTimeoutMs: number,
+  signer?: MessageSigner,
 ): Promise<PublishOutcome> {
   const out: PublishOutcome = { confirmed: [], unroutable: [], failed: [], firstError: undefined };
   const settled = new Set<string>();
-  const all = runs.map((run) =>
-    publisher
-      .publish(EXCHANGE, run.routingKey, jobMessageBody(run), {
+  const all = runs.map((run) => {
+    const body = jobMessageBody(run);
+    return publisher
+      .publish(EXCHANGE, run.routingKey, body, {
+        // Signed at each publish (a republish too), so the runner's age limit counts from here.
+        ...(signer ? { headers: signer.sign('job', run.runId, body) } : {}),
         persistent: true,
         mandatory: true,
         // The run id as message id lets a consumer drop a republished duplicate.
@@ -63,8 +68,8 @@ export async function publishRuns(
           out.failed.push(run);
           out.firstError ??= err;
         },
-      ),
-  );
+      );
+  });
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<void>((resolve) => {
     timer = setTimeout(resolve, confirmTimeoutMs);

@@ -12,7 +12,14 @@ import type { Logger } from '../core/logger';
 import type { Service } from '../core/lifecycle';
 import { DEFAULT_OUTPUT_TAIL_BYTES } from '../core/message-fields';
 import type { ResultMessage } from '../core/messages';
-import { declareCore, RESULTS_DEAD_QUEUE, RESULTS_QUEUE } from '../core/topology';
+import type { MessageSigner } from '../core/signing';
+import {
+  DEAD_EXCHANGE,
+  declareCore,
+  declareDeadQueue,
+  RESULTS_DEAD_QUEUE,
+  RESULTS_QUEUE,
+} from '../core/topology';
 import { BatchWriter } from './batch-writer';
 import { shortError } from './errors';
 import { readResult } from './intake';
@@ -53,6 +60,8 @@ export interface ResultsServiceOptions {
   random?: () => number;
   /** The runners' CRONQ_OUTPUT_TAIL_BYTES: longer output is cut to its tail when read. */
   outputTailBytes?: number;
+  /** With CRONQ_MESSAGE_KEY: results must carry its signature (docs/security.md). */
+  signer?: MessageSigner;
 }
 
 interface Item {
@@ -60,6 +69,8 @@ interface Item {
   channel: Channel;
   result?: ResultMessage;
   malformed?: string;
+  /** Not signed with our key: dead-lettered without logging its body. */
+  refused?: boolean;
 }
 
 export interface ResultsStatus extends Record<string, unknown> {
@@ -70,6 +81,8 @@ export interface ResultsStatus extends Record<string, unknown> {
   stored: number;
   batches: number;
   deadLettered: number;
+  /** Results not signed with CRONQ_MESSAGE_KEY (also counted in deadLettered). */
+  refused: number;
   lostMarked: number;
   failedWrites: number;
   retrying: boolean;
@@ -107,6 +120,7 @@ export class ResultsService implements Service {
     deadLettered: 0,
     lostMarked: 0,
     failedWrites: 0,
+    refused: 0,
   };
 
   constructor(private readonly opts: ResultsServiceOptions) {
@@ -194,6 +208,7 @@ export class ResultsService implements Service {
     );
     ch.on('close', () => this.onChannelClosed(ch));
     await declareCore(ch);
+    await declareDeadQueue(ch, RESULTS_DEAD_QUEUE);
     await ch.prefetch(this.qos);
     this.channel = ch;
     this.channelConn = conn;
@@ -254,6 +269,7 @@ export class ResultsService implements Service {
       item = { msg, channel: ch, malformed: `could not be read: ${shortError(err)}` };
     }
     try {
+      this.checkSignature(item);
       if (this.pending.length === 0) this.pendingSince = Date.now();
       this.pending.push(item);
       this.maybeWrite();
@@ -374,16 +390,42 @@ export class ResultsService implements Service {
       },
     };
     if (p.contentType) options.contentType = String(p.contentType);
-    await this.opts.publisher.publish('', RESULTS_DEAD_QUEUE, item.msg.content, options);
+    await this.opts.publisher.publish(DEAD_EXCHANGE, RESULTS_DEAD_QUEUE, item.msg.content, options);
     this.counts.deadLettered += 1;
     this.opts.logger.warn(
       {
         reason: shortReason(reason),
         queue: RESULTS_DEAD_QUEUE,
-        body: item.msg.content.subarray(0, 200).toString('utf8'),
+        body: item.refused ? undefined : item.msg.content.subarray(0, 200).toString('utf8'),
       },
       'result message cannot be stored; moved to the dead-letter queue',
     );
+  }
+
+  /**
+   * A result not signed by one of our keys never reaches the database. No
+   * age limit: a result may wait in the queue as long as this consumer is
+   * down, and a replayed one changes nothing (store.ts writes each run's
+   * outcome once).
+   */
+  private checkSignature(item: Item): void {
+    const signer = this.opts.signer;
+    if (!signer || !item.result) return;
+    const { msg } = item;
+    const reason = signer.verify(
+      'result',
+      item.result.run_id,
+      msg.content,
+      msg.properties.headers,
+      {
+        maxFutureMs: Infinity,
+      },
+    );
+    if (reason === undefined) return;
+    this.counts.refused += 1;
+    item.result = undefined;
+    item.malformed = `refused: ${reason}`;
+    item.refused = true;
   }
 
   private async runLostLoop(): Promise<void> {

@@ -5,6 +5,7 @@ import type { AmqpConnection, ConfirmPublisher } from '../core/amqp';
 import { exponentialBackoff, sleep } from '../core/amqp';
 import type { Logger } from '../core/logger';
 import type { ResultMessage } from '../core/messages';
+import type { MessageSigner } from '../core/signing';
 import { EXCHANGE, RESULTS_ROUTING_KEY } from '../core/topology';
 
 interface Entry {
@@ -68,7 +69,13 @@ export class ResultOutbox {
   constructor(
     private readonly publisher: ConfirmPublisher,
     private readonly connection: AmqpConnection,
-    private readonly opts: { dir: string; maxBytes: number; logger: Logger },
+    private readonly opts: {
+      dir: string;
+      maxBytes: number;
+      logger: Logger;
+      /** Signs each result as it is published (docs/security.md). */
+      signer?: MessageSigner;
+    },
   ) {}
 
   /** Load results spilled by runners that are no longer alive, ahead of anything new. */
@@ -254,6 +261,8 @@ export class ResultOutbox {
     e.inFlight = true;
     this.publisher
       .publish(EXCHANGE, RESULTS_ROUTING_KEY, e.body, {
+        // Signed at each publish, so a result kept through an outage is signed when it is finally sent.
+        ...(this.opts.signer ? { headers: this.opts.signer.sign('result', e.runId, e.body) } : {}),
         messageId: e.messageId,
         // A heartbeat only matters while fresh; losing one in a broker restart is harmless, so it skips the disk.
         persistent: e.type !== 'heartbeat',

@@ -6,7 +6,8 @@ import type { Service } from '../core/lifecycle';
 import { once } from '../core/lifecycle';
 import type { Logger } from '../core/logger';
 import { MAX_LEAD_MS, parseJobMessage, type JobToRun } from '../core/messages';
-import { declareCore, declareJobQueue } from '../core/topology';
+import { isGenuineButUntimely, type MessageSigner } from '../core/signing';
+import { declareCore, declareDeadQueue, declareJobQueue } from '../core/topology';
 import { clampDelay, setLongTimeout, type LongTimeout } from '../core/timers';
 import { JobLogWriter, resolveLogDir, type StreamName } from './job-log';
 import { JobLogFiles } from './job-log-files';
@@ -17,6 +18,7 @@ import { JobProcess } from './job-process';
 import { Launcher } from './launcher';
 import { OutputTail } from './output-tail';
 import { RecentRuns } from './recent-runs';
+import { JobGate } from './refused-jobs';
 import { ResultOutbox } from './result-outbox';
 import {
   couldNotStartResult,
@@ -40,6 +42,10 @@ export interface RunnerDeps {
   holdMs?: number;
   /** How long stop() waits for unconfirmed results before spilling them to disk. */
   flushMs?: number;
+  /** With CRONQ_MESSAGE_KEY: job messages must carry its signature, results get it (docs/security.md). */
+  signer?: MessageSigner;
+  /** CRONQ_MESSAGE_MAX_AGE_SECONDS in ms; with `signer`. */
+  jobMaxAgeMs?: number;
 }
 
 interface Delivery {
@@ -105,6 +111,7 @@ export class Runner implements Service {
   private readonly holdMs: number;
   private readonly launcher: Launcher;
   private readonly logFiles: JobLogFiles;
+  private readonly gate: JobGate | undefined;
   private readonly counts = {
     started: 0,
     succeeded: 0,
@@ -127,6 +134,14 @@ export class Runner implements Service {
       jobBaseEnv(deps.env ?? process.env, this.cfg.jobEnvPass),
       this.log,
     );
+    this.gate = deps.signer
+      ? new JobGate(deps.signer, {
+          queue: this.cfg.queue,
+          maxAgeMs: deps.jobMaxAgeMs ?? 3_600_000,
+          publisher: deps.publisher,
+          logger: this.log,
+        })
+      : undefined;
   }
 
   async start(): Promise<void> {
@@ -136,6 +151,7 @@ export class Runner implements Service {
       dir: bufferDir,
       maxBytes: this.cfg.bufferMaxBytes,
       logger: this.log,
+      signer: this.deps.signer,
     });
     await this.outbox.start();
     await this.launcher.start();
@@ -161,6 +177,7 @@ export class Runner implements Service {
       consuming: this.consumerTag !== undefined,
       stopping: this.stopping,
       ...this.counts,
+      ...this.gate?.status(),
       ...this.outbox?.status(),
       startOverheadMs: this.startOverhead.summary(),
       finishOverheadMs: this.finishOverhead.summary(),
@@ -180,6 +197,7 @@ export class Runner implements Service {
     });
     await declareCore(ch);
     await declareJobQueue(ch, this.cfg.queue);
+    if (this.gate) await declareDeadQueue(ch, this.gate.deadQueue);
     // Acked (started) runs do not count against the prefetch, hence the
     // runner's own limit: the prefetch bounds the deliveries waiting for a
     // slot. One per slot, plus LOOKAHEAD so that the next job is already here
@@ -295,6 +313,20 @@ export class Runner implements Service {
     // would take the channel, and every delivery on it, down): a message
     // that trips anything before it is queued is set aside like a malformed one.
     try {
+      const refusal = this.gate?.check(msg, job.runId);
+      if (refusal !== undefined) {
+        this.gate!.refuse(ch, msg, job.runId, refusal);
+        // Genuine but too late (e.g. it waited out a runner outage): its run is real, so it is recorded as failed, with why.
+        if (isGenuineButUntimely(refusal))
+          void this.outbox.send(
+            couldNotStartResult(
+              { job, host: this.deps.host, startTime: new Date() },
+              new Error(`job message ${refusal} (CRONQ_MESSAGE_MAX_AGE_SECONDS)`),
+            ),
+            resultMessageId(job.runId, 'failed'),
+          );
+        return;
+      }
       if (
         this.active.has(job.runId) ||
         this.recent.has(job.runId) ||
