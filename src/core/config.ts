@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { ConfigError } from './errors';
 import { MAX_LEAD_MS } from './messages';
+import { QUEUE_TYPES, type QueueType } from './queue-type';
 
 /**
  * Every setting of CronQ, read once from the environment (and flags, passed
@@ -23,6 +24,8 @@ export interface AmqpConfig {
   heartbeat: number | undefined;
   /** Extra query parameters other than heartbeat (e.g. frameMax), kept as given. */
   params: Readonly<Record<string, string>>;
+  /** CRONQ_QUEUE_TYPE: the type of the queues the daemons declare; classic when unset. */
+  queueType?: QueueType;
 }
 
 export interface DatabaseConfig {
@@ -264,8 +267,12 @@ export function loadConfig(env: Env = process.env, overrides: Env = {}): Config 
   if (!/^\d+(b|kb|mb)$/i.test(bodyLimit))
     fail('CRONQ_API_BODY_LIMIT', bodyLimit, 'a size such as 512kb or 1mb');
 
+  const queueType = (e.CRONQ_QUEUE_TYPE?.trim().toLowerCase() || 'classic') as QueueType;
+  if (!QUEUE_TYPES.includes(queueType))
+    fail('CRONQ_QUEUE_TYPE', e.CRONQ_QUEUE_TYPE ?? '', QUEUE_TYPES.join(' or '));
+
   const config: Config = {
-    amqp: amqpFromEnv(e),
+    amqp: { ...amqpFromEnv(e), queueType },
     database: databaseFromEnv(e),
     log: { level, format },
     injector: {
@@ -329,6 +336,7 @@ export function describeConfig(c: Config): Record<string, unknown> {
       hosts: c.amqp.hosts.map((h) => `${h.hostname}:${h.port}`),
       vhost: c.amqp.vhost,
       user: c.amqp.username,
+      queueType: c.amqp.queueType,
     },
     database: {
       host: c.database.host,

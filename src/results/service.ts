@@ -12,7 +12,7 @@ import { MessageFormatError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { Service } from '../core/lifecycle';
 import { parseResultMessage, type ResultMessage } from '../core/messages';
-import { declareCore, RESULTS_DEAD_QUEUE, RESULTS_QUEUE } from '../core/topology';
+import { declareTopology, RESULTS_DEAD_QUEUE, RESULTS_QUEUE } from '../core/topology';
 import { isLockConflict, isPoisonError } from './errors';
 import { markLostRuns } from './lost';
 import { writeResults } from './store';
@@ -154,12 +154,13 @@ export class ResultsService implements Service {
 
   private async doOpenConsumer(conn: ChannelModel): Promise<void> {
     if (this.stopping || (this.channel && this.channelConn === conn)) return;
+    const { queueType, vhost } = this.opts.connection;
+    await declareTopology(conn, { type: queueType, vhost });
     const ch = await conn.createChannel();
     ch.on('error', (err: Error) =>
       this.opts.logger.warn({ err: err.message }, 'results channel error'),
     );
     ch.on('close', () => this.onChannelClosed(ch));
-    await declareCore(ch);
     await ch.prefetch(this.qos);
     this.channel = ch;
     this.channelConn = conn;

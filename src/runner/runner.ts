@@ -6,7 +6,7 @@ import type { Service } from '../core/lifecycle';
 import { once } from '../core/lifecycle';
 import type { Logger } from '../core/logger';
 import { logFileName, MAX_LEAD_MS, parseJobMessage, type JobToRun } from '../core/messages';
-import { declareCore, declareJobQueue } from '../core/topology';
+import { declareTopology } from '../core/topology';
 import { JobLogWriter, resolveLogDir, type StreamName } from './job-log';
 import { JobProcess } from './job-process';
 import { Launcher } from './launcher';
@@ -157,6 +157,8 @@ export class Runner implements Service {
   // ---- consuming -------------------------------------------------------
 
   private async setupConsumer(conn: ChannelModel): Promise<void> {
+    const { queueType, vhost } = this.deps.connection;
+    await declareTopology(conn, { type: queueType, vhost, jobQueue: this.cfg.queue });
     const ch = await conn.createChannel();
     ch.on('error', (err: Error) =>
       this.log.warn({ err: err.message }, 'AMQP consumer channel error'),
@@ -165,8 +167,6 @@ export class Runner implements Service {
       this.closedChannels.add(ch);
       this.onChannelClosed(ch, conn);
     });
-    await declareCore(ch);
-    await declareJobQueue(ch, this.cfg.queue);
     // Acked (started) runs do not count against the prefetch, hence the
     // runner's own limit: the prefetch bounds the deliveries waiting for a
     // slot. One per slot, plus LOOKAHEAD so that the next job is already here
