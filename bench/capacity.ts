@@ -11,7 +11,7 @@
  * with AOF appendfsync everysec and without persistence, and pg-boss.
  * Prints one JSON document; progress lines on stderr.
  *
- *   --levels 500,1000,1500,2000,3000   offered runs/s per step
+ *   --levels 500,750,1000,1250,1500,2000   offered runs/s per step (stops past 80 %)
  *   --seconds 10                  measured seconds per step (after 4 s of warm-up)
  *   --types classic,quorum        queue types
  *   --peers 20000                 jobs per peer measurement (0 = skip the peers)
@@ -99,7 +99,7 @@ async function cronqCapacity(
   type: QueueType,
   levels: number[],
   seconds: number,
-): Promise<{ queueType: QueueType; levels: LevelFigures[]; sustained: number }> {
+): Promise<{ queueType: QueueType; levels: LevelFigures[]; sustained: number; peak: number }> {
   const dbName = benchName('cronq_bench_cap');
   const vhost = benchName('cronq_bench_cap');
   const dbUrl = await createMysqlDatabase(dbName);
@@ -217,7 +217,9 @@ async function cronqCapacity(
     await dropMysqlDatabase(dbName).catch(() => undefined);
   }
   const sustained = Math.max(0, ...out.filter((l) => !l.saturated).map((l) => l.runsPerSecond));
-  return { queueType: type, levels: out, sustained };
+  // The highest rate any step finished at: on a shared machine a step can dip below 95 % by noise.
+  const peak = Math.max(0, ...out.map((l) => l.runsPerSecond));
+  return { queueType: type, levels: out, sustained, peak };
 }
 
 async function peersCapacity(jobs: number): Promise<unknown[]> {
@@ -261,7 +263,7 @@ async function peersCapacity(jobs: number): Promise<unknown[]> {
 }
 
 async function main(): Promise<void> {
-  const levels = arg('levels', '500,1000,1500,2000,3000').split(',').map(Number);
+  const levels = arg('levels', '500,750,1000,1250,1500,2000').split(',').map(Number);
   const seconds = Number(arg('seconds', '10'));
   const types = arg('types', 'classic,quorum').split(',') as QueueType[];
   const peerJobs = Number(arg('peers', '20000'));
@@ -269,6 +271,8 @@ async function main(): Promise<void> {
   for (const t of types) cronq.push(await cronqCapacity(t, levels, seconds));
   const classic = cronq.find((c) => c.queueType === 'classic')?.sustained;
   const quorum = cronq.find((c) => c.queueType === 'quorum')?.sustained;
+  const classicPeak = cronq.find((c) => c.queueType === 'classic')?.peak;
+  const quorumPeak = cronq.find((c) => c.queueType === 'quorum')?.peak;
   const peers = peerJobs > 0 ? await peersCapacity(peerJobs) : [];
   const report = {
     benchmark: 'capacity',
@@ -276,6 +280,10 @@ async function main(): Promise<void> {
     cronq,
     quorumCostOfClassic:
       classic && quorum ? Math.round((1 - quorum / classic) * 1000) / 1000 : undefined,
+    quorumPeakCostOfClassic:
+      classicPeak && quorumPeak
+        ? Math.round((1 - quorumPeak / classicPeak) * 1000) / 1000
+        : undefined,
     targets: {
       centralTierRunsPerSecond: { target: 2000, measured: classic, met: (classic ?? 0) >= 2000 },
       quorumCostAtMost: {

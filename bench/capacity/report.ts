@@ -10,8 +10,9 @@ interface Level {
 }
 
 interface CapacityReport {
-  cronq?: Array<{ queueType: string; levels: Level[]; sustained: number }>;
+  cronq?: Array<{ queueType: string; levels: Level[]; sustained: number; peak?: number }>;
   quorumCostOfClassic?: number;
+  quorumPeakCostOfClassic?: number;
   peers?: Array<{
     system?: string;
     runsPerSecond?: number;
@@ -40,10 +41,12 @@ export function capacityTable(r: CapacityReport | undefined): string {
   lines.push('');
   for (const c of r.cronq ?? [])
     lines.push(
-      `- ${c.queueType}: sustained ${c.sustained} runs/s (highest step not past capacity)`,
+      `- ${c.queueType}: sustained ${c.sustained} runs/s (highest step finishing ≥ 95 % of its offered load); peak ${c.peak ?? '-'} runs/s`,
     );
   if (r.quorumCostOfClassic !== undefined)
-    lines.push(`- quorum costs ${Math.round(r.quorumCostOfClassic * 100)} % of classic's capacity`);
+    lines.push(
+      `- quorum costs ${Math.round(r.quorumCostOfClassic * 100)} % of classic's sustained rate, ${Math.round((r.quorumPeakCostOfClassic ?? NaN) * 100)} % of its peak (negative: quorum was faster)`,
+    );
   lines.push(
     '',
     '| peer (no-op workers) | jobs/s | CPU ms/job: workers / store / producer |',
