@@ -4,7 +4,7 @@
  * other). Writes bench/results/<timestamp>.json and .md and prints the table.
  *
  *   npm run bench                         everything
- *   npm run bench -- --only e2e,scale     a subset (injector, runner, results, web, scale, e2e)
+ *   npm run bench -- --only e2e,scale     a subset (injector, runner, results, web, scale, e2e, capacity)
  *
  * Component benchmarks (bench/injector.ts, runner.ts, results.ts, web.ts)
  * are owned by their components and run as child processes with a clean
@@ -18,10 +18,11 @@ import path from 'node:path';
 import { holdSharedLock } from './lib/lock';
 import { benchName } from './lib/services';
 import { componentTable, cpuTable, e2eTable, scaleTable } from './lib/report';
+import { capacityTable } from './capacity/report';
 
 const ROOT = path.resolve(__dirname, '..');
 const COMPONENTS = ['injector', 'runner', 'results', 'web'];
-const ALL = ['scale', 'e2e', ...COMPONENTS];
+const ALL = ['scale', 'e2e', 'capacity', ...COMPONENTS];
 const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_MS ?? 10 * 60_000);
 
 function log(msg: string): void {
@@ -211,6 +212,20 @@ async function main(): Promise<void> {
     }
     save();
   }
+  if (only.includes('capacity')) {
+    log(
+      'capacity: the central tier (injector + broker + results + MariaDB) and the peers, classic and quorum',
+    );
+    try {
+      report.capacity = (
+        await runBench(path.join(__dirname, 'capacity.ts'), cleanEnv(), true)
+      ).result;
+    } catch (err) {
+      report.capacity = { error: (err as Error).message };
+      log(`capacity: FAILED ${(err as Error).message}`);
+    }
+    save();
+  }
   for (const name of COMPONENTS.filter((n) => only.includes(n))) {
     const file = path.join(__dirname, `${name}.ts`);
     if (!existsSync(file)) {
@@ -271,6 +286,9 @@ function markdown(report: Record<string, unknown>): string {
     '## Scale: injector cycle cost against jobs defined',
     '',
     scale?.error ? `_failed: ${scale.error}_\n` : scaleTable(scale as never),
+    '## Capacity: runs per second the central tier sustains',
+    '',
+    capacityTable(report.capacity as never),
     '## Component benchmarks (as each prints them)',
     '',
     ...Object.entries(report.components as Record<string, unknown>).map(([k, v]) =>

@@ -5,7 +5,7 @@ import { createDb } from '../core/db';
 import { Releasers, stopOnSignals } from '../core/lifecycle';
 import { createLogger } from '../core/logger';
 import { createMessageSigner } from '../core/signing';
-import { declareCore } from '../core/topology';
+import { declareTopology } from '../core/topology';
 import { Injector } from '../injector';
 import { migrateWithRetry, testHooksFromEnv } from '../injector/startup';
 import { addCommonOptions, commonOverrides, runCli } from './common';
@@ -88,11 +88,9 @@ export async function run(argv: string[]): Promise<void> {
       await migrateWithRetry(db, logger, abort.signal);
       if (abort.signal.aborted) return;
       // The exchange must exist before the first publish, or the channel closes with 404.
-      await connection.onConnect(async (conn) => {
-        const ch = await conn.createChannel();
-        await declareCore(ch);
-        await ch.close();
-      });
+      await connection.onConnect((conn) =>
+        declareTopology(conn, { type: connection.queueType, vhost: connection.vhost }),
+      );
       connection.start();
       await injector.start();
     });

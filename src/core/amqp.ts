@@ -7,7 +7,8 @@ import amqp, {
   type ConsumeMessage,
 } from 'amqplib';
 import type { AmqpConfig } from './config';
-import { BrokerUnavailableError } from './errors';
+import { BrokerUnavailableError, ConfigError } from './errors';
+import type { QueueType } from './queue-type';
 import type { Logger } from './logger';
 
 export type { ChannelModel, ConfirmChannel, ConsumeMessage };
@@ -59,6 +60,12 @@ export interface AmqpConnectionOptions {
   /** Shown to the broker as connection_name, so an operator sees who is connected. */
   name: string;
   backoff?: Backoff;
+  /**
+   * Called when a setup fails with a ConfigError (a queue of the other
+   * type): reconnecting cannot cure it. By default the error is printed as
+   * one line on stderr and the process exits with its code (2).
+   */
+  onFatal?: (err: ConfigError) => void;
 }
 
 type Setup = (conn: ChannelModel) => Promise<void>;
@@ -88,6 +95,15 @@ export class AmqpConnection extends EventEmitter {
   ) {
     super();
     this.backoff = opts.backoff ?? exponentialBackoff();
+  }
+
+  /** CRONQ_QUEUE_TYPE: the type every queue of this connection is declared with. */
+  get queueType(): QueueType {
+    return this.cfg.queueType ?? 'classic';
+  }
+
+  get vhost(): string {
+    return this.cfg.vhost;
   }
 
   /** Run `setup` on every (re)connection, and now if already connected. */
@@ -138,8 +154,9 @@ export class AmqpConnection extends EventEmitter {
         try {
           for (const setup of this.setups) await setup(conn);
         } catch (err) {
-          this.opts.logger.warn({ err: (err as Error).message }, 'AMQP setup failed; reconnecting');
           await conn.close().catch(() => undefined);
+          if (err instanceof ConfigError) return this.fatal(err);
+          this.opts.logger.warn({ err: (err as Error).message }, 'AMQP setup failed; reconnecting');
           throw err;
         }
         this.conn = conn;
@@ -181,6 +198,15 @@ export class AmqpConnection extends EventEmitter {
         await sleep(delay, this.abort.signal);
       }
     }
+  }
+
+  private fatal(err: ConfigError): void {
+    this.closing = true;
+    this.opts.logger.fatal({ err: err.message }, 'AMQP setup cannot succeed; stopping');
+    if (this.opts.onFatal) return this.opts.onFatal(err);
+    const command = this.opts.name.split(' ')[0] ?? 'cronq';
+    process.stderr.write(`${command}: ${err.message}\n`);
+    process.exit(err.exitCode);
   }
 
   /** Close the connection and stop reconnecting. Idempotent. */

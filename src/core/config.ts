@@ -2,6 +2,7 @@ import os from 'node:os';
 import { ConfigError } from './errors';
 import { MAX_LEAD_MS } from './messages';
 import { MIN_KEY_LENGTH, parseMessageKeys } from './signing';
+import { QUEUE_TYPES, type QueueType } from './queue-type';
 
 /**
  * Every setting of CronQ, read once from the environment (and flags, passed
@@ -24,6 +25,8 @@ export interface AmqpConfig {
   heartbeat: number | undefined;
   /** Extra query parameters other than heartbeat (e.g. frameMax), kept as given. */
   params: Readonly<Record<string, string>>;
+  /** CRONQ_QUEUE_TYPE: the type of the queues the daemons declare; classic when unset. */
+  queueType?: QueueType;
 }
 
 export interface DatabaseConfig {
@@ -320,9 +323,12 @@ export function loadConfig(env: Env = process.env, overrides: Env = {}): Config 
       '***',
       `one or more secrets of at least ${MIN_KEY_LENGTH} characters, separated by commas, none containing spaces or commas (e.g. from: openssl rand -hex 32)`,
     );
+  const queueType = (e.CRONQ_QUEUE_TYPE?.trim().toLowerCase() || 'classic') as QueueType;
+  if (!QUEUE_TYPES.includes(queueType))
+    fail('CRONQ_QUEUE_TYPE', e.CRONQ_QUEUE_TYPE ?? '', QUEUE_TYPES.join(' or '));
 
   const config: Config = {
-    amqp: amqpFromEnv(e),
+    amqp: { ...amqpFromEnv(e), queueType },
     database: databaseFromEnv(e),
     log: { level, format },
     injector: {
@@ -395,6 +401,7 @@ export function describeConfig(c: Config): Record<string, unknown> {
       hosts: c.amqp.hosts.map((h) => `${h.hostname}:${h.port}`),
       vhost: c.amqp.vhost,
       user: c.amqp.username,
+      queueType: c.amqp.queueType,
     },
     database: {
       host: c.database.host,

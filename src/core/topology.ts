@@ -1,11 +1,20 @@
-import type { Channel } from 'amqplib';
+import type { Channel, ChannelModel } from 'amqplib';
+import {
+  DEAD_LETTER_QUEUE,
+  isInequivalentArgError,
+  otherQueueType,
+  queueArguments,
+  QueueTypeMismatchError,
+  type QueueRole,
+  type QueueType,
+} from './queue-type';
 
 /** The names of SPEC.md's AMQP topology, in one place. */
 export const EXCHANGE = 'cronq';
 export const RESULTS_QUEUE = 'cronq_results';
 export const RESULTS_ROUTING_KEY = 'cronq_results';
 /** Malformed result messages are moved here (not dropped) so an operator can look. */
-export const RESULTS_DEAD_QUEUE = 'cronq_results_dead';
+export const RESULTS_DEAD_QUEUE = DEAD_LETTER_QUEUE;
 export const DEFAULT_JOB_QUEUE = 'cronq_jobs';
 export const DEFAULT_ROUTING_KEY = 'default';
 
@@ -20,22 +29,33 @@ export function queueForRoutingKey(routingKey: string): string {
 }
 
 /**
- * Declare the exchange and the results queues. Queues are declared with no
- * extra arguments so that queues made by the original Python cronq (which
- * set none) are accepted as they are instead of failing with
+ * Declare the exchange and the results queues. Classic queues are declared
+ * with no extra arguments so that queues made by the original Python cronq
+ * (which set none) are accepted as they are instead of failing with
  * PRECONDITION_FAILED.
  */
-export async function declareCore(ch: Channel): Promise<void> {
+export async function declareCore(ch: Channel, type: QueueType = 'classic'): Promise<void> {
   await ch.assertExchange(EXCHANGE, 'direct', { durable: true });
-  await ch.assertQueue(RESULTS_QUEUE, { durable: true });
+  // The dead-letter queue first: a quorum results queue dead-letters into it.
+  await ch.assertQueue(RESULTS_DEAD_QUEUE, {
+    durable: true,
+    arguments: queueArguments(type, 'dead'),
+  });
+  await ch.assertQueue(RESULTS_QUEUE, {
+    durable: true,
+    arguments: queueArguments(type, 'results'),
+  });
   await ch.bindQueue(RESULTS_QUEUE, EXCHANGE, RESULTS_ROUTING_KEY);
-  await ch.assertQueue(RESULTS_DEAD_QUEUE, { durable: true });
 }
 
 /** Declare a runner's queue and bind it by SPEC.md's rule. */
-export async function declareJobQueue(ch: Channel, queue: string): Promise<void> {
+export async function declareJobQueue(
+  ch: Channel,
+  queue: string,
+  type: QueueType = 'classic',
+): Promise<void> {
   await ch.assertExchange(EXCHANGE, 'direct', { durable: true });
-  await ch.assertQueue(queue, { durable: true });
+  await ch.assertQueue(queue, { durable: true, arguments: queueArguments(type, 'job') });
   await ch.bindQueue(queue, EXCHANGE, routingKeyForQueue(queue));
 }
 
@@ -48,9 +68,13 @@ export async function declareJobQueue(ch: Channel, queue: string): Promise<void>
 export const DEAD_EXCHANGE = 'cronq_dead';
 
 /** Declare a dead queue and bind it to DEAD_EXCHANGE under its own name. */
-export async function declareDeadQueue(ch: Channel, queue: string): Promise<void> {
+export async function declareDeadQueue(
+  ch: Channel,
+  queue: string,
+  type: QueueType = 'classic',
+): Promise<void> {
   await ch.assertExchange(DEAD_EXCHANGE, 'direct', { durable: true });
-  await ch.assertQueue(queue, { durable: true });
+  await ch.assertQueue(queue, { durable: true, arguments: queueArguments(type, 'dead') });
   await ch.bindQueue(queue, DEAD_EXCHANGE, queue);
 }
 
@@ -61,4 +85,53 @@ export async function declareDeadQueue(ch: Channel, queue: string): Promise<void
  */
 export function refusedJobQueue(queue: string): string {
   return `${queue}_dead`;
+}
+
+/**
+ * Declare the topology a daemon needs (and `jobQueue`, for a runner) on a
+ * channel of its own. A queue that exists with the other type makes the
+ * broker close the channel with PRECONDITION_FAILED; that becomes a
+ * QueueTypeMismatchError naming the queue and its type, which no reconnect
+ * can cure.
+ */
+export async function declareTopology(
+  conn: ChannelModel,
+  opts: { type: QueueType; vhost: string; jobQueue?: string },
+): Promise<void> {
+  const ch = await conn.createChannel();
+  ch.on('error', () => undefined); // a 406 arrives as the declare's rejection too
+  try {
+    await declareCore(ch, opts.type);
+    if (opts.jobQueue !== undefined) await declareJobQueue(ch, opts.jobQueue, opts.type);
+  } catch (err) {
+    if (!isInequivalentArgError(err)) throw err;
+    const queue = /for queue '([^']*)'/.exec((err as Error).message)?.[1] ?? '?';
+    const role: QueueRole =
+      queue === RESULTS_DEAD_QUEUE ? 'dead' : queue === RESULTS_QUEUE ? 'results' : 'job';
+    const existing = (await declaresAs(conn, queue, otherQueueType(opts.type), role))
+      ? otherQueueType(opts.type)
+      : undefined;
+    throw new QueueTypeMismatchError(queue, opts.vhost, opts.type, existing, { cause: err });
+  }
+  await ch.close().catch(() => undefined);
+}
+
+/** True if `queue` takes a declaration as `type` unchanged: it is a queue of that type. */
+async function declaresAs(
+  conn: ChannelModel,
+  queue: string,
+  type: QueueType,
+  role: QueueRole,
+): Promise<boolean> {
+  let ch: Channel | undefined;
+  try {
+    ch = await conn.createChannel();
+    ch.on('error', () => undefined);
+    await ch.checkQueue(queue);
+    await ch.assertQueue(queue, { durable: true, arguments: queueArguments(type, role) });
+    await ch.close().catch(() => undefined);
+    return true;
+  } catch {
+    return false;
+  }
 }

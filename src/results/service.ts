@@ -15,7 +15,7 @@ import type { ResultMessage } from '../core/messages';
 import type { MessageSigner } from '../core/signing';
 import {
   DEAD_EXCHANGE,
-  declareCore,
+  declareTopology,
   declareDeadQueue,
   RESULTS_DEAD_QUEUE,
   RESULTS_QUEUE,
@@ -202,13 +202,14 @@ export class ResultsService implements Service {
 
   private async doOpenConsumer(conn: ChannelModel): Promise<void> {
     if (this.stopping || (this.channel && this.channelConn === conn)) return;
+    const { queueType, vhost } = this.opts.connection;
+    await declareTopology(conn, { type: queueType, vhost });
     const ch = await conn.createChannel();
     ch.on('error', (err: Error) =>
       this.opts.logger.warn({ err: err.message }, 'results channel error'),
     );
     ch.on('close', () => this.onChannelClosed(ch));
-    await declareCore(ch);
-    await declareDeadQueue(ch, RESULTS_DEAD_QUEUE);
+    await declareDeadQueue(ch, RESULTS_DEAD_QUEUE, queueType);
     await ch.prefetch(this.qos);
     this.channel = ch;
     this.channelConn = conn;

@@ -7,7 +7,7 @@ import { once } from '../core/lifecycle';
 import type { Logger } from '../core/logger';
 import { MAX_LEAD_MS, parseJobMessage, type JobToRun } from '../core/messages';
 import { isGenuineButUntimely, type MessageSigner } from '../core/signing';
-import { declareCore, declareDeadQueue, declareJobQueue } from '../core/topology';
+import { declareDeadQueue, declareTopology } from '../core/topology';
 import { clampDelay, setLongTimeout, type LongTimeout } from '../core/timers';
 import { JobLogWriter, resolveLogDir, type StreamName } from './job-log';
 import { JobLogFiles } from './job-log-files';
@@ -187,6 +187,8 @@ export class Runner implements Service {
   // ---- consuming -------------------------------------------------------
 
   private async setupConsumer(conn: ChannelModel): Promise<void> {
+    const { queueType, vhost } = this.deps.connection;
+    await declareTopology(conn, { type: queueType, vhost, jobQueue: this.cfg.queue });
     const ch = await conn.createChannel();
     ch.on('error', (err: Error) =>
       this.log.warn({ err: err.message }, 'AMQP consumer channel error'),
@@ -195,9 +197,7 @@ export class Runner implements Service {
       this.closedChannels.add(ch);
       this.onChannelClosed(ch, conn);
     });
-    await declareCore(ch);
-    await declareJobQueue(ch, this.cfg.queue);
-    if (this.gate) await declareDeadQueue(ch, this.gate.deadQueue);
+    if (this.gate) await declareDeadQueue(ch, this.gate.deadQueue, queueType);
     // Acked (started) runs do not count against the prefetch, hence the
     // runner's own limit: the prefetch bounds the deliveries waiting for a
     // slot. One per slot, plus LOOKAHEAD so that the next job is already here
