@@ -47,6 +47,18 @@ export function cutChars(s: string, max: number): string {
   return s.slice(0, end);
 }
 
+/** At most `max` characters (code points, as a utf8mb4 CHAR/VARCHAR column counts them). */
+export function cutCodePoints(s: string, max: number): string {
+  if (s.length <= max) return s;
+  let i = 0;
+  for (let n = 0; n < max && i < s.length; n += 1) {
+    const c = s.charCodeAt(i);
+    const next = s.charCodeAt(i + 1);
+    i += c >= 0xd800 && c <= 0xdbff && next >= 0xdc00 && next <= 0xdfff ? 2 : 1;
+  }
+  return s.slice(0, i);
+}
+
 /** The last `maxBytes` bytes of `s` as UTF-8, starting at a character boundary (the runner's tail rule). */
 export function tailBytes(s: string, maxBytes: number): string {
   if (s.length <= maxBytes / 3 || Buffer.byteLength(s) <= maxBytes) return s;

@@ -11,6 +11,7 @@ import {
   isSaneTime,
   MAX_SECONDS,
   NAME_MAX_CHARS,
+  cutCodePoints,
   REASON_MAX_CHARS,
   tailBytes,
 } from './message-fields';
@@ -193,7 +194,9 @@ export function parseJobMessage(body: Buffer | string, limits: ParseLimits = {})
   if (runId === undefined)
     throw new MessageFormatError('job message has no run id (run_id, 32 hex characters)');
   const name =
-    typeof m.name === 'string' && m.name !== '' ? cutChars(m.name, NAME_MAX_CHARS) : `job-${jobId}`;
+    typeof m.name === 'string' && m.name !== ''
+      ? cutCodePoints(m.name, NAME_MAX_CHARS)
+      : `job-${jobId}`;
   const timeoutSeconds = parseTimeout(m.timeout);
   // An unreadable occurrence only loses the hold-until-due, never the run.
   const at = typeof m.scheduled_for === 'string' ? parseWireTime(m.scheduled_for) : undefined;
@@ -292,7 +295,7 @@ export function parseResultMessage(body: Buffer | string, limits: ParseLimits = 
   if (status !== undefined) out.status = status;
   if (typeof m.output === 'string') out.output = tailBytes(m.output, maxOutput);
   if (typeof m.reason === 'string') out.reason = cutChars(m.reason, REASON_MAX_CHARS);
-  if (typeof m.name === 'string' && m.name !== '') out.name = cutChars(m.name, NAME_MAX_CHARS);
+  if (typeof m.name === 'string' && m.name !== '') out.name = cutCodePoints(m.name, NAME_MAX_CHARS);
   return out;
 }
 

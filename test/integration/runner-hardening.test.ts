@@ -15,7 +15,9 @@ const secrets = () => ({
   DATABASE_URL: `mysql://cronq:${DB_SECRET}@127.0.0.1/cronq`,
   CRONQ_MYSQL: `mysql://cronq:${DB_SECRET}@127.0.0.1/cronq2`,
   CRONQ_API_TOKEN: TOKEN,
-  CRONQ_MESSAGE_KEY: 'msg-key-s3cr3t-1234',
+  // Not CRONQ_MESSAGE_KEY: with it the runner would refuse these tests' unsigned messages
+  // (test/integration/signing.test.ts checks that the key stays out of a job's environment).
+  CRONQ_SMTP_URL: 'smtp://mailer:msg-key-s3cr3t-1234@mail.example.com',
   CRONQ_WEBHOOK_SECRET: 'hook-s3cr3t-5678',
   RABBITMQ_PASS: 'rabbit-pass-s3cr3t',
   CRONQ_APP_REGION: 'eu-west-9',
@@ -104,7 +106,7 @@ describe('cronq-runner hardening', () => {
       'DATABASE_URL',
       'CRONQ_MYSQL',
       'CRONQ_API_TOKEN',
-      'CRONQ_MESSAGE_KEY',
+      'CRONQ_SMTP_URL',
       'CRONQ_WEBHOOK_SECRET',
       'CRONQ_JOB_ENV_PASS',
       'CRONQ_JOB_LOG_MAX_BYTES',
@@ -136,7 +138,8 @@ describe('cronq-runner hardening', () => {
     const t = Date.parse(when!);
     assert.ok(t >= t0 - 1000 && t <= Date.now(), `${when} is about now`);
     assert.equal(when, new Date(t).toISOString());
-    assert.equal(len, '1024');
+    // The job message parser bounds a name to the jobs.name column: 255 characters.
+    assert.equal(len, '255');
   });
 
   test('job names that used to share a log file, or lose it, each get their own bounded, safe file', async () => {

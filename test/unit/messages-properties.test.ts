@@ -96,7 +96,7 @@ function assertBoundedResult(r: ResultMessage): void {
   if (r.status !== undefined) assert.ok(['succeeded', 'failed', 'timed_out'].includes(r.status));
   if (r.output !== undefined) assert.ok(Buffer.byteLength(r.output) <= MAX_OUTPUT, 'output');
   if (r.reason !== undefined) assert.ok(r.reason.length <= 1024, 'reason');
-  if (r.name !== undefined) assert.ok(r.name.length <= 255 && r.name !== '', 'name');
+  if (r.name !== undefined) assert.ok([...r.name].length <= 255 && r.name !== '', 'name');
   const known = new Set([
     'job_id',
     'run_id',
@@ -117,7 +117,7 @@ function assertBoundedResult(r: ResultMessage): void {
 function assertBoundedJob(j: JobToRun): void {
   assert.ok(Number.isInteger(j.jobId) && j.jobId >= 1 && j.jobId <= INT32_MAX, 'jobId');
   assert.match(j.runId, /^[0-9a-f]{32}$/);
-  assert.ok(j.name.length >= 1 && j.name.length <= 255, 'name');
+  assert.ok(j.name.length >= 1 && [...j.name].length <= 255, 'name');
   assert.ok(j.command.trim() !== '' && Buffer.byteLength(j.command) <= COMMAND_MAX_BYTES);
   if (j.timeoutSeconds !== null)
     assert.ok(
