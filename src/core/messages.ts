@@ -304,9 +304,3 @@ export function finishStatus(r: ResultMessage): FinishStatus {
   if (r.status) return r.status;
   return r.return_code === 0 ? 'succeeded' : 'failed';
 }
-
-/** SPEC.md's job log name: runs of non-word characters become `-`, trimmed at both ends. */
-export function logFileName(jobName: string): string {
-  const base = jobName.replace(/\W+/g, '-').replace(/^-+|-+$/g, '');
-  return `${base || 'job'}.log`;
-}
