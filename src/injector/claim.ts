@@ -1,6 +1,6 @@
 import type { Knex } from '../core/db';
 import { isTransientDbError } from '../core/errors';
-import { errorText } from './error-text';
+import { errorText } from '../core/error-text';
 import { planClaim, type DueJobRow, type PlannedRun } from './plan';
 
 /**

@@ -2,7 +2,7 @@ import { sleep, type ConfirmPublisher } from '../core/amqp';
 import type { Knex } from '../core/db';
 import { BrokerUnavailableError } from '../core/errors';
 import type { Logger } from '../core/logger';
-import { errorText } from './error-text';
+import { errorText } from '../core/error-text';
 import type { MessageSigner } from '../core/signing';
 import { markPublished, markUnroutable, unroutableReason } from './outbox';
 import type { PlannedRun } from './plan';

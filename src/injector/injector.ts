@@ -13,7 +13,7 @@ import type { Logger } from '../core/logger';
 import type { MessageSigner } from '../core/signing';
 import { claimDueJobs } from './claim';
 import { boundedDelayMs } from './delay';
-import { errorFields, errorText } from './error-text';
+import { errorFields, errorText } from '../core/error-text';
 import { Dispatcher } from './dispatcher';
 import { retakeUnpublished } from './outbox';
 import { clockOffsetMs, probe, type Probe } from './probe';

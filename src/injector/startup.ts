@@ -3,7 +3,7 @@ import { migrate, type Knex } from '../core/db';
 import { isTransientDbError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import { boundedDelayMs } from './delay';
-import { errorText } from './error-text';
+import { errorText } from '../core/error-text';
 
 /** A test pause never outlasts a test run (and stays far below setTimeout's 2^31 ms limit). */
 const MAX_TEST_PAUSE_MS = 600_000;

@@ -1,3 +1,4 @@
+import { errorText } from '../core/error-text';
 import { BrokerUnavailableError } from '../core/errors';
 import { isTransientDbError } from '../core/errors';
 
@@ -35,19 +36,8 @@ export const MAX_ERROR_CHARS = 200;
  * to MAX_ERROR_CHARS, with the error code in front when there is one.
  */
 export function shortError(err: unknown): string {
-  const e = err as { sqlMessage?: unknown; message?: unknown; code?: unknown } | null;
-  let text =
-    typeof e?.sqlMessage === 'string'
-      ? e.sqlMessage
-      : typeof e?.message === 'string'
-        ? e.message
-        : String(err);
-  // knex formats "<sql> - <driver message>": keep only the driver's part.
-  if (typeof e?.sqlMessage !== 'string' && (err as { sql?: unknown } | null)?.sql !== undefined) {
-    const cut = text.lastIndexOf(' - ');
-    text = cut >= 0 ? text.slice(cut + 3) : 'database error';
-  }
-  const code = typeof e?.code === 'string' ? `${e.code}: ` : '';
-  const line = (code + text).replace(/\s+/g, ' ');
+  const code = (err as { code?: unknown } | null)?.code;
+  const prefix = typeof code === 'string' ? `${code}: ` : '';
+  const line = (prefix + errorText(err, Infinity)).replace(/\s+/g, ' ');
   return line.length > MAX_ERROR_CHARS ? `${line.slice(0, MAX_ERROR_CHARS - 1)}…` : line;
 }

@@ -1,8 +1,9 @@
 /**
- * Error text fit for a log line or a stored reason. A knex query error's
- * message starts with the whole statement and its values (a claim's batch
- * UPDATE is hundreds of rows of job data), and carries it again in `.sql`;
- * the driver's own `sqlMessage` says what went wrong without it.
+ * Error text fit for a log line, a stored reason or a dead-letter header,
+ * for every daemon. A knex query error's message starts with the whole
+ * statement and its values (a claim's batch UPDATE is hundreds of rows of
+ * job data; a results batch holds commands' output), and carries it again
+ * in `.sql`; the driver's own `sqlMessage` says what went wrong without it.
  */
 
 const MAX_CHARS = 300;
@@ -14,9 +15,14 @@ export function errorText(err: unknown, max = MAX_CHARS): string {
   const sqlMessage = (err as { sqlMessage?: unknown } | null)?.sqlMessage;
   if (typeof sqlMessage === 'string' && sqlMessage !== '') text = sqlMessage;
   else {
-    text = err instanceof Error ? err.message : String(err);
-    const cut = text.lastIndexOf(' - ');
-    if (cut >= 0 && STATEMENT_PREFIX.test(text)) text = text.slice(cut + 3);
+    const m = (err as { message?: unknown } | null)?.message;
+    text = typeof m === 'string' ? m : String(err);
+    const carriesSql = typeof (err as { sql?: unknown } | null)?.sql === 'string';
+    if (carriesSql || STATEMENT_PREFIX.test(text)) {
+      // knex formats "<sql> - <driver message>": keep only the driver's part.
+      const cut = text.lastIndexOf(' - ');
+      text = cut >= 0 ? text.slice(cut + 3) : 'database error';
+    }
   }
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
