@@ -1,4 +1,5 @@
 import type { Channel, ChannelModel } from 'amqplib';
+import { withChannel } from './amqp/channels';
 import {
   DEAD_LETTER_QUEUE,
   isInequivalentArgError,
@@ -21,11 +22,6 @@ export const DEFAULT_ROUTING_KEY = 'default';
 /** `cronq_jobs` takes routing key `default`; any other queue takes its own name. */
 export function routingKeyForQueue(queue: string): string {
   return queue === DEFAULT_JOB_QUEUE ? DEFAULT_ROUTING_KEY : queue;
-}
-
-/** The queue a job with this routing key lands in (the inverse of routingKeyForQueue). */
-export function queueForRoutingKey(routingKey: string): string {
-  return routingKey === DEFAULT_ROUTING_KEY ? DEFAULT_JOB_QUEUE : routingKey;
 }
 
 /**
@@ -98,11 +94,11 @@ export async function declareTopology(
   conn: ChannelModel,
   opts: { type: QueueType; vhost: string; jobQueue?: string },
 ): Promise<void> {
-  const ch = await conn.createChannel();
-  ch.on('error', () => undefined); // a 406 arrives as the declare's rejection too
   try {
-    await declareCore(ch, opts.type);
-    if (opts.jobQueue !== undefined) await declareJobQueue(ch, opts.jobQueue, opts.type);
+    await withChannel(conn, async (ch) => {
+      await declareCore(ch, opts.type);
+      if (opts.jobQueue !== undefined) await declareJobQueue(ch, opts.jobQueue, opts.type);
+    });
   } catch (err) {
     if (!isInequivalentArgError(err)) throw err;
     const queue = /for queue '([^']*)'/.exec((err as Error).message)?.[1] ?? '?';
@@ -113,7 +109,6 @@ export async function declareTopology(
       : undefined;
     throw new QueueTypeMismatchError(queue, opts.vhost, opts.type, existing, { cause: err });
   }
-  await ch.close().catch(() => undefined);
 }
 
 /** True if `queue` takes a declaration as `type` unchanged: it is a queue of that type. */
@@ -123,13 +118,11 @@ async function declaresAs(
   type: QueueType,
   role: QueueRole,
 ): Promise<boolean> {
-  let ch: Channel | undefined;
   try {
-    ch = await conn.createChannel();
-    ch.on('error', () => undefined);
-    await ch.checkQueue(queue);
-    await ch.assertQueue(queue, { durable: true, arguments: queueArguments(type, role) });
-    await ch.close().catch(() => undefined);
+    await withChannel(conn, async (ch) => {
+      await ch.checkQueue(queue);
+      await ch.assertQueue(queue, { durable: true, arguments: queueArguments(type, role) });
+    });
     return true;
   } catch {
     return false;

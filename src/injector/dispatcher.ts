@@ -1,4 +1,5 @@
-import { sleep, type ConfirmPublisher } from '../core/amqp';
+import type { ConfirmPublisher } from '../core/amqp';
+import { sleep } from '../core/async';
 import type { Knex } from '../core/db';
 import { BrokerUnavailableError } from '../core/errors';
 import type { Logger } from '../core/logger';

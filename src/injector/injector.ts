@@ -1,10 +1,5 @@
-import {
-  exponentialBackoff,
-  sleep,
-  type AmqpConnection,
-  type Backoff,
-  type ConfirmPublisher,
-} from '../core/amqp';
+import type { AmqpConnection, ConfirmPublisher } from '../core/amqp';
+import { exponentialBackoff, sleep, type Backoff } from '../core/async';
 import type { Config } from '../core/config';
 import type { Knex } from '../core/db';
 import { BrokerUnavailableError, isTransientDbError } from '../core/errors';

@@ -1,4 +1,4 @@
-import { sleep } from '../core/amqp';
+import { sleep } from '../core/async';
 import type { Knex } from '../core/db';
 import { isTransientDbError } from '../core/errors';
 import type { Logger } from '../core/logger';

@@ -1,13 +1,8 @@
 import type { Channel, ChannelModel, ConsumeMessage, Options } from 'amqplib';
 import type { Config } from '../core/config';
 import type { Knex } from '../core/db';
-import {
-  exponentialBackoff,
-  sleep,
-  type AmqpConnection,
-  type Backoff,
-  type ConfirmPublisher,
-} from '../core/amqp';
+import type { AmqpConnection, ConfirmPublisher } from '../core/amqp';
+import { exponentialBackoff, sleep, type Backoff } from '../core/async';
 import type { Logger } from '../core/logger';
 import type { Service } from '../core/lifecycle';
 import { DEFAULT_OUTPUT_TAIL_BYTES } from '../core/message-fields';

@@ -1,4 +1,4 @@
-import { exponentialBackoff, sleep } from '../core/amqp';
+import { exponentialBackoff, sleep } from '../core/async';
 import { migrate, type Knex } from '../core/db';
 import { isTransientDbError } from '../core/errors';
 import type { Logger } from '../core/logger';

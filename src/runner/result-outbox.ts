@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { AmqpConnection, ConfirmPublisher } from '../core/amqp';
-import { exponentialBackoff, sleep } from '../core/amqp';
+import { exponentialBackoff, sleep } from '../core/async';
 import type { Logger } from '../core/logger';
 import type { ResultMessage } from '../core/messages';
 import type { MessageSigner } from '../core/signing';
