@@ -11,6 +11,11 @@
  * - `paused_at`, `paused_by`: the runtime pause, set and cleared only by
  *   the pause/resume API, so a category PUT leaves it as it is.
  *   A job is claimed only when enabled and not paused.
+ * - `active_run_id`: with overlap "forbid", the run that is not final yet
+ *   (queued, running, or waiting for a retry). The claim reads it under the
+ *   job's row lock and the results consumer clears it when that run ends,
+ *   so the overlap check and the claim are one atomic step, without
+ *   scanning the job's run history.
  *
  * runs:
  * - `triggered_by` gains `retry`.
@@ -25,6 +30,7 @@ const jobColumns = {
   enabled: (t) => t.boolean('enabled').notNullable().defaultTo(true),
   paused_at: (t) => t.dateTime('paused_at', { precision: 3 }).nullable(),
   paused_by: (t) => t.string('paused_by', 255).nullable(),
+  active_run_id: (t) => t.specificType('active_run_id', 'CHAR(32)').nullable(),
 };
 const runColumns = {
   attempt: (t) => t.integer('attempt').notNullable().defaultTo(1),
