@@ -14,7 +14,8 @@
 /** A failure that is waited out: the database or the broker is away. */
 export type OutageKind = 'database' | 'broker';
 
-export interface InjectorEvents {
+// A type, not an interface, so it fits EventEmitter's and EventMonitor's Record constraint.
+export type InjectorEvents = {
   /** One cycle ended: jobs claimed in it, and runs whose publish the broker confirmed since the last cycle. */
   'cycle:done': [{ claimed: number; published: number }];
   /** A cycle failed with something other than an outage; it is retried with backoff. */
@@ -43,7 +44,7 @@ export interface InjectorEvents {
   ];
   /** The loop ended after stop(); the batches in hand are recorded. */
   stopped: [{ claimedJobs: number; published: number; errors: number }];
-}
+};
 
 /** The part of InjectorEvents the Dispatcher emits (the Injector passes them on). */
 export type DispatcherEvents = Pick<InjectorEvents, 'batch:committed' | 'batch:confirmed'>;
