@@ -7,7 +7,7 @@ import { createLogger } from '../core/logger';
 import { createMessageSigner } from '../core/signing';
 import { declareTopology } from '../core/topology';
 import { Injector } from '../injector';
-import { migrateWithRetry, testHooksFromEnv } from '../injector/startup';
+import { migrateWithRetry } from '../injector/startup';
 import { addCommonOptions, commonOverrides, runCli } from './common';
 
 type Flags = {
@@ -76,7 +76,6 @@ export async function run(argv: string[]): Promise<void> {
         settings: config.injector,
         claimant,
         logger,
-        ...testHooksFromEnv(process.env),
       });
       const abort = new AbortController();
       stopOnSignals(async () => {

@@ -1,10 +1,11 @@
+import { EventEmitter } from 'node:events';
 import type { ConfirmPublisher } from '../core/amqp';
-import { sleep } from '../core/async';
 import type { Knex } from '../core/db';
 import { BrokerUnavailableError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import { errorText } from '../core/error-text';
 import type { MessageSigner } from '../core/signing';
+import type { DispatcherEvents } from './events';
 import { markPublished, markUnroutable, unroutableReason } from './outbox';
 import type { PlannedRun } from './plan';
 import { publishRuns } from './publish';
@@ -24,8 +25,6 @@ export interface DispatcherOptions {
    * going out late, beside its own retry).
    */
   brokerReady: () => boolean;
-  testPauseAfterCommitMs?: number;
-  testPauseAfterConfirmMs?: number;
 }
 
 /**
@@ -35,9 +34,11 @@ export interface DispatcherOptions {
  * batches confirmed close together are merged into one UPDATE. A batch that
  * is not confirmed leaves its runs unpublished (they are still in the
  * outbox) and is reported through takeError()/unpublished so the injector
- * backs off and publishes them again under the same run ids.
+ * backs off and publishes them again under the same run ids. It emits
+ * batch:committed before a batch is published and batch:confirmed when the
+ * broker has answered for it (events.ts).
  */
-export class Dispatcher {
+export class Dispatcher extends EventEmitter<DispatcherEvents> {
   private readonly inFlight = new Set<Promise<void>>();
   /** Confirmed runs waiting for their published_at write. */
   private readonly toMark = new Set<string>();
@@ -47,7 +48,9 @@ export class Dispatcher {
   readonly unpublished = new Set<string>();
   readonly counters = { published: 0, republished: 0, unroutable: 0, publishFailures: 0 };
 
-  constructor(private readonly opts: DispatcherOptions) {}
+  constructor(private readonly opts: DispatcherOptions) {
+    super();
+  }
 
   /** A publish failed and the injector has not taken the error yet. */
   get failing(): boolean {
@@ -109,24 +112,20 @@ export class Dispatcher {
       );
       return;
     }
-    const { logger, testPauseAfterCommitMs, testPauseAfterConfirmMs } = this.opts;
-    if (testPauseAfterCommitMs) {
-      logger.warn({ runs: runs.length, ms: testPauseAfterCommitMs }, 'TEST pause after commit');
-      await sleep(testPauseAfterCommitMs);
-    }
+    const { logger } = this.opts;
+    this.emit('batch:committed', { runIds: runs.map((r) => r.runId), republish });
     const outcome = await publishRuns(
       this.opts.publisher,
       runs,
       this.opts.confirmTimeoutMs,
       this.opts.signer,
     );
-    if (testPauseAfterConfirmMs) {
-      logger.warn(
-        { runs: outcome.confirmed.length, ms: testPauseAfterConfirmMs },
-        'TEST pause after confirm',
-      );
-      await sleep(testPauseAfterConfirmMs);
-    }
+    this.emit('batch:confirmed', {
+      confirmed: outcome.confirmed.map((r) => r.runId),
+      unroutable: outcome.unroutable.length,
+      failed: outcome.failed.length,
+      republish,
+    });
     for (const r of outcome.confirmed) this.toMark.add(r.runId);
     this.counters.published += outcome.confirmed.length;
     if (republish) this.counters.republished += outcome.confirmed.length;

@@ -1,17 +1,19 @@
+import { EventEmitter } from 'node:events';
 import type { AmqpConnection, ConfirmPublisher } from '../core/amqp';
 import { exponentialBackoff, sleep, type Backoff } from '../core/async';
 import type { Config } from '../core/config';
 import type { Knex } from '../core/db';
-import { BrokerUnavailableError, isTransientDbError } from '../core/errors';
+import { errorText } from '../core/error-text';
 import type { Service } from '../core/lifecycle';
 import type { Logger } from '../core/logger';
 import type { MessageSigner } from '../core/signing';
-import { claimDueJobs } from './claim';
+import { Cycle } from './cycle';
+import type { CycleContext } from './cycle-context';
 import { boundedDelayMs } from './delay';
-import { errorFields, errorText } from '../core/error-text';
 import { Dispatcher } from './dispatcher';
-import { retakeUnpublished } from './outbox';
-import { clockOffsetMs, probe, type Probe } from './probe';
+import type { InjectorEvents } from './events';
+import { OutageTracker } from './outage';
+import { clockOffsetMs } from './probe';
 
 export interface InjectorOptions {
   db: Knex;
@@ -28,59 +30,39 @@ export interface InjectorOptions {
   backoff?: Backoff;
   /** The process clock (ms); injected so tests can skew it. The database's clock decides what is due. */
   now?: () => number;
-  /** TEST ONLY: pause this long after a claim commits, before publishing (to kill the process there). */
-  testPauseAfterCommitMs?: number;
-  /** TEST ONLY: pause this long after the confirms, before published_at is written. */
-  testPauseAfterConfirmMs?: number;
 }
 
-/** Clock difference between the database and this process above which a warning is logged. */
-const SKEW_WARN_MS = 1000;
 /** Wake this long after the earliest next_run, so `next_run < now` already holds on the database. */
 const WAKE_MARGIN_MS = 2;
 /** Longest back-off after a failed cycle, whatever backoff was passed in. */
 const MAX_BACKOFF_MS = 60_000;
-/** Batches claimed back to back before the loop probes (and sweeps) again. */
-const MAX_BATCHES_PER_CYCLE = 50;
-/** Claim transactions side by side while a backlog lasts. */
-const CLAIM_CONCURRENCY = 2;
 /** Batches publishing at once beside the claim. */
 const MAX_IN_FLIGHT_BATCHES = 4;
 
-interface CycleResult {
-  /** Runs were created or retaken. */
-  worked: boolean;
-  /** A query returned a full batch: more is due right now. */
-  full: boolean;
-  /** Something was due but every row was locked by another injector. */
-  contended: boolean;
-}
-
 /**
- * The injector loop. Each cycle: retry this process's own unconfirmed
- * publishes (once the broker is back), probe the database (one query),
- * retake stale unpublished runs, claim due jobs in batches, publish, and
- * record the outcome; then sleep until the earliest next_run, at most
- * maxPollMs. It never throws: database and broker outages are logged once,
- * backed off with jitter and waited out.
+ * The injector loop: run a cycle (cycle.ts), then sleep until the earliest
+ * next_run, at most maxPollMs; while the broker is down, wait for it
+ * without claiming. It never throws: database and broker outages are
+ * logged once (outage.ts), backed off with jitter and waited out. What
+ * happens is emitted as InjectorEvents (events.ts).
  */
-export class Injector implements Service {
+export class Injector extends EventEmitter<InjectorEvents> implements Service {
   private readonly abort = new AbortController();
   private loop: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
   private stopping = false;
   private readonly backoff: Backoff;
   private readonly dispatcher: Dispatcher;
+  private readonly cycle: Cycle;
+  private readonly outages: OutageTracker;
   private readonly now: () => number;
-  private lastProbe: Probe | undefined;
-  private outage: 'database' | 'broker' | 'error' | undefined;
-  private skewWarned = false;
   private idleContention = 0;
-  /** The last claim found due jobs: claim again before probing. */
-  private claimStreak = false;
-  private readonly counters = { claimedJobs: 0, scheduleErrors: 0, errors: 0 };
+  /** Published runs already reported by a cycle:done. */
+  private publishedReported = 0;
+  private readonly counters = { claimedJobs: 0, scheduleErrors: 0 };
 
   constructor(private readonly opts: InjectorOptions) {
+    super();
     this.backoff = opts.backoff ?? exponentialBackoff(250, 15_000);
     this.now = opts.now ?? Date.now;
     this.dispatcher = new Dispatcher({
@@ -91,9 +73,22 @@ export class Injector implements Service {
       confirmTimeoutMs: opts.confirmTimeoutMs ?? 10_000,
       maxInFlightBatches: MAX_IN_FLIGHT_BATCHES,
       brokerReady: () => opts.connection.isConnected,
-      testPauseAfterCommitMs: opts.testPauseAfterCommitMs,
-      testPauseAfterConfirmMs: opts.testPauseAfterConfirmMs,
     });
+    this.dispatcher.on('batch:committed', (e) => this.emit('batch:committed', e));
+    this.dispatcher.on('batch:confirmed', (e) => this.emit('batch:confirmed', e));
+    this.outages = new OutageTracker(opts.logger, this);
+    const ctx: CycleContext = {
+      db: opts.db,
+      settings: opts.settings,
+      claimant: opts.claimant,
+      logger: opts.logger,
+      dispatcher: this.dispatcher,
+      events: this,
+      now: this.now,
+      stopping: () => this.stopping,
+      counters: this.counters,
+    };
+    this.cycle = new Cycle(ctx);
   }
 
   async start(): Promise<void> {
@@ -110,15 +105,19 @@ export class Injector implements Service {
   }
 
   status(): Record<string, unknown> {
+    const p = this.cycle.lastProbe;
     return {
       running: this.loop !== undefined && !this.stopping,
       brokerConnected: this.opts.connection.isConnected,
-      outage: this.outage ?? null,
-      clockOffsetMs: this.lastProbe ? Math.round(clockOffsetMs(this.lastProbe)) : null,
+      outage: this.outages.kind ?? null,
+      clockOffsetMs: p ? Math.round(clockOffsetMs(p)) : null,
       ownUnpublished: this.dispatcher.unpublished.size,
-      ...this.counters,
-      ...this.dispatcher.counters,
+      ...this.allCounters(),
     };
+  }
+
+  private allCounters() {
+    return { ...this.counters, errors: this.outages.errors, ...this.dispatcher.counters };
   }
 
   private get log(): Logger {
@@ -134,10 +133,10 @@ export class Injector implements Service {
           await this.waitForBroker();
           continue;
         }
-        const r = await this.cycle();
-        if (this.outage) this.log.info({ outage: this.outage }, 'injector resumed');
-        this.outage = undefined;
+        const r = await this.cycle.run();
+        this.outages.succeeded();
         attempt = 0;
+        this.cycleDone(r.claimed);
         if (this.stopping) break;
         if (r.full || r.worked) {
           this.idleContention = 0;
@@ -170,13 +169,25 @@ export class Injector implements Service {
           'could not record the last confirms; their runs will be published again',
         ),
       );
-    this.log.info({ ...this.counters, ...this.dispatcher.counters }, 'injector stopped');
+    const counters = this.allCounters();
+    this.log.info(counters, 'injector stopped');
+    this.emit('stopped', {
+      claimedJobs: counters.claimedJobs,
+      published: counters.published,
+      errors: counters.errors,
+    });
+  }
+
+  private cycleDone(claimed: number): void {
+    const published = this.dispatcher.counters.published;
+    this.emit('cycle:done', { claimed, published: published - this.publishedReported });
+    this.publishedReported = published;
   }
 
   /** Until the earliest next_run (by the database's clock) less the lead, at most maxPollMs. */
   private sleepMs(): number {
     const { maxPollMs: max, leadMs } = this.opts.settings;
-    const p = this.lastProbe;
+    const p = this.cycle.lastProbe;
     if (!p || p.nextDue === null) return max;
     const dueLocal =
       p.localAt + (p.nextDue.getTime() - p.dbNow.getTime()) - leadMs + WAKE_MARGIN_MS;
@@ -186,9 +197,8 @@ export class Injector implements Service {
   private async waitForBroker(): Promise<void> {
     if (this.opts.connection.connectCount === 0) {
       this.log.debug('waiting for the first broker connection before claiming');
-    } else if (this.outage !== 'broker') {
-      this.outage = 'broker';
-      this.log.warn('broker unavailable: claims paused until it is back (due jobs stay due)');
+    } else {
+      this.outages.brokerDown();
     }
     await new Promise<void>((resolve) => {
       const done = () => {
@@ -204,179 +214,7 @@ export class Injector implements Service {
 
   private async backOff(err: unknown, attempt: number): Promise<void> {
     const delay = boundedDelayMs(this.backoff.delay(attempt), MAX_BACKOFF_MS);
-    const nextRetryAt = new Date(Date.now() + delay).toISOString();
-    const kind =
-      err instanceof BrokerUnavailableError
-        ? 'broker'
-        : isTransientDbError(err)
-          ? 'database'
-          : 'error';
-    const { stack, ...fields } = { ...errorFields(err), nextRetryAt };
-    this.counters.errors += 1;
-    if (kind === 'error') {
-      this.log.error({ ...fields, stack }, 'injector cycle failed; retrying');
-    } else if (this.outage !== kind) {
-      this.log.warn(
-        fields,
-        kind === 'database'
-          ? 'database unavailable; retrying with backoff'
-          : 'publishing failed; retrying with backoff',
-      );
-    } else {
-      this.log.debug(fields, `${kind} still unavailable`);
-    }
-    this.outage = kind;
+    this.outages.failed(err, delay);
     await sleep(delay, this.abort.signal);
-  }
-
-  private async cycle(): Promise<CycleResult> {
-    const { db, settings, claimant } = this.opts;
-    const result: CycleResult = { worked: false, full: false, contended: false };
-
-    // A publish of an earlier cycle failed: surface it here so the loop backs off.
-    const failed = this.dispatcher.takeError();
-    if (failed !== undefined) throw failed;
-    await this.dispatcher.flushMarks();
-    const own = this.dispatcher.unpublished;
-    if (own.size > 0) {
-      await this.dispatcher.idle();
-      const ids = [...own].slice(0, settings.batchSize);
-      const retaken = await retakeUnpublished(
-        db,
-        { runIds: ids },
-        { batchSize: settings.batchSize, claimant },
-      );
-      // Those not retaken were published by someone else meanwhile, or are being retaken by them.
-      for (const id of ids) own.delete(id);
-      if (retaken.runs.length > 0) {
-        this.log.info(
-          { runs: retaken.runs.length },
-          'publishing runs again after a failed publish (same run ids)',
-        );
-        await this.dispatcher.publishNow(retaken.runs, true);
-        result.worked = true;
-      }
-      if (own.size > 0) result.full = true;
-    }
-
-    // While claims keep finding due jobs (a stream of them), claim again at
-    // once instead of probing first; probe when a claim came back empty, and
-    // at least every maxPollMs so run-now flags and stale runs are seen.
-    const last = this.lastProbe;
-    const skipProbe =
-      this.claimStreak && last !== undefined && this.now() - last.localAt < settings.maxPollMs;
-    if (skipProbe) {
-      const claimed = await this.claimAndPublish(false);
-      this.claimStreak = claimed.jobs > 0;
-      result.worked = claimed.jobs > 0;
-      result.full = claimed.full;
-      return result;
-    }
-
-    const p = await probe(db, settings.republishAfterMs, this.now);
-    this.lastProbe = p;
-    this.checkClock(p);
-
-    if (p.stale && !this.stopping) {
-      const retaken = await retakeUnpublished(
-        db,
-        { olderThanMs: settings.republishAfterMs },
-        { batchSize: settings.batchSize, claimant },
-      );
-      if (retaken.runs.length > 0) {
-        this.log.warn(
-          { runs: retaken.runs.length },
-          'publishing runs whose publish was never confirmed (same run ids)',
-        );
-        await this.dispatcher.publishNow(retaken.runs, true);
-      }
-      if (retaken.runs.length > 0 || retaken.orphaned > 0) result.worked = true;
-      else result.contended = true;
-      result.full ||= retaken.full;
-    }
-
-    const due = p.nextDue !== null && p.nextDue.getTime() < p.dbNow.getTime() + settings.leadMs;
-    this.claimStreak = false;
-    if ((due || p.runNow) && !this.stopping) {
-      const claimed = await this.claimAndPublish(p.runNow);
-      if (claimed.jobs > 0) {
-        this.claimStreak = true;
-        result.worked = true;
-        result.full ||= claimed.full;
-      } else {
-        result.contended = true;
-      }
-    }
-    return result;
-  }
-
-  /**
-   * Claim batch after batch while they come back full. Each batch is
-   * published while the next one is claimed (and while the next cycle
-   * runs), so the database and the broker work at the same time; after a
-   * full first batch, CLAIM_CONCURRENCY transactions claim side by side
-   * (SKIP LOCKED gives them disjoint rows), so a backlog uses more than one
-   * database thread. Once a publish has failed no more batches are claimed,
-   * so a broker that went away does not turn more due jobs into unpublished
-   * runs: they stay due and coalesce into one run each when it is back.
-   */
-  private async claimAndPublish(includeRunNow: boolean): Promise<{ jobs: number; full: boolean }> {
-    let jobs = 0;
-    let batches = 0;
-    let full = false;
-    const claimOne = async (withRunNow: boolean): Promise<boolean> => {
-      batches += 1;
-      const claim = await claimDueJobs(this.opts.db, {
-        batchSize: this.opts.settings.batchSize,
-        includeRunNow: withRunNow,
-        claimant: this.opts.claimant,
-        leadMs: this.opts.settings.leadMs,
-      });
-      jobs += claim.jobs;
-      this.counters.claimedJobs += claim.jobs;
-      for (const e of claim.scheduleErrors) {
-        // Logged once: schedule_error keeps the job out of later claims until its schedule changes.
-        this.counters.scheduleErrors += 1;
-        this.log.error(
-          { job_id: e.jobId, job: e.jobName, err: e.error },
-          'job skipped: its schedule cannot be read (fix the schedule to resume it)',
-        );
-      }
-      // Published while the next batch is claimed; waits only when too many batches are unconfirmed.
-      await this.dispatcher.submit(claim.runs);
-      return claim.full;
-    };
-    const more = () =>
-      !this.dispatcher.failing && !this.stopping && batches < MAX_BATCHES_PER_CYCLE;
-    full = await claimOne(includeRunNow);
-    if (full && more()) {
-      const lane = async () => {
-        while (more()) {
-          if (!(await claimOne(false))) return false;
-        }
-        return true;
-      };
-      const lanes = await Promise.all(Array.from({ length: CLAIM_CONCURRENCY }, lane));
-      // Full only if every lane stopped at the cap with rows still coming.
-      full = lanes.every(Boolean);
-    }
-    return { jobs, full };
-  }
-
-  private checkClock(p: Probe): void {
-    const offset = clockOffsetMs(p);
-    if (Math.abs(offset) > SKEW_WARN_MS && !this.skewWarned) {
-      this.skewWarned = true;
-      this.log.warn(
-        { clockOffsetMs: Math.round(offset) },
-        "database and process clocks differ by more than 1 s; the database's clock decides what is due",
-      );
-    } else if (Math.abs(offset) < SKEW_WARN_MS / 2 && this.skewWarned) {
-      this.skewWarned = false;
-      this.log.info(
-        { clockOffsetMs: Math.round(offset) },
-        'database and process clocks agree again',
-      );
-    }
   }
 }

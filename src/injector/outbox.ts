@@ -1,7 +1,8 @@
 import type { Knex } from '../core/db';
 import { refreshJobStatus } from '../results/job-status';
 import { execute, selectRows } from './claim';
-import { DEFAULT_ROUTING_KEY, type PlannedRun } from './plan';
+import { DEFAULT_ROUTING_KEY } from '../core/topology';
+import type { PlannedRun } from './plan';
 
 /**
  * The database side of publishing: what happens to a run row once the

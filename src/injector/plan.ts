@@ -1,6 +1,7 @@
 import { scheduleTextOf, type JobRow } from '../core/jobs';
 import { newRunId } from '../core/runs';
-import { parseSchedule, type Schedule } from '../core/schedule';
+import { cachedSchedule, type Schedule } from '../core/schedule';
+import { DEFAULT_ROUTING_KEY } from '../core/topology';
 
 /**
  * What one claim does to one job, decided from the row and the database's
@@ -70,7 +71,6 @@ export interface JobPlan {
   newScheduleError?: string;
 }
 
-export const DEFAULT_ROUTING_KEY = 'default';
 /** `missed` is an INT column. */
 const MISSED_CAP = 2_000_000_000;
 
@@ -117,7 +117,7 @@ export function planClaim(
     let problem: string | undefined;
     try {
       const text = scheduleTextOf(job);
-      const schedule = text === null ? null : parsedSchedule(text);
+      const schedule = text === null ? null : cachedSchedule(text);
       if (schedule === null) problem = 'the job has no schedule';
       else {
         // Claimed early, the occurrence is still ahead of now: the next one follows it.
@@ -137,7 +137,7 @@ export function planClaim(
     } catch (err) {
       // One job's schedule must never fail the claim of the others.
       runs.length = 0;
-      problem = (err as Error)?.message || 'the schedule cannot be read';
+      problem = (err instanceof Error && err.message) || 'the schedule cannot be read';
     }
     if (problem !== undefined) setError(plan, problem);
   }
@@ -153,25 +153,6 @@ function setError(plan: JobPlan, problem: string): void {
   const text = problem.slice(0, SCHEDULE_ERROR_MAX);
   plan.update.scheduleError = text;
   plan.newScheduleError = text;
-}
-
-/**
- * Parsed schedules by text. A schedule is immutable, and parsing a cron
- * expression costs far more than computing its next occurrence, so a claim
- * of thousands of jobs parses each distinct text once. Bounded: cleared
- * when full (cheap, and jobs' texts rarely number in the tens of thousands).
- */
-const SCHEDULE_CACHE_MAX = 20_000;
-const scheduleCache = new Map<string, Schedule>();
-
-function parsedSchedule(text: string): Schedule {
-  let s = scheduleCache.get(text);
-  if (s === undefined) {
-    s = parseSchedule(text);
-    if (scheduleCache.size >= SCHEDULE_CACHE_MAX) scheduleCache.clear();
-    scheduleCache.set(text, s);
-  }
-  return s;
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { ConfirmPublisher } from '../core/amqp';
+import { asError, within } from '../core/async';
 import { buildJobMessage } from '../core/messages';
 import type { MessageSigner } from '../core/signing';
 import { EXCHANGE } from '../core/topology';
@@ -63,19 +64,15 @@ export async function publishRuns(
           settled.add(run.runId);
           (r.routed ? out.confirmed : out.unroutable).push(run);
         },
-        (err: Error) => {
+        (err: unknown) => {
           settled.add(run.runId);
           out.failed.push(run);
-          out.firstError ??= err;
+          out.firstError ??= asError(err);
         },
       );
   });
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, confirmTimeoutMs);
-  });
-  await Promise.race([Promise.all(all), timedOut]);
-  clearTimeout(timer);
+  // Each publish's outcome is caught above, so this only ever times out, never rejects.
+  await within(Promise.all(all), confirmTimeoutMs);
   for (const run of runs) {
     if (!settled.has(run.runId)) {
       // Counted as not published; the broker may still confirm it later, and

@@ -2,11 +2,7 @@ import { exponentialBackoff, sleep } from '../core/async';
 import { migrate, type Knex } from '../core/db';
 import { isTransientDbError } from '../core/errors';
 import type { Logger } from '../core/logger';
-import { boundedDelayMs } from './delay';
 import { errorText } from '../core/error-text';
-
-/** A test pause never outlasts a test run (and stays far below setTimeout's 2^31 ms limit). */
-const MAX_TEST_PAUSE_MS = 600_000;
 
 /**
  * Bring the schema up to date before the first claim. The database may
@@ -36,22 +32,4 @@ export async function migrateWithRetry(
       await sleep(delay, signal);
     }
   }
-}
-
-/**
- * TEST ONLY hooks (docs/injector.md): pauses, in milliseconds, at the two
- * points where a crash matters to the outbox.
- */
-export function testHooksFromEnv(env: Readonly<Record<string, string | undefined>>): {
-  testPauseAfterCommitMs?: number;
-  testPauseAfterConfirmMs?: number;
-} {
-  const ms = (name: string) => {
-    const v = Number(env[name] ?? '');
-    return Number.isFinite(v) && v > 0 ? boundedDelayMs(v, MAX_TEST_PAUSE_MS) : undefined;
-  };
-  return {
-    testPauseAfterCommitMs: ms('CRONQ_INJECTOR_TEST_PAUSE_AFTER_COMMIT_MS'),
-    testPauseAfterConfirmMs: ms('CRONQ_INJECTOR_TEST_PAUSE_AFTER_CONFIRM_MS'),
-  };
 }

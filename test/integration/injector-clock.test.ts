@@ -12,7 +12,8 @@ import { bindQueue, insertJobs, nextWholeSecond, runsOf } from '../helpers/injec
 import { AmqpConnection, ConfirmPublisher } from '../../src/core/amqp';
 import { loadConfig } from '../../src/core/config';
 import { declareCore } from '../../src/core/topology';
-import { Injector } from '../../src/injector';
+import { Injector, type InjectorEvents } from '../../src/injector';
+import { EventMonitor } from '../helpers/event-monitor';
 
 /**
  * The database's clock decides what is due, whatever the process's clock
@@ -38,8 +39,7 @@ test(
   'a process clock 5 s behind the database: jobs still go out on the database time, and the skew is warned about once',
   { timeout: 60_000 },
   async () => {
-    const lines: string[] = [];
-    const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
+    const logger = pino({ level: 'silent' });
     // A long poll interval, so a sleep computed from the process clock would be 5 s late.
     const config = loadConfig({
       DATABASE_URL: tdb.url,
@@ -65,6 +65,7 @@ test(
       logger,
       now: () => Date.now() - 5000,
     });
+    const events = new EventMonitor<InjectorEvents>(injector);
     // The job exists before the injector starts, so its first probe sees it and sleeps until it.
     const start = nextWholeSecond(3000);
     const [id] = await insertJobs(tdb.db, [
@@ -72,10 +73,7 @@ test(
     ]);
     try {
       await injector.start();
-      await waitFor(() => lines.some((l) => l.includes('clocks differ')), {
-        timeoutMs: 5000,
-        message: 'skew warning',
-      });
+      await events.waitFor('clock:skew', { timeoutMs: 5000 });
       await waitFor(
         async () =>
           (await runsOf(tdb.db)).filter((r) => r.job_id === id && r.published_at).length === 3,
@@ -86,13 +84,14 @@ test(
       );
       for (const r of (await runsOf(tdb.db)).filter((x) => x.job_id === id)) {
         const lag = r.published_at!.getTime() - r.scheduled_for.getTime();
-        assert.ok(lag < 1000, `published ${lag} ms after its time by the database's clock`);
+        // Slept by the process clock the run would be 5 s late; normally it is tens of ms
+        // late, and the bound below 5 s leaves room for a busy test machine.
+        assert.ok(lag < 2500, `published ${lag} ms after its time by the database's clock`);
       }
-      assert.equal(lines.filter((l) => l.includes('clocks differ')).length, 1, 'warned once');
-      const warning = JSON.parse(lines.find((l) => l.includes('clocks differ'))!) as {
-        clockOffsetMs: number;
-      };
-      assert.ok(Math.abs(warning.clockOffsetMs - 5000) < 500, `offset ${warning.clockOffsetMs} ms`);
+      assert.equal(events.count('clock:skew'), 1, 'warned once');
+      const [warning] = events.all('clock:skew')[0]!;
+      assert.ok(Math.abs(warning.offsetMs - 5000) < 500, `offset ${warning.offsetMs} ms`);
+      assert.equal(events.count('clock:agreed'), 0);
     } finally {
       await injector.stop();
       await publisher.close();

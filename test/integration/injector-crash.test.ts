@@ -1,5 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import type { ChannelModel } from 'amqplib';
 import {
   createTestDatabase,
@@ -8,7 +10,7 @@ import {
   type TestDatabase,
   type TestVhost,
 } from '../helpers/services';
-import { startCommand, type Proc } from '../helpers/processes';
+import { cleanEnv, startCommand, type Proc } from '../helpers/processes';
 import { bindQueue, drainQueue, insertJobs, runsOf } from '../helpers/injector';
 
 /**
@@ -17,6 +19,11 @@ import { bindQueue, drainQueue, insertJobs, runsOf } from '../helpers/injector';
  * that another injector publishes later under the same run ids. Nothing is
  * lost; a duplicate (killed after the broker confirmed, before published_at
  * was written) is the same run, never a second one.
+ *
+ * The first injector is test/helpers/injector-crash-entry.ts: the real
+ * Injector, which SIGKILLs itself from its own batch:committed or
+ * batch:confirmed event, so it dies exactly at that point. The second is
+ * the real cronq-injector command.
  */
 const JOBS = 200;
 
@@ -39,6 +46,29 @@ after(async () => {
   await vh?.drop();
   await tdb?.drop();
 });
+
+const CRASH_ENTRY = path.join(__dirname, '..', 'helpers', 'injector-crash-entry.ts');
+
+/** Run an injector until it kills itself at `point`; resolves with how it ended and what it printed. */
+function injectorCrashingAt(
+  point: 'batch:committed' | 'batch:confirmed',
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', CRASH_ENTRY, point], {
+    env: { ...cleanEnv(), DATABASE_URL: tdb.url, RABBITMQ_URL: vh.url, CRONQ_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString('utf8')));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString('utf8')));
+  // Bounded so a crash point that is never reached fails the test instead of hanging it.
+  const timer = setTimeout(() => child.kill('SIGKILL'), 40_000);
+  return new Promise((resolve) => {
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, output });
+    });
+  });
+}
 
 function injector(extra: Record<string, string>): Proc {
   const p = startCommand('cronq-injector', {
@@ -74,12 +104,9 @@ test(
   'an injector killed after its claim committed and before publishing loses no occurrence: another publishes the runs under the same ids',
   { timeout: 60_000 },
   async () => {
-    const a = injector({ CRONQ_INJECTOR_TEST_PAUSE_AFTER_COMMIT_MS: '60000' });
-    await a.waitForLine('injector running', 30_000);
     const ids = await dueJobs('commit');
-    await a.waitForLine('TEST pause after commit', 15_000);
-    a.kill('SIGKILL');
-    await a.exited;
+    const a = await injectorCrashingAt('batch:committed');
+    assert.equal(a.signal, 'SIGKILL', `killed at the crash point; output:\n${a.output}`);
 
     const before = (await runsOf(tdb.db)).filter((r) => ids.includes(r.job_id));
     assert.equal(before.length, JOBS, 'the claim committed one run per job');
@@ -98,9 +125,9 @@ test(
     assert.equal(Number(due), 0);
 
     const b = injector({ CRONQ_INJECTOR_REPUBLISH_AFTER_MS: '1000' });
-    await b.waitForLine('injector running', 30_000);
+    // Generous: it includes the command's start, and the retake waits REPUBLISH_AFTER_MS first.
     await waitFor(async () => (await publishedCount(ids)) === JOBS, {
-      timeoutMs: 20_000,
+      timeoutMs: 40_000,
       message: 'all runs published by the second injector',
     });
     const msgs = await drainQueue(conn, 'cronq_jobs');
@@ -123,19 +150,16 @@ test(
   'an injector killed after the broker confirmed and before recording it publishes a duplicate only under the same run id',
   { timeout: 60_000 },
   async () => {
-    const a = injector({ CRONQ_INJECTOR_TEST_PAUSE_AFTER_CONFIRM_MS: '60000' });
-    await a.waitForLine('injector running', 30_000);
     const ids = await dueJobs('confirm');
-    await a.waitForLine('TEST pause after confirm', 15_000);
-    a.kill('SIGKILL');
-    await a.exited;
+    const a = await injectorCrashingAt('batch:confirmed');
+    assert.equal(a.signal, 'SIGKILL', `killed at the crash point; output:\n${a.output}`);
     const runs = (await runsOf(tdb.db)).filter((r) => ids.includes(r.job_id));
     assert.equal(runs.length, JOBS);
 
     const b = injector({ CRONQ_INJECTOR_REPUBLISH_AFTER_MS: '1000' });
-    await b.waitForLine('injector running', 30_000);
+    // Generous: it includes the command's start, and the retake waits REPUBLISH_AFTER_MS first.
     await waitFor(async () => (await publishedCount(ids)) === JOBS, {
-      timeoutMs: 20_000,
+      timeoutMs: 40_000,
       message: 'all runs recorded as published',
     });
     assert.equal((await b.stop()).code, 0);

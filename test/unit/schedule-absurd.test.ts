@@ -17,7 +17,7 @@ import {
   parseSchedule,
   type Schedule,
 } from '../../src/core/schedule';
-import { IsoSchedule } from '../../src/core/schedule/iso';
+import { IsoSchedule } from '../../src/core/schedule/iso-occurrences';
 import { ScheduleError, ScheduleRangeError } from '../../src/core/errors';
 
 const NOW = new Date('2026-12-03T20:00:00Z');

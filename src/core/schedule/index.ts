@@ -4,6 +4,7 @@
  * files beside this one).
  *
  *   parseSchedule(text): Schedule            throws ScheduleSyntaxError
+ *   cachedSchedule(text): Schedule           the same, parsed once per text (bounded cache)
  *   nextOccurrence(scheduleOrText, after): Date | null
  *       first occurrence strictly after `after`; null when a bounded
  *       schedule (Rn/...) has no occurrence left.

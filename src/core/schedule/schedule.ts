@@ -61,103 +61,18 @@
  * corrected by a few steps; a ten-year outage costs nothing.
  */
 import { ScheduleError, ScheduleRangeError, ScheduleSyntaxError } from '../errors';
-import { parseCronSchedule } from './cron';
-import { parseIsoSchedule } from './iso';
+import { cachedSchedule } from './cache';
 import type { Schedule } from './types';
 import { LATEST_OCCURRENCE_MS } from './range';
-import { namedZone, UTC, type TimeZone } from './zone';
 
 export type { Schedule } from './types';
 export { EARLIEST_OCCURRENCE_MS, LATEST_OCCURRENCE_MS } from './range';
-
-const EXPECTED =
-  'expected an ISO 8601 repeating interval such as R/2024-01-01T00:00:00Z/PT1H or a cron expression such as "0 3 * * *", optionally after TZ=<IANA zone>';
-
-function fail(text: string, message: string): never {
-  throw new ScheduleSyntaxError(`schedule ${JSON.stringify(text)}: ${message}`);
-}
-
-/** Parses a schedule; throws ScheduleSyntaxError saying what was expected. */
-export function parseSchedule(text: string): Schedule {
-  if (typeof text !== 'string') {
-    throw new ScheduleSyntaxError(`a schedule must be a string, ${EXPECTED}`);
-  }
-  const trimmed = text.trim();
-  if (trimmed === '') fail(trimmed, `the schedule is empty; ${EXPECTED}`);
-
-  const { body, zone } = splitZone(trimmed);
-  if (/^R\d*\//.test(body)) return parseIsoSchedule(trimmed, body, zone);
-  if (body.startsWith('@') || /^\S+(\s+\S+){4,5}$/.test(body)) {
-    return parseCronSchedule(trimmed, body, zone ?? UTC, zone !== null);
-  }
-  if (/^P/.test(body)) {
-    fail(
-      trimmed,
-      `a duration alone has no start; write R/<start>/${body.split('/')[0]}, e.g. R/2024-01-01T00:00:00Z/${body.split('/')[0]}`,
-    );
-  }
-  if (/^\S+(\s+\S+){1,3}$/.test(body) || /^\S+(\s+\S+){6,}$/.test(body)) {
-    const n = body.split(/\s+/).length;
-    fail(
-      trimmed,
-      `a cron expression has 5 fields "minute hour day-of-month month day-of-week" or 6 with a leading seconds field; got ${n}`,
-    );
-  }
-  if (/^R/.test(body)) {
-    fail(
-      trimmed,
-      `an ISO 8601 repeating interval starts with R/ or Rn/ (n >= 1), e.g. R/2024-01-01T00:00:00Z/PT1H`,
-    );
-  }
-  fail(trimmed, EXPECTED);
-}
-
-const ZONE_PREFIX = /^(CRON_TZ|TZ)=(\S*)(?:\s+([\s\S]*))?$/;
-const ZONE_SUFFIX = /^([\s\S]*?)\s+(CRON_TZ|TZ)=(\S*)$/;
-
-/**
- * The zone setting of a schedule: `TZ=Zone <schedule>` (or `CRON_TZ=`), as
- * in Vixie cron and Kubernetes, or `<schedule> TZ=Zone` at the end, as
- * people also write it. One of them, not both.
- */
-function splitZone(text: string): { body: string; zone: TimeZone | null } {
-  const prefix = ZONE_PREFIX.exec(text);
-  const suffix = prefix ? null : ZONE_SUFFIX.exec(text);
-  if (!prefix && !suffix) return { body: text, zone: null };
-  const [key, name, rest] = prefix
-    ? [prefix[1]!, prefix[2] ?? '', prefix[3] ?? '']
-    : [suffix![2]!, suffix![3] ?? '', suffix![1] ?? ''];
-  const zone = namedZone(name);
-  if (zone === null) {
-    fail(
-      text,
-      `${key}=${name} is not a known time zone, expected an IANA zone such as ${key}=Europe/Berlin`,
-    );
-  }
-  const body = rest.trim();
-  if (body === '') fail(text, `${key}=${name} must be followed by a schedule; ${EXPECTED}`);
-  if (/(^|\s)(CRON_TZ|TZ)=/.test(body)) {
-    fail(text, 'the time zone is given twice; write TZ=<zone> once, before or after the schedule');
-  }
-  return { body, zone };
-}
-
-const cache = new Map<string, Schedule>();
-const CACHE_SIZE = 500;
-
-function cachedParse(text: string): Schedule {
-  let schedule = cache.get(text);
-  if (schedule === undefined) {
-    schedule = parseSchedule(text);
-    if (cache.size >= CACHE_SIZE) cache.clear();
-    cache.set(text, schedule);
-  }
-  return schedule;
-}
+export { parseSchedule } from './parse';
+export { cachedSchedule } from './cache';
 
 /** The first occurrence strictly after `after`, or null when a bounded schedule has ended. */
 export function nextOccurrence(schedule: Schedule | string, after: Date): Date | null {
-  return (typeof schedule === 'string' ? cachedParse(schedule) : schedule).next(after);
+  return (typeof schedule === 'string' ? cachedSchedule(schedule) : schedule).next(after);
 }
 
 /**
@@ -186,7 +101,7 @@ export function legacySchedule(nextRun: Date, intervalSeconds: number): string {
  * dry run and PUT /api/category. Throws ScheduleSyntaxError or ScheduleRangeError.
  */
 export function checkSchedule(text: string, now: Date = new Date()): Schedule {
-  const schedule = cachedParse(text);
+  const schedule = cachedSchedule(text);
   if (schedule.endsInCalendar(now)) {
     throw new ScheduleRangeError(
       `schedule ${JSON.stringify(schedule.text)}: its next occurrence after ${now.toISOString()} lies past ${new Date(LATEST_OCCURRENCE_MS).toISOString()}, the last time the database can store; choose a start or a duration that falls before the year 10000`,

@@ -1,0 +1,63 @@
+import { claimDueJobs } from './claim';
+import type { CycleContext } from './cycle-context';
+
+/** Batches claimed back to back before the loop probes (and sweeps) again. */
+const MAX_BATCHES_PER_CYCLE = 50;
+/** Claim transactions side by side while a backlog lasts. */
+const CLAIM_CONCURRENCY = 2;
+
+/**
+ * Claim batch after batch while they come back full. Each batch is
+ * published while the next one is claimed (and while the next cycle
+ * runs), so the database and the broker work at the same time; after a
+ * full first batch, CLAIM_CONCURRENCY transactions claim side by side
+ * (SKIP LOCKED gives them disjoint rows), so a backlog uses more than one
+ * database thread. Once a publish has failed no more batches are claimed,
+ * so a broker that went away does not turn more due jobs into unpublished
+ * runs: they stay due and coalesce into one run each when it is back.
+ */
+export async function claimAndPublish(
+  ctx: CycleContext,
+  includeRunNow: boolean,
+): Promise<{ jobs: number; full: boolean }> {
+  let jobs = 0;
+  let batches = 0;
+  let full = false;
+  const claimOne = async (withRunNow: boolean): Promise<boolean> => {
+    batches += 1;
+    const claim = await claimDueJobs(ctx.db, {
+      batchSize: ctx.settings.batchSize,
+      includeRunNow: withRunNow,
+      claimant: ctx.claimant,
+      leadMs: ctx.settings.leadMs,
+    });
+    jobs += claim.jobs;
+    ctx.counters.claimedJobs += claim.jobs;
+    for (const e of claim.scheduleErrors) {
+      // Logged once: schedule_error keeps the job out of later claims until its schedule changes.
+      ctx.counters.scheduleErrors += 1;
+      ctx.logger.error(
+        { job_id: e.jobId, job: e.jobName, err: e.error },
+        'job skipped: its schedule cannot be read (fix the schedule to resume it)',
+      );
+      ctx.events.emit('schedule:error', { jobId: e.jobId, jobName: e.jobName, error: e.error });
+    }
+    // Published while the next batch is claimed; waits only when too many batches are unconfirmed.
+    await ctx.dispatcher.submit(claim.runs);
+    return claim.full;
+  };
+  const more = () => !ctx.dispatcher.failing && !ctx.stopping() && batches < MAX_BATCHES_PER_CYCLE;
+  full = await claimOne(includeRunNow);
+  if (full && more()) {
+    const lane = async () => {
+      while (more()) {
+        if (!(await claimOne(false))) return false;
+      }
+      return true;
+    };
+    const lanes = await Promise.all(Array.from({ length: CLAIM_CONCURRENCY }, lane));
+    // Full only if every lane stopped at the cap with rows still coming.
+    full = lanes.every(Boolean);
+  }
+  return { jobs, full };
+}
