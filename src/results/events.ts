@@ -4,9 +4,10 @@ import type { LostRun } from './lost';
  * What the results consumer tells whoever listens (`ResultsService` is an
  * `EventEmitter<ResultsEvents>`): tests wait for these instead of log
  * lines, and `status()` counts them. Listeners run synchronously inside
- * the consumer and must not throw.
+ * the consumer and must not throw. (A type, not an interface, so it fits
+ * EventMonitor's Record constraint in the tests.)
  */
-export interface ResultsEvents {
+export type ResultsEvents = {
   /** The broker has registered the consumer: results flow (again). */
   consuming: [];
   /**
@@ -35,7 +36,7 @@ export interface ResultsEvents {
   'lost:failed': [{ error: string; attempt: number }];
   /** stop() finished: everything in hand was written (or handed back), the channel is closed. */
   stopped: [ResultsCounts];
-}
+};
 
 /** Totals since start, as `status()` and the `stopped` event report them. */
 export interface ResultsCounts {
