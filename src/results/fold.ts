@@ -1,5 +1,4 @@
 import { finishStatus, type ResultMessage } from '../core/messages';
-import type { RunStatus } from '../core/runs';
 
 /**
  * Pure part of the results consumer: turn one batch of result messages into
@@ -9,9 +8,6 @@ import type { RunStatus } from '../core/runs';
  * change; the SQL upsert applies the same rules against what is stored, so
  * the outcome does not depend on how messages were split into batches.
  */
-
-/** Statuses a run never leaves once it has one (except `lost`, see RESOLVED_STATUSES). */
-export const RESOLVED_STATUSES: readonly RunStatus[] = ['succeeded', 'failed', 'timed_out'];
 
 export interface EventRow {
   job_id: number;

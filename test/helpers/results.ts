@@ -62,6 +62,21 @@ export class ResultPublisher {
     return q.messageCount;
   }
 
+  /** Consumers the broker has on a queue: a consumer counts once it takes messages. */
+  async consumers(queue = RESULTS_QUEUE): Promise<number> {
+    return (await this.ch.checkQueue(queue)).consumerCount;
+  }
+
+  /** Wait until `n` consumers take results (a consumer process is up and consuming). */
+  async waitForConsumers(n = 1, timeoutMs = 40_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while ((await this.consumers()) < n) {
+      if (Date.now() > deadline)
+        throw new Error(`fewer than ${n} consumers of ${RESULTS_QUEUE} after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   get channel(): ConfirmChannel {
     return this.ch;
   }

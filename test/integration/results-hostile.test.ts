@@ -93,7 +93,7 @@ describe('cronq-results with hostile messages', () => {
         },
       }),
     );
-    await consumer.waitForLine('consuming results', 40_000);
+    await pub.waitForConsumers(1, 40_000);
   });
 
   test('results whose times or numbers are out of range are dead-lettered with a short reason; the good ones beside them are stored and the consumer stays up', async () => {

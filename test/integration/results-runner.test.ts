@@ -18,7 +18,7 @@ import {
   type TestVhost,
 } from '../helpers/services';
 import { startCommand, type Proc } from '../helpers/processes';
-import { insertJob, insertRun, jobRow, runRow } from '../helpers/results';
+import { insertJob, insertRun, jobRow, ResultPublisher, runRow } from '../helpers/results';
 
 /**
  * The real runner and the real results consumer together: a runner killed
@@ -46,7 +46,8 @@ after(async () => {
   } catch {
     // Already gone.
   }
-  rmSync(tmp, { recursive: true, force: true });
+  // Unset when the setup failed before making it.
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
   await vhost?.drop();
   await tdb?.drop();
 });
@@ -55,7 +56,7 @@ test('a runner killed with SIGKILL during a run: the run is marked lost within t
   results = startCommand('cronq-results', {
     env: { DATABASE_URL: tdb.url, RABBITMQ_URL: vhost.url, CRONQ_LOST_AFTER_SECONDS: '2' },
   });
-  await results.waitForLine('consuming results', 40_000);
+  await (await ResultPublisher.open(await vhost.connect())).waitForConsumers(1, 40_000);
   runner = startCommand('cronq-runner', {
     env: {
       RABBITMQ_URL: vhost.url,

@@ -61,6 +61,7 @@ async function snapshot(runId: string, jobId: number) {
 
 before(async () => {
   [tdb, vhost] = await Promise.all([createTestDatabase(), createTestVhost()]);
+  pub = await ResultPublisher.open(await vhost.connect());
   consumer = startCommand('cronq-results', {
     env: {
       DATABASE_URL: tdb.url,
@@ -69,8 +70,8 @@ before(async () => {
       CRONQ_RESULTS_FLUSH_MS: '20',
     },
   });
-  await consumer.waitForLine('consuming results', 40_000);
-  pub = await ResultPublisher.open(await vhost.connect());
+  // Startup includes the migrations: slow on this shared machine.
+  await pub.waitForConsumers(1, 40_000);
 });
 
 after(async () => {
