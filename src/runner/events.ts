@@ -4,6 +4,7 @@
  * and `ResultOutbox` an `EventEmitter<OutboxEvents>`: tests and the
  * daemon's own wiring listen to these instead of reading log lines. The
  * log says the same things for people; these say them for code.
+ * (Type aliases, not interfaces: an event map must be indexable by name.)
  */
 import type { FinishStatus } from '../core/messages';
 import type { RefusalReason } from '../core/signing';
@@ -16,7 +17,7 @@ export interface RunRef {
   jobId: number;
 }
 
-export interface RunnerEvents {
+export type RunnerEvents = {
   /** A delivery was taken to run: it waits for a slot, and for `notBefore` (epoch ms; 0 = now). */
   'delivery:taken': [RunRef & { notBefore: number }];
   /** Malformed, or it tripped the intake: rejected without requeue (never comes back). `runId` when the body had one. */
@@ -39,6 +40,10 @@ export interface RunnerEvents {
   ];
   /** Nothing ran (the shell or the job log could not be prepared, or the kernel refused the fork): reported `failed`. */
   'run:could-not-start': [RunRef & { error: string }];
+  /** The broker has registered the consumer: deliveries flow (on start, after a reconnect, after a release). */
+  'consumer:consuming': [];
+  /** The consumer is cancelled (held, stopping, or by the broker): no new deliveries. */
+  'consumer:idle': [];
   /** The runner stopped consuming for this reason. */
   'consumer:held': [{ reason: HoldReason }];
   /** The reason for a hold went away (consuming resumes when no other holds). */
@@ -47,9 +52,9 @@ export interface RunnerEvents {
   'runner:stopping': [{ running: number }];
   /** stop() is done: results flushed or spilled, channel closed. */
   'runner:stopped': [];
-}
+};
 
-export interface OutboxEvents {
+export type OutboxEvents = {
   /** The unconfirmed results passed the byte limit (after dropping what heartbeats it could). */
   'over-limit': [{ bytes: number; limit: number }];
   /** Back at or under the limit after being over it. */
@@ -60,4 +65,4 @@ export interface OutboxEvents {
   recovered: [{ file: string; results: number }];
   /** Every result of a recovered spill file is confirmed; the file is deleted. */
   'recovered:confirmed': [{ file: string }];
-}
+};

@@ -162,6 +162,8 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
     });
     // The broker requeues every unacked delivery of a lost channel; forget the waiting ones.
     this.consumer.on('channelLost', () => this.slots.dropLost());
+    this.consumer.on('consuming', () => this.emit('consumer:consuming'));
+    this.consumer.on('idle', () => this.emit('consumer:idle'));
   }
 
   async start(): Promise<void> {
@@ -173,7 +175,7 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
       logger: this.log,
       signer: this.deps.signer,
     });
-    outbox.on('over-limit', () => this.hold('result-buffer'));
+    outbox.on('over-limit', () => void this.hold('result-buffer'));
     outbox.on('under-limit', () => {
       this.release('result-buffer');
       this.slots.schedule();
@@ -212,10 +214,10 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
     };
   }
 
-  private hold(reason: HoldReason): void {
-    if (this.consumer.heldFor.includes(reason)) return;
-    void this.consumer.hold(reason);
+  private hold(reason: HoldReason): Promise<void> {
+    if (this.consumer.heldFor.includes(reason)) return this.consumer.hold(reason);
     this.emit('consumer:held', { reason });
+    return this.consumer.hold(reason);
   }
 
   private release(reason: HoldReason): void {

@@ -46,8 +46,9 @@ export interface SlotsOptions {
   prepare(job: JobToRun): Prepared;
   /** Let a prepared shell exit without running anything. */
   abandon(p: Prepared | undefined): void;
-  /** Stop consuming for this reason / undo it (the consumer). */
-  hold(reason: HoldReason): void;
+  /** Stop consuming for this reason (the consumer); resolves once the broker has cancelled the consumer. */
+  hold(reason: HoldReason): Promise<void>;
+  /** Undo `hold(reason)`. */
   release(reason: HoldReason): void;
 }
 
@@ -186,16 +187,23 @@ export class Slots {
     });
   }
 
-  /** Every slot stayed busy for `holdMs`: give the waiting deliveries back and stop consuming until a slot frees. */
+  /**
+   * Every slot stayed busy for `holdMs`: stop consuming until a slot frees,
+   * and give the waiting deliveries back to the queue. Given back once the
+   * consumer is cancelled, so the broker offers them to other runners, not
+   * to this one again.
+   */
   private holdExpired(): void {
     this.holdTimer = undefined;
-    const returned = this.returnWaiting('hold');
-    if (returned > 0)
-      this.opts.logger.debug(
-        { released: returned },
-        'all slots busy: returned waiting jobs to the queue',
-      );
-    this.opts.hold('slots');
+    void this.opts.hold('slots').then(() => {
+      if (this.stopping) return;
+      const returned = this.returnWaiting('hold');
+      if (returned > 0)
+        this.opts.logger.debug(
+          { released: returned },
+          'all slots busy: returned waiting jobs to the queue',
+        );
+    });
   }
 
   /** Give every waiting delivery back to the queue (its shell, if forked, runs nothing). */
