@@ -160,6 +160,12 @@ export class JobPublisher {
     return (await ch.checkQueue(queue)).messageCount;
   }
 
+  /** Consumers the broker has registered on a queue (a runner that stopped taking jobs has none). */
+  async consumers(queue: string): Promise<number> {
+    const ch = await this.channel();
+    return (await ch.checkQueue(queue)).consumerCount;
+  }
+
   async close(): Promise<void> {
     await this.conn?.close().catch(() => undefined);
   }
