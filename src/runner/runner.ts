@@ -191,8 +191,8 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
     );
   }
 
-  /** The outbox (its events: spilled, recovered, over/under its limit); set by start(). */
-  get results(): ResultOutbox | undefined {
+  /** The result outbox (its events: over/under its limit, spilled, recovered); set by start(). */
+  get resultOutbox(): ResultOutbox | undefined {
     return this.outbox;
   }
 
@@ -235,8 +235,10 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
     this.stopping = true;
     const { active } = this.slots;
     this.emit('runner:stopping', { running: active.size });
-    await this.consumer.stop();
     this.slots.stop();
+    // Given back once the consumer is cancelled, so they are not delivered here again.
+    await this.consumer.stop();
+    this.slots.returnWaiting('stopping');
     if (active.size > 0) {
       this.log.info(
         { running: active.size, graceMs: this.cfg.shutdownGraceMs },

@@ -207,7 +207,7 @@ export class Slots {
   }
 
   /** Give every waiting delivery back to the queue (its shell, if forked, runs nothing). */
-  private returnWaiting(why: 'hold' | 'stopping'): number {
+  returnWaiting(why: 'hold' | 'stopping'): number {
     return this.drop(() => true, why).length;
   }
 
@@ -229,13 +229,12 @@ export class Slots {
     return dropped;
   }
 
-  /** Start nothing more; give the waiting deliveries back to the queue. */
+  /** Start nothing more (the waiting deliveries stay until `returnWaiting('stopping')`). */
   stop(): void {
     this.stopping = true;
     this.holdTimer?.cancel();
     this.holdTimer = undefined;
     this.armDueTimer(Infinity);
-    this.returnWaiting('stopping');
   }
 
   /** Resolves true when no run is in a slot, false after `ms`. Only spawned runs count when `spawnedOnly`. */
