@@ -16,11 +16,11 @@ import type { LauncherEvent, LauncherOp } from './launcher';
  * What `/bin/sh -c` is given. The shell is forked ahead of time but runs
  * nothing until the runner writes a newline to its stdin (`go`). If the
  * runner decides not to run the job, or dies, stdin reaches EOF without that
- * line and the shell exits NOT_RELEASED_CODE (125) having run nothing. The command comes as $1
- * and is run with `eval`, in the same shell, after `shift`, so it sees what
- * `sh -c <command>` would ($0 = /bin/sh, no arguments); stdin is at EOF, as
- * /dev/null would be. Only the shell's own error messages differ ("eval: ..."
- * prefix).
+ * line and the shell exits NOT_RELEASED_CODE (125) having run nothing. The
+ * command comes as $1 and is run with `eval`, in the same shell, after
+ * `shift`, so it sees what `sh -c <command>` would ($0 = /bin/sh, no
+ * arguments); stdin is at EOF, as /dev/null would be. Only the shell's own
+ * error messages differ ("eval: ..." prefix).
  */
 const GATED_SHELL = `IFS= read -r __cronq_go || exit ${NOT_RELEASED_CODE}; __cronq_cmd=$1; shift; eval "$__cronq_cmd"`;
 

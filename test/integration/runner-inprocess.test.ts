@@ -81,7 +81,7 @@ describe('Runner in process', () => {
 
   test('a delivery given back after holdMs is in the queue for another runner while this one is busy', async () => {
     const { events, queue } = await fx.startInProcess({ holdMs: 300 });
-    const long = jobMessage({ command: 'sleep 3' });
+    const long = jobMessage({ command: 'sleep 4' });
     await fx.jobs.publish(queue, long);
     await events.waitFor('run:started', { where: (r) => r.runId === long.run_id });
     const next = jobMessage({ command: 'true' });
