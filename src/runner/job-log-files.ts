@@ -6,6 +6,7 @@ import {
   renameSync,
   type WriteStream,
 } from 'node:fs';
+import { asError, errorMessage } from '../core/async';
 import type { Logger } from '../core/logger';
 
 /** Old job logs kept by rotation: `<file>.1` (newest) .. `<file>.3`. */
@@ -94,7 +95,7 @@ class SharedLog {
       this.size = fstatSync(fd).size;
     } catch (err) {
       if (fd !== undefined) closeSync(fd);
-      this.fail(err as Error);
+      this.fail(asError(err));
       return undefined;
     }
     const s = createWriteStream(this.file, { fd });
@@ -138,7 +139,7 @@ class SharedLog {
     } catch (err) {
       this.rotateBroken = true;
       this.logger.warn(
-        { file: this.file, err: (err as Error).message },
+        { file: this.file, err: errorMessage(err) },
         'cannot rotate the job log; it grows past CRONQ_JOB_LOG_MAX_BYTES',
       );
     }

@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { errorMessage, within } from '../core/async';
 import type { Logger } from '../core/logger';
 import type { JobLogFiles, JobLogHandle } from './job-log-files';
 
@@ -14,26 +15,19 @@ import type { JobLogFiles, JobLogHandle } from './job-log-files';
 export async function resolveLogDir(wanted: string, logger: Logger): Promise<string> {
   try {
     // Bounded: Node's recursive mkdir never settles for some paths (e.g. under /proc).
-    await withTimeout(mkdir(wanted, { recursive: true }), 2000, `creating ${wanted} took too long`);
+    const made = await within(mkdir(wanted, { recursive: true }), 2000);
+    if (!made.done) throw new Error(`creating ${wanted} took too long`);
     await access(wanted, constants.W_OK);
     return wanted;
   } catch (err) {
     const fallback = path.join(os.tmpdir(), 'cronq');
     await mkdir(fallback, { recursive: true });
     logger.warn(
-      { wanted, fallback, err: (err as Error).message },
+      { wanted, fallback, err: errorMessage(err) },
       'LOG_PATH is not writable; writing job logs to the temp folder',
     );
     return fallback;
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>(
-    (_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)),
-  );
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
 export type StreamName = 'out' | 'err';

@@ -135,7 +135,7 @@ export class JobProcess {
     }
   }
 
-  /** Close the gated shell's stdin without the go line: it exits 125, having run nothing. */
+  /** Close the gated shell's stdin without the go line: it exits NOT_RELEASED_CODE, having run nothing. */
   abandon(): void {
     if (this.gate !== 'held') return;
     this.gate = 'abandoned';

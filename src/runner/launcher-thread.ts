@@ -8,20 +8,21 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Readable } from 'node:stream';
 import { streamEnded } from '../core/streams';
+import { errorMessage } from '../core/async';
+import { NOT_RELEASED_CODE } from './job-process';
 import type { LauncherEvent, LauncherOp } from './launcher';
 
 /**
  * What `/bin/sh -c` is given. The shell is forked ahead of time but runs
  * nothing until the runner writes a newline to its stdin (`go`). If the
  * runner decides not to run the job, or dies, stdin reaches EOF without that
- * line and the shell exits 125 having run nothing. The command comes as $1
- * and is run with `eval`, in the same shell, after `shift`, so it sees what
- * `sh -c <command>` would ($0 = /bin/sh, no arguments); stdin is at EOF, as
- * /dev/null would be. Only the shell's own error messages differ ("eval: ..."
- * prefix).
+ * line and the shell exits NOT_RELEASED_CODE (125) having run nothing. The
+ * command comes as $1 and is run with `eval`, in the same shell, after
+ * `shift`, so it sees what `sh -c <command>` would ($0 = /bin/sh, no
+ * arguments); stdin is at EOF, as /dev/null would be. Only the shell's own
+ * error messages differ ("eval: ..." prefix).
  */
-const GATED_SHELL =
-  'IFS= read -r __cronq_go || exit 125; __cronq_cmd=$1; shift; eval "$__cronq_cmd"';
+const GATED_SHELL = `IFS= read -r __cronq_go || exit ${NOT_RELEASED_CODE}; __cronq_cmd=$1; shift; eval "$__cronq_cmd"`;
 
 /** After the shell exits, how long pipes still held open by its background children may keep delivering output. */
 const PIPE_LINGER_MS = 200;
@@ -63,7 +64,7 @@ function start(id: number, command: string, env: Record<string, string>): void {
   } catch (err) {
     // Node throws some exec failures synchronously (E2BIG for a command over the
     // kernel's argument limit, a NUL byte in it): nothing ran.
-    post({ ev: 'spawnError', id, message: (err as Error).message });
+    post({ ev: 'spawnError', id, message: errorMessage(err) });
     return;
   }
   const t: Tracked = { child, paused: false };

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { errorMessage, exponentialBackoff } from '../core/async';
 import type { Logger } from '../core/logger';
 
 /** Messages to the launcher thread. */
@@ -65,9 +66,12 @@ export function launcherThread(env: NodeJS.ProcessEnv): Worker {
   });
 }
 
-/** Restart delays after the thread died: doubling from 100 ms to 5 s, back to 100 ms once a thread has lived 10 s. */
-const RESTART_MIN_MS = 100;
-const RESTART_MAX_MS = 5000;
+/**
+ * Restart delays after the thread died: doubling from 100 ms to 5 s, back to
+ * 100 ms once a thread has lived 10 s. Without jitter: one thread of one
+ * process, with no crowd of clients to spread out.
+ */
+const RESTART_BACKOFF = exponentialBackoff(100, 5000, () => 1);
 const STABLE_MS = 10_000;
 
 /**
@@ -185,13 +189,16 @@ export class Launcher {
     // With a backoff: a thread that cannot start (a broken install) must not
     // be restarted in a tight loop. Jobs launched meanwhile wait for it.
     if (Date.now() - this.startedAt >= STABLE_MS) this.restarts = 0;
-    const delay = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** this.restarts);
+    const delay = RESTART_BACKOFF.delay(this.restarts);
     this.restarts += 1;
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (this.stopped) return;
-      this.start().catch((e: Error) =>
-        this.logger.error({ err: e.message }, 'could not restart the process launcher thread'),
+      this.start().catch((e: unknown) =>
+        this.logger.error(
+          { err: errorMessage(e) },
+          'could not restart the process launcher thread',
+        ),
       );
     }, delay);
   }

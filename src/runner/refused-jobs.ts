@@ -1,5 +1,5 @@
-import type { Channel, ConsumeMessage } from 'amqplib';
-import type { ConfirmPublisher } from '../core/amqp';
+import type { ConfirmPublisher, ConsumeMessage, Delivery } from '../core/amqp';
+import { errorMessage } from '../core/async';
 import type { Logger } from '../core/logger';
 import type { MessageSigner, RefusalReason } from '../core/signing';
 import { DEAD_EXCHANGE, refusedJobQueue } from '../core/topology';
@@ -43,7 +43,8 @@ export class JobGate {
   }
 
   /** Count, log, and move the message to the dead queue; ack it once the copy is confirmed. */
-  refuse(ch: Channel, msg: ConsumeMessage, runId: string, reason: RefusalReason): void {
+  refuse(d: Delivery, runId: string, reason: RefusalReason): void {
+    const { msg } = d;
     this.refused += 1;
     this.byReason[reason] = (this.byReason[reason] ?? 0) + 1;
     const p = msg.properties;
@@ -63,23 +64,15 @@ export class JobGate {
         },
       })
       .then(
-        () => safe(() => ch.ack(msg)),
-        (err: Error) => {
+        () => d.ack(),
+        (err: unknown) => {
           this.opts.logger.warn(
-            { err: err.message, dead_queue: this.deadQueue },
+            { err: errorMessage(err), dead_queue: this.deadQueue },
             'could not move a refused job message to the dead queue; it goes back to the queue',
           );
           // Not at once: a dead queue that cannot be written would otherwise spin the delivery.
-          setTimeout(() => safe(() => ch.nack(msg, false, true)), 1000).unref();
+          setTimeout(() => d.nack(true), 1000).unref();
         },
       );
-  }
-}
-
-function safe(f: () => void): void {
-  try {
-    f();
-  } catch {
-    // The channel closed: the broker requeues the delivery itself.
   }
 }

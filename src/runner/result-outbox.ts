@@ -1,65 +1,50 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { EventEmitter } from 'node:events';
 import type { AmqpConnection, ConfirmPublisher } from '../core/amqp';
-import { exponentialBackoff, sleep } from '../core/async';
+import { errorMessage, exponentialBackoff, sleep, within, type Backoff } from '../core/async';
 import type { Logger } from '../core/logger';
 import type { ResultMessage } from '../core/messages';
 import type { MessageSigner } from '../core/signing';
 import { EXCHANGE, RESULTS_ROUTING_KEY } from '../core/topology';
+import type { OutboxEvents } from './events';
+import { ResultBuffer, type BufferedResult } from './result-buffer';
+import { adoptSpills, removeSpill, writeSpill } from './result-spill';
 
-interface Entry {
-  /** Stable per run and type (heartbeats: per beat), so a republish is recognisable as the same message. */
-  messageId: string;
-  body: Buffer;
-  runId: string;
-  type: ResultMessage['type'];
-  inFlight: boolean;
-  waiters: Array<() => void>;
-}
-
-/**
- * A spill file name carries the pid that owns it, so a later runner can tell
- * an orphan from a live runner's: `results-<pid>-<rand>.jsonl` as written,
- * `adopting-<pid>-results-...` while a runner publishes another's file (it
- * is deleted only once every result in it is confirmed).
- */
-const SPILL_RE = /^(?:adopting-(\d+)-)?results-(\d+)-[0-9a-f]+\.jsonl$/;
-
-function ownerPid(name: string): number | undefined {
-  const m = SPILL_RE.exec(name);
-  if (!m) return undefined;
-  return Number(m[1] ?? m[2]);
+export interface ResultOutboxOptions {
+  /** Spill folder: unconfirmed results are saved here on stop, and orphans' are taken over on start. */
+  dir: string;
+  maxBytes: number;
+  logger: Logger;
+  /** Signs each result as it is published (docs/security.md). */
+  signer?: MessageSigner;
+  /** Between attempts to publish the backlog again after a failure. */
+  backoff?: Backoff;
 }
 
 /**
  * Every result the runner sends goes through here. Results are published
  * with confirms, in the order they were sent; those not yet confirmed stay
- * in the buffer and are published again, in order, once the broker is back
- * (AmqpConnection reconnects by itself). A republish after a confirm that
- * never came is harmless: the message id is the same (run id + type), and
- * the results side writes each (run, type) once.
+ * in the buffer (result-buffer.ts: bounded, heartbeats coalesced) and are
+ * published again, in order, once the broker is back (AmqpConnection
+ * reconnects by itself). A republish after a confirm that never came is
+ * harmless: the message id is the same (run id + type), and the results
+ * side writes each (run, type) once.
  *
- * Bounded: a heartbeat replaces an unsent heartbeat of the same run, and
- * when the buffer is over its byte limit the oldest unsent heartbeats are
- * dropped (they only say "still alive"); `overLimit` tells the runner to take
- * no new jobs until it drains. While the broker is away no new run starts
- * (no delivery arrives), so what can pile up is bounded by the runs already
- * going.
+ * Over its byte limit it emits `over-limit`, and `under-limit` once it is
+ * back under: the runner takes no new jobs in between. While the broker is
+ * away no new run starts (no delivery arrives), so what can pile up is
+ * bounded by the runs already going.
  *
  * On stop, results still unconfirmed after the flush grace are written to a
- * spill file under the buffer folder; the next runner started with the same
+ * spill file (result-spill.ts); the next runner started with the same
  * folder publishes them first.
  */
-export class ResultOutbox {
-  private readonly queue: Entry[] = [];
-  private bytes = 0;
+export class ResultOutbox extends EventEmitter<OutboxEvents> {
+  private readonly buffer: ResultBuffer;
   private recovering = false;
   private broken = false;
   private stopped = false;
-  private dropped = 0;
-  private overLimitLogged = false;
-  private readonly backoff = exponentialBackoff(200, 5000);
+  private over = false;
+  private readonly backoff: Backoff;
   private idleWaiters: Array<() => void> = [];
   private readonly abort = new AbortController();
   published = 0;
@@ -67,152 +52,92 @@ export class ResultOutbox {
   private readonly adopted = new Set<string>();
 
   constructor(
-    private readonly publisher: ConfirmPublisher,
-    private readonly connection: AmqpConnection,
-    private readonly opts: {
-      dir: string;
-      maxBytes: number;
-      logger: Logger;
-      /** Signs each result as it is published (docs/security.md). */
-      signer?: MessageSigner;
-    },
-  ) {}
+    private readonly publisher: Pick<ConfirmPublisher, 'publish'>,
+    private readonly connection: Pick<AmqpConnection, 'connection' | 'isConnected'>,
+    private readonly opts: ResultOutboxOptions,
+  ) {
+    super();
+    this.buffer = new ResultBuffer(opts.maxBytes);
+    this.backoff = opts.backoff ?? exponentialBackoff(200, 5000);
+  }
 
   /** Load results spilled by runners that are no longer alive, ahead of anything new. */
   async start(): Promise<void> {
-    await mkdir(this.opts.dir, { recursive: true });
-    const names = (await readdir(this.opts.dir)).filter((n) => SPILL_RE.test(n)).sort();
-    for (const name of names) {
-      const pid = ownerPid(name)!;
-      if (pid !== process.pid && isAlive(pid)) continue;
-      const file = path.join(this.opts.dir, name);
-      // Rename first, so two runners starting at once cannot both adopt it.
-      const mine = path.join(
-        this.opts.dir,
-        `adopting-${process.pid}-${name.replace(/^(adopting-\d+-)+/, '')}`,
+    for (const spill of await adoptSpills(this.opts.dir, this.opts.logger)) {
+      const confirmed = spill.records.map(
+        (rec) =>
+          new Promise<void>((resolve) =>
+            this.buffer.push({
+              messageId: rec.messageId,
+              runId: rec.runId,
+              type: rec.type,
+              body: Buffer.from(rec.body, 'utf8'),
+              inFlight: false,
+              waiters: [resolve],
+            }),
+          ),
       );
-      try {
-        await rename(file, mine);
-      } catch {
-        continue;
-      }
-      const lines = (await readFile(mine, 'utf8')).split('\n').filter((l) => l.trim() !== '');
-      const confirmed: Array<Promise<void>> = [];
-      for (const line of lines) {
-        try {
-          const rec = JSON.parse(line) as {
-            messageId: string;
-            runId: string;
-            type: ResultMessage['type'];
-            body: string;
-          };
-          confirmed.push(
-            new Promise<void>((resolve) =>
-              this.push({
-                messageId: rec.messageId,
-                runId: rec.runId,
-                type: rec.type,
-                body: Buffer.from(rec.body, 'utf8'),
-                inFlight: false,
-                waiters: [resolve],
-              }),
-            ),
-          );
-        } catch {
-          this.opts.logger.warn(
-            { file: name },
-            'skipping an unreadable line of a result spill file',
-          );
-        }
-      }
       // The file goes only when all its results are confirmed, so a crash now loses nothing.
-      this.adopted.add(mine);
+      this.adopted.add(spill.file);
       void Promise.all(confirmed).then(async () => {
-        if (!this.adopted.delete(mine)) return;
-        await unlink(mine).catch(() => undefined);
+        if (!this.adopted.delete(spill.file)) return;
+        await removeSpill(spill.file);
+        this.emit('recovered:confirmed', { file: spill.file });
       });
       this.opts.logger.info(
-        { file: name, results: confirmed.length },
+        { file: spill.name, results: confirmed.length },
         'publishing results a previous runner could not deliver',
       );
+      this.emit('recovered', { file: spill.file, results: confirmed.length });
     }
+    this.checkLimit();
     this.kick();
   }
 
-  /** Queue a result; resolves when the broker has confirmed it. */
+  /** Queue a result; resolves when the broker has confirmed it (or, for a heartbeat, when it is superseded or dropped). */
   send(msg: ResultMessage, messageId: string): Promise<void> {
     const body = Buffer.from(JSON.stringify(msg));
     return new Promise((resolve) => {
-      if (msg.type === 'heartbeat') {
-        const old = this.queue.find(
-          (e) => e.type === 'heartbeat' && e.runId === msg.run_id && !e.inFlight,
-        );
-        if (old) {
-          // A newer beat says all the older one did.
-          this.bytes += body.length - old.body.length;
-          old.body = body;
-          old.messageId = messageId;
-          old.waiters.push(resolve);
-          return;
-        }
-      }
-      this.push({
-        messageId,
-        runId: msg.run_id,
-        type: msg.type,
-        body,
-        inFlight: false,
-        waiters: [resolve],
-      });
-      this.enforceLimit();
+      this.buffer.add({ messageId, runId: msg.run_id, type: msg.type, body }, resolve);
+      this.checkLimit();
       this.kick();
     });
   }
 
-  private push(e: Entry): void {
-    this.queue.push(e);
-    this.bytes += e.body.length;
-  }
-
-  private enforceLimit(): void {
-    if (this.bytes <= this.opts.maxBytes) {
-      this.overLimitLogged = false;
-      return;
-    }
-    for (let i = 0; i < this.queue.length && this.bytes > this.opts.maxBytes;) {
-      const e = this.queue[i]!;
-      if (e.type === 'heartbeat' && !e.inFlight) {
-        this.queue.splice(i, 1);
-        this.bytes -= e.body.length;
-        this.dropped += 1;
-        for (const w of e.waiters) w();
-      } else i += 1;
-    }
-    if (this.bytes > this.opts.maxBytes && !this.overLimitLogged) {
-      this.overLimitLogged = true;
-      this.opts.logger.error(
-        { bytes: this.bytes, limit: this.opts.maxBytes },
-        'result buffer is over its limit; taking no new jobs until it drains',
-      );
-    }
-  }
-
   get overLimit(): boolean {
-    return this.bytes > this.opts.maxBytes;
+    return this.buffer.overLimit;
   }
 
   get size(): number {
-    return this.queue.length;
+    return this.buffer.size;
   }
 
   status(): Record<string, unknown> {
     return {
-      buffered: this.queue.length,
-      bufferedBytes: this.bytes,
+      buffered: this.buffer.size,
+      bufferedBytes: this.buffer.bytes,
       published: this.published,
-      droppedHeartbeats: this.dropped,
+      droppedHeartbeats: this.buffer.dropped,
       brokerAway: this.broken,
     };
+  }
+
+  /** Announce crossing the limit, either way, once per crossing. */
+  private checkLimit(): void {
+    const over = this.buffer.overLimit;
+    if (over === this.over) return;
+    this.over = over;
+    const figures = { bytes: this.buffer.bytes, limit: this.buffer.maxBytes };
+    if (over) {
+      this.opts.logger.error(
+        figures,
+        'result buffer is over its limit; taking no new jobs until it drains',
+      );
+      this.emit('over-limit', figures);
+    } else {
+      this.opts.logger.info(figures, 'result buffer is under its limit again; taking jobs');
+      this.emit('under-limit', figures);
+    }
   }
 
   /**
@@ -228,7 +153,11 @@ export class ResultOutbox {
       this.recover();
       return;
     }
-    for (const e of this.queue) if (!e.inFlight) this.publishOne(e);
+    this.publishUnsent();
+  }
+
+  private publishUnsent(): void {
+    for (const e of this.buffer.entries) if (!e.inFlight) this.publishOne(e);
   }
 
   private recover(): void {
@@ -243,11 +172,11 @@ export class ResultOutbox {
           await this.connection.connection().catch(() => undefined);
           if (this.stopped || !this.connection.isConnected) continue;
           this.broken = false;
-          for (const e of this.queue) if (!e.inFlight) this.publishOne(e);
+          this.publishUnsent();
         }
       } catch (err) {
         this.opts.logger.error(
-          { err: (err as Error).message },
+          { err: errorMessage(err) },
           'result republish loop failed; retrying',
         );
       } finally {
@@ -257,7 +186,7 @@ export class ResultOutbox {
     })();
   }
 
-  private publishOne(e: Entry): void {
+  private publishOne(e: BufferedResult): void {
     e.inFlight = true;
     this.publisher
       .publish(EXCHANGE, RESULTS_ROUTING_KEY, e.body, {
@@ -271,19 +200,16 @@ export class ResultOutbox {
       })
       .then(
         () => {
-          const i = this.queue.indexOf(e);
-          if (i !== -1) this.queue.splice(i, 1);
-          this.bytes -= e.body.length;
+          this.buffer.confirmed(e);
           this.published += 1;
-          for (const w of e.waiters) w();
-          if (this.queue.length === 0) this.notifyIdle();
-          if (this.overLimitLogged && !this.overLimit) this.overLimitLogged = false;
+          if (this.buffer.size === 0) this.notifyIdle();
+          this.checkLimit();
         },
         (err: unknown) => {
           e.inFlight = false;
           if (!this.broken)
             this.opts.logger.warn(
-              { err: (err as Error).message, buffered: this.queue.length },
+              { err: errorMessage(err), buffered: this.buffer.size },
               'result not confirmed; keeping it to publish again when the broker is back',
             );
           this.broken = true;
@@ -302,17 +228,13 @@ export class ResultOutbox {
 
   /** Resolves when every queued result is confirmed, or after `timeoutMs`; true when drained. */
   async flush(timeoutMs: number): Promise<boolean> {
-    if (this.queue.length === 0) return true;
-    const drained = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
-    await Promise.race([drained, timeout]);
-    clearTimeout(timer);
-    return this.queue.length === 0;
+    if (this.buffer.size === 0) return true;
+    await within(new Promise<void>((resolve) => this.idleWaiters.push(resolve)), timeoutMs);
+    return this.buffer.size === 0;
   }
 
   private async dropAdopted(): Promise<void> {
-    for (const file of this.adopted) await unlink(file).catch(() => undefined);
+    for (const file of this.adopted) await removeSpill(file);
     this.adopted.clear();
   }
 
@@ -321,44 +243,33 @@ export class ResultOutbox {
     if (this.stopped) return;
     this.stopped = true;
     this.abort.abort();
-    if (this.queue.length === 0) {
+    const left = this.buffer.entries;
+    if (left.length === 0) {
       await this.dropAdopted();
       return;
     }
-    const name = `results-${process.pid}-${randomBytes(4).toString('hex')}.jsonl`;
-    const lines = this.queue
-      .map((e) =>
-        JSON.stringify({
+    try {
+      const file = await writeSpill(
+        this.opts.dir,
+        left.map((e) => ({
           messageId: e.messageId,
           runId: e.runId,
           type: e.type,
           body: e.body.toString('utf8'),
-        }),
-      )
-      .join('\n');
-    try {
-      await mkdir(this.opts.dir, { recursive: true });
-      await writeFile(path.join(this.opts.dir, name), lines + '\n');
+        })),
+      );
       this.opts.logger.warn(
-        { file: path.join(this.opts.dir, name), results: this.queue.length },
+        { file, results: left.length },
         'results not confirmed before stop were saved; the next runner start publishes them',
       );
       // Their unconfirmed results are in the new file now.
       await this.dropAdopted();
+      this.emit('spilled', { file, results: left.length });
     } catch (err) {
       this.opts.logger.error(
-        { err: (err as Error).message, results: this.queue.length },
+        { err: errorMessage(err), results: left.length },
         'could not save unconfirmed results; they are lost',
       );
     }
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -11,11 +11,6 @@ export class Samples {
     this.next = (this.next + 1) % this.capacity;
   }
 
-  reset(): void {
-    this.values.length = 0;
-    this.next = 0;
-  }
-
   percentile(p: number): number | null {
     if (this.values.length === 0) return null;
     const sorted = [...this.values].sort((a, b) => a - b);

@@ -17,8 +17,13 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before } from 'node:test';
-import { createTestVhost, waitFor, type TestVhost } from './services';
+import { createTestVhost, uniqueName, waitFor, type TestVhost } from './services';
 import { startCommand, type Proc } from './processes';
+import { EventMonitor } from './event-monitor';
+import { AmqpConnection, ConfirmPublisher } from '../../src/core/amqp';
+import { loadConfig, parseAmqpUrl, type Config } from '../../src/core/config';
+import { silentLogger } from '../../src/core/logger';
+import { Runner, type RunnerDeps, type RunnerEvents } from '../../src/runner';
 
 export function runId(): string {
   return randomBytes(16).toString('hex');
@@ -155,6 +160,12 @@ export class JobPublisher {
     return (await ch.checkQueue(queue)).messageCount;
   }
 
+  /** Consumers the broker has registered on a queue (a runner that stopped taking jobs has none). */
+  async consumers(queue: string): Promise<number> {
+    const ch = await this.channel();
+    return (await ch.checkQueue(queue)).consumerCount;
+  }
+
   async close(): Promise<void> {
     await this.conn?.close().catch(() => undefined);
   }
@@ -179,6 +190,28 @@ export interface RunnerFixture {
   procs: Proc[];
   /** Start a real `cronq-runner` on `queue` and wait until it is connected. */
   startRunner(queue: string, env?: Record<string, string>, args?: string[]): Promise<Proc>;
+  /** Construct and start a `Runner` in this process on a new queue, recording its events. */
+  startInProcess(opts?: InProcessOptions): Promise<InProcessRunner>;
+}
+
+export interface InProcessOptions {
+  /** Settings as the environment gives them (CRONQ_CONCURRENCY, ...), over this fixture's defaults. */
+  env?: Record<string, string>;
+  /** Changes to the runner settings after they are read (values the environment bounds, e.g. a tiny buffer). */
+  config?: Partial<Config['runner']>;
+  holdMs?: number;
+  flushMs?: number;
+  /** Publisher of the results (default a ConfirmPublisher on the runner's connection). */
+  publisher?: (connection: AmqpConnection) => ConfirmPublisher;
+}
+
+export interface InProcessRunner {
+  runner: Runner;
+  events: EventMonitor<RunnerEvents>;
+  queue: string;
+  connection: AmqpConnection;
+  /** Stop the runner (once) and close its connection. */
+  stop(): Promise<void>;
 }
 
 /**
@@ -200,7 +233,55 @@ export function useRunnerFixture(baseEnv: Record<string, string> = {}): RunnerFi
       await p.waitForLine('AMQP connected');
       return p;
     },
-  } as RunnerFixture;
+    async startInProcess(opts: InProcessOptions = {}) {
+      const queue = uniqueName('qi');
+      await fx.jobs.declare(queue);
+      const env = {
+        RABBITMQ_URL: fx.vhost.url,
+        LOG_PATH: fx.logDir,
+        CRONQ_QUEUE: queue,
+        ...baseEnv,
+        ...opts.env,
+      };
+      const config = { ...loadConfig(env).runner, ...opts.config };
+      const logger = silentLogger();
+      const connection = new AmqpConnection(parseAmqpUrl(fx.vhost.url), {
+        logger,
+        name: `runner-inprocess ${queue}`,
+      });
+      const publisher = opts.publisher?.(connection) ?? new ConfirmPublisher(connection, logger);
+      const deps: RunnerDeps = {
+        config,
+        host: 'inprocess.example.com',
+        connection,
+        publisher,
+        logger,
+        holdMs: opts.holdMs,
+        flushMs: opts.flushMs,
+      };
+      const runner = new Runner(deps);
+      const events = new EventMonitor<RunnerEvents>(runner);
+      await runner.start();
+      connection.start();
+      await events.waitFor('consumer:consuming');
+      let stopped: Promise<void> | undefined;
+      const r: InProcessRunner = {
+        runner,
+        events,
+        queue,
+        connection,
+        stop: () =>
+          (stopped ??= (async () => {
+            await runner.stop();
+            await publisher.close();
+            await connection.close();
+          })()),
+      };
+      fx.inProcess.push(r);
+      return r;
+    },
+    inProcess: [] as InProcessRunner[],
+  } as RunnerFixture & { inProcess: InProcessRunner[] };
   before(async () => {
     fx.vhost = await createTestVhost();
     fx.results = new ResultsCollector(fx.vhost.url);
@@ -208,6 +289,7 @@ export function useRunnerFixture(baseEnv: Record<string, string> = {}): RunnerFi
     fx.jobs = new JobPublisher(fx.vhost.url);
   });
   after(async () => {
+    await Promise.all(fx.inProcess.map((r) => r.stop()));
     await Promise.all(fx.procs.map((p) => p.stop(3000)));
     await fx.results.close();
     await fx.jobs.close();

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { rabbitmqctl, uniqueName, waitFor } from '../helpers/services';
+import { queueCounts, rabbitmqctl, uniqueName, waitFor } from '../helpers/services';
 import { runCommand, type Proc } from '../helpers/processes';
 import { useRunnerFixture, jobMessage, pidAlive } from '../helpers/runner-harness';
 
@@ -141,7 +141,9 @@ describe('cronq-runner', () => {
     const earlyFin = await fx.results.final(early.run_id);
     const started = Date.parse(earlyFin.start_time!);
     assert.ok(started >= due, `started ${started - due} ms before its occurrence`);
-    assert.ok(started - due < 500, `started ${started - due} ms after its occurrence`);
+    // The rule is "not before"; this bound only catches a hold far past the
+    // occurrence (a due timer that never fired), with room for a loaded machine.
+    assert.ok(started - due < 2000, `started ${started - due} ms after its occurrence`);
     // The held delivery took no slot (concurrency 1): the other run went first.
     assert.ok(Date.parse(nowFin.start_time!) < due);
   });
@@ -161,10 +163,12 @@ describe('cronq-runner', () => {
     await fx.jobs.publish(queue, farAhead);
     await fx.jobs.publish(queue, manual);
     const manualFin = await fx.results.final(manual.run_id);
-    assert.ok(Date.parse(manualFin.start_time!) - sent < 2000, 'the manual run waited');
+    // Not held: well under the 5 s a held run waits, with room for a loaded machine.
+    assert.ok(Date.parse(manualFin.start_time!) - sent < 4000, 'the manual run waited');
     const farFin = await fx.results.final(farAhead.run_id);
     const held = Date.parse(farFin.start_time!) - sent;
-    assert.ok(held >= 4500 && held < 7000, `held ${held} ms`);
+    // Held about MAX_LEAD_MS (5 s) from its arrival, not an hour; the upper bound is generous for load.
+    assert.ok(held >= 4500 && held < 15_000, `held ${held} ms`);
   });
 
   test('a poison message is rejected without requeue, logged once, and the next good message runs', async () => {
@@ -197,8 +201,14 @@ describe('cronq-runner', () => {
     await fx.jobs.publish(queue, msg);
     await fx.results.final(msg.run_id);
     await fx.jobs.publish(queue, msg);
-    await runner.waitForLine(new RegExp(`${msg.run_id}.*duplicate delivery`));
-    assert.equal(await fx.jobs.ready(queue), 0, 'the duplicate is acked');
+    // Acked (not requeued, not left unacked), without a second run.
+    await waitFor(
+      async () => {
+        const c = await queueCounts(fx.vhost.vhost, queue);
+        return c.messages === 0 && c.unacked === 0;
+      },
+      { message: 'the duplicate acked' },
+    );
     assert.equal(readFileSync(marker, 'utf8'), 'ran\n');
     assert.equal(fx.results.forRun(msg.run_id, 'starting').length, 1);
     assert.equal(fx.results.forRun(msg.run_id, 'finished').length, 1);
@@ -220,6 +230,7 @@ describe('cronq-runner', () => {
     const fin = await fx.results.final(msg.run_id);
     assert.equal(fin.status, 'timed_out');
     assert.match(fin.reason!, /timed out after 1 s/);
+    // About the 1 s timeout, not the 300 s sleep; the upper bound leaves room for load.
     assert.ok(fin.run_time! >= 0.9 && fin.run_time! < 5, `run_time ${fin.run_time}`);
     const pid = Number(readFileSync(pidFile, 'utf8'));
     assert.ok(pid > 0);
@@ -235,7 +246,8 @@ describe('cronq-runner', () => {
     const t0 = Date.now();
     await fx.jobs.publish(queue, msg);
     const fin = await fx.results.final(msg.run_id);
-    assert.ok(Date.now() - t0 < 5000);
+    // The pipes linger 200 ms after the shell, not the 30 s of the background sleep.
+    assert.ok(Date.now() - t0 < 15_000, `ended ${Date.now() - t0} ms after publishing`);
     assert.equal(fin.status, 'succeeded');
     assert.equal(fin.output, 'bye\n');
     const pid = Number(readFileSync(pidFile, 'utf8'));
@@ -297,11 +309,10 @@ describe('cronq-runner', () => {
     );
     assert.ok(row, 'runner connection found');
     await rabbitmqctl('close_connection', row.split('\t')[0]!, 'test cut');
-    await p.waitForLine('AMQP connection lost');
     const fin = await fx.results.final(msg.run_id, 20_000);
     assert.equal(fin.output, 'after the cut\n');
     assert.equal(fx.results.forRun(msg.run_id, 'finished').length, 1);
-    await p.waitForLine(/"reconnect":true.*AMQP connected/, 20_000);
+    // Consuming again after the reconnect: the next job runs.
     const next = jobMessage({ command: 'echo next' });
     await fx.jobs.publish(q, next);
     assert.equal((await fx.results.final(next.run_id)).status, 'succeeded');
@@ -316,14 +327,18 @@ describe('cronq-runner', () => {
       message: 'long job started',
     });
     await fx.startRunner(q, { CRONQ_HOSTNAME: 'idle.example.com' });
-    const t0 = Date.now();
     // The busy runner takes these first (its prefetch has room beyond its one
     // slot) and forks a gated shell for each; after 2 s it gives them back.
     const marker = path.join(fx.logDir, `held-${Date.now()}`);
     const next = ['a', 'b'].map((x) => jobMessage({ command: `echo ${x} >> ${marker}` }));
     for (const m of next) await fx.jobs.publish(q, m);
     const fins = await Promise.all(next.map((m) => fx.results.final(m.run_id, 10_000)));
-    assert.ok(Date.now() - t0 < 5000, 'both ran before the long job ended');
+    // Before the long job (6 s) ended: the busy runner held neither of them.
+    assert.equal(
+      fx.results.forRun(long.run_id, 'finished').length,
+      0,
+      'both ran before the long job ended',
+    );
     for (const f of fins) assert.equal(f['x-host'], 'idle.example.com');
     for (const m of next) assert.equal(fx.results.forRun(m.run_id, 'starting').length, 1);
     await new Promise((r) => setTimeout(r, 300));
