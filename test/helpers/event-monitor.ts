@@ -6,9 +6,10 @@
  */
 import type { EventEmitter } from 'node:events';
 
-type Map_ = Record<string, unknown[]>;
+/** An event map as Node's typed EventEmitter takes it: an interface or a type alias. */
+type Map_<M> = Record<keyof M, unknown[]>;
 
-export class EventMonitor<M extends Map_> {
+export class EventMonitor<M extends Map_<M>> {
   private readonly seen: Array<{ name: keyof M; args: unknown[] }> = [];
   private readonly waiters = new Set<() => void>();
   private readonly originalEmit: EventEmitter['emit'];
