@@ -1,3 +1,4 @@
+import { errorMessage } from '../core/async';
 import { intervalToSeconds, scheduleOf, scheduleTextOf } from '../core/jobs';
 import { isoUtc } from './format';
 import type { JobWithCategory, RunBrief, RunSummary } from './queries';
@@ -135,6 +136,6 @@ export function scheduleView(
       error: j.schedule_error,
     };
   } catch (err) {
-    return { text, words: 'unreadable schedule', upcoming: [], error: (err as Error).message };
+    return { text, words: 'unreadable schedule', upcoming: [], error: errorMessage(err) };
   }
 }
