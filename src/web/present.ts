@@ -90,8 +90,8 @@ export interface ScheduleView {
 }
 
 /**
- * Schedule text -> words. Parsing and describing is pure but not free
- * (~0.1 ms each), and a page of 100 jobs mostly repeats a few schedules.
+ * Schedule text -> words. Parsing and describing is pure but not free,
+ * and a page of 100 jobs mostly repeats a few schedules.
  */
 const wordsCache = new Map<string, string>();
 const WORDS_CACHE_MAX = 5000;
