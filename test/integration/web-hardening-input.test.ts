@@ -1,5 +1,5 @@
 /**
- * Issue #14, items 6 and 9 (web), over real HTTP against a real database:
+ * The web against hostile input, over real HTTP against a real database:
  * /api/live bounds, exact names agreed by cronq-validator, the dry run and
  * PUT, reserved routing keys, byte sizes, malformed URLs, invisible
  * characters shown visibly, and error logs without SQL or commands.
