@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { errorMessage } from '../core/async';
 import { loadConfig } from '../core/config';
 import { CronqError, UsageError } from '../core/errors';
 import { runCli } from './common';
@@ -101,7 +102,7 @@ async function sendCategory(
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     throw new CronqError(
-      `cannot reach ${endpoint.origin}: ${cause?.code ?? cause?.message ?? (err as Error).message} (is cronq-web running? set --url or CRONQ_API_URL)`,
+      `cannot reach ${endpoint.origin}: ${cause?.code ?? cause?.message ?? errorMessage(err)} (is cronq-web running? set --url or CRONQ_API_URL)`,
     );
   }
   const text = await res.text();

@@ -2,12 +2,12 @@ import { Command } from 'commander';
 import { AmqpConnection, ConfirmPublisher } from '../core/amqp';
 import { describeConfig, loadConfig } from '../core/config';
 import { createDb } from '../core/db';
-import { Releasers, stopOnSignals } from '../core/lifecycle';
+import { migrateWhenReachable } from '../core/migrate';
+import { Daemon } from '../core/daemon';
 import { createLogger } from '../core/logger';
 import { createMessageSigner } from '../core/signing';
 import { declareTopology } from '../core/topology';
 import { Injector } from '../injector';
-import { migrateWithRetry } from '../injector/startup';
 import { addCommonOptions, commonOverrides, runCli } from './common';
 
 type Flags = {
@@ -57,17 +57,13 @@ export async function run(argv: string[]): Promise<void> {
         format: config.log.format,
       });
       logger.info(describeConfig(config), 'starting');
-      const releasers = new Releasers(logger);
       const db = createDb(config.database, { poolMax: 6 });
-      releasers.add('database', () => db.destroy());
       const claimant = `${config.host}.${process.pid}`.slice(0, 64);
       const connection = new AmqpConnection(config.amqp, {
         logger,
         name: `cronq-injector ${claimant}`,
       });
-      releasers.add('amqp connection', () => connection.close());
       const publisher = new ConfirmPublisher(connection, logger);
-      releasers.add('amqp publisher', () => publisher.close());
       const injector = new Injector({
         db,
         connection,
@@ -77,21 +73,26 @@ export async function run(argv: string[]): Promise<void> {
         claimant,
         logger,
       });
-      const abort = new AbortController();
-      stopOnSignals(async () => {
-        abort.abort();
-        await injector.stop();
-        await releasers.releaseAll();
-      }, logger);
-
-      await migrateWithRetry(db, logger, abort.signal);
-      if (abort.signal.aborted) return;
-      // The exchange must exist before the first publish, or the channel closes with 404.
-      await connection.onConnect((conn) =>
-        declareTopology(conn, { type: connection.queueType, vhost: connection.vhost }),
-      );
-      connection.start();
-      await injector.start();
+      await new Daemon({
+        logger,
+        parts: [
+          { name: 'database', stop: () => db.destroy() },
+          { name: 'amqp connection', stop: () => connection.close() },
+          { name: 'amqp publisher', stop: () => publisher.close() },
+          { name: 'schema', start: (signal) => migrateWhenReachable(db, { logger, signal }) },
+          {
+            name: 'broker',
+            // The exchange must exist before the first publish, or the channel closes with 404.
+            start: async () => {
+              await connection.onConnect((conn) =>
+                declareTopology(conn, { type: connection.queueType, vhost: connection.vhost }),
+              );
+              connection.start();
+            },
+          },
+          { name: 'injector', start: () => injector.start(), stop: () => injector.stop() },
+        ],
+      }).run();
     });
   await runCli(program, argv);
 }

@@ -2,7 +2,6 @@ import { Command } from 'commander';
 import { loadConfig } from '../core/config';
 import { createDb } from '../core/db';
 import { createLogger } from '../core/logger';
-import { Releasers } from '../core/lifecycle';
 import { prune } from '../pruner/pruner';
 import { resolvePruneOptions, type RawPruneFlags } from '../pruner/options';
 import { addCommonOptions, commonOverrides, runCli } from './common';
@@ -11,6 +10,9 @@ import { addCommonOptions, commonOverrides, runCli } from './common';
  * cronq-pruner: delete old events (and the runs that go with them) in small
  * chunks. Exactly one of: an id range, "keep the newest N per job", or an
  * age. Prints one line with what it removed; exit 2 on contradictory flags.
+ * A command that finishes, not a daemon: its first signal ends the work
+ * after the statement in progress and still reports, so it has its own
+ * signal rule instead of core/daemon's.
  */
 export async function run(argv: string[]): Promise<void> {
   const program = addCommonOptions(new Command('cronq-pruner'))
@@ -39,9 +41,7 @@ export async function run(argv: string[]): Promise<void> {
         level: config.log.level,
         format: config.log.format,
       });
-      const releasers = new Releasers(logger);
       const db = createDb(config.database, { poolMax: 2 });
-      releasers.add('database', () => db.destroy());
       // The first signal stops after the statement in progress; what was deleted stays deleted.
       const abort = new AbortController();
       const onSignal = () => (abort.signal.aborted ? process.exit(130) : abort.abort());
@@ -53,7 +53,7 @@ export async function run(argv: string[]): Promise<void> {
         process.stdout.write(`removed ${result.events} events and ${result.runs} runs${how}\n`);
         if (result.interrupted) process.exitCode = 130;
       } finally {
-        await releasers.releaseAll();
+        await db.destroy();
       }
     });
   await runCli(program, argv);

@@ -2,10 +2,11 @@ import { Command } from 'commander';
 import { AmqpConnection, ConfirmPublisher } from '../core/amqp';
 import { describeConfig, loadConfig } from '../core/config';
 import { createDb } from '../core/db';
-import { Releasers, stopOnSignals } from '../core/lifecycle';
+import { migrateWhenReachable } from '../core/migrate';
+import { Daemon } from '../core/daemon';
 import { createLogger } from '../core/logger';
 import { createMessageSigner } from '../core/signing';
-import { migrateWhenReachable, ResultsService } from '../results';
+import { ResultsService } from '../results';
 import { addCommonOptions, commonOverrides, runCli } from './common';
 
 /** `cronq-results`: write the runners' results into the database (docs/results.md). */
@@ -30,17 +31,13 @@ export async function run(argv: string[]): Promise<void> {
       format: config.log.format,
     });
     logger.info({ ...describeConfig(config), ...config.results }, 'cronq-results starting');
-    const releasers = new Releasers(logger);
     // READ COMMITTED: see src/results/store.ts for why it is safe and why it is chosen.
     const db = createDb(config.database, { poolMax: 4, isolationLevel: 'READ COMMITTED' });
-    releasers.add('database', () => db.destroy());
     const connection = new AmqpConnection(config.amqp, {
       logger,
       name: `cronq-results ${config.host}.${process.pid}`,
     });
-    releasers.add('amqp connection', () => connection.close());
     const publisher = new ConfirmPublisher(connection, logger);
-    releasers.add('dead-letter publisher', () => publisher.close());
     const service = new ResultsService({
       db,
       connection,
@@ -51,13 +48,16 @@ export async function run(argv: string[]): Promise<void> {
       logger,
       signer: createMessageSigner(config.signing.keys),
     });
-    releasers.add('results consumer', () => service.stop());
-    const abort = new AbortController();
-    releasers.add('startup', () => abort.abort());
-    stopOnSignals(() => releasers.releaseAll(), logger);
-
-    if (!(await migrateWhenReachable(db, logger, abort.signal))) return;
-    await service.start();
+    await new Daemon({
+      logger,
+      parts: [
+        { name: 'database', stop: () => db.destroy() },
+        { name: 'amqp connection', stop: () => connection.close() },
+        { name: 'dead-letter publisher', stop: () => publisher.close() },
+        { name: 'schema', start: (signal) => migrateWhenReachable(db, { logger, signal }) },
+        { name: 'results consumer', start: () => service.start(), stop: () => service.stop() },
+      ],
+    }).run();
   });
   await runCli(program, argv);
 }

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { AmqpConnection, ConfirmPublisher } from '../core/amqp';
 import { describeConfig, loadConfig } from '../core/config';
-import { Releasers, stopOnSignals } from '../core/lifecycle';
+import { Daemon } from '../core/daemon';
 import { createLogger } from '../core/logger';
 import { createMessageSigner } from '../core/signing';
 import { Runner } from '../runner';
@@ -61,14 +61,11 @@ export async function run(argv: string[]): Promise<void> {
         },
         'cronq-runner starting',
       );
-      const releasers = new Releasers(logger);
       const connection = new AmqpConnection(config.amqp, {
         logger,
         name: `cronq-runner ${config.host}.${process.pid}`,
       });
-      releasers.add('amqp connection', () => connection.close());
       const publisher = new ConfirmPublisher(connection, logger);
-      releasers.add('result publisher', () => publisher.close());
       const runner = new Runner({
         config: config.runner,
         host: config.host,
@@ -78,23 +75,17 @@ export async function run(argv: string[]): Promise<void> {
         signer: createMessageSigner(config.signing.keys),
         jobMaxAgeMs: config.signing.jobMaxAgeMs,
       });
-      releasers.add('runner', () => runner.stop());
-      try {
-        await runner.start();
-      } catch (err) {
-        await releasers.releaseAll();
-        throw err;
-      }
-      connection.start();
-      stopOnSignals(
-        () => releasers.releaseAll(),
+      await new Daemon({
         logger,
-        (code) => {
-          // A second signal: nothing may outlive the runner, so kill the jobs' process groups first.
-          if (code !== 0) runner.killAll();
-          process.exit(code);
-        },
-      );
+        parts: [
+          { name: 'amqp connection', stop: () => connection.close() },
+          { name: 'result publisher', stop: () => publisher.close() },
+          { name: 'runner', start: () => runner.start(), stop: () => runner.stop() },
+          { name: 'broker', start: () => connection.start() },
+        ],
+        // Nothing may outlive the runner: a second signal kills the jobs' process groups first.
+        onSecondSignal: () => runner.killAll(),
+      }).run();
     },
   );
   await runCli(program, argv);

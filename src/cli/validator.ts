@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { errorMessage } from '../core/async';
 import { categoryProblems, type Problem } from '../core/category';
 import { runCli } from './common';
 
@@ -55,11 +56,15 @@ export function validateFile(file: string, categoryName?: string): FileValidatio
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
+    const code = (err as NodeJS.ErrnoException).code;
     return {
       kind: 'unreadable',
       reason:
-        e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.message,
+        code === 'ENOENT'
+          ? 'no such file'
+          : code === 'EISDIR'
+            ? 'is a directory'
+            : errorMessage(err),
     };
   }
   let doc: unknown;
@@ -69,7 +74,7 @@ export function validateFile(file: string, categoryName?: string): FileValidatio
     return {
       kind: 'checked',
       problems: [
-        { path: '', message: `not valid JSON: ${jsonErrorWhere(text, (err as Error).message)}` },
+        { path: '', message: `not valid JSON: ${jsonErrorWhere(text, errorMessage(err))}` },
       ],
       jobs: 0,
       doc: undefined,

@@ -1,10 +1,12 @@
 import { Command } from 'commander';
 import { addCommonOptions, commonOverrides, runCli } from './common';
 import { describeConfig, isLoopback, loadConfig } from '../core/config';
-import { createDb, migrate } from '../core/db';
+import { createDb, type Knex } from '../core/db';
+import { errorText } from '../core/error-text';
+import { migrateWhenReachable } from '../core/migrate';
 import { ConfigError } from '../core/errors';
-import { Releasers, stopOnSignals } from '../core/lifecycle';
-import { createLogger } from '../core/logger';
+import { Daemon } from '../core/daemon';
+import { createLogger, type Logger } from '../core/logger';
 import { WebServer } from '../web/server';
 
 interface WebFlags {
@@ -42,23 +44,17 @@ export async function run(argv: string[]): Promise<void> {
       format: config.log.format,
     });
     logger.info({ config: describeConfig(config) }, 'starting');
-    const releasers = new Releasers(logger);
     const db = createDb(config.database, { poolMax: 10 });
-    releasers.add('database', () => db.destroy());
-    try {
-      const applied = await migrate(db);
-      if (applied.length) logger.info({ applied }, 'database migrated');
-    } catch (err) {
-      // Serve anyway: /_status answers 503 and the pages say the database is away.
-      logger.error(
-        { err: (err as Error).message },
-        'could not migrate the database; serving anyway',
-      );
-    }
     const server = new WebServer({ db, config, logger }, { port: config.web.port, host });
-    await server.start();
-    releasers.add('http server', () => server.stop());
-    stopOnSignals(() => releasers.releaseAll(), logger);
+    const started = await new Daemon({
+      logger,
+      parts: [
+        { name: 'database', stop: () => db.destroy() },
+        { name: 'schema', start: (signal) => migrateOrServeAnyway(db, logger, signal) },
+        { name: 'http server', start: () => server.start(), stop: () => server.stop() },
+      ],
+    }).run();
+    if (!started) return;
     const a = server.address();
     // A name not allowed is answered 421 (DNS rebinding): say which names are served.
     logger.info(
@@ -81,4 +77,18 @@ export async function run(argv: string[]): Promise<void> {
     );
   });
   await runCli(program, argv);
+}
+
+/**
+ * The web needs no schema to answer: when the database is away it serves
+ * anyway, /_status answers 503 and the pages say the database is away. So
+ * one attempt, and a failure is logged, not fatal; the injector and the
+ * results consumer, which cannot work without the schema, wait for it.
+ */
+async function migrateOrServeAnyway(db: Knex, logger: Logger, signal: AbortSignal): Promise<void> {
+  try {
+    await migrateWhenReachable(db, { logger, signal, waitForDatabase: false });
+  } catch (err) {
+    logger.error({ err: errorText(err) }, 'could not migrate the database; serving anyway');
+  }
 }

@@ -7,6 +7,7 @@ import {
   RESULTS_QUEUE,
   RESULTS_ROUTING_KEY,
 } from './topology';
+import { duplicateNameProblems, sameName } from './category-names';
 import { fieldBytesProblem, nameProblem } from './category-text';
 
 /**
@@ -119,8 +120,8 @@ function messageOf(e: ErrorObject): string {
 
 /**
  * Check a parsed category document: the schema, then what a schema cannot
- * say (schedules that parse, names unique within the category, the name in
- * the URL equal to the one in the body). Returns every problem found.
+ * say (schedules that parse, names unique within the category by the one
+ * rule of category-names.ts, the name in the URL equal to the one in the body). Returns every problem found.
  */
 export function categoryProblems(doc: unknown, urlName?: string): Problem[] {
   if (!validateShape(doc)) {
@@ -160,7 +161,6 @@ export function categoryProblems(doc: unknown, urlName?: string): Problem[] {
       message: `is "${d.category}" but the URL names "${urlName}"`,
     });
   }
-  const firstIndex = new Map<string, number>();
   d.jobs.forEach((job, i) => {
     const badName = nameProblem(job.name);
     if (badName !== null) problems.push({ path: `jobs[${i}].name`, message: badName });
@@ -173,27 +173,9 @@ export function categoryProblems(doc: unknown, urlName?: string): Problem[] {
     const scheduleError = isValidSchedule(job.schedule);
     if (scheduleError !== null)
       problems.push({ path: `jobs[${i}].schedule`, message: scheduleError });
-    const prev = firstIndex.get(job.name); // keyed by the exact name: see sameName
-    if (prev !== undefined)
-      problems.push({
-        path: `jobs[${i}].name`,
-        message: `duplicates the name of jobs[${prev}] ("${job.name}")`,
-      });
-    else firstIndex.set(job.name, i);
   });
+  problems.push(...duplicateNameProblems(d.jobs));
   return problems;
-}
-
-/**
- * THE rule for "same category or job name", used by cronq-validator, the
- * dry run and PUT alike: exact equality. The name columns use a binary,
- * no-pad collation (migration 20240101000027), so the database agrees:
- * "Backup" and "backup", "ß" and "ss", "ı" and "I" are different names.
- * Names that would look alike but differ (trailing spaces, invisible
- * characters, non-NFC forms) are refused by nameProblem instead.
- */
-export function sameName(a: string, b: string): boolean {
-  return a === b;
 }
 
 /**

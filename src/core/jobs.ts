@@ -63,10 +63,3 @@ export function scheduleOf(
   const text = scheduleTextOf(job);
   return text === null ? null : parseSchedule(text);
 }
-
-/** Values a job's status columns take (the original's words). */
-export const JOB_STATUS = {
-  running: 'running',
-  succeeded: 'succeeded',
-  failed: 'failed',
-} as const;

@@ -5,6 +5,7 @@ import amqp from 'amqplib';
 import { connectUrl } from '../core/amqp';
 import type { Config } from '../core/config';
 import { ensureDatabase, createDb, migrate } from '../core/db';
+import { errorMessage } from '../core/async';
 import { CronqError } from '../core/errors';
 
 /** The runner's job-log folder: LOG_PATH when set, else /var/log/cronq when writable, else a temp folder. */
@@ -33,7 +34,7 @@ export async function prepareDatabase(config: Config): Promise<void> {
     }
   } catch (err) {
     throw new CronqError(
-      `cannot prepare the database "${config.database.database}" at ${where}: ${(err as Error).message} (is MariaDB/MySQL running? set DATABASE_URL)`,
+      `cannot prepare the database "${config.database.database}" at ${where}: ${errorMessage(err)} (is MariaDB/MySQL running? set DATABASE_URL)`,
       { cause: err },
     );
   }
@@ -49,7 +50,7 @@ export async function checkBroker(config: Config): Promise<void> {
       return;
     } catch (err) {
       const h = config.amqp.hosts[i]!;
-      errors.push(`${h.hostname}:${h.port}: ${(err as Error).message}`);
+      errors.push(`${h.hostname}:${h.port}: ${errorMessage(err)}`);
     }
   }
   throw new CronqError(

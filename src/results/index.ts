@@ -4,4 +4,3 @@ export { writeResults, type WriteSummary } from './store';
 export { markLostRuns, type LostRun } from './lost';
 export { foldResults, type FoldedBatch, type RunChange, type EventRow } from './fold';
 export { refreshJobStatus } from './job-status';
-export { migrateWhenReachable } from './startup';

@@ -3,6 +3,7 @@ import { dbNow } from '../core/db';
 import { ValidationError } from '../core/errors';
 import { secondsToInterval, type JobRow } from '../core/jobs';
 import type { CategoryDefinition, JobDefinition } from '../core/category';
+import { duplicateNameProblems, nameKey } from '../core/category-names';
 import { parseSchedule } from '../core/schedule';
 
 /**
@@ -11,8 +12,9 @@ import { parseSchedule } from '../core/schedule';
  * by name, so a kept job keeps its id and history), delete the category's
  * jobs that are not listed (their runs stay; their events cascade).
  *
- * Names are compared by sameName (exactly), as the binary-collated name
- * columns compare them, so the plan of a dry run is what the PUT does.
+ * Names are matched by nameKey (core/category-names.ts), the rule the
+ * validator and the name columns' collation share, so the plan of a dry run
+ * is what the PUT does.
  */
 
 export interface CategoryPlan {
@@ -20,33 +22,6 @@ export interface CategoryPlan {
   changed: string[];
   removed: string[];
   unchanged: string[];
-}
-
-/**
- * The key of a name in a Map: two names are one exactly when their keys are
- * equal. core/category.ts's sameName is string equality, so this is the identity.
- */
-export function nameKey(name: string): string {
-  return name;
-}
-
-/** Names that are the same name: a 400 before anything is written. */
-export function duplicateNameProblems(
-  def: CategoryDefinition,
-): Array<{ path: string; message: string }> {
-  const seen = new Map<string, number>();
-  const problems: Array<{ path: string; message: string }> = [];
-  def.jobs.forEach((j, i) => {
-    const k = nameKey(j.name);
-    const prev = seen.get(k);
-    if (prev !== undefined)
-      problems.push({
-        path: `jobs[${i}].name`,
-        message: `duplicates the name of jobs[${prev}] ("${def.jobs[prev]!.name}")`,
-      });
-    else seen.set(k, i);
-  });
-  return problems;
 }
 
 function sameDefinition(row: JobRow, def: JobDefinition): boolean {
@@ -134,7 +109,8 @@ export async function applyCategory(
   categoryName: string,
   def: CategoryDefinition,
 ): Promise<CategoryPlan> {
-  const dups = duplicateNameProblems(def);
+  // parseCategory refuses these already; a definition built another way must not reach the unique index.
+  const dups = duplicateNameProblems(def.jobs);
   if (dups.length > 0) throw new ValidationError(`${dups[0]!.path}: ${dups[0]!.message}`, dups);
   try {
     return await db.transaction(async (trx) => {

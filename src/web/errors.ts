@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { CronqError, NotFoundError, ValidationError, isTransientDbError } from '../core/errors';
+import { errorText } from '../core/error-text';
 import type { Logger } from '../core/logger';
 
 /**
@@ -70,30 +71,16 @@ export function problemOf(err: unknown): HttpProblem {
 export const LOGGED_MESSAGE_CHARS = 200;
 
 /**
- * An error as the web logs it: its class, code and a short message, and the
- * stack frames without the message line. Never the whole message: a knex
- * error's message starts with the SQL statement with its values filled in,
- * which carries commands, names and descriptions into the log.
+ * An error as the web logs it: its class, code and the SQL-free text of
+ * core/error-text.ts (a knex error's message starts with the statement with
+ * its values filled in, which would carry commands, names and descriptions
+ * into the log), and the stack frames without the message line, which
+ * repeats that text.
  */
 export function errorForLog(err: unknown): Record<string, unknown> {
-  const e = (err ?? {}) as Partial<Error> & {
-    code?: unknown;
-    errno?: unknown;
-    sqlState?: unknown;
-    sqlMessage?: unknown;
-    sql?: unknown;
-  };
-  const isDb = typeof e.sql === 'string' || typeof e.sqlMessage === 'string';
-  // mysql2's own message (without the statement) when there is one.
-  const raw = isDb
-    ? typeof e.sqlMessage === 'string'
-      ? e.sqlMessage
-      : ''
-    : typeof e.message === 'string'
-      ? e.message
-      : String(err);
+  const e = (err ?? {}) as Partial<Error> & { code?: unknown; errno?: unknown; sqlState?: unknown };
   const out: Record<string, unknown> = {
-    err: raw.length > LOGGED_MESSAGE_CHARS ? `${raw.slice(0, LOGGED_MESSAGE_CHARS)}…` : raw,
+    err: errorText(err, LOGGED_MESSAGE_CHARS),
     class: e.name ?? typeof err,
   };
   if (typeof e.code === 'string' || typeof e.code === 'number') out.code = e.code;

@@ -1,3 +1,4 @@
+import { errorMessage } from '../core/async';
 import { intervalToSeconds, scheduleOf, scheduleTextOf } from '../core/jobs';
 import { isoUtc } from './format';
 import type { JobWithCategory, RunBrief, RunSummary } from './queries';
@@ -89,8 +90,8 @@ export interface ScheduleView {
 }
 
 /**
- * Schedule text -> words. Parsing and describing is pure but not free
- * (~0.1 ms each), and a page of 100 jobs mostly repeats a few schedules.
+ * Schedule text -> words. Parsing and describing is pure but not free,
+ * and a page of 100 jobs mostly repeats a few schedules.
  */
 const wordsCache = new Map<string, string>();
 const WORDS_CACHE_MAX = 5000;
@@ -135,6 +136,6 @@ export function scheduleView(
       error: j.schedule_error,
     };
   } catch (err) {
-    return { text, words: 'unreadable schedule', upcoming: [], error: (err as Error).message };
+    return { text, words: 'unreadable schedule', upcoming: [], error: errorMessage(err) };
   }
 }

@@ -13,7 +13,7 @@ import { createDb } from '../../src/core/db';
 import { createLogger } from '../../src/core/logger';
 import { declareTopology } from '../../src/core/topology';
 import { Injector } from '../../src/injector';
-import { migrateWithRetry } from '../../src/injector/startup';
+import { migrateWhenReachable } from '../../src/core/migrate';
 
 const CRASH_POINTS = ['batch:committed', 'batch:confirmed'] as const;
 
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
     logger,
   });
   injector.once(at, () => process.kill(process.pid, 'SIGKILL'));
-  await migrateWithRetry(db, logger, new AbortController().signal);
+  await migrateWhenReachable(db, { logger, signal: new AbortController().signal });
   await connection.onConnect((conn) =>
     declareTopology(conn, { type: connection.queueType, vhost: connection.vhost }),
   );

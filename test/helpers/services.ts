@@ -9,6 +9,7 @@ import { after, before } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import amqp, { type ChannelModel } from 'amqplib';
+import { asError, errorMessage } from '../../src/core/async';
 import { createDb, ensureDatabase, migrate, type Knex } from '../../src/core/db';
 import { parseDatabaseUrl } from '../../src/core/config';
 
@@ -124,26 +125,39 @@ export async function ensureNamedDatabase(url: string): Promise<void> {
   await ensureDatabase(parseDatabaseUrl(url));
 }
 
-/** Wait until `check` returns a truthy value (returned), polling; fail with `message` after the deadline. */
+/**
+ * Wait until `check` returns a truthy value (returned), polling. A check
+ * that throws is tried again (a server not listening yet, a row not written
+ * yet), but if it is still throwing at the deadline, that error is what
+ * fails the test (an assertion's diff, a query's error), with the wait
+ * named in its message; a check that only ever returned falsy fails with
+ * `message`.
+ */
 export async function waitFor<T>(
   check: () => Promise<T> | T,
   opts: { timeoutMs?: number; intervalMs?: number; message?: string } = {},
 ): Promise<NonNullable<T>> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
+  const what = opts.message ?? 'condition not met';
+  let earlierErr: unknown;
   for (;;) {
+    let threw: unknown;
     try {
       const v = await check();
       if (v) return v as NonNullable<T>;
     } catch (err) {
-      lastErr = err;
+      threw = err;
+      earlierErr = err;
     }
     if (Date.now() > deadline) {
-      const why = lastErr ? ` (last error: ${(lastErr as Error).message})` : '';
-      throw new Error(
-        `waitFor timed out after ${timeoutMs} ms: ${opts.message ?? 'condition not met'}${why}`,
-      );
+      if (threw !== undefined) {
+        const err = asError(threw);
+        err.message = `${err.message}\n(waitFor: ${what}: the check still threw this after ${timeoutMs} ms)`;
+        throw err;
+      }
+      const why = earlierErr === undefined ? '' : ` (earlier error: ${errorMessage(earlierErr)})`;
+      throw new Error(`waitFor timed out after ${timeoutMs} ms: ${what}${why}`);
     }
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50));
   }

@@ -1,13 +1,15 @@
 /**
  * Every command as a real process: `--help` of each executable and of each
  * `cronq <command>`, the umbrella's usage, unknown commands and flags, and
- * a bad setting ending in exit 2 with one line and no stack trace.
+ * a bad setting ending in exit 2 with one line and no stack trace, and a
+ * daemon started before its database.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
-import { runCommand, ROOT } from '../helpers/processes';
+import { runCommand, startCommand, ROOT } from '../helpers/processes';
 
 const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
   bin: Record<string, string>;
@@ -118,5 +120,67 @@ describe('a bad setting stops a command at start: exit 2, one line naming the se
     const r = await runCommand('cronq-web', { args: ['--verbose'], env: { PORT: 'x' } });
     assert.equal(r.code, 2);
     assert.match(r.stderr, /\n\s+at /);
+  });
+});
+
+describe('a daemon started before its database (core/daemon + core/migrate)', () => {
+  // Nothing listens on port 1: every connection is refused at once.
+  const NO_DATABASE = 'mysql://root@127.0.0.1:1/cronq_nowhere';
+  const NO_BROKER = 'amqp://guest:guest@127.0.0.1:1/';
+
+  for (const exe of ['cronq-injector', 'cronq-results']) {
+    test(`${exe} waits for it with one warning, and SIGTERM ends the wait: exit 0`, async () => {
+      const p = startCommand(exe, {
+        env: { DATABASE_URL: NO_DATABASE, RABBITMQ_URL: NO_BROKER, CRONQ_LOG_LEVEL: 'info' },
+      });
+      try {
+        await p.waitForLine('database unavailable; waiting for it');
+        const exit = await p.stop();
+        assert.deepEqual(exit, { code: 0, signal: null }, p.output().slice(-2000));
+        assert.equal(
+          p.lines().filter((l) => l.includes('database unavailable')).length,
+          1,
+          'one warning',
+        );
+      } finally {
+        p.kill('SIGKILL');
+      }
+    });
+  }
+
+  test('a part that cannot start (cronq-web on a port in use) stops what had begun: exit 1, one line', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    try {
+      const port = (taken.address() as net.AddressInfo).port;
+      const r = await runCommand('cronq-web', {
+        env: { DATABASE_URL: NO_DATABASE, PORT: String(port), CRONQ_LOG_LEVEL: 'silent' },
+        timeoutMs: 30_000,
+      });
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(
+        r.stderr,
+        /^cronq-web: listen EADDRINUSE: address already in use 127\.0\.0\.1:\d+\n$/,
+      );
+    } finally {
+      taken.close();
+    }
+  });
+
+  test('cronq-web serves anyway: /_status answers 503, and SIGTERM exits 0', async () => {
+    const p = startCommand('cronq-web', {
+      env: { DATABASE_URL: NO_DATABASE, PORT: '0', CRONQ_LOG_LEVEL: 'info' },
+    });
+    try {
+      await p.waitForLine('could not migrate the database; serving anyway');
+      const listening = await p.waitForLine('listening on http://');
+      const port = Number(/"port":(\d+)/.exec(listening)?.[1]);
+      const res = await fetch(`http://127.0.0.1:${port}/_status`);
+      assert.equal(res.status, 503);
+      const exit = await p.stop();
+      assert.deepEqual(exit, { code: 0, signal: null }, p.output().slice(-2000));
+    } finally {
+      p.kill('SIGKILL');
+    }
   });
 });

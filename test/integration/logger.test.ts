@@ -29,13 +29,12 @@ test('logs JSON lines to stdout, and exits promptly after its stdout reader has 
     child.stdout!.destroy();
     await new Promise((r) => setTimeout(r, 100));
     const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-    const t0 = Date.now();
     child.kill('SIGTERM');
-    const timeout = new Promise<'hung'>((r) => setTimeout(() => r('hung'), 5000).unref());
+    // A hang is forever; the bound only has to be longer than a loaded machine's slowest exit.
+    const timeout = new Promise<'hung'>((r) => setTimeout(() => r('hung'), 15_000).unref());
     const outcome = await Promise.race([exited, timeout]);
-    assert.notEqual(outcome, 'hung', 'the process did not exit within 5 s of SIGTERM');
+    assert.notEqual(outcome, 'hung', 'the process did not exit within 15 s of SIGTERM');
     assert.deepEqual(outcome, [0, null]);
-    assert.ok(Date.now() - t0 < 5000);
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }

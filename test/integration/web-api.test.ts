@@ -173,7 +173,9 @@ describe('web API', () => {
       const t0 = Date.now();
       const res = await fetch(`http://127.0.0.1:${server.address()!.port}/_status`);
       assert.equal(res.status, 503);
-      assert.ok(Date.now() - t0 < 4500, `answered after ${Date.now() - t0} ms`);
+      // The check gives up after 3 s; the bound leaves room for a loaded machine and still
+      // fails well before a monitor's usual 10 s timeout, which is what the rule is for.
+      assert.ok(Date.now() - t0 < 8000, `answered after ${Date.now() - t0} ms`);
       assert.match(((await res.json()) as { reason: string }).reason, /within/);
     } finally {
       await server.stop();

@@ -1,5 +1,5 @@
 /**
- * Issue #14, item 1 and the per-client part of item 6, over real HTTP:
+ * The web against hostile clients, over real HTTP:
  * DNS rebinding (a Host or Origin that is not ours), the /_status token
  * bucket, and one client not holding every database connection.
  */

@@ -1,5 +1,5 @@
 /**
- * Issue #14, items 6 and 9 (web), over real HTTP against a real database:
+ * The web against hostile input, over real HTTP against a real database:
  * /api/live bounds, exact names agreed by cronq-validator, the dry run and
  * PUT, reserved routing keys, byte sizes, malformed URLs, invisible
  * characters shown visibly, and error logs without SQL or commands.
@@ -16,6 +16,7 @@ import { loadConfig } from '../../src/core/config';
 import { newRunId } from '../../src/core/runs';
 import { WebServer } from '../../src/web/server';
 import { createTestDatabase, type TestDatabase } from '../helpers/services';
+import { runCommand } from '../helpers/processes';
 import { dumpTables, startTestWeb, type TestWeb } from '../helpers/web';
 
 let tdb: TestDatabase;
@@ -152,6 +153,40 @@ describe('names: cronq-validator, the dry run and PUT apply one rule (exact)', (
       }
       assert.equal(await dumpTables(tdb.db), before);
     });
+  });
+
+  test('the cronq-validator command and PUT refuse the same file for the same names, with the same problems', async () => {
+    const category = 'agree';
+    const doc = { category, jobs: [job('Backup'), job('backup '), job('backup'), job('Backup')] };
+    const f = path.join(dir, 'agree.json');
+    writeFileSync(f, JSON.stringify(doc));
+    const local = await runCommand('cronq-validator', { args: ['--config', f] });
+    assert.equal(local.code, 1, local.stdout + local.stderr);
+    const expected = [
+      'jobs[1].name: must not begin or end with white space',
+      'jobs[3].name: duplicates the name of jobs[0] ("Backup")',
+    ];
+    assert.deepEqual(local.stdout.trim().split('\n'), expected);
+    const before = await dumpTables(tdb.db);
+    for (const q of ['?dry_run=1', '']) {
+      const r = await put(category, doc, q);
+      assert.equal(r.status, 400, `${q}: ${JSON.stringify(r.body)}`);
+      const problems = (r.body.error as { problems?: Array<{ path: string; message: string }> })
+        .problems;
+      assert.deepEqual(
+        problems?.map((p) => `${p.path}: ${p.message}`),
+        expected,
+      );
+    }
+    assert.equal(await dumpTables(tdb.db), before);
+
+    // Without the blank-ended name, both accept it: "Backup" and "backup" are two jobs.
+    const fixed = { category, jobs: [job('Backup'), job('backup')] };
+    writeFileSync(f, JSON.stringify(fixed));
+    assert.equal((await runCommand('cronq-validator', { args: ['--config', f] })).code, 0);
+    const r = await put(category, fixed);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(await jobNamesOf(category), ['Backup', 'backup']);
   });
 
   test('PUT /api/category/Canary does not replace "canary": category names are exact too', async () => {

@@ -13,8 +13,8 @@ import {
   loadConfig,
   parseAmqpUrl,
   parseDatabaseUrl,
-  redact,
 } from '../../src/core/config';
+import { redact } from '../../src/core/config-values';
 import { ConfigError } from '../../src/core/errors';
 
 function badSetting(env: Record<string, string>, setting: string, accepted?: RegExp): void {

@@ -2,7 +2,7 @@ import express, { Router, type Request } from 'express';
 import { parseCategory } from '../../core/category';
 import { scheduleTextOf } from '../../core/jobs';
 import { NotFoundError, ValidationError } from '../../core/errors';
-import { applyCategory, duplicateNameProblems, planCategory } from '../category-store';
+import { applyCategory, planCategory } from '../category-store';
 import { HttpError } from '../errors';
 import { jobJson, jobStatus, runJson } from '../present';
 import * as q from '../queries';
@@ -119,8 +119,6 @@ export function apiRouter(deps: WebDeps): Router {
         { path: '', message: 'is required' },
       ]);
     const def = parseCategory(req.body, name);
-    const dups = duplicateNameProblems(def);
-    if (dups.length > 0) throw new ValidationError(`${dups[0]!.path}: ${dups[0]!.message}`, dups);
     const dry = req.query.dry_run;
     if (dry !== undefined && dry !== '0' && dry !== 'false') {
       const p = await planCategory(db, name, def);
