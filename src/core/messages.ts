@@ -1,3 +1,4 @@
+import { errorMessage } from './async';
 import { MessageFormatError } from './errors';
 import {
   boundedInt,
@@ -122,7 +123,7 @@ function parseJson(body: Buffer | string, what: string): Record<string, unknown>
   try {
     v = JSON.parse(typeof body === 'string' ? body : body.toString('utf8'));
   } catch (err) {
-    throw new MessageFormatError(`${what} is not JSON: ${(err as Error).message}`);
+    throw new MessageFormatError(`${what} is not JSON: ${errorMessage(err)}`);
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v))
     throw new MessageFormatError(`${what} is not a JSON object`);

@@ -1,3 +1,4 @@
+import { errorMessage } from './async';
 import type { Channel, ChannelModel } from 'amqplib';
 import { withChannel } from './amqp/channels';
 import {
@@ -101,7 +102,7 @@ export async function declareTopology(
     });
   } catch (err) {
     if (!isInequivalentArgError(err)) throw err;
-    const queue = /for queue '([^']*)'/.exec((err as Error).message)?.[1] ?? '?';
+    const queue = /for queue '([^']*)'/.exec(errorMessage(err))?.[1] ?? '?';
     const role: QueueRole =
       queue === RESULTS_DEAD_QUEUE ? 'dead' : queue === RESULTS_QUEUE ? 'results' : 'job';
     const existing = (await declaresAs(conn, queue, otherQueueType(opts.type), role))

@@ -242,8 +242,8 @@ async function countRuns(trx: Knex.Transaction, ids: readonly string[]): Promise
 /**
  * Runs in the pool's isolation level. cronq-results opens its pool with
  * READ COMMITTED (set once per connection): no gap locks, so fewer lock
- * waits and deadlocks between consumers, and about 20% faster per batch
- * here. Correct under REPEATABLE READ too: the job rows are locked first,
+ * waits and deadlocks between consumers, and faster batches
+ * (docs/results.md). Correct under REPEATABLE READ too: the job rows are locked first,
  * every changed row is changed by a locking statement that reads its latest
  * version, and every writer of run outcomes (batches, the lost-run sweep)
  * takes the job locks first, so the job-status statement's reads of runs

@@ -54,16 +54,23 @@ export class LaunchedChild {
   }
 }
 
-/** dist/runner/launcher-thread.js next to this file; the .ts source (through tsx) when this file is itself run from source. */
+/**
+ * The compiled thread, dist/runner/launcher-thread.js. Run from source (the
+ * tests and benchmarks load src/ through tsx, whose hooks do not reach a
+ * worker thread), this file finds the build of the same checkout instead,
+ * so nothing here loads a TypeScript toolchain.
+ */
 export function launcherThread(env: NodeJS.ProcessEnv): Worker {
-  const js = path.join(__dirname, 'launcher-thread.js');
-  if (existsSync(js)) return new Worker(js, { workerData: { env } });
-  // Tests and `node --import tsx` run src/: tsx's hooks do not reach a worker by themselves.
-  const ts = path.join(__dirname, 'launcher-thread.ts');
-  return new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(ts)});`, {
-    eval: true,
-    workerData: { env },
-  });
+  const candidates = [
+    path.join(__dirname, 'launcher-thread.js'),
+    path.join(__dirname, '..', '..', 'dist', 'runner', 'launcher-thread.js'),
+  ];
+  const js = candidates.find((f) => existsSync(f));
+  if (!js)
+    throw new Error(
+      `the process launcher thread is not built (looked for ${candidates.join(', ')}): run npm run build`,
+    );
+  return new Worker(js, { workerData: { env } });
 }
 
 /**
@@ -81,8 +88,8 @@ const STABLE_MS = 10_000;
  * acks, results and exits; on this thread it overlaps with them, and the
  * thread's exits reach the runner in one message per turn. Measured in the
  * end-to-end burst (two runners of 16 on two cores) against forking ahead
- * on the event loop: 0.15 ms less CPU per run and ~5% more runs/s (the
- * event loop was faster only at concurrency 1). One thread: each extra V8
+ * on the event loop, the thread used less CPU per run and ran more runs
+ * per second (docs/runner.md has the figures). One thread: each extra V8
  * isolate makes every fork of the process dearer, and two measured slower
  * than one. Signals are still sent from the runner's thread (kill of the
  * process group).

@@ -11,7 +11,7 @@ import type { Logger } from '../logger';
  *
  * It reaches into amqplib's `connection.muxer._readIncoming` and
  * `connection.stream`, which is why package.json pins amqplib to an exact
- * version and test/integration/amqp-write-coalescing.test.ts fails when
+ * version and test/integration/amqp-consumer.test.ts ("write coalescing") fails when
  * the internals it needs are not there. With another amqplib whose
  * internals differ, nothing is changed and one warning says so.
  */
