@@ -106,6 +106,22 @@ describe('ResilientConsumer', () => {
     got.splice(0)[0]!.ack();
   });
 
+  test('released while its hold is still cancelling, it consumes again (no hold left behind)', async () => {
+    got.length = 0;
+    for (let i = 0; i < 20; i++) {
+      const held = consumer.hold('race');
+      consumer.release('race');
+      await held;
+      await waitFor(() => consumer.consuming, {
+        timeoutMs: 5000,
+        message: `consuming after round ${i}`,
+      });
+    }
+    await publish(1);
+    await waitFor(() => got.length === 1, { message: 'a delivery after the races' });
+    got.shift()!.ack();
+  });
+
   test('a channel the broker closes is reopened; acks of its deliveries are refused, and the message comes back', async () => {
     got.length = 0;
     await publish(1);

@@ -154,6 +154,8 @@ export class ResilientConsumer extends EventEmitter<ConsumerEvents> {
       return Promise.resolve();
     this.consumeCall ??= (async () => {
       await this.cancelCall;
+      // Held, stopped or closed while an earlier cancel finished: whoever changed that consumes again.
+      if (state.closed || this.state !== state || this.holds.size > 0 || this.stopped) return;
       try {
         const ok = await state.ch.consume(this.opts.queue, (m) => this.deliver(state, m), {
           noAck: false,
@@ -176,7 +178,10 @@ export class ResilientConsumer extends EventEmitter<ConsumerEvents> {
   private cancel(): Promise<void> {
     return (async () => {
       await this.consumeCall;
+      if (this.holds.size === 0 && !this.stopped) return;
       await this.cancelNow();
+      // Released while basic.cancel was on its way: nothing would call consume() again.
+      if (this.holds.size === 0 && !this.stopped) await this.consume();
     })();
   }
 
