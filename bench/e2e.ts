@@ -12,13 +12,14 @@
  *
  * Settings (environment): BENCH_E2E_REPS (3), BENCH_E2E_BURST_JOBS (1000),
  * BENCH_E2E_STEADY_JOBS (200), BENCH_E2E_STEADY_SECONDS (60), BENCH_E2E_SYSTEMS
- * (comma list; default ceiling,cronq,bullmq,pgboss), BENCH_E2E_PEER_OUTPUT
+ * (comma list; default ceiling,cronq,cronq_policies,bullmq,pgboss; cronq_policies
+ * is CronQ with every job overlap forbid + retries), BENCH_E2E_PEER_OUTPUT
  * (1: the ceiling and the peers capture each run's output and store it with
  * the result, as CronQ always does; default: they throw it away, see
  * bench/lib/spawn-true.ts).
  */
 import { BarePipeline } from './e2e/ceiling';
-import { CronqSystem } from './e2e/cronq';
+import { BENCH_POLICIES, CronqSystem } from './e2e/cronq';
 import type { BenchSystem, BurstFigures } from './e2e/system';
 import type { SteadyFigures } from './lib/occurrences';
 import { spread, type Spread } from './lib/stats';
@@ -33,13 +34,14 @@ const PEER_OUTPUT = process.env.BENCH_E2E_PEER_OUTPUT === '1';
 // The worker processes inherit it (bench/lib/workers.ts passes process.env on).
 if (PEER_OUTPUT) process.env.BENCH_KEEP_OUTPUT = '1';
 else delete process.env.BENCH_KEEP_OUTPUT;
-const SYSTEMS = (process.env.BENCH_E2E_SYSTEMS ?? 'ceiling,cronq,bullmq,pgboss')
+const SYSTEMS = (process.env.BENCH_E2E_SYSTEMS ?? 'ceiling,cronq,cronq_policies,bullmq,pgboss')
   .split(',')
   .map((s) => s.trim());
 
 const factories: Record<string, () => Promise<BenchSystem>> = {
   ceiling: async () => new BarePipeline(),
   cronq: async () => new CronqSystem(),
+  cronq_policies: async () => new CronqSystem(BENCH_POLICIES),
   // Loaded only when measured: the peers are installed apart (bench/peers),
   // and CronQ against its ceiling must run without them.
   bullmq: async () => new (await import('./peers/bullmq')).BullmqSystem(),

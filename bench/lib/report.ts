@@ -28,6 +28,7 @@ function perRep(s: Spread | undefined): string {
 
 const NAMES: Record<string, string> = {
   cronq: 'CronQ',
+  cronq_policies: 'CronQ, every job overlap forbid + retries',
   ceiling: 'bare pipeline (ceiling)',
   bullmq: 'BullMQ',
   pgboss: 'pg-boss (startAfter loop)',
@@ -38,7 +39,7 @@ export function e2eTable(
 ): string {
   if (!e2e) return '_end-to-end comparison not run_\n';
   const s = e2e.summary;
-  const systems = ['cronq', 'ceiling', 'bullmq', 'pgboss'].filter(
+  const systems = ['cronq', 'cronq_policies', 'ceiling', 'bullmq', 'pgboss'].filter(
     (n) => s[`burst.${n}.runs_per_s`],
   );
   const others = systems.filter((n) => n !== 'cronq');
@@ -109,7 +110,9 @@ export function e2eTable(
 export function cpuTable(e2e: { summary: Summary } | undefined): string {
   if (!e2e) return '';
   const s = e2e.summary;
-  const systems = ['cronq', 'ceiling', 'bullmq', 'pgboss'].filter((n) => s[`cpu.${n}.total`]);
+  const systems = ['cronq', 'cronq_policies', 'ceiling', 'bullmq', 'pgboss'].filter(
+    (n) => s[`cpu.${n}.total`],
+  );
   if (!systems.length) return '';
   const groups = new Set<string>();
   for (const k of Object.keys(s)) {
