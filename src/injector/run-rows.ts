@@ -9,8 +9,32 @@ import type { PlannedRun, RecordedRun } from './plan';
  * that occurrence is not published or recorded again.
  */
 
+/**
+ * Rows per INSERT: catch_up all can give one job up to 1,000 runs in a
+ * claim, so a batch's rows are written in statements of bounded size
+ * (max_allowed_packet), not one.
+ */
+const ROWS_PER_STATEMENT = 1000;
+
+async function inChunks<T>(rows: T[], write: (chunk: T[]) => Promise<T[]>): Promise<T[]> {
+  if (rows.length <= ROWS_PER_STATEMENT) return write(rows);
+  const out: T[] = [];
+  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT)
+    out.push(...(await write(rows.slice(i, i + ROWS_PER_STATEMENT))));
+  return out;
+}
+
 /** Insert the runs to publish (queued, the outbox). Returns the runs actually inserted. */
-export async function insertRuns(
+export function insertRuns(
+  trx: Knex.Transaction,
+  runs: PlannedRun[],
+  queuedAt: Map<string, Date>,
+  claimant: string,
+): Promise<PlannedRun[]> {
+  return inChunks(runs, (chunk) => insertRunChunk(trx, chunk, queuedAt, claimant));
+}
+
+async function insertRunChunk(
   trx: Knex.Transaction,
   runs: PlannedRun[],
   queuedAt: Map<string, Date>,
@@ -48,7 +72,16 @@ export async function insertRuns(
  * Insert runs recorded final without being published (skipped, missed):
  * no host, never started, finished at the claim. Returns those inserted.
  */
-export async function insertRecorded(
+export function insertRecorded(
+  trx: Knex.Transaction,
+  runs: RecordedRun[],
+  queuedAt: Map<string, Date>,
+  claimant: string,
+): Promise<RecordedRun[]> {
+  return inChunks(runs, (chunk) => insertRecordedChunk(trx, chunk, queuedAt, claimant));
+}
+
+async function insertRecordedChunk(
   trx: Knex.Transaction,
   runs: RecordedRun[],
   queuedAt: Map<string, Date>,

@@ -131,3 +131,45 @@ test(
     await conn.close();
   },
 );
+
+test(
+  'catch_up all at its largest limit: two jobs 1,500 occurrences behind get 1,000 runs each in one claim',
+  { timeout: 90_000 },
+  async () => {
+    const db = svc.db.db;
+    const conn = await connectWithJobQueue(svc.vhost);
+    const now = await dbNow(db);
+    const first = new Date(Math.floor(now.getTime() / 1000) * 1000 - 1_500_000);
+    const ids = await insertJobs(
+      db,
+      ['cu-all-a', 'cu-all-b'].map((name) => ({
+        name,
+        schedule: `R/${first.toISOString()}/PT1S`,
+        nextRun: first,
+      })),
+      'catch-up-large',
+    );
+    await db('jobs')
+      .whereIn('id', ids)
+      .update({ policies: JSON.stringify({ catch_up: 'all', catch_up_limit: 1000 }) });
+    svc.track(await startInjector(svc.db, svc.vhost));
+    for (const id of ids) {
+      const rows = await waitFor(
+        async () => {
+          const r = await ledger(db, id);
+          const published = r.filter((x) => x.status === 'queued' && x.published_at);
+          return published.length >= 1000 ? r : undefined;
+        },
+        { timeoutMs: 40_000, intervalMs: 250, message: `1,000 runs of job ${id}` },
+      );
+      const claim = rows.filter((r) => r.queued_at.getTime() === rows[0]!.queued_at.getTime());
+      assert.equal(claim.filter((r) => r.status === 'queued').length, 1000);
+      const missed = claim.filter((r) => r.status === 'missed');
+      assert.equal(missed.length, 1);
+      assert.equal(missed[0]!.scheduled_for.getTime(), first.getTime() + 1_000_000);
+      assert.ok(missed[0]!.missed >= 500);
+      assert.deepEqual(tilingProblems(rows, 1000), []);
+    }
+    await conn.close();
+  },
+);
