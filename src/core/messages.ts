@@ -34,8 +34,18 @@ export interface JobMessage {
   timeout: number | null;
   /** ISO 8601 UTC of the occurrence this run is for. */
   scheduled_for: string;
-  trigger: 'schedule' | 'manual';
+  trigger: JobTrigger;
+  /**
+   * ISO 8601 UTC: the latest a runner may start this run (scheduled_for +
+   * the job's starting_deadline); absent when the job has none.
+   */
+  start_by?: string;
+  /** With a retry: which attempt this run is (2 = the first retry). */
+  attempt?: number;
 }
+
+/** Why a run exists: its schedule, a person's *Run now*, or a retry of a failed run. */
+export type JobTrigger = 'schedule' | 'manual' | 'retry';
 
 /** What a runner needs from a job message, whichever spelling it came in. */
 export interface JobToRun {
@@ -51,6 +61,13 @@ export interface JobToRun {
    * manual runs and for messages without a readable scheduled_for.
    */
   notBefore: number | null;
+  /**
+   * Epoch ms after which the run must not start (the message's start_by);
+   * null when the job has no starting deadline, or the field is unreadable
+   * or more than a day ahead (a deadline that far off cannot be reached
+   * before the message is read again).
+   */
+  startBy?: number | null;
 }
 
 /**
@@ -101,11 +118,14 @@ export interface JobMessageInput {
   command: string;
   timeoutSeconds: number | null;
   scheduledFor: Date;
-  trigger: 'schedule' | 'manual';
+  trigger: JobTrigger;
+  /** scheduled_for + the job's starting_deadline; null or absent = none. */
+  startBy?: Date | null;
+  attempt?: number;
 }
 
 export function buildJobMessage(j: JobMessageInput): JobMessage {
-  return {
+  const m: JobMessage = {
     run_id: j.runId,
     job_id: j.jobId,
     id: j.jobId,
@@ -116,6 +136,10 @@ export function buildJobMessage(j: JobMessageInput): JobMessage {
     scheduled_for: j.scheduledFor.toISOString(),
     trigger: j.trigger,
   };
+  // Only when set, so a job without policies publishes exactly the original message.
+  if (j.startBy) m.start_by = j.startBy.toISOString();
+  if (j.attempt !== undefined && j.attempt > 1) m.attempt = j.attempt;
+  return m;
 }
 
 function parseJson(body: Buffer | string, what: string): Record<string, unknown> {
@@ -204,7 +228,10 @@ export function parseJobMessage(body: Buffer | string, limits: ParseLimits = {})
   const when = at !== undefined && isSaneTime(at, now) ? at : undefined;
   const scheduledFor = when ? when.toISOString() : null;
   const notBefore = when && m.trigger === 'schedule' ? when.getTime() : null;
-  return { runId, jobId, name, command, timeoutSeconds, scheduledFor, notBefore };
+  // Unreadable, before 2000 or over a day ahead: no deadline, as the run is never lost for a bad field.
+  const by = typeof m.start_by === 'string' ? parseWireTime(m.start_by) : undefined;
+  const startBy = by !== undefined && isSaneTime(by, now) ? by.getTime() : null;
+  return { runId, jobId, name, command, timeoutSeconds, scheduledFor, notBefore, startBy };
 }
 
 /**

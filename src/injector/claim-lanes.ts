@@ -42,6 +42,31 @@ export async function claimAndPublish(
       );
       ctx.events.emit('schedule:error', { jobId: e.jobId, jobName: e.jobName, error: e.error });
     }
+    for (const r of claim.recorded) {
+      // Logged at info: these are the job's policies doing what they say, not faults.
+      ctx.logger.info(
+        { job_id: r.jobId, job: r.jobName, run_id: r.runId, reason: r.reason },
+        r.status === 'skipped' ? 'run skipped' : 'run missed',
+      );
+      if (r.status === 'skipped')
+        ctx.events.emit('run:skipped', {
+          jobId: r.jobId,
+          jobName: r.jobName,
+          runId: r.runId,
+          scheduledFor: r.scheduledFor,
+          waitedFor: r.waitedFor ?? '',
+          reason: r.reason,
+        });
+      else
+        ctx.events.emit('run:missed', {
+          jobId: r.jobId,
+          jobName: r.jobName,
+          runId: r.runId,
+          scheduledFor: r.scheduledFor,
+          count: r.missed,
+          reason: r.reason,
+        });
+    }
     // Published while the next batch is claimed; waits only when too many batches are unconfirmed.
     await ctx.dispatcher.submit(claim.runs);
     return claim.full;

@@ -1,7 +1,8 @@
 import type { Knex } from '../core/db';
 import { isTransientDbError } from '../core/errors';
 import { errorText } from '../core/error-text';
-import { planClaim, type DueJobRow, type PlannedRun } from './plan';
+import { planClaim, type DueJobRow, type PlannedRun, type RecordedRun } from './plan';
+import { insertRecorded, insertRuns } from './run-rows';
 
 /**
  * The claim: one READ COMMITTED transaction per batch that locks due jobs
@@ -27,6 +28,8 @@ export interface ClaimOptions {
 export interface ClaimResult {
   /** Runs created by this claim, to publish. */
   runs: PlannedRun[];
+  /** Runs this claim recorded skipped (overlap) or missed (catch_up, starting deadline). */
+  recorded: RecordedRun[];
   /** Jobs whose schedule this claim found unreadable. */
   scheduleErrors: Array<{ jobId: number; jobName: string; error: string }>;
   /** True when a query returned a full batch, so more may be due right now. */
@@ -38,7 +41,7 @@ export interface ClaimResult {
 type ClaimRow = DueJobRow & { db_now: Date };
 
 const JOB_COLUMNS =
-  'id, name, command, routing_key, schedule, `interval`, next_run, run_now, timeout, ended_at, schedule_error, UTC_TIMESTAMP(3) AS db_now';
+  'id, name, command, routing_key, schedule, `interval`, next_run, run_now, timeout, ended_at, schedule_error, policies, enabled, paused_at, active_run_id, UTC_TIMESTAMP(3) AS db_now';
 
 /** Rows of a raw SELECT through knex's mysql2 client. */
 export async function selectRows<T>(
@@ -65,16 +68,20 @@ export async function claimDueJobs(db: Knex, opts: ClaimOptions): Promise<ClaimR
   const lead = opts.leadMs ?? 0;
   return db.transaction(
     async (trx) => {
-      // Index range scan on idx_jobs_next_run; ended jobs have next_run NULL and fall out of it.
+      // Index range scan on idx_jobs_due (enabled, paused_at, next_run), so
+      // disabled and paused jobs, whose next_run stays in the past, are never
+      // read; ended jobs have next_run NULL and fall out of it.
       const due = await selectRows<ClaimRow>(
         trx,
         `SELECT ${JOB_COLUMNS} FROM jobs
-          WHERE next_run < UTC_TIMESTAMP(3) + INTERVAL ? MICROSECOND AND ended_at IS NULL AND schedule_error IS NULL
+          WHERE enabled = 1 AND paused_at IS NULL
+            AND next_run < UTC_TIMESTAMP(3) + INTERVAL ? MICROSECOND AND ended_at IS NULL AND schedule_error IS NULL
           ORDER BY next_run LIMIT ? FOR UPDATE SKIP LOCKED`,
         [Math.round(lead * 1000), opts.batchSize],
       );
       // A separate query instead of OR, so each side uses its own index. A
-      // manual run is allowed for an ended job or one with a broken schedule.
+      // manual run is allowed for an ended job or one with a broken schedule,
+      // and for a paused or disabled one (an operator asked for it).
       const manual = opts.includeRunNow
         ? await selectRows<ClaimRow>(
             trx,
@@ -87,21 +94,22 @@ export async function claimDueJobs(db: Knex, opts: ClaimOptions): Promise<ClaimR
       for (const r of manual) rows.set(r.id, r); // the later now; still after next_run
       const result: ClaimResult = {
         runs: [],
+        recorded: [],
         scheduleErrors: [],
         full: due.length >= opts.batchSize || manual.length >= opts.batchSize,
         jobs: rows.size,
       };
       if (rows.size === 0) return result;
+      await readActiveRuns(trx, rows.values());
 
       const updates: ReturnType<typeof planClaim>['update'][] = [];
       const queuedAt = new Map<string, Date>();
       for (const row of rows.values()) {
         const plan = planClaim(row, row.db_now, undefined, lead);
         updates.push(plan.update);
-        for (const run of plan.runs) {
-          result.runs.push(run);
-          queuedAt.set(run.runId, row.db_now);
-        }
+        for (const run of [...plan.runs, ...plan.recorded]) queuedAt.set(run.runId, row.db_now);
+        result.runs.push(...plan.runs);
+        result.recorded.push(...plan.recorded);
         if (plan.newScheduleError !== undefined)
           result.scheduleErrors.push({
             jobId: row.id,
@@ -137,6 +145,14 @@ export async function claimDueJobs(db: Knex, opts: ClaimOptions): Promise<ClaimR
         }
         result.runs = inserted;
       }
+      if (result.recorded.length > 0) {
+        const inserted: RecordedRun[] = [];
+        // A record the database refuses is dropped: its run never ran either way.
+        await eachAloneOnFailure(result.recorded, async (rs) => {
+          inserted.push(...(await insertRecorded(trx, rs, queuedAt, opts.claimant)));
+        });
+        result.recorded = inserted;
+      }
       for (const [jobId, reason] of refusedJobs) {
         const text = storableReason(reason);
         await markRefused(trx, jobId, text, opts.claimant);
@@ -150,6 +166,28 @@ export async function claimDueJobs(db: Knex, opts: ClaimOptions): Promise<ClaimR
     },
     { isolationLevel: 'read committed' },
   );
+}
+
+/**
+ * The status of each overlap-forbid job's active run, for planClaim: one
+ * primary-key lookup for the batch. Read under the jobs' row locks, and the
+ * results consumer clears active_run_id in the transaction that makes the
+ * run final, so the check and the claim are one step whatever other
+ * injectors do. No row (pruned, or never written) reads as null: not going.
+ */
+async function readActiveRuns(trx: Knex.Transaction, rows: Iterable<ClaimRow>): Promise<void> {
+  const byRun = new Map<string, ClaimRow[]>();
+  for (const r of rows) {
+    r.active_status = null;
+    if (r.active_run_id) byRun.set(r.active_run_id, [...(byRun.get(r.active_run_id) ?? []), r]);
+  }
+  if (byRun.size === 0) return;
+  const found = await selectRows<{ run_id: string; status: string }>(
+    trx,
+    `SELECT run_id, status FROM runs WHERE run_id IN (${[...byRun.keys()].map(() => '?').join(', ')})`,
+    [...byRun.keys()],
+  );
+  for (const f of found) for (const r of byRun.get(f.run_id) ?? []) r.active_status = f.status;
 }
 
 /**
@@ -217,63 +255,26 @@ async function updateJobs(
   const rowsSql: string[] = [];
   const bindings: unknown[] = [];
   for (const u of updates) {
-    rowsSql.push('(?, ?, ?, ?, ?)');
-    bindings.push(u.id, u.nextRun, u.endedAt, u.clearRunNow ? 1 : 0, u.scheduleError);
+    rowsSql.push('(?, ?, ?, ?, ?, ?, ?)');
+    bindings.push(
+      u.id,
+      u.nextRun,
+      u.endedAt,
+      u.clearRunNow ? 1 : 0,
+      u.scheduleError,
+      u.activeRunId === undefined ? 0 : 1,
+      u.activeRunId ?? null,
+    );
   }
   // A table value constructor parses faster than a UNION ALL of 500 SELECTs.
   await execute(
     trx,
     `UPDATE jobs j JOIN (
-       WITH u (id, next_run, ended_at, clear_run_now, schedule_error) AS (VALUES ${rowsSql.join(', ')})
+       WITH u (id, next_run, ended_at, clear_run_now, schedule_error, set_active, active_run_id) AS (VALUES ${rowsSql.join(', ')})
        SELECT * FROM u) u ON j.id = u.id
         SET j.next_run = u.next_run, j.ended_at = u.ended_at, j.schedule_error = u.schedule_error,
-            j.run_now = IF(u.clear_run_now = 1, 0, j.run_now), j.locked_by = ?`,
+            j.run_now = IF(u.clear_run_now = 1, 0, j.run_now),
+            j.active_run_id = IF(u.set_active = 1, u.active_run_id, j.active_run_id), j.locked_by = ?`,
     [...bindings, claimant],
   );
-}
-
-/**
- * Insert the run rows. The unique key (job_id, scheduled_for) makes an
- * occurrence exist once: if a row for it is already there (next_run was set
- * back to an occurrence that already ran), the new one is dropped and that
- * occurrence is not published again. Returns the runs actually inserted.
- */
-async function insertRuns(
-  trx: Knex.Transaction,
-  runs: PlannedRun[],
-  queuedAt: Map<string, Date>,
-  claimant: string,
-): Promise<PlannedRun[]> {
-  const values: string[] = [];
-  const bindings: unknown[] = [];
-  for (const r of runs) {
-    values.push("(?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)");
-    const at = queuedAt.get(r.runId)!;
-    bindings.push(
-      r.runId,
-      r.jobId,
-      r.jobName,
-      r.scheduledFor,
-      r.trigger,
-      r.routingKey,
-      claimant,
-      at,
-      at,
-      r.missed,
-    );
-  }
-  const inserted = await execute(
-    trx,
-    `INSERT IGNORE INTO runs (run_id, job_id, job_name, scheduled_for, triggered_by, status, routing_key, claimed_by, queued_at, publish_attempt_at, missed)
-     VALUES ${values.join(', ')}`,
-    bindings,
-  );
-  if (inserted === runs.length) return runs;
-  const present = await selectRows<{ run_id: string }>(
-    trx,
-    `SELECT run_id FROM runs WHERE run_id IN (${runs.map(() => '?').join(', ')})`,
-    runs.map((r) => r.runId),
-  );
-  const ids = new Set(present.map((r) => r.run_id));
-  return runs.filter((r) => ids.has(r.runId));
 }

@@ -1,7 +1,7 @@
 import { claimAndPublish } from './claim-lanes';
 import { ClockSkewWatch } from './clock-skew';
 import type { CycleContext } from './cycle-context';
-import { retakeUnpublished } from './outbox';
+import { retakeUnpublished, takeDueRetries } from './outbox';
 import { probe, type Probe } from './probe';
 
 export interface CycleResult {
@@ -18,7 +18,8 @@ export interface CycleResult {
 /**
  * One pass of the injector's work, after which the loop decides how long to
  * sleep: retry this process's own unconfirmed publishes, probe the database
- * (one query), retake stale unpublished runs, and claim due jobs in batches
+ * (one query), retake stale unpublished runs, publish retry runs whose
+ * time has come, and claim due jobs in batches
  * that are published as they come. It throws what failed (an outage, a
  * publish of an earlier cycle that was not confirmed): the loop backs off.
  */
@@ -98,6 +99,22 @@ export class Cycle {
       if (retaken.runs.length > 0 || retaken.orphaned > 0) result.worked = true;
       else result.contended = true;
       result.full ||= retaken.full;
+    }
+
+    if (
+      p.nextRetry !== null &&
+      p.nextRetry.getTime() <= p.dbNow.getTime() &&
+      !this.ctx.stopping()
+    ) {
+      const taken = await takeDueRetries(db, { batchSize: settings.batchSize, claimant });
+      if (taken.runs.length > 0) {
+        this.ctx.events.emit('retry:due', { runIds: taken.runs.map((r) => r.runId) });
+        logger.info({ runs: taken.runs.length }, 'publishing retry runs whose time has come');
+        await dispatcher.publishNow(taken.runs);
+      }
+      if (taken.runs.length > 0 || taken.orphaned > 0) result.worked = true;
+      else result.contended = true;
+      result.full ||= taken.full;
     }
 
     const due = p.nextDue !== null && p.nextDue.getTime() < p.dbNow.getTime() + settings.leadMs;

@@ -42,6 +42,37 @@ export type InjectorEvents = {
   'batch:confirmed': [
     { confirmed: string[]; unroutable: number; failed: number; republish: boolean },
   ];
+  /**
+   * overlap forbid: a run (an occurrence, a catch-up run, a *Run now*) was
+   * recorded `skipped` because `waitedFor`, the job's run, was not final.
+   */
+  'run:skipped': [
+    {
+      jobId: number;
+      jobName: string;
+      runId: string;
+      scheduledFor: Date;
+      waitedFor: string;
+      reason: string;
+    },
+  ];
+  /**
+   * Occurrences were recorded as one `missed` run: past their
+   * starting_deadline when claimed, or left over by catch_up skip or all.
+   * `count` is how many occurrences the record stands for.
+   */
+  'run:missed': [
+    {
+      jobId: number;
+      jobName: string;
+      runId: string;
+      scheduledFor: Date;
+      count: number;
+      reason: string;
+    },
+  ];
+  /** Retry runs whose not_before had come were taken to publish (their first publish). */
+  'retry:due': [{ runIds: string[] }];
   /** The loop ended after stop(); the batches in hand are recorded. */
   stopped: [{ claimedJobs: number; published: number; errors: number }];
 };

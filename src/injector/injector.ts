@@ -184,13 +184,20 @@ export class Injector extends EventEmitter<InjectorEvents> implements Service {
     this.publishedReported = published;
   }
 
-  /** Until the earliest next_run (by the database's clock) less the lead, at most maxPollMs. */
+  /**
+   * Until the earliest next_run less the lead, or the earliest retry's
+   * not_before (retries are not published ahead), by the database's clock;
+   * at most maxPollMs.
+   */
   private sleepMs(): number {
     const { maxPollMs: max, leadMs } = this.opts.settings;
     const p = this.cycle.lastProbe;
-    if (!p || p.nextDue === null) return max;
-    const dueLocal =
-      p.localAt + (p.nextDue.getTime() - p.dbNow.getTime()) - leadMs + WAKE_MARGIN_MS;
+    if (!p) return max;
+    const wakes: number[] = [];
+    if (p.nextDue !== null) wakes.push(p.nextDue.getTime() - leadMs);
+    if (p.nextRetry !== null) wakes.push(p.nextRetry.getTime());
+    if (wakes.length === 0) return max;
+    const dueLocal = p.localAt + (Math.min(...wakes) - p.dbNow.getTime()) + WAKE_MARGIN_MS;
     return boundedDelayMs(dueLocal - this.now(), max);
   }
 

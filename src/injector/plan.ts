@@ -1,7 +1,11 @@
 import { scheduleTextOf, type JobRow } from '../core/jobs';
+import type { JobTrigger } from '../core/messages';
+import { planCatchUp } from '../core/policies';
+import { policiesOfRow } from '../core/policies/row';
 import { newRunId } from '../core/runs';
 import { cachedSchedule, type Schedule } from '../core/schedule';
 import { DEFAULT_ROUTING_KEY } from '../core/topology';
+import { admitRuns } from './admit';
 
 /**
  * What one claim does to one job, decided from the row and the database's
@@ -11,8 +15,11 @@ import { DEFAULT_ROUTING_KEY } from '../core/topology';
  * - a job is due when `next_run < now + lead` (and it has not ended and
  *   its schedule is readable); its run is for the occurrence `next_run`,
  *   and `next_run` moves to the first occurrence strictly after both now
- *   and that occurrence. The occurrences in between are skipped, never run
- *   in a burst, and counted in the run's `missed`. With a lead (the
+ *   and that occurrence. What happens to the occurrences in between (an
+ *   outage, a pause) is the job's `catch_up` (planCatchUp): `once`, the
+ *   default, skips them, never runs them in a burst, and counts them in the
+ *   run's `missed`; `skip` runs none and `all` runs up to catch_up_limit,
+ *   each recording the rest as one `missed` run. With a lead (the
  *   injector's CRONQ_INJECTOR_LEAD_MS) a run is claimed and published
  *   slightly before its occurrence; the runner holds it until the
  *   occurrence (scheduled_for), so it starts on time instead of after the
@@ -21,8 +28,13 @@ import { DEFAULT_ROUTING_KEY } from '../core/topology';
  *   is set and `next_run` cleared, so the job is never due again. So does a
  *   schedule whose next occurrence lies past 9999-12-31T23:59:59.999Z, the
  *   last time the database stores (R/<start>/P8000Y after its first run).
+ * - a disabled (`enabled = 0`) or paused (`paused_at` set) job is not due;
+ *   its next_run stays where it was, so on resume catch_up decides.
  * - `run_now = 1` adds a manual run for the database's now and clears the
- *   flag; it does not move `next_run` (the schedule goes on as before).
+ *   flag; it does not move `next_run` (the schedule goes on as before). It
+ *   runs a paused or disabled job too: an operator asked for it.
+ * - every run planned then passes the starting deadline and overlap rules
+ *   (admit.ts): it is created, or recorded `missed` or `skipped`.
  * - a schedule that cannot be read, or whose arithmetic fails in any way,
  *   and a next_run that holds no valid date record `schedule_error`, which
  *   keeps the job out of the due query until the schedule is changed; its
@@ -42,7 +54,15 @@ export type DueJobRow = Pick<
   | 'timeout'
   | 'ended_at'
   | 'schedule_error'
->;
+> & {
+  /** The policy columns (migration 28); absent reads as a job without policies. */
+  policies?: string | null;
+  enabled?: number | boolean;
+  paused_at?: Date | null;
+  active_run_id?: string | null;
+  /** Status of active_run_id's run, read by the claim; null = no such run. */
+  active_status?: string | null;
+};
 
 export interface PlannedRun {
   runId: string;
@@ -52,8 +72,28 @@ export interface PlannedRun {
   routingKey: string;
   timeoutSeconds: number | null;
   scheduledFor: Date;
-  trigger: 'schedule' | 'manual';
+  trigger: JobTrigger;
   missed: number;
+  /** scheduled_for + the job's starting_deadline, for the job message; null/absent = none. */
+  startBy?: Date | null;
+  /** 1 = the first attempt; a retry's is higher. */
+  attempt?: number;
+}
+
+/** A run recorded as final without being published: it never runs. */
+export interface RecordedRun {
+  runId: string;
+  jobId: number;
+  jobName: string;
+  routingKey: string;
+  scheduledFor: Date;
+  trigger: JobTrigger;
+  status: 'skipped' | 'missed';
+  reason: string;
+  /** Occurrences this record stands for beyond its own (skipped), or all it stands for (missed). */
+  missed: number;
+  /** skipped: the run it waited for. */
+  waitedFor?: string;
 }
 
 export interface JobUpdate {
@@ -62,10 +102,14 @@ export interface JobUpdate {
   endedAt: Date | null;
   clearRunNow: boolean;
   scheduleError: string | null;
+  /** jobs.active_run_id to write (overlap forbid); undefined = leave it as it is. */
+  activeRunId?: string | null;
 }
 
 export interface JobPlan {
   runs: PlannedRun[];
+  /** Runs recorded skipped or missed: written, never published. */
+  recorded: RecordedRun[];
   update: JobUpdate;
   /** Set when this claim found the schedule unreadable (log it once). */
   newScheduleError?: string;
@@ -91,7 +135,8 @@ export function planClaim(
     clearRunNow: false,
     scheduleError: job.schedule_error,
   };
-  const plan: JobPlan = { runs, update };
+  const plan: JobPlan = { runs, recorded: [], update };
+  const policies = policiesOfRow({ policies: job.policies ?? null, enabled: job.enabled ?? 1 });
   const base = {
     jobId: job.id,
     jobName: job.name ?? `job-${job.id}`,
@@ -104,7 +149,9 @@ export function planClaim(
     job.next_run !== null &&
     job.next_run.getTime() < now.getTime() + leadMs &&
     job.ended_at === null &&
-    job.schedule_error === null;
+    job.schedule_error === null &&
+    policies.enabled &&
+    (job.paused_at ?? null) === null;
   if (
     job.next_run !== null &&
     Number.isNaN(job.next_run.getTime()) &&
@@ -122,13 +169,29 @@ export function planClaim(
       else {
         // Claimed early, the occurrence is still ahead of now: the next one follows it.
         const next = schedule.next(occurrence.getTime() > now.getTime() ? occurrence : now);
-        runs.push({
-          ...base,
-          runId: makeRunId(),
-          scheduledFor: occurrence,
-          trigger: 'schedule',
-          missed: countMissed(schedule, occurrence, now),
-        });
+        const catchUp = planCatchUp(schedule, occurrence, now, policies);
+        for (const at of catchUp.run)
+          runs.push({
+            ...base,
+            runId: makeRunId(),
+            scheduledFor: at,
+            trigger: 'schedule',
+            missed: catchUp.coalesced,
+          });
+        if (catchUp.missed > 0) {
+          const last = catchUp.run[catchUp.run.length - 1];
+          // The first occurrence not run: unique for the job, as the schedule moves past it.
+          const first = last === undefined ? occurrence : schedule.next(last);
+          plan.recorded.push({
+            ...base,
+            runId: makeRunId(),
+            scheduledFor: first ?? occurrence,
+            trigger: 'schedule',
+            status: 'missed',
+            missed: catchUp.missed,
+            reason: catchUpReason(catchUp.missed, policies.catchUp, policies.catchUpLimit),
+          });
+        }
         // null: an Rn/ schedule ran out, or its next occurrence lies past what
         // the database stores (9999-12-31): either way the schedule has ended.
         update.nextRun = next;
@@ -137,6 +200,7 @@ export function planClaim(
     } catch (err) {
       // One job's schedule must never fail the claim of the others.
       runs.length = 0;
+      plan.recorded.length = 0;
       problem = (err instanceof Error && err.message) || 'the schedule cannot be read';
     }
     if (problem !== undefined) setError(plan, problem);
@@ -146,7 +210,14 @@ export function planClaim(
     update.clearRunNow = true;
     runs.push({ ...base, runId: makeRunId(), scheduledFor: now, trigger: 'manual', missed: 0 });
   }
+  admitRuns(plan, job, policies, now);
   return plan;
+}
+
+function catchUpReason(count: number, policy: 'once' | 'skip' | 'all', limit: number): string {
+  const what = count === 1 ? '1 occurrence' : `${count} occurrences`;
+  const rule = policy === 'all' ? `catch_up: all, at most ${limit}` : `catch_up: ${policy}`;
+  return `${what} missed while nothing could run them (${rule})`;
 }
 
 function setError(plan: JobPlan, problem: string): void {

@@ -32,6 +32,8 @@ export function jobMessageBody(run: PlannedRun): Buffer {
         timeoutSeconds: run.timeoutSeconds,
         scheduledFor: run.scheduledFor,
         trigger: run.trigger,
+        startBy: run.startBy ?? null,
+        attempt: run.attempt,
       }),
     ),
   );

@@ -1,0 +1,78 @@
+import { durationWords, type JobPolicies } from '../core/policies';
+import type { DueJobRow, JobPlan, PlannedRun } from './plan';
+
+/**
+ * The last step of a job's plan: each run planned (catch-up runs oldest
+ * first, then a manual one) passes two rules, in this order:
+ *
+ * - starting_deadline: an occurrence already later than its deadline at
+ *   claim time is recorded `missed` with the reason, not published. A run
+ *   that passes carries `startBy` (scheduled_for + the deadline) in its
+ *   job message, so a runner that would start it later refuses it too.
+ * - overlap forbid: while the job's active run (jobs.active_run_id, read
+ *   under the job's row lock with its status) is queued or running, the
+ *   run is recorded `skipped`, naming that run. Otherwise it is created
+ *   and becomes the active run, so a claim creates at most one run for
+ *   such a job and the rest of its runs are skipped behind it. An active
+ *   run that is final, or no longer in `runs`, is cleared.
+ */
+export function admitRuns(
+  plan: JobPlan,
+  job: Pick<DueJobRow, 'active_run_id' | 'active_status'>,
+  policies: JobPolicies,
+  now: Date,
+): void {
+  const deadline = policies.startingDeadlineMs;
+  const forbid = policies.overlap === 'forbid';
+  let active: { id: string; status: string } | null = null;
+  if (forbid && job.active_run_id) {
+    const status = job.active_status ?? null;
+    if (status !== null && stillGoing(status)) active = { id: job.active_run_id, status };
+    else plan.update.activeRunId = null;
+  }
+  const admitted: PlannedRun[] = [];
+  for (const run of plan.runs) {
+    const lateMs = deadline === null ? 0 : now.getTime() - (run.scheduledFor.getTime() + deadline);
+    if (deadline !== null && lateMs > 0) {
+      plan.recorded.push({
+        ...recordOf(run),
+        status: 'missed',
+        // It stood for itself and the occurrences counted on it.
+        missed: run.missed + 1,
+        reason: `not started within its starting deadline of ${durationWords(deadline)} (${durationWords(lateMs)} late when claimed)`,
+      });
+    } else if (active !== null) {
+      plan.recorded.push({
+        ...recordOf(run),
+        status: 'skipped',
+        missed: run.missed,
+        reason: `skipped: run ${active.id} was still ${active.status}`,
+        waitedFor: active.id,
+      });
+    } else {
+      if (deadline !== null) run.startBy = new Date(run.scheduledFor.getTime() + deadline);
+      admitted.push(run);
+      if (forbid) {
+        active = { id: run.runId, status: 'queued' };
+        plan.update.activeRunId = run.runId;
+      }
+    }
+  }
+  plan.runs.splice(0, plan.runs.length, ...admitted);
+}
+
+/** queued (published or waiting for a retry's time) or running: every other status is final. */
+export function stillGoing(status: string): boolean {
+  return status === 'queued' || status === 'running';
+}
+
+function recordOf(run: PlannedRun) {
+  return {
+    runId: run.runId,
+    jobId: run.jobId,
+    jobName: run.jobName,
+    routingKey: run.routingKey,
+    scheduledFor: run.scheduledFor,
+    trigger: run.trigger,
+  };
+}

@@ -1,0 +1,134 @@
+import type { Knex } from '../core/db';
+import { execute, selectRows } from './claim';
+import type { PlannedRun, RecordedRun } from './plan';
+
+/**
+ * The claim's run rows. The unique key (job_id, scheduled_for) makes an
+ * occurrence exist once: if a row for it is already there (next_run was
+ * set back to an occurrence that already ran), the new one is dropped and
+ * that occurrence is not published or recorded again.
+ */
+
+/**
+ * Rows per INSERT: catch_up all can give one job up to 1,000 runs in a
+ * claim, so a batch's rows are written in statements of bounded size
+ * (max_allowed_packet), not one.
+ */
+const ROWS_PER_STATEMENT = 1000;
+
+async function inChunks<T>(rows: T[], write: (chunk: T[]) => Promise<T[]>): Promise<T[]> {
+  if (rows.length <= ROWS_PER_STATEMENT) return write(rows);
+  const out: T[] = [];
+  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT)
+    out.push(...(await write(rows.slice(i, i + ROWS_PER_STATEMENT))));
+  return out;
+}
+
+/** Insert the runs to publish (queued, the outbox). Returns the runs actually inserted. */
+export function insertRuns(
+  trx: Knex.Transaction,
+  runs: PlannedRun[],
+  queuedAt: Map<string, Date>,
+  claimant: string,
+): Promise<PlannedRun[]> {
+  return inChunks(runs, (chunk) => insertRunChunk(trx, chunk, queuedAt, claimant));
+}
+
+async function insertRunChunk(
+  trx: Knex.Transaction,
+  runs: PlannedRun[],
+  queuedAt: Map<string, Date>,
+  claimant: string,
+): Promise<PlannedRun[]> {
+  const values: string[] = [];
+  const bindings: unknown[] = [];
+  for (const r of runs) {
+    values.push("(?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)");
+    const at = queuedAt.get(r.runId)!;
+    bindings.push(
+      r.runId,
+      r.jobId,
+      r.jobName,
+      r.scheduledFor,
+      r.trigger,
+      r.routingKey,
+      claimant,
+      at,
+      at,
+      r.missed,
+    );
+  }
+  const inserted = await execute(
+    trx,
+    `INSERT IGNORE INTO runs (run_id, job_id, job_name, scheduled_for, triggered_by, status, routing_key, claimed_by, queued_at, publish_attempt_at, missed)
+     VALUES ${values.join(', ')}`,
+    bindings,
+  );
+  if (inserted === runs.length) return runs;
+  return present(trx, runs);
+}
+
+/**
+ * Insert runs recorded final without being published (skipped, missed):
+ * no host, never started, finished at the claim. Returns those inserted.
+ */
+export function insertRecorded(
+  trx: Knex.Transaction,
+  runs: RecordedRun[],
+  queuedAt: Map<string, Date>,
+  claimant: string,
+): Promise<RecordedRun[]> {
+  return inChunks(runs, (chunk) => insertRecordedChunk(trx, chunk, queuedAt, claimant));
+}
+
+async function insertRecordedChunk(
+  trx: Knex.Transaction,
+  runs: RecordedRun[],
+  queuedAt: Map<string, Date>,
+  claimant: string,
+): Promise<RecordedRun[]> {
+  const values: string[] = [];
+  const bindings: unknown[] = [];
+  for (const r of runs) {
+    values.push('(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    const at = queuedAt.get(r.runId)!;
+    bindings.push(
+      r.runId,
+      r.jobId,
+      r.jobName,
+      r.scheduledFor,
+      r.trigger,
+      r.status,
+      r.routingKey,
+      claimant,
+      at,
+      at,
+      Math.min(r.missed, MISSED_MAX),
+      r.reason,
+    );
+  }
+  const inserted = await execute(
+    trx,
+    `INSERT IGNORE INTO runs (run_id, job_id, job_name, scheduled_for, triggered_by, status, routing_key, claimed_by, queued_at, finished_at, missed, reason)
+     VALUES ${values.join(', ')}`,
+    bindings,
+  );
+  if (inserted === runs.length) return runs;
+  return present(trx, runs);
+}
+
+/** `missed` is an INT column. */
+const MISSED_MAX = 2_147_483_647;
+
+async function present<T extends { runId: string }>(
+  trx: Knex.Transaction,
+  runs: T[],
+): Promise<T[]> {
+  const rows = await selectRows<{ run_id: string }>(
+    trx,
+    `SELECT run_id FROM runs WHERE run_id IN (${runs.map(() => '?').join(', ')})`,
+    runs.map((r) => r.runId),
+  );
+  const ids = new Set(rows.map((r) => r.run_id));
+  return runs.filter((r) => ids.has(r.runId));
+}
