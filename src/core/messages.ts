@@ -227,7 +227,9 @@ function parseStartBy(v: unknown): number | null {
   if (v === undefined || v === null) return null;
   const d = typeof v === 'string' ? parseWireTime(v) : undefined;
   if (d === undefined || d.getTime() < EARLIEST_TIME_MS)
-    throw new MessageFormatError('job message start_by must be a time after 2000-01-01 (ISO 8601 UTC)');
+    throw new MessageFormatError(
+      'job message start_by must be a time after 2000-01-01 (ISO 8601 UTC)',
+    );
   return d.getTime();
 }
 
