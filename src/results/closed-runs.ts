@@ -37,7 +37,7 @@ export async function readStoredRuns(
  * a lock by readStoredRuns, after the job locks, so no other writer
  * changes it meanwhile).
  * A run with no row, or `queued`/`running`, takes every event. A final run
- * (succeeded, failed, timed_out) takes none, except a `starting` sent no
+ * (succeeded, failed, timed_out, missed, skipped) takes none, except a `starting` sent no
  * later than it finished (delivered late; so a run's history does not
  * depend on how its messages were split into batches). A `lost` run takes
  * only the event of the outcome that corrects it. An event naming another
