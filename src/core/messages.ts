@@ -6,6 +6,7 @@ import {
   COMMAND_MAX_BYTES,
   cutChars,
   DEFAULT_OUTPUT_TAIL_BYTES,
+  EARLIEST_TIME_MS,
   HOST_MAX_CHARS,
   INT32_MAX,
   INT32_MIN,
@@ -62,10 +63,9 @@ export interface JobToRun {
    */
   notBefore: number | null;
   /**
-   * Epoch ms after which the run must not start (the message's start_by);
-   * null when the job has no starting deadline, or the field is unreadable
-   * or more than a day ahead (a deadline that far off cannot be reached
-   * before the message is read again).
+   * Epoch ms after which the run must not start (the message's start_by:
+   * its occurrence plus the job's starting_deadline); null when the job
+   * has none.
    */
   startBy?: number | null;
 }
@@ -88,6 +88,8 @@ export const RESULT_TYPES: readonly ResultType[] = ['starting', 'finished', 'fai
 
 /** How a finished run ended, beyond its return code. */
 export type FinishStatus = 'succeeded' | 'failed' | 'timed_out';
+/** What a `finished` result may say: how the run ended, or `missed` (never started: its starting deadline passed). */
+export type ResultStatus = FinishStatus | 'missed';
 
 export interface ResultMessage {
   job_id: number;
@@ -100,8 +102,8 @@ export interface ResultMessage {
   start_time?: string;
   'x-send-datetime': string;
   'x-host': string;
-  /** With `finished`: succeeded, failed, or timed_out. */
-  status?: FinishStatus;
+  /** With `finished`: succeeded, failed, timed_out, or missed (not started; no host, no return code). */
+  status?: ResultStatus;
   /** With `finished`/`failed`: the last bytes of output, decoded as UTF-8 with replacement. */
   output?: string;
   /** Why a run failed or was killed, in words. */
@@ -228,10 +230,24 @@ export function parseJobMessage(body: Buffer | string, limits: ParseLimits = {})
   const when = at !== undefined && isSaneTime(at, now) ? at : undefined;
   const scheduledFor = when ? when.toISOString() : null;
   const notBefore = when && m.trigger === 'schedule' ? when.getTime() : null;
-  // Unreadable, before 2000 or over a day ahead: no deadline, as the run is never lost for a bad field.
-  const by = typeof m.start_by === 'string' ? parseWireTime(m.start_by) : undefined;
-  const startBy = by !== undefined && isSaneTime(by, now) ? by.getTime() : null;
+  const startBy = parseStartBy(m.start_by);
   return { runId, jobId, name, command, timeoutSeconds, scheduledFor, notBefore, startBy };
+}
+
+/**
+ * start_by: absent (or null) = no deadline. Anything else must be a
+ * readable time after 2000-01-01 (no upper bound: the occurrence plus a
+ * deadline of up to ten years): a deadline the runner cannot read cannot
+ * be kept, so the message is refused rather than run however late.
+ */
+function parseStartBy(v: unknown): number | null {
+  if (v === undefined || v === null) return null;
+  const d = typeof v === 'string' ? parseWireTime(v) : undefined;
+  if (d === undefined || d.getTime() < EARLIEST_TIME_MS)
+    throw new MessageFormatError(
+      'job message start_by must be a time after 2000-01-01 (ISO 8601 UTC)',
+    );
+  return d.getTime();
 }
 
 /**
@@ -306,10 +322,16 @@ export function parseResultMessage(body: Buffer | string, limits: ParseLimits = 
     status !== undefined &&
     status !== 'succeeded' &&
     status !== 'failed' &&
-    status !== 'timed_out'
+    status !== 'timed_out' &&
+    status !== 'missed'
   ) {
-    throw new MessageFormatError('result message status must be succeeded, failed or timed_out');
+    throw new MessageFormatError(
+      'result message status must be succeeded, failed, timed_out or missed',
+    );
   }
+  // A run that never started can only say so in its one final result.
+  if (status === 'missed' && type !== 'finished')
+    throw new MessageFormatError('result message status missed comes only with type finished');
   const out: ResultMessage = {
     job_id: jobId,
     run_id: runId,
@@ -328,7 +350,7 @@ export function parseResultMessage(body: Buffer | string, limits: ParseLimits = 
 }
 
 /** Status of a run after a `finished` result, by SPEC.md's rule when the sender gave none. */
-export function finishStatus(r: ResultMessage): FinishStatus {
+export function finishStatus(r: ResultMessage): ResultStatus {
   if (r.status) return r.status;
   return r.return_code === 0 ? 'succeeded' : 'failed';
 }

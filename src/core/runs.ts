@@ -1,12 +1,19 @@
 import { randomBytes } from 'node:crypto';
 
-/** Where a run stands. `queued` until a runner starts it; the last four are final. */
-export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'lost';
+/**
+ * Where a run stands. `queued` until a runner starts it; the rest are
+ * final. `skipped` (overlap forbid) and `missed` (catch-up, starting
+ * deadline) never ran (docs/policies.md).
+ */
+export type RunStatus =
+  'queued' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'lost' | 'skipped' | 'missed';
 export const FINAL_RUN_STATUSES: readonly RunStatus[] = [
   'succeeded',
   'failed',
   'timed_out',
   'lost',
+  'skipped',
+  'missed',
 ];
 
 /** A row of the `runs` table (times are UTC Dates). */

@@ -7,6 +7,7 @@ import type { DeadLetters } from './dead-letters';
 import { shortError } from './errors';
 import type { ResultsEvents } from './events';
 import type { ResultItem } from './intake';
+import type { RetryScheduled } from './retries';
 
 export interface BatchCommitOptions {
   writer: BatchWriter;
@@ -43,11 +44,24 @@ export class BatchCommit {
     if (items.length === 0) return;
     const { logger, events } = this.opts;
     try {
-      const stored = await this.store(items);
+      const { stored, retries } = await this.store(items);
       const acked = items[items.length - 1]!.delivery.ack({ upTo: true });
       // Stored but not acked: the broker redelivers them, and writing them again changes nothing.
       if (!acked) logger.debug('channel closed before the ack; the batch will be redelivered');
       events.emit('batch:stored', { count: items.length, stored, acked });
+      for (const r of retries) {
+        logger.info(
+          {
+            run_id: r.runId,
+            job_id: r.jobId,
+            retry_run_id: r.retryRunId,
+            attempt: r.attempt,
+            not_before: r.notBefore.toISOString(),
+          },
+          'retry scheduled',
+        );
+        events.emit('retry:scheduled', r);
+      }
       if (this.failures > 0) {
         logger.info('results are being stored again');
         events.emit('batch:recovered', { failures: this.failures });
@@ -58,20 +72,20 @@ export class BatchCommit {
     }
   }
 
-  /** Write the batch, dead-letter what cannot be stored; returns how many results were stored. */
-  private async store(items: ResultItem[]): Promise<number> {
+  /** Write the batch, dead-letter what cannot be stored; returns how many results were stored, and the retries written. */
+  private async store(items: ResultItem[]): Promise<{ stored: number; retries: RetryScheduled[] }> {
     const dead = items
       .filter((i) => i.malformed !== undefined)
       .map((i) => ({ item: i, reason: i.malformed! }));
     const good = items.filter(
       (i): i is ResultItem & { result: ResultMessage } => i.result !== undefined,
     );
-    const { stored, rejected } = await this.opts.writer.write(good);
+    const { stored, rejected, retries } = await this.opts.writer.write(good);
     dead.push(...rejected);
     // Dead letters go out after the write: a failed write hands the whole
     // batch back, and a malformed message is then not published twice.
     await Promise.all(dead.map((d) => this.opts.deadLetters.publish(d.item, d.reason)));
-    return stored;
+    return { stored, retries };
   }
 
   private async handBack(items: ResultItem[], err: unknown): Promise<void> {

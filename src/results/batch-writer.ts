@@ -4,6 +4,7 @@ import { isTransientDbError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { ResultMessage } from '../core/messages';
 import { isLockConflict, isPoisonError, shortError } from './errors';
+import type { RetryScheduled } from './retries';
 import { writeResults, type WriteLimits } from './store';
 
 /**
@@ -53,21 +54,23 @@ export class BatchWriter {
    */
   async write<T extends { result: ResultMessage }>(
     items: readonly T[],
-  ): Promise<{ stored: number; rejected: Array<Rejected<T>> }> {
+  ): Promise<{ stored: number; rejected: Array<Rejected<T>>; retries: RetryScheduled[] }> {
     const rejected: Array<Rejected<T>> = [];
-    const stored = await this.writeSplitting(items, rejected);
-    return { stored, rejected };
+    const retries: RetryScheduled[] = [];
+    const stored = await this.writeSplitting(items, rejected, retries);
+    return { stored, rejected, retries };
   }
 
   private async writeSplitting<T extends { result: ResultMessage }>(
     items: readonly T[],
     rejected: Array<Rejected<T>>,
+    retries: RetryScheduled[],
   ): Promise<number> {
     if (items.length === 0) return 0;
     for (let attempt = 1; ; attempt += 1) {
       let failure: unknown;
       try {
-        await this.writeOnce(items.map((i) => i.result));
+        retries.push(...(await this.writeOnce(items.map((i) => i.result))));
         return items.length;
       } catch (err) {
         failure = err;
@@ -94,16 +97,17 @@ export class BatchWriter {
       );
       const mid = Math.ceil(items.length / 2);
       return (
-        (await this.writeSplitting(items.slice(0, mid), rejected)) +
-        (await this.writeSplitting(items.slice(mid), rejected))
+        (await this.writeSplitting(items.slice(0, mid), rejected, retries)) +
+        (await this.writeSplitting(items.slice(mid), rejected, retries))
       );
     }
   }
 
-  private async writeOnce(results: ResultMessage[]): Promise<void> {
+  /** Returns the retries the committed transaction wrote. */
+  private async writeOnce(results: ResultMessage[]): Promise<RetryScheduled[]> {
     for (let attempt = 0; ; attempt += 1) {
       try {
-        const summary = await writeResults(this.opts.db, results, this.opts.limits());
+        const summary = await writeResults(this.opts.db, results, this.opts.limits(), this.random);
         if (summary.runsOfMissingJobs.length > 0) {
           this.opts.logger.info(
             { runs: summary.runsOfMissingJobs },
@@ -114,7 +118,7 @@ export class BatchWriter {
           { messages: summary.messages, runs: summary.runs, events: summary.events },
           'results stored',
         );
-        return;
+        return summary.retries;
       } catch (err) {
         // Two consumers' batches crossed: retry at once, a few times, before handing the batch back.
         if (!isLockConflict(err) || attempt >= 3) throw err;

@@ -30,6 +30,14 @@ export type ResultsEvents = {
   'dead-lettered': [{ reason: string; refused: boolean }];
   /** A result not signed with CRONQ_MESSAGE_KEY; it is also dead-lettered. */
   refused: [{ reason: string }];
+  /**
+   * A run became final (failed, timed_out, or lost) and its job's retries
+   * policy wrote `retryRunId`, attempt `attempt`, due at `notBefore` (the
+   * database's clock), in the same transaction. Emitted after the COMMIT.
+   */
+  'retry:scheduled': [
+    { runId: string; retryRunId: string; jobId: number; attempt: number; notBefore: Date },
+  ];
   /** The lost-run sweep marked `count` silent runs lost. */
   'lost:marked': [{ count: number; runs: LostRun[] }];
   /** The lost-run sweep failed; it is tried again with backoff. */
@@ -46,5 +54,7 @@ export interface ResultsCounts {
   /** Results not signed with CRONQ_MESSAGE_KEY (also counted in deadLettered). */
   refused: number;
   lostMarked: number;
+  /** Retry runs written (by batches and by the lost-run sweep). */
+  retriesScheduled: number;
   failedWrites: number;
 }

@@ -1,4 +1,4 @@
-import { finishStatus, type ResultMessage } from '../core/messages';
+import { finishStatus, type ResultMessage, type ResultStatus } from '../core/messages';
 
 /**
  * Pure part of the results consumer: turn one batch of result messages into
@@ -21,7 +21,8 @@ export interface EventRow {
 }
 
 export interface RunOutcome {
-  status: 'succeeded' | 'failed' | 'timed_out';
+  /** `missed`: never started (its starting deadline passed); final like the others. */
+  status: ResultStatus;
   finishedAt: Date;
   returnCode: number | null;
   runTime: number | null;
@@ -92,7 +93,8 @@ export function foldResults(messages: readonly ResultMessage[]): FoldedBatch {
   for (const m of messages) {
     const sent = new Date(m['x-send-datetime']);
     const start = m.start_time ? new Date(m.start_time) : m.type === 'starting' ? sent : null;
-    const host = m['x-host'] !== '' ? m['x-host'] : null;
+    // A missed run never ran anywhere: the runner that reported it is not its host.
+    const host = m['x-host'] !== '' && m.status !== 'missed' ? m['x-host'] : null;
     jobIds.add(m.job_id);
     // Keyed by job too: a message naming another job than its run's must
     // not be folded into the run's change (the upsert then ignores it).

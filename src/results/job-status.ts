@@ -10,11 +10,18 @@ import type { Knex } from '../core/db';
  * a change moves them only forward (or keeps them on the same run, which
  * may go from running to its outcome), so an old run's late result cannot
  * overwrite a newer run's status and the outcome does not depend on the
- * order in which results arrived. Only the runs just written are looked at:
+ * order in which results arrived. A run that never started (skipped,
+ * missed) counts as ended, not started: last_run_status shows it, while
+ * current_status and last_run_start stay on the last run that ran. A retry
+ * run waiting to be published is queued, so it moves neither pair: after a
+ * failed attempt both read failed until the retry starts (retries.ts, and
+ * docs/results.md for how "retrying (2 of 3)" is shown). Only the runs just written are looked at:
  * the cost per batch does not grow with a job's history.
  */
 
-const ENDED = `('succeeded', 'failed', 'timed_out', 'lost')`;
+const ENDED = `('succeeded', 'failed', 'timed_out', 'lost', 'missed', 'skipped')`;
+/** Never started: a skipped or missed run ends without ever running, so current_status never reads running for it. */
+const NOT_STARTED = `('queued', 'skipped', 'missed')`;
 const TAKE_STARTED = `(s.run_id IS NOT NULL AND (j.current_run_for IS NULL OR s.scheduled_for >= j.current_run_for))`;
 const TAKE_ENDED = `(e.run_id IS NOT NULL AND (j.last_result_for IS NULL OR e.scheduled_for >= j.last_result_for))`;
 
@@ -28,7 +35,7 @@ function sql(placeholders: string): string {
   return `UPDATE jobs j
   JOIN (
     SELECT r.job_id,
-           MAX(IF(r.status <> 'queued', r.scheduled_for, NULL)) AS started_for,
+           MAX(IF(r.status NOT IN ${NOT_STARTED}, r.scheduled_for, NULL)) AS started_for,
            MAX(IF(r.status IN ${ENDED}, r.scheduled_for, NULL)) AS ended_for
     FROM runs r WHERE r.run_id IN (${placeholders}) GROUP BY r.job_id
   ) c ON c.job_id = j.id

@@ -52,13 +52,19 @@ export class LostSweeper {
     const { logger, events } = this.opts;
     try {
       if (!(await this.caughtUp())) return;
-      const lost = await markLostRuns(this.opts.db, this.opts.lostAfterMs);
+      const lost = await markLostRuns(
+        this.opts.db,
+        this.opts.lostAfterMs,
+        undefined,
+        this.opts.random,
+      );
       for (const r of lost)
         logger.warn(
           { run_id: r.run_id, job_id: r.job_id, host: r.host },
           'run marked lost: no heartbeat',
         );
       if (lost.length > 0) events.emit('lost:marked', { count: lost.length, runs: lost });
+      for (const r of lost) if (r.retry) events.emit('retry:scheduled', r.retry);
       if (this.attempt > 0) logger.info('lost-run check works again');
       this.attempt = 0;
     } catch (err) {

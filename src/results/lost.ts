@@ -1,5 +1,11 @@
 import type { Knex } from '../core/db';
 import { refreshJobStatus } from './job-status';
+import {
+  JOB_POLICY_COLUMNS,
+  settleFinalRuns,
+  type JobPolicyRow,
+  type RetryScheduled,
+} from './retries';
 
 /**
  * A run is lost when its runner has gone silent: status `running` and
@@ -19,13 +25,32 @@ export interface LostRun {
   run_id: string;
   job_id: number;
   host: string | null;
+  /** When its job's retries policy lists `lost`: the retry written with the mark. */
+  retry?: RetryScheduled;
 }
 
-/** Mark silent runs lost; returns the runs this call marked (at most `limit`). */
+interface LockedRun {
+  run_id: string;
+  job_id: number;
+  host: string | null;
+  attempt: number;
+  first_run_id: string | null;
+  routing_key: string | null;
+  job_name: string | null;
+}
+
+/**
+ * Mark silent runs lost; returns the runs this call marked (at most
+ * `limit`). In the same transaction, a lost run whose job's retries policy
+ * lists `lost` gets its retry, and jobs.active_run_id moves to it or is
+ * cleared (retries.ts); a run the UPDATE did not mark (another consumer
+ * did) gets neither.
+ */
 export async function markLostRuns(
   db: Knex,
   lostAfterMs: number,
   limit = 1000,
+  random: () => number = Math.random,
 ): Promise<LostRun[]> {
   const micros = Math.round(lostAfterMs * 1000);
   // A plain (non-locking) look first: in the common case nothing is stale
@@ -37,15 +62,15 @@ export async function markLostRuns(
   if (candidates.length === 0) return [];
   return db.transaction(async (trx) => {
     const jobIds = [...new Set(candidates.map((c) => Number(c.job_id)))].sort((a, b) => a - b);
-    await trx.raw(
-      `SELECT id FROM jobs WHERE id IN (${jobIds.map(() => '?').join(',')}) ORDER BY id FOR UPDATE`,
+    const [jobRows] = (await trx.raw(
+      `SELECT ${JOB_POLICY_COLUMNS} FROM jobs WHERE id IN (${jobIds.map(() => '?').join(',')}) ORDER BY id FOR UPDATE`,
       jobIds,
-    );
+    )) as [JobPolicyRow[]];
     const runIds = candidates.map((c) => c.run_id);
     const [locked] = (await trx.raw(
-      `SELECT run_id, job_id, host FROM runs WHERE run_id IN (${runIds.map(() => '?').join(',')}) AND ${STALE} ORDER BY run_id FOR UPDATE`,
+      `SELECT run_id, job_id, host, attempt, first_run_id, routing_key, job_name FROM runs WHERE run_id IN (${runIds.map(() => '?').join(',')}) AND ${STALE} ORDER BY run_id FOR UPDATE`,
       [...runIds, micros],
-    )) as [LostRun[]];
+    )) as [LockedRun[]];
     if (locked.length === 0) return [];
     await trx.raw(
       `UPDATE runs SET
@@ -60,6 +85,27 @@ export async function markLostRuns(
       trx,
       locked.map((r) => r.run_id),
     );
-    return locked;
+    // The rows were locked with the stale condition, so the UPDATE marked each of them.
+    const retries = await settleFinalRuns(
+      trx,
+      locked.map((r) => ({
+        runId: r.run_id,
+        jobId: Number(r.job_id),
+        status: 'lost',
+        attempt: Number(r.attempt),
+        firstRunId: r.first_run_id,
+        routingKey: r.routing_key,
+        jobName: r.job_name,
+      })),
+      new Map(jobRows.map((j) => [Number(j.id), j])),
+      random,
+    );
+    const byRun = new Map(retries.map((r) => [r.runId, r]));
+    return locked.map((r) => {
+      const lost: LostRun = { run_id: r.run_id, job_id: r.job_id, host: r.host };
+      const retry = byRun.get(r.run_id);
+      if (retry) lost.retry = retry;
+      return lost;
+    });
   });
 }

@@ -87,6 +87,7 @@ export class ResultsService extends EventEmitter<ResultsEvents> implements Servi
     deadLettered: 0,
     refused: 0,
     lostMarked: 0,
+    retriesScheduled: 0,
     failedWrites: 0,
   };
 
@@ -232,5 +233,6 @@ export class ResultsService extends EventEmitter<ResultsEvents> implements Servi
     this.on('dead-lettered', () => (c.deadLettered += 1));
     this.on('refused', () => (c.refused += 1));
     this.on('lost:marked', ({ count }) => (c.lostMarked += count));
+    this.on('retry:scheduled', () => (c.retriesScheduled += 1));
   }
 }

@@ -2,8 +2,15 @@ import { format } from 'mysql2';
 import type { Knex } from '../core/db';
 import type { ResultMessage } from '../core/messages';
 import { foldResults, type EventRow, type RunChange } from './fold';
-import { eventsToRecord } from './closed-runs';
+import { eventsToRecord, readStoredRuns } from './closed-runs';
 import { refreshJobStatus } from './job-status';
+import {
+  becameFinal,
+  JOB_POLICY_COLUMNS,
+  settleFinalRuns,
+  type JobPolicyRow,
+  type RetryScheduled,
+} from './retries';
 
 /**
  * Write one batch of result messages in ONE transaction with a few
@@ -16,7 +23,9 @@ import { refreshJobStatus } from './job-status';
  *      final (src/results/closed-runs.ts: the late-result rule);
  *   3. upsert the runs rows (a result for a run nobody recorded still makes
  *      one) with the state machine in the ON DUPLICATE KEY UPDATE clause;
- *   4. move the jobs' status columns forward to the newest of these runs.
+ *   4. move the jobs' status columns forward to the newest of these runs;
+ *   5. for the runs this batch made final, write the retries their jobs'
+ *      policies ask for and move or clear jobs.active_run_id (retries.ts).
  * Every statement is idempotent, so writing the same batch twice, or the
  * same message in two batches, leaves the same rows as writing it once.
  */
@@ -27,6 +36,8 @@ export interface WriteSummary {
   events: number;
   /** Run ids whose job row no longer exists (recorded on the run only). */
   runsOfMissingJobs: string[];
+  /** Retry runs written in this transaction (src/results/retries.ts). */
+  retries: RetryScheduled[];
 }
 
 /** Sizes the statements of a batch are kept under (src/results/packet.ts derives them from the server). */
@@ -41,14 +52,17 @@ export interface WriteLimits {
 
 export const DEFAULT_WRITE_LIMITS: WriteLimits = { maxStatementBytes: 4 * 1024 * 1024 };
 
-const RESOLVED = `('succeeded', 'failed', 'timed_out')`;
+/** Outcomes a result can give. */
+const RESOLVED = `('succeeded', 'failed', 'timed_out', 'missed')`;
+/** Stored statuses no outcome replaces: the outcomes, and `skipped` (the injector's; it never ran). */
+const SETTLED = `('succeeded', 'failed', 'timed_out', 'missed', 'skipped')`;
 /** The row is this run's, and of the job the message names (a result naming another job changes nothing). */
 const SAME_ROW = `(runs.run_id = VALUES(run_id) AND runs.job_id = VALUES(job_id))`;
 /** The incoming change is an outcome and the stored row has none yet (`lost` may still learn the truth). */
-const APPLY_OUTCOME = `(${SAME_ROW} AND VALUES(status) IN ${RESOLVED} AND runs.status NOT IN ${RESOLVED})`;
+const APPLY_OUTCOME = `(${SAME_ROW} AND VALUES(status) IN ${RESOLVED} AND runs.status NOT IN ${SETTLED})`;
 /**
  * The late-result rule: a run in a final state (succeeded, failed,
- * timed_out, lost) is closed. Results change nothing on it (not host,
+ * timed_out, missed, skipped, lost) is closed. Results change nothing on it (not host,
  * heartbeat_at, started_at, job_name), except the one outcome that
  * corrects a `lost` run (APPLY_OUTCOME).
  */
@@ -254,24 +268,24 @@ export async function writeResults(
   db: Knex,
   messages: readonly ResultMessage[],
   limits: WriteLimits = DEFAULT_WRITE_LIMITS,
+  random: () => number = Math.random,
 ): Promise<WriteSummary> {
   const batch = foldResults(messages);
-  if (batch.runs.length === 0) return { messages: 0, runs: 0, events: 0, runsOfMissingJobs: [] };
+  if (batch.runs.length === 0)
+    return { messages: 0, runs: 0, events: 0, runsOfMissingJobs: [], retries: [] };
   return db.transaction(async (trx) => {
     const ids = batch.jobIds;
     const [jobRows] = (await run(
       trx,
-      `SELECT id, name FROM jobs WHERE id IN (${ids.map(() => '?').join(',')}) ORDER BY id FOR UPDATE`,
+      `SELECT name, ${JOB_POLICY_COLUMNS} FROM jobs WHERE id IN (${ids.map(() => '?').join(',')}) ORDER BY id FOR UPDATE`,
       ids,
-    )) as [Array<{ id: number; name: string }>];
-    const names = new Map(jobRows.map((j) => [Number(j.id), j.name]));
-    for (const r of batch.runs) if (r.jobName === null) r.jobName = names.get(r.jobId) ?? null;
+    )) as [Array<JobPolicyRow & { name: string }>];
+    const jobs = new Map(jobRows.map((j) => [Number(j.id), j]));
+    for (const r of batch.runs) if (r.jobName === null) r.jobName = jobs.get(r.jobId)?.name ?? null;
 
-    const events = await eventsToRecord(
-      trx,
-      batch.runs,
-      batch.events.filter((e) => names.has(e.job_id)),
-    );
+    const jobEvents = batch.events.filter((e) => jobs.has(e.job_id));
+    const stored = await readStoredRuns(trx, jobEvents);
+    const events = eventsToRecord(batch.runs, jobEvents, stored);
     await insertEvents(trx, events, limits);
 
     const affected = await upsertRuns(trx, batch.runs, limits);
@@ -296,11 +310,13 @@ export async function writeResults(
     }
 
     await refreshJobStatus(trx, runIds);
+    const retries = await settleFinalRuns(trx, becameFinal(batch.runs, stored), jobs, random);
     return {
       messages: messages.length,
       runs: batch.runs.length,
       events: events.length,
-      runsOfMissingJobs: batch.runs.filter((r) => !names.has(r.jobId)).map((r) => r.runId),
+      runsOfMissingJobs: batch.runs.filter((r) => !jobs.has(r.jobId)).map((r) => r.runId),
+      retries,
     };
   });
 }

@@ -8,6 +8,8 @@ export class RunnerCounters {
   timedOut = 0;
   couldNotStart = 0;
   poison = 0;
+  /** Not started: their starting deadline had passed (recorded `missed`). */
+  missed = 0;
   duplicates = 0;
   /** Run taken into a slot -> command released in its forked shell (ms). */
   readonly startOverhead = new Samples();
@@ -22,6 +24,7 @@ export class RunnerCounters {
       timedOut: this.timedOut,
       couldNotStart: this.couldNotStart,
       poison: this.poison,
+      missed: this.missed,
       duplicates: this.duplicates,
       startOverheadMs: this.startOverhead.summary(),
       finishOverheadMs: this.finishOverhead.summary(),

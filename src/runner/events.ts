@@ -38,6 +38,12 @@ export type RunnerEvents = {
   'run:finished': [
     RunRef & { status: FinishStatus; returnCode: number | null; reason: string | undefined },
   ];
+  /**
+   * Not run: its starting deadline (`startBy`, epoch ms) had passed when it
+   * would have taken a slot, `lateMs` ago. A `finished` result with status
+   * `missed` is queued and the delivery acked.
+   */
+  'run:missed': [RunRef & { startBy: number; lateMs: number }];
   /** Nothing ran (the shell or the job log could not be prepared, or the kernel refused the fork): reported `failed`. */
   'run:could-not-start': [RunRef & { error: string }];
   /** The broker has registered the consumer: deliveries flow (on start, after a reconnect, after a release). */

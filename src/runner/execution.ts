@@ -18,6 +18,7 @@ import type { ResultOutbox } from './result-outbox';
 import {
   couldNotStartResult,
   finishedResult,
+  missedResult,
   resultMessageId,
   startingResult,
 } from './result-messages';
@@ -167,6 +168,37 @@ export class Execution {
   }
 
   /**
+   * Its starting deadline passed before it could start (slots.ts decides,
+   * when it would take a slot): it is not run. A `finished` result with
+   * status `missed` goes out and the delivery is acked, like a start; its
+   * shell, if forked, exits having run nothing.
+   */
+  miss(w: Waiting, lateMs: number): void {
+    const { job } = w;
+    this.abandon(w.prepared);
+    if (!w.delivery.live) {
+      // Back on the queue already: whoever takes it next finds it late too.
+      this.opts.events.emit('delivery:returned', {
+        runId: job.runId,
+        jobId: job.jobId,
+        why: 'lost',
+      });
+      return;
+    }
+    const result = missedResult(job, this.opts.host, lateMs);
+    void this.opts.results.send(result, resultMessageId(job.runId, result.type));
+    w.delivery.ack();
+    this.opts.counters.missed += 1;
+    this.runLogger(job).warn({ late_ms: lateMs }, result.reason);
+    this.opts.events.emit('run:missed', {
+      runId: job.runId,
+      jobId: job.jobId,
+      startBy: job.startBy ?? 0,
+      lateMs,
+    });
+  }
+
+  /**
    * Preparing the run threw (nothing ran): the run is reported `failed` with
    * the reason and acked, like a command that could not start, and the
    * runner goes on with the next.
@@ -230,7 +262,7 @@ export class Execution {
       events.emit('run:finished', {
         runId: job.runId,
         jobId: job.jobId,
-        status: result.status ?? 'failed',
+        status: result.status,
         returnCode: outcome.returnCode,
         reason: result.reason,
       });

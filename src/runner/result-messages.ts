@@ -1,4 +1,5 @@
 import type { FinishStatus, JobToRun, ResultMessage } from '../core/messages';
+import { durationWords } from '../core/policies';
 import type { ProcessOutcome } from './job-process';
 
 /**
@@ -49,13 +50,32 @@ export function couldNotStartResult(c: Common, err: Error | undefined): ResultMe
   };
 }
 
+/**
+ * `finished` with status `missed`: the run was not started because its
+ * starting deadline had passed. It never ran, so it has no start time,
+ * return code, run time or output.
+ */
+export function missedResult(job: JobToRun, host: string, lateMs: number): ResultMessage {
+  return {
+    job_id: job.jobId,
+    run_id: job.runId,
+    type: 'finished',
+    'x-send-datetime': new Date().toISOString(),
+    'x-host': host,
+    name: job.name,
+    return_code: null,
+    status: 'missed',
+    reason: `not started within its starting deadline (${durationWords(lateMs)} late)`,
+  };
+}
+
 /** `finished`: the shell ran and ended, by itself, by a timeout or by the runner's shutdown. */
 export function finishedResult(
   c: Common,
   o: ProcessOutcome,
   output: string,
   timeoutSeconds: number | null,
-): ResultMessage {
+): ResultMessage & { status: FinishStatus } {
   let status: FinishStatus = o.returnCode === 0 ? 'succeeded' : 'failed';
   let reason: string | undefined;
   if (o.terminatedBy === 'timeout') {
@@ -67,7 +87,7 @@ export function finishedResult(
   } else if (o.signal) {
     reason = `killed by ${o.signal}`;
   }
-  const msg: ResultMessage = {
+  const msg: ResultMessage & { status: FinishStatus } = {
     ...base(c, 'finished'),
     return_code: o.returnCode,
     run_time: Math.max(0, o.exitedAt - o.spawnedAt) / 1000,

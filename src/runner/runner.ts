@@ -110,6 +110,7 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
       events: this,
       blocked: () => this.outbox?.overLimit ?? false,
       start: (w) => this.execution.start(w),
+      miss: (w, lateMs) => this.execution.miss(w, lateMs),
       prepare: (job) => this.execution.prepare(job),
       abandon: (p) => this.execution.abandon(p),
       hold: (reason) => this.hold(reason),

@@ -42,6 +42,8 @@ export interface SlotsOptions {
   blocked(): boolean;
   /** Start a due delivery in a free slot (execution.ts). */
   start(w: Waiting): void;
+  /** Record a delivery whose starting deadline passed `lateMs` ago as missed, without a slot (execution.ts). */
+  miss(w: Waiting, lateMs: number): void;
   /** Fork a waiting delivery's gated shell ahead (execution.ts); may throw. */
   prepare(job: JobToRun): Prepared;
   /** Let a prepared shell exit without running anything. */
@@ -117,7 +119,7 @@ export class Slots {
 
   /**
    * Start the waiting deliveries that are due, in arrival order, while slots
-   * are free; wake again when the next early one comes due; bound how long
+   * are free (recording those past their starting deadline missed); wake again when the next early one comes due; bound how long
    * a due one may wait for a slot.
    */
   schedule(): void {
@@ -126,7 +128,14 @@ export class Slots {
     let blocked = false;
     for (let i = 0; i < this.waiting.length && !this.stopping;) {
       const w = this.waiting[i]!;
-      if (w.notBefore > now) {
+      const startBy = w.job.startBy ?? null;
+      if (startBy !== null && now > startBy) {
+        // Its starting deadline has passed: it can never start in time, so it
+        // is recorded missed now, whether or not a slot is free (a delivery
+        // that waited for a slot, in the queue or here, is covered).
+        this.waiting.splice(i, 1);
+        this.opts.miss(w, now - startBy);
+      } else if (w.notBefore > now) {
         nextDue = Math.min(nextDue, w.notBefore);
         i += 1;
       } else if (this.isFull()) {
