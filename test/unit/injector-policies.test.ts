@@ -242,7 +242,7 @@ test('policiesOfRow: unparsable or wrong text reads as the defaults, enabled fro
   assert.equal(policiesOfRow({ policies: null, enabled: 1 }).catchUp, 'once');
 });
 
-test('job message start_by: absent without a deadline, parsed when sane, ignored when not', () => {
+test('job message start_by: absent without a deadline, written and read back when set', () => {
   const base = {
     runId: 'f'.repeat(32),
     jobId: 1,
@@ -259,8 +259,6 @@ test('job message start_by: absent without a deadline, parsed when sane, ignored
   const msg = (start_by: unknown) =>
     parseJobMessage(JSON.stringify({ ...buildJobMessage(base), start_by }), { now });
   assert.equal(msg(at(5000).toISOString()).startBy, at(5000).getTime());
-  assert.equal(msg('not a time').startBy, null);
-  assert.equal(msg(new Date(now + 3 * 86_400_000).toISOString()).startBy, null);
-  assert.equal(msg('x'.repeat(10_000)).startBy, null);
   assert.equal(msg(undefined).startBy, null);
+  // Unreadable start_by: test/unit/messages-policies.test.ts (a malformed message).
 });
