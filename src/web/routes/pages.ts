@@ -117,12 +117,11 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
       commandParts: splitCommand(job.command),
       csrfToken: csrf.issue(),
       queued: req.query.queued === '1',
+      // A pause is told by the page's own note; a resume leaves none, so it gets one.
       notice:
-        req.query.paused === '1'
-          ? 'Paused: its occurrences are not claimed until it is resumed.'
-          : req.query.resumed === '1'
-            ? 'Resumed: its catch_up policy decides what happens to the occurrences it missed.'
-            : null,
+        req.query.resumed === '1'
+          ? 'Resumed: its catch_up policy decides what happens to the occurrences it missed.'
+          : null,
       now: at,
     });
   });
