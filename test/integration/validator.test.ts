@@ -241,6 +241,15 @@ describe('cronq-validator checks the policy fields (docs/policies.md)', () => {
     assert.equal(r.code, 0, r.stdout + r.stderr);
   });
 
+  test('the category file of the README is valid', async () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const json = /```json\n([\s\S]*?)```/.exec(readme.slice(readme.indexOf('## Category files')));
+    assert.ok(json, 'the README shows a category file');
+    const r = await validator(['--config', file('readme.json', json[1]!)]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /valid \(3 jobs\)/);
+  });
+
   test('bad policy values are refused in core/policies words, each naming the job and the field', async () => {
     const bad = {
       jobs: [
