@@ -124,12 +124,11 @@ for (const { label, width, height } of [
     assert.equal(await page.locator('table.jobs .flag.paused').count(), 2);
     assert.equal(await page.locator('button.cat-pause').count(), 0);
     await shot(page, `index-paused-${label}`);
-    const wide = await page.evaluate(() =>
-      [...document.querySelectorAll('body *')]
-        .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)
-        .slice(0, 5)
-        .map((e) => `${e.tagName}.${e.className}:${Math.round(e.getBoundingClientRect().right)}`),
-    );
+    // Run in the page (a string: this file is not compiled with the DOM's types).
+    const wide = (await page.evaluate(`[...document.querySelectorAll('body *')]
+      .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)
+      .slice(0, 5)
+      .map((e) => e.tagName + '.' + e.className + ':' + Math.round(e.getBoundingClientRect().right))`)) as string[];
     assert.deepEqual(wide, [], 'the job list fits the screen');
     await usable(page, 'button.cat-resume', width);
     await Promise.all([page.waitForURL(`${web.url}/`), page.click('button.cat-resume')]);
