@@ -4,7 +4,7 @@
 // and output stay plain text).
 (function () {
   'use strict';
-  var FINAL = { succeeded: 1, failed: 1, timed_out: 1, lost: 1 };
+  var FINAL = { succeeded: 1, failed: 1, timed_out: 1, lost: 1, skipped: 1, missed: 1 };
   var POLL_MS = 2500;
 
   function el(tag, attrs, children) {
@@ -22,7 +22,8 @@
       return '\u27E8U+' + ('0000' + hex).slice(-Math.max(4, hex.length)) + '\u27E9';
     });
   }
-  function statusClass(s) { return /^(queued|running|succeeded|failed|timed_out|lost)$/.test(s || '') ? 'st-' + s : 'st-unknown'; }
+  // "retrying (2 of 3)" is coloured as retrying, as the server's statusClass.
+  function statusClass(s) { var k = String(s || '').replace(/ \(.*\)$/, ''); return /^(queued|running|succeeded|failed|timed_out|lost|skipped|missed|retrying)$/.test(k) ? 'st-' + k : 'st-unknown'; }
   function statusText(s) { return s ? String(s).replace(/_/g, ' ') : 'never run'; }
   function badge(s) { return el('span', { class: 'badge ' + statusClass(s) }, [statusText(s)]); }
   function utcText(iso) { return iso ? iso.slice(0, 19).replace('T', ' ') + ' UTC' : ''; }
@@ -80,10 +81,13 @@
     return el('tr', { 'data-run-id': r.id, 'data-status': r.status }, [
       el('td', { class: 'c-status' }, [badge(r.status)]),
       el('td', null, [timeEl(r.started_at || r.queued_at)]),
-      el('td', null, [r.run_time != null ? duration(r.run_time) : r.started_at && r.completed_at ? duration((new Date(r.completed_at) - new Date(r.started_at)) / 1000) : '—']),
-      el('td', null, [r.return_code === null ? '—' : String(r.return_code)]),
-      el('td', null, [r.host || '—']),
-      el('td', null, [r.triggered_by]),
+      el('td', { class: 'c-hide-narrow' }, [r.run_time != null ? duration(r.run_time) : r.started_at && r.completed_at ? duration((new Date(r.completed_at) - new Date(r.started_at)) / 1000) : '—']),
+      el('td', { class: 'c-hide-narrow' }, [r.return_code === null ? '—' : String(r.return_code)]),
+      el('td', { class: 'c-hide-narrow' }, [r.host || '—']),
+      el('td', null, r.attempt > 1 || r.triggered_by === 'retry'
+        ? [r.triggered_by + ' ', el('span', { class: 'muted' }, ['(attempt ' + (r.attempts != null && r.attempts >= r.attempt ? r.attempt + ' of ' + r.attempts : r.attempt) + ')'])]
+        : [r.triggered_by]),
+      el('td', { class: 'reason' }, [r.reason || '']),
       el('td', null, [el('a', { class: 'mono', href: '/run/' + r.id }, [r.id.slice(0, 8)])]),
     ]);
   }

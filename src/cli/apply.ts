@@ -9,6 +9,8 @@ interface Plan {
   added: string[];
   changed: string[];
   removed: string[];
+  /** The policy fields each changed job changes (servers since #16; absent when none). */
+  policy_changes?: Record<string, string[]>;
 }
 
 /**
@@ -72,7 +74,7 @@ export async function run(argv: string[]): Promise<void> {
         return;
       }
       const done = await put('');
-      const n = (k: keyof Plan) => done[k]?.length ?? 0;
+      const n = (k: 'added' | 'changed' | 'removed') => done[k]?.length ?? 0;
       process.stdout.write(
         `applied: ${n('added')} added, ${n('changed')} changed, ${n('removed')} removed\n`,
       );
@@ -133,13 +135,30 @@ async function sendCategory(
     added: json.added ?? [],
     changed: json.changed ?? [],
     removed: json.removed ?? [],
+    policy_changes: policyChangesOf(json.policy_changes),
   };
+}
+
+/** Only lists of field names are kept from a server's answer (it is printed). */
+function policyChangesOf(v: unknown): Record<string, string[]> {
+  const out = new Map<string, string[]>();
+  if (typeof v === 'object' && v !== null && !Array.isArray(v))
+    for (const [name, fields] of Object.entries(v))
+      if (Array.isArray(fields))
+        out.set(
+          name,
+          fields.filter((f): f is string => typeof f === 'string').map((f) => f.slice(0, 40)),
+        );
+  return Object.fromEntries(out);
 }
 
 function describePlan(name: string, origin: string, p: Plan): string {
   const lines = [`plan for category "${name}" at ${origin}:`];
   for (const j of p.added) lines.push(`  + add     ${j}`);
-  for (const j of p.changed) lines.push(`  ~ change  ${j}`);
+  for (const j of p.changed) {
+    const fields = Object.hasOwn(p.policy_changes ?? {}, j) ? p.policy_changes![j]! : [];
+    lines.push(`  ~ change  ${j}${fields.length > 0 ? ` (${fields.join(', ')})` : ''}`);
+  }
   for (const j of p.removed) lines.push(`  - remove  ${j}`);
   if (lines.length === 1) lines.push('  no changes');
   return `${lines.join('\n')}\n`;

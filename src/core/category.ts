@@ -9,6 +9,12 @@ import {
 } from './topology';
 import { duplicateNameProblems, sameName } from './category-names';
 import { fieldBytesProblem, nameProblem } from './category-text';
+import {
+  POLICY_SCHEMA_PROPERTIES,
+  isPolicyPath,
+  jobPolicyProblems,
+  writtenPolicies,
+} from './category-policies';
 
 /**
  * The one schema of a category definition, shared by `cronq-validator`,
@@ -59,6 +65,7 @@ export const CATEGORY_SCHEMA = {
             description: 'Seconds before the runner kills the job; null or absent = no limit.',
           },
           description: { type: ['string', 'null'], maxLength: 10000 },
+          ...POLICY_SCHEMA_PROPERTIES,
         },
       },
     },
@@ -72,6 +79,10 @@ export interface JobDefinition {
   routing_key: string;
   timeout: number | null;
   description: string | null;
+  /** The policy fields as the file wrote them, without `enabled` (stored as jobs.policies); null: none. */
+  policies: Record<string, unknown> | null;
+  /** jobs.enabled: the file's `enabled`, true when absent. */
+  enabled: boolean;
 }
 
 export interface CategoryDefinition {
@@ -124,18 +135,22 @@ function messageOf(e: ErrorObject): string {
  * rule of category-names.ts, the name in the URL equal to the one in the body). Returns every problem found.
  */
 export function categoryProblems(doc: unknown, urlName?: string): Problem[] {
+  // Policy fields are checked by core/policies, whose messages name the job and
+  // the field; the schema's own words for them are left out.
+  const jobs = (doc as { jobs?: unknown } | null)?.jobs;
+  const policyProblems = Array.isArray(jobs) ? jobs.flatMap(jobPolicyProblems) : [];
   if (!validateShape(doc)) {
     const seen = new Set<string>();
     const problems: Problem[] = [];
     for (const e of validateShape.errors ?? []) {
       const pr = { path: pathOf(e), message: messageOf(e) };
       const key = `${pr.path}:${pr.message}`;
-      if (!seen.has(key)) {
+      if (!seen.has(key) && !isPolicyPath(pr.path)) {
         seen.add(key);
         problems.push(pr);
       }
     }
-    return problems;
+    if (problems.length > 0) return [...problems, ...policyProblems];
   }
   const d = doc as {
     category?: string;
@@ -175,6 +190,7 @@ export function categoryProblems(doc: unknown, urlName?: string): Problem[] {
       problems.push({ path: `jobs[${i}].schedule`, message: scheduleError });
   });
   problems.push(...duplicateNameProblems(d.jobs));
+  problems.push(...policyProblems);
   return problems;
 }
 
@@ -218,6 +234,8 @@ export function parseCategory(doc: unknown, urlName?: string): CategoryDefinitio
       routing_key: j.routing_key ?? 'default',
       timeout: j.timeout ?? null,
       description: j.description ?? null,
+      policies: writtenPolicies(j as Record<string, unknown>),
+      enabled: (j as { enabled?: boolean | null }).enabled ?? true,
     })),
   };
 }

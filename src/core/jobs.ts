@@ -20,6 +20,15 @@ export interface JobRow {
   description: string | null;
   ended_at: Date | null;
   schedule_error: string | null;
+  /** The policy fields as the category file wrote them (JSON, without `enabled`); null = defaults. See core/policies/row.ts. */
+  policies: string | null;
+  /** Declared by the category file; 0 keeps the job from being claimed. */
+  enabled: number;
+  /** The runtime pause (pause/resume API), apart from `enabled`. */
+  paused_at: Date | null;
+  paused_by: string | null;
+  /** overlap forbid: the run of the job not final yet. */
+  active_run_id: string | null;
 }
 
 export interface CategoryRow {

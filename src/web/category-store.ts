@@ -5,6 +5,8 @@ import { secondsToInterval, type JobRow } from '../core/jobs';
 import type { CategoryDefinition, JobDefinition } from '../core/category';
 import { duplicateNameProblems, nameKey } from '../core/category-names';
 import { parseSchedule } from '../core/schedule';
+import { POLICY_FIELDS } from '../core/policies';
+import { canonicalJson, storedPolicyFields } from '../core/category-policies';
 
 /**
  * Replace a category with the jobs of a definition, in ONE transaction:
@@ -22,17 +24,27 @@ export interface CategoryPlan {
   changed: string[];
   removed: string[];
   unchanged: string[];
+  /** For each changed job, the fields that change (`schedule`, `overlap`, `retries`, ...). */
+  changedFields: Record<string, string[]>;
 }
 
-function sameDefinition(row: JobRow, def: JobDefinition): boolean {
-  return (
-    row.name === def.name &&
-    (row.schedule ?? '') === def.schedule &&
-    (row.command ?? '') === def.command &&
-    (row.routing_key ?? 'default') === def.routing_key &&
-    (row.timeout ?? null) === def.timeout &&
-    (row.description ?? null) === def.description
-  );
+/** The fields of a kept job that `def` changes, in the file's words (empty: unchanged). */
+export function changedFields(row: JobRow, def: JobDefinition): string[] {
+  const out: string[] = [];
+  if (row.name !== def.name) out.push('name');
+  if ((row.schedule ?? '') !== def.schedule) out.push('schedule');
+  if ((row.command ?? '') !== def.command) out.push('command');
+  if ((row.routing_key ?? 'default') !== def.routing_key) out.push('routing_key');
+  if ((row.timeout ?? null) !== def.timeout) out.push('timeout');
+  if ((row.description ?? null) !== def.description) out.push('description');
+  const before = storedPolicyFields(row.policies);
+  for (const f of POLICY_FIELDS) {
+    if (f === 'enabled') {
+      if (!!(row.enabled ?? 1) !== def.enabled) out.push(f);
+    } else if (canonicalJson(before[f] ?? null) !== canonicalJson(def.policies?.[f] ?? null))
+      out.push(f);
+  }
+  return out;
 }
 
 function definitionColumns(def: JobDefinition) {
@@ -45,6 +57,9 @@ function definitionColumns(def: JobDefinition) {
     timeout: def.timeout,
     description: def.description,
     schedule: def.schedule,
+    // The pause (paused_at, paused_by) is the runtime's: a PUT never touches it.
+    policies: def.policies === null ? null : JSON.stringify(def.policies),
+    enabled: def.enabled,
     // The original's column: the period as a DATETIME counted from 1970-01-01.
     interval:
       period !== null && period !== undefined && period > 0 ? secondsToInterval(period) : null,
@@ -78,14 +93,24 @@ function plan(
 ): CategoryPlan & { byKey: Map<string, JobRow> } {
   const byKey = new Map(existing.map((j) => [nameKey(j.name), j]));
   const listed = new Set<string>();
-  const p: CategoryPlan = { added: [], changed: [], removed: [], unchanged: [] };
+  const p: CategoryPlan = {
+    added: [],
+    changed: [],
+    removed: [],
+    unchanged: [],
+    changedFields: Object.create(null) as Record<string, string[]>,
+  };
   for (const j of def.jobs) {
     const k = nameKey(j.name);
     listed.add(k);
     const row = byKey.get(k);
+    const fields = row ? changedFields(row, j) : [];
     if (!row) p.added.push(j.name);
-    else if (sameDefinition(row, j)) p.unchanged.push(j.name);
-    else p.changed.push(j.name);
+    else if (fields.length === 0) p.unchanged.push(j.name);
+    else {
+      p.changed.push(j.name);
+      p.changedFields[j.name] = fields;
+    }
   }
   for (const [k, row] of byKey) if (!listed.has(k)) p.removed.push(row.name);
   return { ...p, byKey };
@@ -101,7 +126,13 @@ export async function planCategory(
     { id: number } | undefined;
   const existing = cat ? ((await db('jobs').where('category_id', cat.id)) as JobRow[]) : [];
   const p = plan(existing, def);
-  return { added: p.added, changed: p.changed, removed: p.removed, unchanged: p.unchanged };
+  return {
+    added: p.added,
+    changed: p.changed,
+    removed: p.removed,
+    unchanged: p.unchanged,
+    changedFields: p.changedFields,
+  };
 }
 
 export async function applyCategory(
@@ -136,7 +167,7 @@ export async function applyCategory(
             category_id: categoryId,
             run_now: 0,
           });
-        } else if (!sameDefinition(row, j)) {
+        } else if (changedFields(row, j).length > 0) {
           const scheduleChanged = (row.schedule ?? '') !== j.schedule;
           await trx('jobs')
             .where('id', row.id)

@@ -76,11 +76,25 @@ export function durationText(ms: number | null | undefined): string {
   return `${h} h ${m % 60} min`;
 }
 
-const KNOWN_STATUSES = new Set(['queued', 'running', 'succeeded', 'failed', 'timed_out', 'lost']);
+const KNOWN_STATUSES = new Set([
+  'queued',
+  'running',
+  'succeeded',
+  'failed',
+  'timed_out',
+  'lost',
+  'skipped',
+  'missed',
+  'retrying',
+]);
 
 /** CSS modifier of a status badge; unknown words (legacy rows) get a neutral one. */
 export function statusClass(status: string | null | undefined): string {
-  const s = (status ?? '').trim().toLowerCase();
+  // "retrying (2 of 3)" is coloured as retrying.
+  const s = (status ?? '')
+    .trim()
+    .toLowerCase()
+    .replace(/ \(.*\)$/, '');
   return KNOWN_STATUSES.has(s) ? `st-${s}` : 'st-unknown';
 }
 

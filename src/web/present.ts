@@ -2,6 +2,9 @@ import { errorMessage } from '../core/async';
 import { intervalToSeconds, scheduleOf, scheduleTextOf } from '../core/jobs';
 import { isoUtc } from './format';
 import type { JobWithCategory, RunBrief, RunSummary } from './queries';
+import { policiesOfRow } from '../core/policies/row';
+import { attemptText, attemptsOf, policiesJson, type PolicyRow } from './present-policies';
+import { isQueuedRetry } from './run-queries';
 
 /**
  * The JSON shapes of the API (SPEC.md: the original's field names, never
@@ -22,9 +25,17 @@ export interface ApiRun {
   scheduled_for?: string | null;
   run_time?: number | null;
   reason?: string | null;
+  /** 1 = the first run; a retry's is 2 or more (docs/policies.md). */
+  attempt?: number;
+  /** The most attempts the job's retries allow now (1 + retries.max); null without retries. */
+  attempts?: number | null;
+  first_run_id?: string | null;
+  not_before?: string | null;
+  missed?: number;
+  job_name?: string | null;
 }
 
-export function runJson(r: RunBrief | RunSummary): ApiRun {
+export function runJson(r: RunBrief | RunSummary, attempts?: number | null): ApiRun {
   const out: ApiRun = {
     id: r.run_id,
     job_id: r.job_id,
@@ -40,6 +51,12 @@ export function runJson(r: RunBrief | RunSummary): ApiRun {
     out.scheduled_for = isoUtc(r.scheduled_for);
     out.run_time = r.run_time;
     out.reason = r.reason;
+    out.attempt = r.attempt;
+    if (attempts !== undefined) out.attempts = attempts;
+    out.first_run_id = r.first_run_id;
+    out.not_before = isoUtc(r.not_before);
+    out.missed = r.missed;
+    out.job_name = r.job_name;
   }
   return out;
 }
@@ -47,7 +64,9 @@ export function runJson(r: RunBrief | RunSummary): ApiRun {
 export function jobJson(
   j: JobWithCategory,
   runs: Array<RunBrief | RunSummary>,
+  retryAttempts: ReadonlyMap<string, number> = new Map(),
 ): Record<string, unknown> {
+  const attempts = attemptsOf(j);
   return {
     id: j.id,
     category_id: j.category_id,
@@ -68,15 +87,29 @@ export function jobJson(
     run_now: !!j.run_now,
     ended_at: isoUtc(j.ended_at),
     schedule_error: j.schedule_error,
-    runs: runs.map(runJson),
+    status: jobStatus(j, runs[0], retryAttempts.get(runs[0]?.run_id ?? '')),
+    enabled: !!j.enabled,
+    paused_at: isoUtc(j.paused_at),
+    paused_by: j.paused_by,
+    policies: policiesJson(policiesOfRow(j)),
+    runs: runs.map((r) => runJson(r, attempts)),
   };
 }
 
-/** What a job "is" right now: its newest run's status, else the original's columns. */
+/**
+ * What a job "is" right now: its newest run's status, else the original's
+ * columns. A newest run that is a retry still queued (waiting for its
+ * not_before, or for a runner) reads "retrying (2 of 3)": the run before it
+ * in its chain failed, and another attempt is coming. `attempt` is that
+ * retry's (queuedRetryAttempts reads it for lists).
+ */
 export function jobStatus(
-  j: Pick<JobWithCategory, 'current_status' | 'last_run_status'>,
-  latest: RunBrief | undefined,
+  j: Pick<JobWithCategory, 'current_status' | 'last_run_status'> & PolicyRow,
+  latest: Pick<RunBrief, 'status' | 'triggered_by'> | undefined,
+  attempt?: number,
 ): string | null {
+  if (latest && isQueuedRetry(latest))
+    return attempt === undefined ? 'retrying' : `retrying (${attemptText(attempt, attemptsOf(j))})`;
   if (latest) return latest.status;
   if (j.current_status?.trim() === 'running') return 'running';
   return j.last_run_status?.trim() || j.current_status?.trim() || null;

@@ -12,8 +12,14 @@ import type { RunRow } from '../core/runs';
 
 export type JobWithCategory = JobRow & { category_name: string | null };
 
-/** A run without its (possibly large) output, for lists. */
-export type RunSummary = Omit<RunRow, 'output_tail'>;
+/** A run without its (possibly large) output, for lists; with the retry columns of docs/policies.md. */
+export type RunSummary = Omit<RunRow, 'output_tail' | 'status' | 'triggered_by'> & {
+  status: string;
+  triggered_by: string;
+  attempt: number;
+  first_run_id: string | null;
+  not_before: Date | null;
+};
 
 const RUN_SUMMARY_COLUMNS = [
   'run_id',
@@ -34,15 +40,18 @@ const RUN_SUMMARY_COLUMNS = [
   'run_time',
   'reason',
   'missed',
+  'attempt',
+  'first_run_id',
+  'not_before',
 ];
-const RUN_SUMMARY_SQL = RUN_SUMMARY_COLUMNS.map((c) => `\`${c}\``).join(', ');
+export const RUN_SUMMARY_SQL = RUN_SUMMARY_COLUMNS.map((c) => `\`${c}\``).join(', ');
 
 /**
  * The columns of a run in lists of many jobs: exactly those of the covering
  * index idx_runs_job_recent, so the query never touches the table rows.
  */
 export type RunBrief = Pick<
-  RunRow,
+  RunSummary,
   | 'run_id'
   | 'job_id'
   | 'queued_at'
@@ -286,21 +295,6 @@ export async function eventsOfRuns(
   for (const r of rows) if (r.run_id !== null) out.get(r.run_id)?.push(r);
   for (const list of out.values()) list.sort((a, b) => a.id - b.id);
   return out;
-}
-
-const FAILED_STATUSES = ['failed', 'timed_out', 'lost'] as const;
-
-/**
- * The latest `limit` failed, timed-out or lost runs. One branch per status
- * so each reads only `limit` rows from the (status, finished_at) index
- * instead of sorting every failure ever recorded.
- */
-export async function latestFailures(db: Knex, limit: number): Promise<RunSummary[]> {
-  const n = Math.floor(limit);
-  const branch = `(SELECT ${RUN_SUMMARY_SQL} FROM runs WHERE status = ? ORDER BY finished_at DESC LIMIT ${n})`;
-  const sql = `SELECT * FROM (${FAILED_STATUSES.map(() => branch).join(' UNION ALL ')}) f ORDER BY COALESCE(finished_at, queued_at) DESC LIMIT ${n}`;
-  const [rows] = (await db.raw(sql, [...FAILED_STATUSES])) as [RunSummary[]];
-  return rows;
 }
 
 export async function categories(

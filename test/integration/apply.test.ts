@@ -123,6 +123,42 @@ describe('cronq apply against a running web admin', () => {
     ]);
   });
 
+  test('a change of policy fields is a change of the job, naming the fields', async () => {
+    const base = { category: 'pol', jobs: [job('one'), job('two')] };
+    assert.equal((await apply([file('pol.json', base)])).code, 0);
+    const changed = {
+      category: 'pol',
+      jobs: [
+        { ...job('one'), overlap: 'forbid', retries: { max: 2 } },
+        { ...job('two'), enabled: false },
+      ],
+    };
+    const dry = await apply([file('pol.json', changed), '--dry-run']);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.equal(
+      dry.stdout,
+      `plan for category "pol" at http://127.0.0.1:${port}:\n  ~ change  one (overlap, retries)\n  ~ change  two (enabled)\ndry run: nothing changed\n`,
+    );
+    const r = await apply([file('pol.json', changed)]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /applied: 0 added, 2 changed, 0 removed\n$/);
+    const rows = await t.db('jobs').whereIn('name', ['one', 'two']).orderBy('name');
+    assert.deepEqual(JSON.parse(rows[0].policies), { overlap: 'forbid', retries: { max: 2 } });
+    assert.equal(rows[1].enabled, 0);
+  });
+
+  test('a bad policy field is refused locally with the job and the field; nothing is sent', async () => {
+    const r = await apply([
+      file('badpol.json', { category: 'pol', jobs: [{ ...job('one'), overlap: 'replace' }] }),
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /^jobs\[0\]\.overlap: must be "allow" or "forbid" \(job "one"\)$/m);
+    assert.equal(
+      JSON.parse((await t.db('jobs').where('name', 'one').first()).policies).overlap,
+      'forbid',
+    );
+  });
+
   test('applying the same file again reports no changes', async () => {
     const f = file('ci.json', {
       category: 'ci',

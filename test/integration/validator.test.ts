@@ -211,3 +211,81 @@ describe('the shipped JSON Schema is the schema the API uses', () => {
     assert.match(r.stdout, /0 valid, 1 invalid/);
   });
 });
+
+describe('cronq-validator checks the policy fields (docs/policies.md)', () => {
+  const policed = {
+    category: 'p',
+    jobs: [
+      {
+        ...GOOD.jobs[1],
+        overlap: 'forbid',
+        catch_up: 'all',
+        catch_up_limit: 20,
+        starting_deadline: 'PT2H',
+        retries: { max: 2, delay: 'PT30S', backoff: 2, max_delay: 'PT15M', on: ['failed', 'lost'] },
+        enabled: false,
+      },
+    ],
+  };
+
+  test('every policy field, as docs/policies.md writes it, is valid', async () => {
+    const r = await validator(['--config', file('policed.json', policed)]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+  });
+
+  test('the example of docs/policies.md is valid', async () => {
+    const doc = readFileSync(path.join(ROOT, 'docs', 'policies.md'), 'utf8');
+    const json = /```json\n([\s\S]*?)```/.exec(doc);
+    assert.ok(json, 'docs/policies.md shows a category file');
+    const r = await validator(['--config', file('policies-doc.json', json[1]!)]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+  });
+
+  test('the category file of the README is valid', async () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const json = /```json\n([\s\S]*?)```/.exec(readme.slice(readme.indexOf('## Category files')));
+    assert.ok(json, 'the README shows a category file');
+    const r = await validator(['--config', file('readme.json', json[1]!)]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /valid \(3 jobs\)/);
+  });
+
+  test('bad policy values are refused in core/policies words, each naming the job and the field', async () => {
+    const bad = {
+      jobs: [
+        {
+          ...GOOD.jobs[1],
+          overlap: 'replace',
+          catch_up_limit: 5000,
+          starting_deadline: 'P1Y',
+          retries: { max: 101, on: ['sometimes'] },
+        },
+      ],
+    };
+    const r = await validator(['--config', file('bad-policies.json', bad)]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    for (const re of [
+      /^jobs\[0\]\.overlap: must be "allow" or "forbid" \(job "Nightly"\)$/,
+      /^jobs\[0\]\.catch_up_limit: must be a whole number from 1 to 1000 \(job "Nightly"\)$/,
+      /^jobs\[0\]\.starting_deadline: years and months have no fixed length.* \(job "Nightly"\)$/,
+      /^jobs\[0\]\.retries\.max: must be a whole number from 0 to 100 \(job "Nightly"\)$/,
+      /^jobs\[0\]\.retries\.on: must list one or more of "failed", "timed_out", "lost" \(job "Nightly"\)$/,
+    ])
+      assert.ok(
+        lines.some((l) => re.test(l)),
+        `no line matching ${re} in:\n${r.stdout}`,
+      );
+    assert.equal(lines.length, 5, r.stdout);
+  });
+
+  test('a policy problem beside a schema problem: both are listed', async () => {
+    const r = await validator([
+      '--config',
+      file('both.json', { jobs: [{ name: 'a', command: 'x', overlap: 'never' }] }),
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /^jobs\[0\]\.schedule: is required$/m);
+    assert.match(r.stdout, /^jobs\[0\]\.overlap: must be "allow" or "forbid" \(job "a"\)$/m);
+  });
+});

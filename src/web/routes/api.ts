@@ -1,11 +1,18 @@
-import express, { Router, type Request } from 'express';
+import express, { Router } from 'express';
 import { parseCategory } from '../../core/category';
+import { storedPolicyFields } from '../../core/category-policies';
 import { scheduleTextOf } from '../../core/jobs';
 import { NotFoundError, ValidationError } from '../../core/errors';
-import { applyCategory, planCategory } from '../category-store';
+import { applyCategory, planCategory, type CategoryPlan } from '../category-store';
+import { POLICY_FIELDS } from '../../core/policies';
 import { HttpError } from '../errors';
+import { intParam, ints, jobIdParam, values } from '../params';
 import { jobJson, jobStatus, runJson } from '../present';
 import * as q from '../queries';
+import { queuedRetryAttempts } from '../run-queries';
+import { attemptsOf } from '../present-policies';
+import { apiPauseRouter } from './api-pause';
+import { apiRunsRouter } from './api-runs';
 import type { WebDeps } from '../app';
 
 /** Runs listed with each job in GET /api/jobs (newest first). */
@@ -16,41 +23,6 @@ export const MAX_RUNS_PER_CATEGORY = 2000;
 export const LIVE_MAX_JOBS = 200;
 export const LIVE_MAX_RUNS = 10;
 
-function values(v: unknown): string[] | undefined {
-  if (v === undefined) return undefined;
-  const list = (Array.isArray(v) ? v : [v]).flatMap((x) => String(x).split(','));
-  return list.map((s) => s.trim()).filter((s) => s !== '');
-}
-
-function ints(name: string, v: unknown): number[] | undefined {
-  const list = values(v);
-  if (list === undefined) return undefined;
-  return list.map((s) => {
-    if (!/^\d{1,10}$/.test(s))
-      throw new ValidationError(`${name}: "${s}" is not a whole number`, [
-        { path: name, message: 'must be a whole number' },
-      ]);
-    return Number(s);
-  });
-}
-
-function intParam(name: string, v: unknown, def: number, min: number, max: number): number {
-  if (v === undefined || v === '') return def;
-  const s = String(v);
-  const n = Number(s);
-  if (!/^\d+$/.test(s) || n < min || n > max)
-    throw new ValidationError(`${name}: must be a whole number from ${min} to ${max}`, [
-      { path: name, message: `must be a whole number from ${min} to ${max}` },
-    ]);
-  return n;
-}
-
-function jobIdParam(req: Request): number {
-  const raw = String(req.params.id);
-  if (!/^\d{1,10}$/.test(raw)) throw new NotFoundError(`no job with id ${raw}`);
-  return Number(raw);
-}
-
 function sortParam(v: unknown): q.ApiJobQuery['sort'] {
   if (v === undefined || v === '') return { field: 'id', dir: 'asc' };
   const m = /^(id|name|category_id)(?:\.(asc|desc))?$/.exec(String(v));
@@ -59,6 +31,27 @@ function sortParam(v: unknown): q.ApiJobQuery['sort'] {
       { path: 'sort', message: 'expected <id|name|category_id>.<asc|desc>' },
     ]);
   return { field: m[1] as q.JobSortField, dir: (m[2] ?? 'asc') as 'asc' | 'desc' };
+}
+
+/**
+ * A PUT's answer: the original's added/changed/removed, plus `policy_changes`
+ * (`{"backup": ["overlap", "retries"]}`) naming the policy fields each changed
+ * job changes, only when there are some (so a file without policies answers
+ * exactly as before).
+ */
+function planJson(p: CategoryPlan): Record<string, unknown> {
+  // No prototype: a job may be called "__proto__".
+  const policyChanges = Object.create(null) as Record<string, string[]>;
+  for (const [name, fields] of Object.entries(p.changedFields)) {
+    const policy = fields.filter((f) => (POLICY_FIELDS as readonly string[]).includes(f));
+    if (policy.length > 0) policyChanges[name] = policy;
+  }
+  return {
+    added: p.added,
+    changed: p.changed,
+    removed: p.removed,
+    ...(Object.keys(policyChanges).length > 0 ? { policy_changes: policyChanges } : {}),
+  };
 }
 
 export function apiRouter(deps: WebDeps): Router {
@@ -85,12 +78,16 @@ export function apiRouter(deps: WebDeps): Router {
       jobs.map((j) => j.id),
       Math.min(API_RUNS_PER_JOB, Math.floor(MAX_RUNS_PER_CATEGORY / Math.max(1, jobs.length))),
     );
+    const retries = await queuedRetryAttempts(
+      db,
+      [...runs.values()].map((list) => list[0]),
+    );
     res.json({
       data: {
         category: {
           id: cat.id,
           name: cat.name,
-          jobs: jobs.map((j) => jobJson(j, runs.get(j.id) ?? [])),
+          jobs: jobs.map((j) => jobJson(j, runs.get(j.id) ?? [], retries)),
           // The category as a PUT body, so GET -> edit -> PUT round-trips.
           definition: {
             category: cat.name,
@@ -101,6 +98,8 @@ export function apiRouter(deps: WebDeps): Router {
               routing_key: j.routing_key ?? 'default',
               ...(j.timeout !== null ? { timeout: j.timeout } : {}),
               ...(j.description !== null ? { description: j.description } : {}),
+              ...storedPolicyFields(j.policies),
+              ...(j.enabled ? {} : { enabled: false }),
             })),
           },
         },
@@ -122,7 +121,7 @@ export function apiRouter(deps: WebDeps): Router {
     const dry = req.query.dry_run;
     if (dry !== undefined && dry !== '0' && dry !== 'false') {
       const p = await planCategory(db, name, def);
-      res.json({ status: 'dry_run', added: p.added, changed: p.changed, removed: p.removed });
+      res.json({ status: 'dry_run', ...planJson(p) });
       return;
     }
     const p = await applyCategory(db, name, def);
@@ -135,7 +134,7 @@ export function apiRouter(deps: WebDeps): Router {
       },
       'category replaced',
     );
-    res.json({ status: 'success', added: p.added, changed: p.changed, removed: p.removed });
+    res.json({ status: 'success', ...planJson(p) });
   };
   r.put('/category/:name', json, putCategory);
   r.post('/category/:name', json, putCategory);
@@ -156,15 +155,23 @@ export function apiRouter(deps: WebDeps): Router {
       jobs.map((j) => j.id),
       API_RUNS_PER_JOB,
     );
-    res.json({ data: { jobs: jobs.map((j) => jobJson(j, runs.get(j.id) ?? [])) } });
+    const retries = await queuedRetryAttempts(
+      db,
+      [...runs.values()].map((list) => list[0]),
+    );
+    res.json({ data: { jobs: jobs.map((j) => jobJson(j, runs.get(j.id) ?? [], retries)) } });
   });
 
   r.get('/jobs/:id', async (req, res) => {
     const id = jobIdParam(req);
     const job = await q.jobById(db, id);
     if (!job) throw new NotFoundError(`no job with id ${id}`);
-    const runs = await q.recentRuns(db, [id], API_RUNS_PER_JOB);
-    res.json({ data: { job: jobJson(job, runs.get(id) ?? []) } });
+    const runs = (await q.recentRuns(db, [id], API_RUNS_PER_JOB)).get(id) ?? [];
+    res.json({
+      data: {
+        job: jobJson(job, runs, new Map(runs[0] ? [[runs[0].run_id, runs[0].attempt]] : [])),
+      },
+    });
   });
 
   r.post('/jobs/:id/run', async (req, res) => {
@@ -195,7 +202,14 @@ export function apiRouter(deps: WebDeps): Router {
           sort: { field: 'id', dir: 'asc' },
         })
       : [];
-    const runs = await q.recentRunsBrief(db, jobIds, perJob);
+    // One job (its page) gets its runs whole: reasons and attempts of skipped, missed and retry runs.
+    const runs: Map<number, Array<q.RunBrief | q.RunSummary>> = jobIds.length === 1
+      ? await q.recentRuns(db, jobIds, perJob)
+      : await q.recentRunsBrief(db, jobIds, perJob);
+    const retries = await queuedRetryAttempts(
+      db,
+      [...runs.values()].map((list) => list[0]),
+    );
     const single = await q.runsByIds(db, wanted);
     const events = await q.eventsOfRuns(
       db,
@@ -205,10 +219,10 @@ export function apiRouter(deps: WebDeps): Router {
     for (const j of jobs) {
       const list = runs.get(j.id) ?? [];
       jobsOut[j.id] = {
-        status: jobStatus(j, list[0]),
+        status: jobStatus(j, list[0], retries.get(list[0]?.run_id ?? '')),
         last_run_start: j.last_run_start,
         last_run_stop: j.last_run_stop,
-        runs: list.map(runJson),
+        runs: list.map((run) => runJson(run, attemptsOf(j))),
       };
     }
     const runsOut: Record<string, unknown> = {};
@@ -221,6 +235,9 @@ export function apiRouter(deps: WebDeps): Router {
       };
     res.json({ data: { jobs: jobsOut, runs: runsOut } });
   });
+
+  r.use(apiPauseRouter(deps));
+  r.use(apiRunsRouter(deps));
 
   r.use((req, _res, next) =>
     next(new HttpError(404, `no such API route: ${req.method} /api${req.path}`)),

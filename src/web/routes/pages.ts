@@ -5,6 +5,10 @@ import type { CsrfTokens } from '../csrf';
 import { logUrl, splitCommand } from '../format';
 import { jobStatus, scheduleView } from '../present';
 import * as q from '../queries';
+import { pausedBy, setCategoryPaused, setJobPaused } from '../pause';
+import { policiesOfRow } from '../../core/policies/row';
+import { attemptText, attemptsOf, policiesJson } from '../present-policies';
+import { latestFailureChains, queuedRetryAttempts } from '../run-queries';
 
 /** Jobs per page of `/`. */
 export const JOBS_PER_PAGE = 100;
@@ -59,6 +63,10 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
       jobs.map((j) => j.id),
       DOTS_PER_JOB,
     );
+    const retries = await queuedRetryAttempts(
+      db,
+      [...runs.values()].map((list) => list[0]),
+    );
     const at = now();
     const groups: Array<{ id: number | null; name: string; jobs: unknown[] }> = [];
     for (const j of jobs) {
@@ -71,7 +79,7 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
       const latest = list[0];
       g.jobs.push({
         job: j,
-        status: jobStatus(j, latest),
+        status: jobStatus(j, latest, retries.get(latest?.run_id ?? '')),
         lastStart: latest ? (latest.started_at ?? latest.queued_at) : j.last_run_start,
         schedule: scheduleView(j, at, 0),
         dots: [...list].reverse(),
@@ -85,6 +93,7 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
       page,
       pages: Math.max(1, Math.ceil(total / JOBS_PER_PAGE)),
       total,
+      csrfToken: csrf.issue(),
       now: at,
     });
   });
@@ -99,12 +108,20 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
       title: job.name,
       nav: 'jobs',
       job,
-      status: jobStatus(job, runs[0]),
+      status: jobStatus(job, runs[0], runs[0]?.attempt),
       runs,
+      attempts: attemptsOf(job),
+      attemptText,
+      policies: policiesJson(policiesOfRow(job)),
       schedule: scheduleView(job, at, 5),
       commandParts: splitCommand(job.command),
       csrfToken: csrf.issue(),
       queued: req.query.queued === '1',
+      // A pause is told by the page's own note; a resume leaves none, so it gets one.
+      notice:
+        req.query.resumed === '1'
+          ? 'Resumed: its catch_up policy decides what happens to the occurrences it missed.'
+          : null,
       now: at,
     });
   });
@@ -116,6 +133,28 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
     res.redirect(303, `/job/${id}?queued=1`);
   });
 
+  for (const action of ['pause', 'resume'] as const) {
+    r.post(`/job/:id/${action}`, async (req, res) => {
+      const id = jobIdOf(req);
+      const by = action === 'pause' ? pausedBy(req, 'admin') : null;
+      if (!(await setJobPaused(db, id, by))) throw new NotFoundError(`no job with id ${id}`);
+      deps.logger.info({ job_id: id, by }, `job ${action}d (form)`);
+      res.redirect(303, `/job/${id}?${action === 'pause' ? 'paused' : 'resumed'}=1`);
+    });
+
+    // The index lists categories by id (a name may hold any character).
+    r.post(`/categories/:id/${action}`, async (req, res) => {
+      const raw = String(req.params.id);
+      const cat = /^\d{1,10}$/.test(raw) ? (await q.categories(db, [Number(raw)]))[0] : undefined;
+      if (!cat) throw new NotFoundError(`no category with id ${raw}`);
+      const by = action === 'pause' ? pausedBy(req, 'admin') : null;
+      const n = await setCategoryPaused(db, cat.id, by);
+      deps.logger.info({ category: cat.name, changed: n.changed }, `category ${action}d (form)`);
+      const back = typeof req.body?.q === 'string' ? String(req.body.q).slice(0, 200) : '';
+      res.redirect(303, `/${back ? `?${new URLSearchParams({ q: back }).toString()}` : ''}`);
+    });
+  }
+
   r.get('/run/:run_id', async (req, res) => {
     const runId = String(req.params.run_id);
     if (!/^[0-9a-fA-F]{32}$/.test(runId)) throw new NotFoundError(`no run with id ${runId}`);
@@ -125,6 +164,7 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
     const jobId = run?.job_id ?? events[0]?.job_id ?? null;
     const job = jobId !== null ? await q.jobById(db, jobId) : undefined;
     const at = now();
+    const attempts = job ? attemptsOf(job) : null;
     await renderPage(res, 'run', {
       title: `Run ${id.slice(0, 8)}`,
       nav: 'jobs',
@@ -134,6 +174,7 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
       job: job ?? null,
       jobId,
       jobName: job?.name ?? run?.job_name ?? (jobId !== null ? `job ${jobId}` : 'unknown job'),
+      attemptLabel: run ? attemptText(run.attempt, attempts) : null,
       logLink: run ? logUrl(config.web.logUrlTemplate, run, at) : null,
       outputShownChars: q.OUTPUT_SHOWN_CHARS,
       now: at,
@@ -141,7 +182,7 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
   });
 
   r.get('/failures', async (_req, res) => {
-    const runs = await q.latestFailures(db, 50);
+    const runs = await latestFailureChains(db, 50);
     await renderPage(res, 'failures', { title: 'Failures', nav: 'failures', runs, now: now() });
   });
 

@@ -1,0 +1,101 @@
+import type { Knex } from '../core/db';
+import { RUN_SUMMARY_SQL, type RunBrief, type RunSummary } from './queries';
+
+/**
+ * Reads of runs across jobs: the GET /api/runs list, the failures page
+ * (one line per failure chain) and the attempt of queued retries (for a
+ * job's "retrying (2 of 3)").
+ */
+
+/** Every status a run may have (docs/policies.md adds skipped and missed). */
+export const RUN_STATUSES = [
+  'queued',
+  'running',
+  'succeeded',
+  'failed',
+  'timed_out',
+  'lost',
+  'skipped',
+  'missed',
+] as const;
+
+export interface RunListQuery {
+  jobIds?: number[];
+  statuses?: string[];
+  /** On queued_at, inclusive / exclusive. */
+  since?: Date;
+  until?: Date;
+  page: number;
+  perPage: number;
+}
+
+/**
+ * GET /api/runs: newest first by queued_at (every run has one, skipped and
+ * missed runs included; the (job_id, queued_at) index serves a job's list).
+ */
+export async function listRuns(db: Knex, q: RunListQuery): Promise<RunSummary[]> {
+  const qb = db('runs').select(db.raw(RUN_SUMMARY_SQL));
+  if (q.jobIds) qb.whereIn('job_id', q.jobIds);
+  if (q.statuses) qb.whereIn('status', q.statuses);
+  if (q.since) qb.where('queued_at', '>=', q.since);
+  if (q.until) qb.where('queued_at', '<', q.until);
+  return (await qb
+    .orderBy([
+      { column: 'queued_at', order: 'desc' },
+      { column: 'run_id', order: 'desc' },
+    ])
+    .limit(q.perPage)
+    .offset(q.page * q.perPage)) as RunSummary[];
+}
+
+/**
+ * The attempt of each job's newest run when that run is a retry still
+ * queued: the one case where a job reads "retrying (n of m)". One query by
+ * primary key for those runs only (the lists read runs from an index that
+ * does not hold `attempt`).
+ */
+export async function queuedRetryAttempts(
+  db: Knex,
+  newest: Iterable<RunBrief | undefined>,
+): Promise<Map<string, number>> {
+  const ids: string[] = [];
+  for (const r of newest) if (r && isQueuedRetry(r)) ids.push(r.run_id);
+  if (ids.length === 0) return new Map();
+  const rows = (await db('runs').select('run_id', 'attempt').whereIn('run_id', ids)) as Array<{
+    run_id: string;
+    attempt: number;
+  }>;
+  return new Map(rows.map((r) => [r.run_id, r.attempt]));
+}
+
+export function isQueuedRetry(r: Pick<RunBrief, 'status' | 'triggered_by'>): boolean {
+  return r.status === 'queued' && r.triggered_by === 'retry';
+}
+
+const FAILED_STATUSES = ['failed', 'timed_out', 'lost'] as const;
+/** Failed runs read per chain listed: enough for chains of a few attempts, and bounded. */
+const FAILURES_READ_PER_LINE = 4;
+
+export type FailureLine = RunSummary & { attempts_failed: number };
+
+/**
+ * The latest `limit` failure chains: a run and its retries (grouped by
+ * COALESCE(first_run_id, run_id)) are one line, showing the chain's latest
+ * failed attempt and how many of its attempts failed. Reads at most
+ * FAILURES_READ_PER_LINE × limit of the newest failures, one index branch
+ * per status, instead of grouping every failure ever recorded.
+ */
+export async function latestFailureChains(db: Knex, limit: number): Promise<FailureLine[]> {
+  const n = Math.floor(limit) * FAILURES_READ_PER_LINE;
+  const branch = `(SELECT ${RUN_SUMMARY_SQL} FROM runs WHERE status = ? ORDER BY finished_at DESC LIMIT ${n})`;
+  const sql = `SELECT * FROM (${FAILED_STATUSES.map(() => branch).join(' UNION ALL ')}) f ORDER BY COALESCE(finished_at, queued_at) DESC, attempt DESC LIMIT ${n}`;
+  const [rows] = (await db.raw(sql, [...FAILED_STATUSES])) as [RunSummary[]];
+  const chains = new Map<string, FailureLine>();
+  for (const r of rows) {
+    const key = r.first_run_id ?? r.run_id;
+    const seen = chains.get(key);
+    if (seen) seen.attempts_failed += 1;
+    else if (chains.size < limit) chains.set(key, { ...r, attempts_failed: 1 });
+  }
+  return [...chains.values()];
+}
