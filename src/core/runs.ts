@@ -22,7 +22,7 @@ export interface RunRow {
   job_id: number;
   job_name: string | null;
   scheduled_for: Date;
-  triggered_by: 'schedule' | 'manual';
+  triggered_by: 'schedule' | 'manual' | 'retry';
   status: RunStatus;
   routing_key: string | null;
   claimed_by: string | null;
@@ -37,6 +37,12 @@ export interface RunRow {
   output_tail: string | null;
   reason: string | null;
   missed: number;
+  /** 1 = the first run; a retry is the attempt after the run it retries (docs/policies.md). */
+  attempt: number;
+  /** The run that began a retry chain; null for a first attempt. */
+  first_run_id: string | null;
+  /** A retry waits in the ledger, unpublished, until then. */
+  not_before: Date | null;
 }
 
 /** A new run id: 32 lowercase hex characters, as the original's uuid4().hex. */

@@ -12,14 +12,8 @@ import type { RunRow } from '../core/runs';
 
 export type JobWithCategory = JobRow & { category_name: string | null };
 
-/** A run without its (possibly large) output, for lists; with the retry columns of docs/policies.md. */
-export type RunSummary = Omit<RunRow, 'output_tail' | 'status' | 'triggered_by'> & {
-  status: string;
-  triggered_by: string;
-  attempt: number;
-  first_run_id: string | null;
-  not_before: Date | null;
-};
+/** A run without its (possibly large) output, for lists. */
+export type RunSummary = Omit<RunRow, 'output_tail'>;
 
 const RUN_SUMMARY_COLUMNS = [
   'run_id',
