@@ -5,8 +5,17 @@ import { randomBytes } from 'node:crypto';
  * final. `skipped` (overlap forbid) and `missed` (catch-up, starting
  * deadline) never ran (docs/policies.md).
  */
-export type RunStatus =
-  'queued' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'lost' | 'skipped' | 'missed';
+export const RUN_STATUSES = [
+  'queued',
+  'running',
+  'succeeded',
+  'failed',
+  'timed_out',
+  'lost',
+  'skipped',
+  'missed',
+] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
 export const FINAL_RUN_STATUSES: readonly RunStatus[] = [
   'succeeded',
   'failed',

@@ -31,41 +31,9 @@ export function insertRuns(
   queuedAt: Map<string, Date>,
   claimant: string,
 ): Promise<PlannedRun[]> {
-  return inChunks(runs, (chunk) => insertRunChunk(trx, chunk, queuedAt, claimant));
-}
-
-async function insertRunChunk(
-  trx: Knex.Transaction,
-  runs: PlannedRun[],
-  queuedAt: Map<string, Date>,
-  claimant: string,
-): Promise<PlannedRun[]> {
-  const values: string[] = [];
-  const bindings: unknown[] = [];
-  for (const r of runs) {
-    values.push("(?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)");
-    const at = queuedAt.get(r.runId)!;
-    bindings.push(
-      r.runId,
-      r.jobId,
-      r.jobName,
-      r.scheduledFor,
-      r.trigger,
-      r.routingKey,
-      claimant,
-      at,
-      at,
-      r.missed,
-    );
-  }
-  const inserted = await execute(
-    trx,
-    `INSERT IGNORE INTO runs (run_id, job_id, job_name, scheduled_for, triggered_by, status, routing_key, claimed_by, queued_at, publish_attempt_at, missed)
-     VALUES ${values.join(', ')}`,
-    bindings,
+  return inChunks(runs, (chunk) =>
+    insertChunk(trx, chunk, queuedAt, claimant, () => ({ status: 'queued', reason: null })),
   );
-  if (inserted === runs.length) return runs;
-  return present(trx, runs);
 }
 
 /**
@@ -78,38 +46,53 @@ export function insertRecorded(
   queuedAt: Map<string, Date>,
   claimant: string,
 ): Promise<RecordedRun[]> {
-  return inChunks(runs, (chunk) => insertRecordedChunk(trx, chunk, queuedAt, claimant));
+  return inChunks(runs, (chunk) =>
+    insertChunk(trx, chunk, queuedAt, claimant, (r) => ({ status: r.status, reason: r.reason })),
+  );
 }
 
-async function insertRecordedChunk(
+type RunRowFields = Pick<
+  PlannedRun,
+  'runId' | 'jobId' | 'jobName' | 'scheduledFor' | 'trigger' | 'routingKey' | 'missed'
+>;
+
+/**
+ * One INSERT of run rows. A queued run gets its outbox lease
+ * (publish_attempt_at); a recorded one is final at once (finished_at).
+ */
+async function insertChunk<T extends RunRowFields>(
   trx: Knex.Transaction,
-  runs: RecordedRun[],
+  runs: T[],
   queuedAt: Map<string, Date>,
   claimant: string,
-): Promise<RecordedRun[]> {
+  outcome: (r: T) => { status: string; reason: string | null },
+): Promise<T[]> {
   const values: string[] = [];
   const bindings: unknown[] = [];
   for (const r of runs) {
-    values.push('(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    values.push('(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
     const at = queuedAt.get(r.runId)!;
+    const { status, reason } = outcome(r);
+    const queued = status === 'queued';
     bindings.push(
       r.runId,
       r.jobId,
       r.jobName,
       r.scheduledFor,
       r.trigger,
-      r.status,
+      status,
       r.routingKey,
       claimant,
       at,
-      at,
+      queued ? at : null,
+      queued ? null : at,
       Math.min(r.missed, MISSED_MAX),
-      r.reason,
+      reason,
     );
   }
   const inserted = await execute(
     trx,
-    `INSERT IGNORE INTO runs (run_id, job_id, job_name, scheduled_for, triggered_by, status, routing_key, claimed_by, queued_at, finished_at, missed, reason)
+    `INSERT IGNORE INTO runs (run_id, job_id, job_name, scheduled_for, triggered_by, status, routing_key, claimed_by, queued_at, publish_attempt_at, finished_at, missed, reason)
      VALUES ${values.join(', ')}`,
     bindings,
   );

@@ -3,8 +3,8 @@
  * duration, a status and a command are shown. Kept free of Express so they
  * are easy to test and the views stay logic-light.
  */
-
 import { showInvisible } from '../core/category-text';
+import { RUN_STATUSES } from '../core/runs';
 
 /** Line breaks and tabs are layout in a <pre>, not a disguise: they stay. */
 const KEPT_IN_PAGES: ReadonlySet<string> = new Set(['\n', '\r', '\t']);
@@ -76,17 +76,8 @@ export function durationText(ms: number | null | undefined): string {
   return `${h} h ${m % 60} min`;
 }
 
-const KNOWN_STATUSES = new Set([
-  'queued',
-  'running',
-  'succeeded',
-  'failed',
-  'timed_out',
-  'lost',
-  'skipped',
-  'missed',
-  'retrying',
-]);
+/** A run's statuses, and a job's "retrying" (docs/policies.md). */
+const KNOWN_STATUSES = new Set<string>([...RUN_STATUSES, 'retrying']);
 
 /** CSS modifier of a status badge; unknown words (legacy rows) get a neutral one. */
 export function statusClass(status: string | null | undefined): string {

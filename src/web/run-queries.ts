@@ -7,17 +7,7 @@ import { RUN_SUMMARY_SQL, type RunBrief, type RunSummary } from './queries';
  * job's "retrying (2 of 3)").
  */
 
-/** Every status a run may have (docs/policies.md adds skipped and missed). */
-export const RUN_STATUSES = [
-  'queued',
-  'running',
-  'succeeded',
-  'failed',
-  'timed_out',
-  'lost',
-  'skipped',
-  'missed',
-] as const;
+export { RUN_STATUSES } from '../core/runs';
 
 export interface RunListQuery {
   jobIds?: number[];

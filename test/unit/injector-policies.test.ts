@@ -1,8 +1,8 @@
 /**
  * The job policies the claim applies (src/injector/plan.ts, admit.ts), as
  * pure decisions: pause and enabled, catch_up, overlap forbid and the
- * starting deadline. The integration tests (injector-policies*.test.ts)
- * run the same rules with real daemons.
+ * starting deadline. The integration tests (injector-overlap, -catchup,
+ * -pause, -retry) run the same rules with real daemons.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
