@@ -13,7 +13,7 @@ import type { Problem } from './category';
 const DURATION = {
   type: ['string', 'null'],
   minLength: 1,
-  maxLength: 64,
+  maxLength: 40,
   description: 'ISO 8601 duration in weeks, days, hours, minutes and seconds, e.g. "PT30S", "P1D".',
 } as const;
 
@@ -55,6 +55,7 @@ export const POLICY_SCHEMA_PROPERTIES = {
       on: {
         type: ['array', 'null'],
         minItems: 1,
+        maxItems: 3,
         items: { enum: ['failed', 'timed_out', 'lost'] },
         description: 'Default ["failed", "timed_out"].',
       },

@@ -75,6 +75,14 @@ describe('policy fields', () => {
     [{ retries: { max: 1, delay: 'PT1H', max_delay: 'PT1M' } }, /max_delay must not be shorter/],
     [{ retries: { max: 1, tries: 2 } }, /unknown field "tries"/],
     [{ enabled: 'no' }, /enabled must be true or false/],
+    [{ starting_deadline: 'PT30S' + ' '.repeat(70_000) }, /at most 40 plain characters/],
+    [{ starting_deadline: 'pt30\u017f' }, /plain characters/],
+    [{ retries: { max: 1, on: Array(100).fill('failed') } }, /retries.on/],
+    [
+      { retries: { max: 1, delay: 'PT0S', max_delay: 'PT0S' } },
+      /retries.delay must be at least one second/,
+    ],
+    [{ retries: { max: 1, a: 1, b: 2, c: 3 } }, /unknown field "a" \(and 2 more\)/],
   ] as const) {
     test(`refuses ${JSON.stringify(job)} with a message naming the field`, () => {
       const { errors } = parseJobPolicies(job as Record<string, unknown>);

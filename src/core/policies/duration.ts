@@ -11,6 +11,9 @@ export const MAX_POLICY_DURATION_MS = 10 * 365 * 24 * 3600 * 1000;
 const PATTERN =
   /^P(?:(\d{1,6})W)?(?:(\d{1,6})D)?(?:T(?:(\d{1,6})H)?(?:(\d{1,6})M)?(?:(\d{1,9}(?:[.,]\d{1,3})?)S)?)?$/;
 
+/** Longest duration text taken; "P9999DT23H59M59.999S" is 20. */
+const MAX_DURATION_TEXT = 40;
+
 export class DurationError extends Error {
   override name = 'DurationError';
 }
@@ -19,6 +22,12 @@ export class DurationError extends Error {
 export function parsePolicyDuration(text: unknown, field: string): number {
   if (typeof text !== 'string')
     throw new DurationError(`${field} must be an ISO 8601 duration such as "PT30S"`);
+  // Written as is in jobs.policies: so bounded, and ASCII only (upper-casing
+  // "ſ" would otherwise turn it into an "S" that the pattern accepts).
+  if (text.length > MAX_DURATION_TEXT || !/^[\x20-\x7e]*$/.test(text))
+    throw new DurationError(
+      `${field} must be an ISO 8601 duration such as "PT30S", at most ${MAX_DURATION_TEXT} plain characters`,
+    );
   const t = text.trim().toUpperCase();
   if (t.startsWith('P') && /[YM]/.test(t.split('T')[0]!))
     throw new DurationError(

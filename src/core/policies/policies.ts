@@ -114,9 +114,14 @@ function parseRetries(raw: unknown, errors: string[]): RetryPolicy | null {
     return null;
   }
   const r = raw as Record<string, unknown>;
-  for (const k of Object.keys(r))
-    if (!['max', 'delay', 'backoff', 'max_delay', 'on'].includes(k))
-      errors.push(`retries has an unknown field "${k.slice(0, 40)}"`);
+  const unknown = Object.keys(r).filter(
+    (k) => !['max', 'delay', 'backoff', 'max_delay', 'on'].includes(k),
+  );
+  // One line for any number of them: a refused file's answer stays small.
+  if (unknown.length > 0)
+    errors.push(
+      `retries has an unknown field "${unknown[0]!.slice(0, 40)}"${unknown.length > 1 ? ` (and ${unknown.length - 1} more)` : ''}`,
+    );
   const before = errors.length;
   const max = r.max;
   if (!(typeof max === 'number' && Number.isInteger(max) && max >= 0 && max <= MAX_RETRIES))
@@ -135,9 +140,13 @@ function parseRetries(raw: unknown, errors: string[]): RetryPolicy | null {
   if (
     !Array.isArray(on) ||
     on.length === 0 ||
+    on.length > RETRY_ON.length ||
     !on.every((s) => (RETRY_ON as readonly unknown[]).includes(s))
   )
     errors.push(`retries.on must list one or more of ${RETRY_ON.map((s) => `"${s}"`).join(', ')}`);
+  // Like starting_deadline: under a second, a failing job would retry in a tight loop.
+  if (delayMs !== undefined && delayMs < 1000)
+    errors.push('retries.delay must be at least one second (PT1S)');
   if (delayMs !== undefined && maxDelayMs !== undefined && maxDelayMs < delayMs)
     errors.push('retries.max_delay must not be shorter than retries.delay');
   if (errors.length > before) return null;
