@@ -185,16 +185,20 @@ export class Injector extends EventEmitter<InjectorEvents> implements Service {
   }
 
   /**
-   * Until the earliest next_run less the lead, or the earliest retry's
-   * not_before (retries are not published ahead), by the database's clock;
-   * at most maxPollMs.
+   * Until the earliest next_run less the lead (or, for a job the claim
+   * left waiting, its occurrence), or the earliest retry's not_before
+   * (retries are not published ahead), by the database's clock; at most
+   * maxPollMs.
    */
   private sleepMs(): number {
     const { maxPollMs: max, leadMs } = this.opts.settings;
     const p = this.cycle.lastProbe;
     if (!p) return max;
     const wakes: number[] = [];
-    if (p.nextDue !== null) wakes.push(p.nextDue.getTime() - leadMs);
+    // A job left waiting for its occurrence is due within the lead already:
+    // wake at the occurrence, not at once.
+    const waiting = this.cycle.waitingUntil?.getTime() ?? -Infinity;
+    if (p.nextDue !== null) wakes.push(Math.max(p.nextDue.getTime() - leadMs, waiting));
     if (p.nextRetry !== null) wakes.push(p.nextRetry.getTime());
     if (wakes.length === 0) return max;
     const dueLocal = p.localAt + (Math.min(...wakes) - p.dbNow.getTime()) + WAKE_MARGIN_MS;
