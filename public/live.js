@@ -62,9 +62,32 @@
     });
   }
 
+  // A next run more than this far in the past is shown late, as the server does.
+  var LATE_MS = 60000;
+  function nextCell(cell, j) {
+    if (!cell) return;
+    if (j.ended_at) {
+      if (!cell.querySelector('.ended')) cell.replaceChildren(el('span', { class: 'muted ended' }, ['ended']));
+      return;
+    }
+    if (j.next_run && !cell.querySelector('time[datetime="' + j.next_run + '"]')) cell.replaceChildren(timeEl(j.next_run));
+    markLate(cell);
+  }
+  function markLate(cell) {
+    var t = cell.querySelector('time[datetime]');
+    var late = !!t && new Date(t.getAttribute('datetime')).getTime() < Date.now() - LATE_MS;
+    if (late === cell.classList.contains('late')) return;
+    cell.classList.toggle('late', late);
+    if (late) cell.setAttribute('title', 'late: no injector has claimed it yet'); else cell.removeAttribute('title');
+  }
+  function dots(runs) {
+    return el('span', { class: 'dots' }, runs.slice().reverse().map(function (r) {
+      return el('a', { class: 'dot ' + statusClass(r.status), href: '/run/' + r.id, title: statusText(r.status) + ' · ' + utcText(r.started_at || r.queued_at) });
+    }));
+  }
   function refreshIndex(rows) {
     var ids = rows.map(function (r) { return r.getAttribute('data-job-id'); });
-    return get('/api/live?runs=1&job=' + ids.join(',')).then(function (body) {
+    return get('/api/live?runs=10&job=' + ids.join(',')).then(function (body) {
       rows.forEach(function (row) {
         var j = body.data.jobs[row.getAttribute('data-job-id')];
         if (!j) return;
@@ -73,6 +96,11 @@
         var start = latest ? (latest.started_at || latest.queued_at) : j.last_run_start;
         var cell = row.querySelector('.c-last');
         if (cell && start && !cell.querySelector('time[datetime="' + start + '"]')) cell.replaceChildren(timeEl(start));
+        nextCell(row.querySelector('.c-next'), j);
+        var hist = row.querySelector('.c-hist');
+        var shown = Array.prototype.map.call(row.querySelectorAll('.c-hist .dot'), function (d) { return d.getAttribute('href') + d.className; }).join();
+        var fresh = j.runs.slice().reverse().map(function (r) { return '/run/' + r.id + 'dot ' + statusClass(r.status); }).join();
+        if (hist && shown !== fresh) hist.replaceChildren(dots(j.runs));
       });
     });
   }
@@ -149,6 +177,7 @@
   function schedule() { setTimeout(function () { if (document.hidden) schedule(); else tick(); }, POLL_MS); }
   function ageTimes() {
     document.querySelectorAll('time[datetime]').forEach(function (t) { var txt = relative(t.getAttribute('datetime')); if (t.textContent !== txt) t.textContent = txt; });
+    document.querySelectorAll('table.jobs td.c-next').forEach(markLate);
   }
   document.addEventListener('DOMContentLoaded', function () { schedule(); setInterval(ageTimes, 10000); });
 })();

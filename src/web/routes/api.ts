@@ -222,6 +222,9 @@ export function apiRouter(deps: WebDeps): Router {
         status: jobStatus(j, list[0], retries.get(list[0]?.run_id ?? '')),
         last_run_start: j.last_run_start,
         last_run_stop: j.last_run_stop,
+        // For `/`'s "Next run", which must not go stale once it has passed.
+        next_run: j.next_run,
+        ended_at: j.ended_at,
         runs: list.map((run) => runJson(run, attemptsOf(j))),
       };
     }

@@ -5,6 +5,7 @@ import type { CsrfTokens } from '../csrf';
 import { logUrl, splitCommand } from '../format';
 import { jobStatus, scheduleView } from '../present';
 import * as q from '../queries';
+import { OVERVIEW_CHIPS, overviewPage, overviewParams, statusCounts } from '../overview';
 import { pausedBy, setCategoryPaused, setJobPaused } from '../pause';
 import { policiesOfRow } from '../../core/policies/row';
 import { attemptText, attemptsOf, policiesJson } from '../present-policies';
@@ -12,6 +13,8 @@ import { latestFailureChains, queuedRetryAttempts } from '../run-queries';
 
 /** Jobs per page of `/`. */
 export const JOBS_PER_PAGE = 100;
+/** The heading of `/`'s one list when it is not grouped by category. */
+const SORT_TITLES = { failure: 'Failing first', next: 'By next run' } as const;
 /** Status dots per job on `/`. */
 const DOTS_PER_JOB = 10;
 /** Runs listed on a job's page. */
@@ -53,11 +56,11 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
   r.get('/', async (req, res) => {
     const text = typeof req.query.q === 'string' ? req.query.q.slice(0, 200) : '';
     const page = positiveInt(req.query.page, 1);
-    const { jobs, total } = await q.jobPage(db, {
-      page: page - 1,
-      perPage: JOBS_PER_PAGE,
-      q: text,
-    });
+    const { status, sort } = overviewParams(req.query);
+    const [{ jobs, total }, counts] = await Promise.all([
+      overviewPage(db, { page: page - 1, perPage: JOBS_PER_PAGE, q: text, status, sort }),
+      statusCounts(db, text),
+    ]);
     const runs = await q.recentRunsBrief(
       db,
       jobs.map((j) => j.id),
@@ -71,7 +74,10 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
     const groups: Array<{ id: number | null; name: string; jobs: unknown[] }> = [];
     for (const j of jobs) {
       let g = groups[groups.length - 1];
-      if (!g || g.id !== j.category_id) {
+      if (sort !== 'category') {
+        // One list across categories, each row naming its category.
+        if (!g) groups.push((g = { id: null, name: SORT_TITLES[sort], jobs: [] }));
+      } else if (!g || g.id !== j.category_id) {
         g = { id: j.category_id, name: j.category_name ?? '(no category)', jobs: [] };
         groups.push(g);
       }
@@ -90,6 +96,10 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
       nav: 'jobs',
       groups,
       q: text,
+      status,
+      sort,
+      counts,
+      chips: OVERVIEW_CHIPS,
       page,
       pages: Math.max(1, Math.ceil(total / JOBS_PER_PAGE)),
       total,
