@@ -46,8 +46,12 @@
     var s = ms / 1000;
     if (s < 60) return s.toFixed(s < 10 ? 1 : 0) + ' s';
     var m = Math.floor(s / 60);
-    if (m < 60) return m + ' min ' + Math.floor(s % 60) + ' s';
-    return Math.floor(m / 60) + ' h ' + (m % 60) + ' min';
+    if (m < 60) return Math.floor(s % 60) === 0 ? m + ' min' : m + ' min ' + Math.floor(s % 60) + ' s';
+    return m % 60 === 0 ? Math.floor(m / 60) + ' h' : Math.floor(m / 60) + ' h ' + (m % 60) + ' min';
+  }
+  // As the server's runDurationText: run_time, else from start to finish (a lost run).
+  function runDuration(r) {
+    return r.run_time != null ? duration(r.run_time) : r.started_at && r.completed_at ? duration((new Date(r.completed_at) - new Date(r.started_at)) / 1000) : '—';
   }
   function setBadge(holder, status) {
     if (!holder || holder.getAttribute('data-status') === (status || '')) return;
@@ -80,9 +84,15 @@
     cell.classList.toggle('late', late);
     if (late) cell.setAttribute('title', 'late: no injector has claimed it yet'); else cell.removeAttribute('title');
   }
+  // As the server's historyText: the dots in words for a screen reader.
+  function historyText(runs) {
+    if (!runs.length) return 'no runs yet';
+    return (runs.length === 1 ? 'last run' : 'last ' + runs.length + ' runs, newest last') + ': ' + runs.map(function (r) { return statusText(r.status); }).join(', ');
+  }
   function dots(runs) {
-    return el('span', { class: 'dots' }, runs.slice().reverse().map(function (r) {
-      return el('a', { class: 'dot ' + statusClass(r.status), href: '/run/' + r.id, title: statusText(r.status) + ' · ' + utcText(r.started_at || r.queued_at) });
+    var ordered = runs.slice().reverse();
+    return el('span', { class: 'dots', role: 'img', 'aria-label': historyText(ordered) }, ordered.map(function (r) {
+      return el('a', { class: 'dot ' + statusClass(r.status), href: '/run/' + r.id, tabindex: '-1', 'aria-hidden': 'true', title: statusText(r.status) + ' · ' + utcText(r.started_at || r.queued_at) });
     }));
   }
   function refreshIndex(rows) {
@@ -109,7 +119,7 @@
     return el('tr', { 'data-run-id': r.id, 'data-status': r.status }, [
       el('td', { class: 'c-status' }, [badge(r.status)]),
       el('td', null, [timeEl(r.started_at || r.queued_at)]),
-      el('td', { class: 'c-hide-narrow' }, [r.run_time != null ? duration(r.run_time) : r.started_at && r.completed_at ? duration((new Date(r.completed_at) - new Date(r.started_at)) / 1000) : '—']),
+      el('td', { class: 'c-hide-narrow' }, [runDuration(r)]),
       el('td', { class: 'c-hide-narrow' }, [r.return_code === null ? '—' : String(r.return_code)]),
       el('td', { class: 'c-hide-narrow' }, [r.host || '—']),
       el('td', null, r.attempt > 1 || r.triggered_by === 'retry'
@@ -144,7 +154,7 @@
       var r = body.data.runs[id];
       if (!r) return true;
       setBadge(holder, r.status);
-      var fields = { host: r.host || '—', started_at: utcText(r.started_at) || '—', completed_at: utcText(r.completed_at) || '—', run_time: r.run_time != null ? duration(r.run_time) : '—', return_code: r.return_code === null ? '—' : String(r.return_code), reason: r.reason || '—' };
+      var fields = { host: r.host || '—', started_at: utcText(r.started_at) || '—', completed_at: utcText(r.completed_at) || '—', run_time: runDuration(r), return_code: r.return_code === null ? '—' : String(r.return_code), reason: r.reason || '—' };
       for (var k in fields) { var dd = document.querySelector('[data-field="' + k + '"]'); var v = visible(fields[k]); if (dd && dd.textContent !== v) dd.textContent = v; }
       var out = document.getElementById('output');
       var shown = r.output_tail ? visible(r.output_tail) : '';
@@ -156,9 +166,10 @@
       if (tbody && r.events && r.events.length && tbody.querySelectorAll('tr').length !== r.events.length) {
         tbody.replaceChildren.apply(tbody, r.events.map(function (e) {
           var st = e.type === 'starting' ? 'running' : e.type === 'finished' ? (e.return_code === 0 ? 'succeeded' : 'failed') : e.type;
-          return el('tr', null, [el('td', null, [utcText(e.datetime)]), el('td', null, [el('span', { class: 'badge ' + statusClass(st) }, [e.type])]), el('td', null, [e.host || '—']), el('td', null, [e.return_code === null ? '—' : String(e.return_code)])]);
+          return el('tr', null, [el('td', null, [utcText(e.datetime)]), el('td', null, [el('span', { class: 'badge ' + statusClass(st) + (r.status === 'running' ? '' : ' still') }, [e.type])]), el('td', null, [e.host || '—']), el('td', null, [e.return_code === null ? '—' : String(e.return_code)])]);
         }));
       }
+      if (r.status !== 'running') document.querySelectorAll('table.events .badge').forEach(function (b) { b.classList.add('still'); });
       return !FINAL[r.status];
     });
   }
