@@ -196,3 +196,40 @@ test('an unknown status or sort on / answers 400 naming the values that exist', 
     assert.match(await res.text(), want);
   }
 });
+
+test('in a browser: the keyboard gets a skip link first, one tab stop per job, and no focus stolen', async () => {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  await page.goto(`${web.url}/`);
+  assert.equal(
+    await page.evaluate('document.activeElement === document.body'),
+    true,
+    'nothing has the focus when the page opens',
+  );
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate('document.activeElement.className'), 'skip');
+  assert.equal(await page.locator('a.skip').isVisible(), true, 'the skip link shows when focused');
+  await page.keyboard.press('Enter');
+  assert.match(page.url(), /#main$/);
+  // Tab through the jobs table: each row is one stop (its name), not its ten history dots.
+  // Within the first category's table (the next stop after it is the next category's buttons).
+  const rows = await page.locator('table.jobs').first().locator('tr[data-job-id]').count();
+  assert.ok(rows >= 5);
+  await page.locator('table.jobs tr[data-job-id] a.jobname').first().focus();
+  const stops: string[] = [];
+  for (let i = 0; i < rows; i++) {
+    stops.push(
+      (await page.evaluate(
+        "document.activeElement.closest('tr[data-job-id]')?.getAttribute('data-job-id') ?? 'outside'",
+      )) as string,
+    );
+    await page.keyboard.press('Tab');
+  }
+  assert.ok(!stops.includes('outside'), `every stop is in a job row: ${stops.join(', ')}`);
+  assert.equal(new Set(stops).size, rows, `one stop per job row: ${stops.join(', ')}`);
+  // The dots still say what they show, in words.
+  assert.match(
+    (await page.locator(`tr[data-job-id="${ids.backup}"] .dots`).getAttribute('aria-label')) ?? '',
+    /^last 2 runs, newest last: succeeded, failed$/,
+  );
+  await page.close();
+});
