@@ -6,6 +6,7 @@ import type { Config } from '../core/config';
 import type { Knex } from '../core/db';
 import type { Logger } from '../core/logger';
 import { requireToken } from './auth';
+import { StaticAssets } from './assets';
 import { CsrfTokens, csrfProtection } from './csrf';
 import { errorForLog, errorHandler, notFound } from './errors';
 import { hostRules, requireKnownHost } from './host-check';
@@ -91,7 +92,12 @@ export function createApp(deps: WebDeps): Express {
   app.engine('ejs', (file: string, data: object, cb: (e: unknown, html?: string) => void) => {
     ejs.renderFile(file, data, { escape: fmt.escapeVisible, cache: true, views: [VIEWS_DIR] }, cb);
   });
-  Object.assign(app.locals, { fmt, tokenRequired: config.web.apiToken !== undefined });
+  const assets = new StaticAssets(PUBLIC_DIR);
+  Object.assign(app.locals, {
+    fmt,
+    tokenRequired: config.web.apiToken !== undefined,
+    asset: (name: string) => assets.url(name),
+  });
 
   // A stable CSRF secret across restarts when a token exists (forms keep working); random otherwise.
   const csrf = new CsrfTokens(
@@ -135,10 +141,7 @@ export function createApp(deps: WebDeps): Express {
   });
 
   app.use(requireToken(config.web.apiToken));
-  app.use(
-    '/static',
-    express.static(PUBLIC_DIR, { index: false, maxAge: '1h', fallthrough: false }),
-  );
+  app.use('/static', assets.handler());
   // Forms are parsed before the CSRF check, which reads their _csrf field; JSON is parsed by the API routes that take it.
   app.use(express.urlencoded({ extended: false, limit: '16kb' }));
   app.use(csrfProtection(csrf, hosts));
