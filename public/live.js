@@ -136,6 +136,8 @@
       var j = body.data.jobs[id];
       if (!j) return;
       setBadge(document.querySelector('.jobstatus'), j.status);
+      // A filtered or older page of runs stays as asked; only the newest runs are live.
+      if (table.getAttribute('data-frozen')) return;
       var tbody = table.querySelector('tbody');
       var shown = Array.prototype.map.call(tbody.querySelectorAll('tr[data-run-id]'), function (tr) { return tr.getAttribute('data-run-id') + ':' + tr.getAttribute('data-status'); }).join(',');
       var fresh = j.runs.map(function (r) { return r.id + ':' + r.status; }).join(',');
@@ -190,5 +192,16 @@
     document.querySelectorAll('time[datetime]').forEach(function (t) { var txt = relative(t.getAttribute('datetime')); if (t.textContent !== txt) t.textContent = txt; });
     document.querySelectorAll('table.jobs td.c-next').forEach(markLate);
   }
+  // "Copy" buttons: the text of the element named by data-copy, to the clipboard
+  // (or selected, where the page is not a secure context and the clipboard is closed).
+  function copy(button) {
+    var target = document.getElementById(button.getAttribute('data-copy'));
+    if (!target) return;
+    var done = function () { button.textContent = 'Copied'; setTimeout(function () { button.textContent = 'Copy'; }, 2000); };
+    var select = function () { var r = document.createRange(); r.selectNodeContents(target); var s = window.getSelection(); s.removeAllRanges(); s.addRange(r); button.textContent = 'Selected: press Ctrl+C'; };
+    if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(target.textContent).then(done, select);
+    else select();
+  }
+  document.addEventListener('click', function (e) { var b = e.target.closest && e.target.closest('button[data-copy]'); if (b) copy(b); });
   document.addEventListener('DOMContentLoaded', function () { schedule(); setInterval(ageTimes, 10000); });
 })();

@@ -5,6 +5,14 @@ import type { CsrfTokens } from '../csrf';
 import { logUrl, splitCommand } from '../format';
 import { jobStatus, scheduleView } from '../present';
 import * as q from '../queries';
+import {
+  CHART_RUNS,
+  definitionJson,
+  jobHistory,
+  jobRunsPage,
+  runsPageParams,
+} from '../job-history';
+import { RUN_STATUSES } from '../../core/runs';
 import { OVERVIEW_CHIPS, overviewPage, overviewParams, statusCounts } from '../overview';
 import { pausedBy, setCategoryPaused, setJobPaused } from '../pause';
 import { policiesOfRow } from '../../core/policies/row';
@@ -17,8 +25,6 @@ export const JOBS_PER_PAGE = 100;
 const SORT_TITLES = { failure: 'Failing first', next: 'By next run' } as const;
 /** Status dots per job on `/`. */
 const DOTS_PER_JOB = 10;
-/** Runs listed on a job's page. */
-const RUNS_ON_JOB_PAGE = 50;
 
 /** Render `view`, then wrap it in views/layout.ejs (the layout gets the page's HTML as `body`). */
 async function renderPage(
@@ -112,18 +118,30 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
     const id = jobIdOf(req);
     const job = await q.jobById(db, id);
     if (!job) throw new NotFoundError(`no job with id ${id}`);
-    const runs = (await q.recentRuns(db, [id], RUNS_ON_JOB_PAGE)).get(id) ?? [];
+    const runsQuery = runsPageParams(req.query);
+    const table = await jobRunsPage(db, id, runsQuery);
+    const filtered = runsQuery.status !== undefined || runsQuery.page > 1;
+    // The chart and the status read the newest runs whatever the table shows.
+    const recent = filtered
+      ? ((await q.recentRuns(db, [id], CHART_RUNS)).get(id) ?? [])
+      : table.runs.slice(0, CHART_RUNS);
     const at = now();
+    const schedule = scheduleView(job, at, 5);
     await renderPage(res, 'job', {
       title: job.name,
       nav: 'jobs',
       job,
-      status: jobStatus(job, runs[0], runs[0]?.attempt),
-      runs,
+      status: jobStatus(job, recent[0], recent[0]?.attempt),
+      runs: table.runs,
+      runsQuery,
+      runsMore: table.more,
+      runStatuses: RUN_STATUSES,
+      history: jobHistory(recent),
+      definition: definitionJson(job, schedule.text),
       attempts: attemptsOf(job),
       attemptText,
       policies: policiesJson(policiesOfRow(job)),
-      schedule: scheduleView(job, at, 5),
+      schedule,
       commandParts: splitCommand(job.command),
       csrfToken: csrf.issue(),
       queued: req.query.queued === '1',
