@@ -3,6 +3,8 @@ import { AmqpConnection, ConfirmPublisher } from '../core/amqp';
 import { describeConfig, loadConfig } from '../core/config';
 import { createDb } from '../core/db';
 import { migrateWhenReachable } from '../core/migrate';
+import { InjectorPresence } from '../injector/presence';
+import { CRONQ_VERSION } from '../core/version';
 import { Daemon } from '../core/daemon';
 import { createLogger } from '../core/logger';
 import { createMessageSigner } from '../core/signing';
@@ -73,6 +75,8 @@ export async function run(argv: string[]): Promise<void> {
         claimant,
         logger,
       });
+      const presence = new InjectorPresence({ db, claimant, version: CRONQ_VERSION, logger });
+      injector.on('cycle:done', (e) => presence.note(e.claimed, injector.lastProbe));
       await new Daemon({
         logger,
         parts: [

@@ -3,6 +3,7 @@ import { AmqpConnection, ConfirmPublisher } from '../core/amqp';
 import { describeConfig, loadConfig } from '../core/config';
 import { createDb } from '../core/db';
 import { migrateWhenReachable } from '../core/migrate';
+import { PresenceRecorder } from '../results/presence-recorder';
 import { Daemon } from '../core/daemon';
 import { createLogger } from '../core/logger';
 import { createMessageSigner } from '../core/signing';
@@ -48,6 +49,12 @@ export async function run(argv: string[]): Promise<void> {
       logger,
       signer: createMessageSigner(config.signing.keys),
     });
+    const presence = new PresenceRecorder({
+      db,
+      connection,
+      logger,
+      signer: createMessageSigner(config.signing.keys),
+    });
     await new Daemon({
       logger,
       parts: [
@@ -56,6 +63,7 @@ export async function run(argv: string[]): Promise<void> {
         { name: 'dead-letter publisher', stop: () => publisher.close() },
         { name: 'schema', start: (signal) => migrateWhenReachable(db, { logger, signal }) },
         { name: 'results consumer', start: () => service.start(), stop: () => service.stop() },
+        { name: 'runner presence', start: () => presence.start(), stop: () => presence.stop() },
       ],
     }).run();
   });

@@ -5,6 +5,8 @@ import { Daemon } from '../core/daemon';
 import { createLogger } from '../core/logger';
 import { createMessageSigner } from '../core/signing';
 import { Runner } from '../runner';
+import { PresenceAnnouncer } from '../runner/presence';
+import { CRONQ_VERSION } from '../core/version';
 import { addCommonOptions, commonOverrides, runCli } from './common';
 
 const ENV_HELP = `
@@ -75,6 +77,18 @@ export async function run(argv: string[]): Promise<void> {
         signer: createMessageSigner(config.signing.keys),
         jobMaxAgeMs: config.signing.jobMaxAgeMs,
       });
+      const presence = new PresenceAnnouncer({
+        publisher,
+        host: config.host,
+        queue: config.runner.queue,
+        concurrency: config.runner.concurrency,
+        version: CRONQ_VERSION,
+        running: () => runner.runningCount,
+        // Announced as often as running jobs beat: one setting for "how soon is silence noticed".
+        periodMs: config.runner.heartbeatMs,
+        logger,
+        signer: createMessageSigner(config.signing.keys),
+      });
       await new Daemon({
         logger,
         parts: [
@@ -82,6 +96,8 @@ export async function run(argv: string[]): Promise<void> {
           { name: 'result publisher', stop: () => publisher.close() },
           { name: 'runner', start: () => runner.start(), stop: () => runner.stop() },
           { name: 'broker', start: () => connection.start() },
+          // Announced once the broker is being reached; the first may be skipped if it is not yet there.
+          { name: 'presence', start: () => presence.start(), stop: () => presence.stop() },
         ],
         // Nothing may outlive the runner: a second signal kills the jobs' process groups first.
         onSecondSignal: () => runner.killAll(),

@@ -1,3 +1,4 @@
+import type { Probe } from './probe';
 import { EventEmitter } from 'node:events';
 import type { AmqpConnection, ConfirmPublisher } from '../core/amqp';
 import { exponentialBackoff, sleep, type Backoff } from '../core/async';
@@ -176,6 +177,11 @@ export class Injector extends EventEmitter<InjectorEvents> implements Service {
       published: counters.published,
       errors: counters.errors,
     });
+  }
+
+  /** The last probe of the database (when the earliest job is due, and its clock). */
+  get lastProbe(): Probe | undefined {
+    return this.cycle.lastProbe;
   }
 
   private cycleDone(claimed: number): void {

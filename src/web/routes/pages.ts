@@ -13,6 +13,7 @@ import {
   runsPageParams,
 } from '../job-history';
 import { RUN_STATUSES } from '../../core/runs';
+import { systemFromDb } from '../system';
 import { OVERVIEW_CHIPS, overviewPage, overviewParams, statusCounts } from '../overview';
 import { pausedBy, setCategoryPaused, setJobPaused } from '../pause';
 import { policiesOfRow } from '../../core/policies/row';
@@ -206,6 +207,15 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
       logLink: run ? logUrl(config.web.logUrlTemplate, run, at) : null,
       outputShownChars: q.OUTPUT_SHOWN_CHARS,
       now: at,
+    });
+  });
+
+  r.get('/system', async (_req, res) => {
+    await renderPage(res, 'system', {
+      title: 'System',
+      nav: 'system',
+      sys: await systemFromDb(db),
+      now: now(),
     });
   });
 
