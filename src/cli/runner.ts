@@ -5,7 +5,16 @@ import { Daemon } from '../core/daemon';
 import { createLogger } from '../core/logger';
 import { createMessageSigner } from '../core/signing';
 import { Runner } from '../runner';
-import { addCommonOptions, commonOverrides, runCli } from './common';
+import { metricsParts } from '../core/metrics';
+import { wireRunnerMetrics } from '../runner/metrics';
+import {
+  addCommonOptions,
+  commonOverrides,
+  METRICS_LISTEN_HELP,
+  METRICS_PORT_HELP,
+  metricsOverrides,
+  runCli,
+} from './common';
 
 const ENV_HELP = `
 Environment (see docs/runner.md):
@@ -35,11 +44,15 @@ export async function run(argv: string[]): Promise<void> {
       )
       .option('--queue <name>', 'queue to consume (CRONQ_QUEUE; default cronq_jobs)')
       .option('--concurrency <n>', 'jobs run at once (CRONQ_CONCURRENCY; default 1)')
+      .option('--metrics-port <port>', METRICS_PORT_HELP)
+      .option('--metrics-listen <address>', METRICS_LISTEN_HELP)
       .addHelpText('after', ENV_HELP),
   ).action(
     async (opts: {
       queue?: string;
       concurrency?: string;
+      metricsPort?: string;
+      metricsListen?: string;
       logLevel?: string;
       logFormat?: string;
     }) => {
@@ -47,6 +60,7 @@ export async function run(argv: string[]): Promise<void> {
         ...commonOverrides(opts),
         CRONQ_QUEUE: opts.queue,
         CRONQ_CONCURRENCY: opts.concurrency,
+        ...metricsOverrides(opts),
       });
       const logger = createLogger({
         component: 'runner',
@@ -78,6 +92,9 @@ export async function run(argv: string[]): Promise<void> {
       await new Daemon({
         logger,
         parts: [
+          ...metricsParts(config.metrics, config.web.allowedHosts, logger, (r) =>
+            wireRunnerMetrics(r, runner, config.runner.concurrency),
+          ),
           { name: 'amqp connection', stop: () => connection.close() },
           { name: 'result publisher', stop: () => publisher.close() },
           { name: 'runner', start: () => runner.start(), stop: () => runner.stop() },

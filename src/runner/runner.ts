@@ -197,6 +197,11 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
     return this.outbox;
   }
 
+  /** Runs holding a slot now. */
+  get running(): number {
+    return this.slots.active.size;
+  }
+
   status(): Record<string, unknown> {
     const { startOverheadMs, finishOverheadMs, ...counts } = this.counters.summary();
     return {

@@ -11,6 +11,7 @@ import { errorForLog, errorHandler, notFound } from './errors';
 import { hostRules, requireKnownHost } from './host-check';
 import { ClientGate, TokenBuckets, rateLimit } from './limits';
 import * as fmt from './format';
+import { WebMetrics, requireMetricsToken } from './metrics';
 import { ping } from './queries';
 import { apiRouter } from './routes/api';
 import { pagesRouter } from './routes/pages';
@@ -133,6 +134,15 @@ export function createApp(deps: WebDeps): Express {
       clearTimeout(timer);
     }
   });
+
+  // Before the API token: a Prometheus server may hold only CRONQ_METRICS_TOKEN (metrics.ts).
+  const metricsRate = new TokenBuckets(statusRate, statusRate * 2);
+  app.get(
+    '/metrics',
+    rateLimit(metricsRate, statusRate),
+    requireMetricsToken([config.web.apiToken, config.metrics.token]),
+    new WebMetrics(db, logger).handler(),
+  );
 
   app.use(requireToken(config.web.apiToken));
   app.use(
