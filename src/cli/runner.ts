@@ -33,6 +33,9 @@ Environment (see docs/runner.md):
   CRONQ_JOB_LOG_MAX_BYTES        rotate a job log past this size, keeping .1-.3 (default 10485760; 0 = never)
   CRONQ_MESSAGE_KEY              check job messages' signatures and sign results (docs/security.md)
   CRONQ_MESSAGE_MAX_AGE_SECONDS  oldest signed job message taken (default 3600)
+  CRONQ_METRICS_PORT             serve Prometheus /metrics on this port (default off)
+  CRONQ_METRICS_LISTEN           its interface (default 127.0.0.1; beyond loopback needs a token)
+  CRONQ_METRICS_TOKEN            bearer token a scrape must send (default CRONQ_API_TOKEN)
 `;
 
 /** `cronq-runner`: consume one queue and run its commands (docs/runner.md). */
