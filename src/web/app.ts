@@ -137,11 +137,13 @@ export function createApp(deps: WebDeps): Express {
 
   // Before the API token: a Prometheus server may hold only CRONQ_METRICS_TOKEN (metrics.ts).
   const metricsRate = new TokenBuckets(statusRate, statusRate * 2);
+  // Made at the first scrape: a web nobody scrapes keeps no registry.
+  let metrics: WebMetrics | undefined;
   app.get(
     '/metrics',
     rateLimit(metricsRate, statusRate),
     requireMetricsToken([config.web.apiToken, config.metrics.token]),
-    new WebMetrics(db, logger).handler(),
+    (req, res, next) => (metrics ??= new WebMetrics(db, logger)).handler()(req, res, next),
   );
 
   app.use(requireToken(config.web.apiToken));
