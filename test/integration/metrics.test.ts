@@ -3,8 +3,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { EXCHANGE, RESULTS_ROUTING_KEY } from '../../src/core/topology';
 import { startCommand } from '../helpers/processes';
 import { insertJobs } from '../helpers/injector';
+import { insertJob, insertRun, runRow } from '../helpers/results';
 import { useServices, waitFor } from '../helpers/services';
 import { freePort, parseMetrics, sampleValue, scrape, type MetricFamily } from '../helpers/metrics';
 
@@ -178,5 +180,44 @@ describe('/metrics of every daemon', () => {
     assert.equal(sampleValue(web, 'cronq_runs_oldest_queued_age_seconds'), 0);
     assert.equal(sampleValue(web, 'cronq_jobs_late'), 0);
     rmSync(logDir, { recursive: true, force: true });
+  });
+
+  test('a poison result moves cronq_results_dead_lettered_total', async () => {
+    const ch = await (await services.vhost.connect()).createConfirmChannel();
+    ch.publish(EXCHANGE, RESULTS_ROUTING_KEY, Buffer.from('not a result'), { persistent: true });
+    await ch.waitForConfirms();
+    await waitFor(
+      async () =>
+        sampleValue(
+          parseMetrics((await scrape(urls.results!)).text),
+          'cronq_results_dead_lettered_total',
+          {
+            refused: 'false',
+          },
+        ) === 1,
+      { timeoutMs: 20_000, message: 'the results consumer counts the dead letter' },
+    );
+  });
+
+  test('a run whose heartbeats stopped moves cronq_results_runs_lost_total', async () => {
+    const { db } = services.db;
+    const tenMinutesAgo = new Date(Date.now() - 600_000);
+    const runId = await insertRun(db, await insertJob(db, 'silent'), { status: 'running' });
+    await db('runs')
+      .where({ run_id: runId })
+      .update({ started_at: tenMinutesAgo, heartbeat_at: tenMinutesAgo });
+    await waitFor(async () => (await runRow(db, runId))?.status === 'lost', {
+      timeoutMs: 30_000,
+      message: 'the sweep marks the run lost',
+    });
+    // Counted once the sweep's transaction has returned, a moment after the row reads lost.
+    await waitFor(
+      async () =>
+        sampleValue(
+          parseMetrics((await scrape(urls.results!)).text),
+          'cronq_results_runs_lost_total',
+        ) === 1,
+      { message: 'the results consumer counts the lost run' },
+    );
   });
 });
