@@ -8,7 +8,24 @@ import { Daemon } from '../core/daemon';
 import { createLogger } from '../core/logger';
 import { createMessageSigner } from '../core/signing';
 import { ResultsService } from '../results';
-import { addCommonOptions, commonOverrides, runCli } from './common';
+import { metricsParts } from '../core/metrics';
+import { wireResultsMetrics } from '../results/metrics';
+import {
+  addCommonOptions,
+  commonOverrides,
+  METRICS_LISTEN_HELP,
+  METRICS_PORT_HELP,
+  metricsOverrides,
+  runCli,
+} from './common';
+
+interface ResultsFlags {
+  prefetch?: string;
+  metricsPort?: string;
+  metricsListen?: string;
+  logLevel?: string;
+  logFormat?: string;
+}
 
 /** `cronq-results`: write the runners' results into the database (docs/results.md). */
 export async function run(argv: string[]): Promise<void> {
@@ -20,11 +37,14 @@ export async function run(argv: string[]): Promise<void> {
       .option(
         '--prefetch <n>',
         'results written per batch; twice this many are taken from the broker at once (CRONQ_RESULTS_PREFETCH; default 500)',
-      ),
-  ).action(async (opts: { prefetch?: string; logLevel?: string; logFormat?: string }) => {
+      )
+      .option('--metrics-port <port>', METRICS_PORT_HELP)
+      .option('--metrics-listen <address>', METRICS_LISTEN_HELP),
+  ).action(async (opts: ResultsFlags) => {
     const config = loadConfig(process.env, {
       ...commonOverrides(opts),
       CRONQ_RESULTS_PREFETCH: opts.prefetch,
+      ...metricsOverrides(opts),
     });
     const logger = createLogger({
       component: 'results',
@@ -58,6 +78,9 @@ export async function run(argv: string[]): Promise<void> {
     await new Daemon({
       logger,
       parts: [
+        ...metricsParts(config.metrics, config.web.allowedHosts, logger, (r) =>
+          wireResultsMetrics(r, service),
+        ),
         { name: 'database', stop: () => db.destroy() },
         { name: 'amqp connection', stop: () => connection.close() },
         { name: 'dead-letter publisher', stop: () => publisher.close() },

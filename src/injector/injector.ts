@@ -74,6 +74,10 @@ export class Injector extends EventEmitter<InjectorEvents> implements Service {
       confirmTimeoutMs: opts.confirmTimeoutMs ?? 10_000,
       maxInFlightBatches: MAX_IN_FLIGHT_BATCHES,
       brokerReady: () => opts.connection.isConnected,
+      dbNow: () => {
+        const p = this.cycle.lastProbe;
+        return this.now() + (p ? clockOffsetMs(p) : 0);
+      },
     });
     this.dispatcher.on('batch:committed', (e) => this.emit('batch:committed', e));
     this.dispatcher.on('batch:confirmed', (e) => this.emit('batch:confirmed', e));

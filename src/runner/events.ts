@@ -34,6 +34,8 @@ export type RunnerEvents = {
   'delivery:returned': [RunRef & { why: 'hold' | 'stopping' | 'lost' }];
   /** The run took a slot, `starting` is queued, the delivery acked and the command released. */
   'run:started': [RunRef & { startTime: Date }];
+  /** The command is running in its forked shell, `spawnMs` after the run took its slot. */
+  'run:released': [RunRef & { spawnMs: number }];
   /** The command ended; its `finished` result is queued. */
   'run:finished': [
     RunRef & { status: FinishStatus; returnCode: number | null; reason: string | undefined },

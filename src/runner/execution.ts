@@ -153,9 +153,14 @@ export class Execution {
       jobId: job.jobId,
       startTime: run.startTime,
     });
-    void prepared.proc.released.then((hr) =>
-      this.opts.counters.startOverhead.add(hr - run.takenHr),
-    );
+    void prepared.proc.released.then((hr) => {
+      this.opts.counters.startOverhead.add(hr - run.takenHr);
+      this.opts.events.emit('run:released', {
+        runId: job.runId,
+        jobId: job.jobId,
+        spawnMs: hr - run.takenHr,
+      });
+    });
     log.debug({ command: clip(job.command) }, 'started');
     this.complete(run, prepared)
       .catch((err: unknown) =>

@@ -193,13 +193,13 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
   }
 
   /** The result outbox (its events: over/under its limit, spilled, recovered); set by start(). */
-  /** Jobs running now. */
-  get runningCount(): number {
-    return this.slots.active.size;
-  }
-
   get resultOutbox(): ResultOutbox | undefined {
     return this.outbox;
+  }
+
+  /** Runs holding a slot now. */
+  get running(): number {
+    return this.slots.active.size;
   }
 
   status(): Record<string, unknown> {

@@ -12,6 +12,7 @@ import { errorForLog, errorHandler, notFound } from './errors';
 import { hostRules, requireKnownHost } from './host-check';
 import { ClientGate, TokenBuckets, rateLimit } from './limits';
 import * as fmt from './format';
+import { WebMetrics, requireMetricsToken } from './metrics';
 import { ping } from './queries';
 import { apiRouter } from './routes/api';
 import { pagesRouter } from './routes/pages';
@@ -139,6 +140,17 @@ export function createApp(deps: WebDeps): Express {
       clearTimeout(timer);
     }
   });
+
+  // Before the API token: a Prometheus server may hold only CRONQ_METRICS_TOKEN (metrics.ts).
+  const metricsRate = new TokenBuckets(statusRate, statusRate * 2);
+  // Made at the first scrape: a web nobody scrapes keeps no registry.
+  let metrics: WebMetrics | undefined;
+  app.get(
+    '/metrics',
+    rateLimit(metricsRate, statusRate),
+    requireMetricsToken([config.web.apiToken, config.metrics.token]),
+    (req, res, next) => (metrics ??= new WebMetrics(db, logger)).handler()(req, res, next),
+  );
 
   app.use(requireToken(config.web.apiToken));
   app.use('/static', assets.handler());
