@@ -108,10 +108,7 @@ describe('the operator commands on a running web admin', () => {
     const r = await cronq(['jobs']);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trimEnd().split('\n');
-    assert.match(
-      lines[0]!,
-      /^\s*ID\s+NAME\s+CATEGORY\s+SCHEDULE\s+NEXT RUN \(UTC\)\s+STATUS$/,
-    );
+    assert.match(lines[0]!, /^\s*ID\s+NAME\s+CATEGORY\s+SCHEDULE\s+NEXT RUN \(UTC\)\s+STATUS$/);
     for (const l of lines) assert.ok([...l].length <= 80, `${[...l].length} columns: ${l}`);
     const hello = lines.find((l) => /\bhello\b/.test(l));
     assert.match(hello!, /^\s*\d+  hello\s+ops\s+R\/2030-01-01T\S*\s+2030-01-01 00:00\s+-$/);
