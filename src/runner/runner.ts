@@ -7,6 +7,7 @@ import { once } from '../core/lifecycle';
 import type { Logger } from '../core/logger';
 import type { MessageSigner } from '../core/signing';
 import { declareDeadQueue, declareTopology } from '../core/topology';
+import { ControlConsumer, RUNNER_CONTROL_BINDING } from '../core/control';
 import { RunnerCounters } from './counters';
 import type { HoldReason, RunnerEvents } from './events';
 import { Execution } from './execution';
@@ -73,6 +74,8 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
   private readonly launcher: Launcher;
   private readonly gate: JobGate | undefined;
   private readonly consumer: ResilientConsumer;
+  /** Orders for this runner on `cronq.control`: kill and watch (src/core/control). */
+  readonly control: ControlConsumer;
   private readonly slots: Slots;
   private readonly execution: Execution;
   private readonly heartbeats: Heartbeats;
@@ -165,6 +168,13 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
     this.consumer.on('channelLost', () => this.slots.dropLost());
     this.consumer.on('consuming', () => this.emit('consumer:consuming'));
     this.consumer.on('idle', () => this.emit('consumer:idle'));
+    this.control = new ControlConsumer({
+      connection: deps.connection,
+      logger: this.log,
+      bindings: [RUNNER_CONTROL_BINDING],
+    });
+    this.control.on('control:watch', (w) => this.emit('control:watch', w));
+    this.control.on('control:listening', () => this.emit('control:listening'));
   }
 
   async start(): Promise<void> {
@@ -185,6 +195,7 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
     await outbox.start();
     await this.launcher.start();
     this.heartbeats.start();
+    await this.control.start();
     await this.consumer.start();
     this.log.info(
       { queue: this.cfg.queue, concurrency: this.cfg.concurrency, logDir: this.logDir, bufferDir },
@@ -264,6 +275,7 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
     }
     await this.launcher.stop();
     await this.consumer.close();
+    await this.control.stop();
     this.log.info(this.counters.summary(), 'runner stopped');
     this.emit('runner:stopped');
   });
