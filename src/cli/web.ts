@@ -8,6 +8,9 @@ import { ConfigError } from '../core/errors';
 import { Daemon } from '../core/daemon';
 import { createLogger, type Logger } from '../core/logger';
 import { WebServer } from '../web/server';
+import { AmqpConnection, ConfirmPublisher } from '../core/amqp';
+import { ControlPublisher } from '../core/control';
+import { OutputHub } from '../web/live/output-hub';
 
 interface WebFlags {
   port?: string;
@@ -19,7 +22,9 @@ interface WebFlags {
 export async function run(argv: string[]): Promise<void> {
   const program = addCommonOptions(
     new Command('cronq-web')
-      .description('Serve the CronQ web admin and JSON API (needs only the database).')
+      .description(
+        'Serve the CronQ web admin and JSON API (needs the database; the broker only for live output).',
+      )
       .option('--port <port>', 'TCP port (PORT, default 5000)')
       .option(
         '--listen <address>',
@@ -45,12 +50,24 @@ export async function run(argv: string[]): Promise<void> {
     });
     logger.info({ config: describeConfig(config) }, 'starting');
     const db = createDb(config.database, { poolMax: 10 });
-    const server = new WebServer({ db, config, logger }, { port: config.web.port, host });
+    // The broker only for live output (and control orders): pages and the API work without it.
+    const connection = new AmqpConnection(config.amqp, {
+      logger,
+      name: `cronq-web ${config.host}.${process.pid}`,
+    });
+    const publisher = new ConfirmPublisher(connection, logger);
+    const control = new ControlPublisher(connection, publisher);
+    const live = new OutputHub(connection, control, logger);
+    const server = new WebServer({ db, config, logger, live }, { port: config.web.port, host });
     const started = await new Daemon({
       logger,
       parts: [
         { name: 'database', stop: () => db.destroy() },
         { name: 'schema', start: (signal) => migrateOrServeAnyway(db, logger, signal) },
+        { name: 'amqp connection', stop: () => connection.close() },
+        { name: 'control publisher', start: () => control.start(), stop: () => publisher.close() },
+        { name: 'live output', start: () => live.start(), stop: () => live.stop() },
+        { name: 'broker', start: () => connection.start() },
         { name: 'http server', start: () => server.start(), stop: () => server.stop() },
       ],
     }).run();

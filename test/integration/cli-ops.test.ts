@@ -84,7 +84,12 @@ describe('the operator commands on a running web admin', () => {
       }),
     ]);
     await put('ops', [
-      { name: 'hello', schedule: yearly, command: 'echo "hello from ops"; echo second line' },
+      // It waits before writing, so that `cronq logs --follow` is connected when it does.
+      {
+        name: 'hello',
+        schedule: yearly,
+        command: 'sleep 3; echo "hello from ops"; echo second line',
+      },
       { name: 'exit3', schedule: yearly, command: 'echo failing; exit 3' },
       { name: LONG_NAME, schedule: '*/5 * * * *', command: 'true' },
     ]);
@@ -177,7 +182,7 @@ describe('the operator commands on a running web admin', () => {
     assert.deepEqual(JSON.parse(none.stdout), []);
   });
 
-  test('cronq run without --wait prints the id at once; cronq logs --follow prints its output when it ends', async () => {
+  test('cronq run without --wait prints the id at once; cronq logs --follow prints its output live and ends with the run', async () => {
     const r = await cronq(['run', 'ops/hello']);
     assert.equal(r.code, 0, r.stderr);
     const runId = r.stdout.trim();

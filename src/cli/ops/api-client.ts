@@ -98,9 +98,15 @@ export class ApiClient {
     signal?: AbortSignal,
   ): Promise<Response> {
     try {
+      // Writes go as JSON: without a token the web refuses any other POST (CSRF rule, 415).
+      const write = method !== 'GET';
       return await fetch(this.url(path), {
         method,
-        headers: this.headers(accept),
+        headers: {
+          ...this.headers(accept),
+          ...(write ? { 'content-type': 'application/json' } : {}),
+        },
+        body: write ? '{}' : undefined,
         redirect: 'error',
         signal,
       });

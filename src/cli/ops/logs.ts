@@ -1,5 +1,6 @@
 import { runCli } from '../common';
-import { ApiError } from './api-client';
+import { ApiError, oneLine } from './api-client';
+import { sseEvents } from './sse';
 import { CronqError } from '../../core/errors';
 import type { ApiClient } from './api-client';
 import { clientOf, opsCommand, runIdArg } from './command';
@@ -14,7 +15,7 @@ interface RunWithOutput {
 
 /**
  * `cronq logs RUN [--follow]`: the output the run stored (its tail, as the
- * run page shows it); --follow waits for a running run to end first.
+ * run page shows it); --follow streams a running run's output live.
  */
 export async function run(argv: string[]): Promise<void> {
   const program = opsCommand(
@@ -30,14 +31,46 @@ export async function run(argv: string[]): Promise<void> {
     .action(async (raw: string, opts: { url?: string; follow?: boolean }) => {
       const runId = runIdArg(raw);
       const api = clientOf(opts);
-      let r = await readRun(api, runId);
-      if (opts.follow && (r.status === 'queued' || r.status === 'running')) {
-        await waitForEnd(api, runId);
-        r = await readRun(api, runId);
-      }
+      const r = await readRun(api, runId);
+      if (opts.follow && (r.status === 'queued' || r.status === 'running'))
+        return follow(api, runId);
       printTail(r);
     });
   await runCli(program, argv);
+}
+
+/**
+ * Print the run's output as it is written (GET /api/runs/<id>/live) until
+ * it ends; a server without the live route makes it wait for the end and
+ * print the stored output instead.
+ */
+async function follow(api: ApiClient, runId: string): Promise<void> {
+  let res: Response;
+  try {
+    res = await api.open(`api/runs/${runId}/live`, 'text/event-stream');
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404 && /no such API route/.test(err.message)) {
+      await waitForEnd(api, runId);
+      return printTail(await readRun(api, runId));
+    }
+    if (err instanceof ApiError) throw new CronqError(`${err.status}: ${err.message}`);
+    throw err;
+  }
+  for await (const e of sseEvents(res.body as AsyncIterable<Uint8Array>)) {
+    let d: { text?: unknown; status?: unknown; message?: unknown };
+    try {
+      d = JSON.parse(e.data) as typeof d;
+    } catch {
+      continue;
+    }
+    if (e.event === 'output' && typeof d.text === 'string') process.stdout.write(d.text);
+    else if (e.event === 'end') {
+      process.stderr.write(`run ${runId} ${oneLine(String(d.status), 40)}\n`);
+      return;
+    } else if (e.event === 'unavailable')
+      throw new CronqError(`live output unavailable: ${oneLine(String(d.message))}`);
+  }
+  throw new CronqError('the live stream ended before the run did');
 }
 
 async function readRun(api: ApiClient, runId: string): Promise<RunWithOutput> {
