@@ -37,14 +37,15 @@
     if (type === 'ready') say('Live: output appears as the job writes it (from when this page opened).');
     else if (type === 'output' && typeof d.text === 'string') append(d.text);
     else if (type === 'end') { ended = true; say('The run ended: ' + String(d.status).replace(/_/g, ' ') + '.'); }
-    else if (type === 'unavailable') { ended = true; say('Live output unavailable: ' + d.message + '.'); }
+    else if (type === 'unavailable') say('Live output unavailable: ' + d.message + '. Trying again…');
   }
   function connect() {
     fetch(url, { credentials: 'same-origin', headers: { Accept: 'text/event-stream' } }).then(function (res) {
       if (!res.ok) {
         return res.json().then(function (b) { return b && b.error && b.error.message; }, function () { return null; }).then(function (m) {
-          ended = true;
-          say('Live output unavailable: ' + (m || ('HTTP ' + res.status)) + '.');
+          // 503 (the broker is away, or too many viewers) may pass: try again; anything else will not.
+          if (res.status !== 503) ended = true;
+          say('Live output unavailable: ' + (m || ('HTTP ' + res.status)) + (ended ? '.' : '. Trying again…'));
         });
       }
       var reader = res.body.getReader();
@@ -71,7 +72,7 @@
       }
       return pump();
     }).catch(function () { /* network: reconnect below */ }).then(function () {
-      if (!ended) { say('Reconnecting…'); setTimeout(connect, 3000); }
+      if (!ended) setTimeout(connect, 5000);
     });
   }
   connect();

@@ -21,6 +21,8 @@ export interface LiveViewer {
   runId: string;
   /** A chunk or the end of the run; must not throw. */
   deliver(m: OutputMessage): void;
+  /** The broker went away: the viewer is told and let go (nothing is kept for later). */
+  lost(): void;
 }
 
 /**
@@ -56,7 +58,10 @@ export class OutputHub {
         return q;
       },
     });
-    connection.on('disconnected', () => (this.queue = undefined));
+    connection.on('disconnected', () => {
+      this.queue = undefined;
+      for (const set of [...this.viewers.values()]) for (const v of [...set]) v.lost();
+    });
   }
 
   async start(): Promise<void> {

@@ -68,6 +68,11 @@ export function liveOutputRouter(deps: WebDeps): Router {
     };
     const viewer: LiveViewer = {
       runId,
+      lost() {
+        if (ended) return;
+        sendEvent(res, 'unavailable', { message: 'broker unavailable' });
+        finish();
+      },
       deliver(m: OutputMessage) {
         if (ended) return;
         if ('end' in m) return finish(m.status);
