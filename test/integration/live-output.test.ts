@@ -16,7 +16,7 @@ import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { OUTPUT_EXCHANGE } from '../../src/core/live/topology';
 import { runCommand, startCommand, type Proc } from '../helpers/processes';
-import { useServices, waitFor } from '../helpers/services';
+import { rabbitmqctl, useServices, waitFor } from '../helpers/services';
 
 const svc = useServices();
 let browser: Browser;
@@ -212,6 +212,26 @@ describe('live output', () => {
     assert.match(done.output_tail, /line 10\n$/, 'the stored tail is there as always');
     assert.equal((await ch.checkQueue(queue)).messageCount, 0, 'no live output without a viewer');
     await ch.close();
+    // Each web's own output queue is bounded: it can never fill the broker.
+    const listed = await rabbitmqctl(
+      'list_queues',
+      '-p',
+      svc.vhost.vhost,
+      '--no-table-headers',
+      '--silent',
+      'name',
+      'exclusive',
+      'auto_delete',
+      'arguments',
+    );
+    const bounded = listed
+      .split('\n')
+      .filter((l) => l.includes('x-overflow') && l.includes('drop-head'));
+    assert.equal(bounded.length, 2, `one bounded queue per web process:\n${listed}`);
+    for (const l of bounded) {
+      assert.match(l, /\btrue\s+true\b/, 'exclusive and auto-delete');
+      assert.match(l, /x-max-length/);
+    }
   });
 
   test(
