@@ -164,7 +164,7 @@ describe('live output', () => {
       {
         name: 'ticker',
         schedule: yearly,
-        command: 'sleep 1; for i in $(seq 1 40); do echo "tick $i $(date +%s%3N)"; sleep 0.1; done',
+        command: 'sleep 1; for i in $(seq 1 80); do echo "tick $i $(date +%s%3N)"; sleep 0.1; done',
       },
       {
         name: 'quiet',
@@ -265,11 +265,11 @@ describe('live output', () => {
       })()`);
       await page
         .locator('#live-output')
-        .filter({ hasText: /tick 30 / })
+        .filter({ hasText: /tick 80 / })
         .waitFor({ timeout: 30_000 });
       const lags = await page.evaluate(() => (globalThis as unknown as { lags: number[] }).lags);
       console.log(`live lag per update (ms): max ${Math.max(...lags)}, ${lags.length} updates`);
-      assert.ok(lags.length >= 10, `${lags.length} updates`);
+      assert.ok(lags.length >= 5, `${lags.length} updates`);
       assert.ok(Math.max(...lags) <= 1000, `every line within 1 s: ${lags.join(', ')}`);
       await page
         .locator('#live-state')
@@ -289,7 +289,7 @@ describe('live output', () => {
       assert.ok(ticks.length >= 5, cli.stdout);
       assert.deepEqual(
         ticks,
-        Array.from({ length: ticks.length }, (_, i) => 41 - ticks.length + i),
+        Array.from({ length: ticks.length }, (_, i) => 81 - ticks.length + i),
       );
       assert.match(cli.stderr, new RegExp(`run ${runId} succeeded`));
       const row = await runRow(runId);
