@@ -7,6 +7,11 @@ import { ApiClient } from './api-client';
  * reads (CRONQ_API_URL, CRONQ_API_TOKEN, PORT) and its exit statuses.
  */
 export function opsCommand(name: string, description: string, exits: string): Command {
+  // `cronq runs | head`, `cronq logs --follow | grep -m1 ...`: a reader that left is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   return new Command(`cronq ${name}`)
     .description(description)
     .option(
