@@ -39,6 +39,7 @@ export class OutputHub {
   private queue: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private count = 0;
+  private bindings: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly connection: AmqpConnection,
@@ -118,13 +119,20 @@ export class OutputHub {
     void this.bind(v.runId, false).catch(() => undefined);
   }
 
-  private async bind(runId: string, on: boolean): Promise<void> {
-    const q = this.queue;
-    if (q === undefined) throw new BrokerUnavailableError('broker unavailable');
-    const conn = await this.connection.connection();
-    await withChannel(conn, (ch) =>
-      on ? ch.bindQueue(q, OUTPUT_EXCHANGE, runId) : ch.unbindQueue(q, OUTPUT_EXCHANGE, runId),
-    );
+  /** Binds and unbinds one after another: a viewer arriving as the last one leaves stays bound. */
+  private bind(runId: string, on: boolean): Promise<void> {
+    const next = this.bindings.then(async () => {
+      const q = this.queue;
+      if (q === undefined) throw new BrokerUnavailableError('broker unavailable');
+      // Unbinding after the run got a viewer again would cut that viewer off.
+      if (!on && this.viewers.has(runId)) return;
+      const conn = await this.connection.connection();
+      await withChannel(conn, (ch) =>
+        on ? ch.bindQueue(q, OUTPUT_EXCHANGE, runId) : ch.unbindQueue(q, OUTPUT_EXCHANGE, runId),
+      );
+    });
+    this.bindings = next.catch(() => undefined);
+    return next;
   }
 
   private renew(runId: string): Promise<unknown> {
