@@ -8,6 +8,7 @@
  */
 import type { FinishStatus } from '../core/messages';
 import type { RefusalReason } from '../core/signing';
+import type { WatchOrder } from '../core/control';
 
 /** Why the runner stopped taking deliveries: every slot was busy, or the result buffer is over its limit. */
 export type HoldReason = 'slots' | 'result-buffer';
@@ -56,6 +57,14 @@ export type RunnerEvents = {
   'consumer:held': [{ reason: HoldReason }];
   /** The reason for a hold went away (consuming resumes when no other holds). */
   'consumer:released': [{ reason: HoldReason }];
+  /**
+   * A web process asks for the live output of `runId` until `until` (epoch
+   * ms, at most WATCH_MAX_MS ahead). Announced for every watch order; the
+   * listener checks whether this runner holds the run.
+   */
+  'control:watch': [WatchOrder];
+  /** The runner's control queue is consumed (on start and after a reconnect). */
+  'control:listening': [];
   /** stop() began: no new deliveries; `running` runs get the shutdown grace. */
   'runner:stopping': [{ running: number }];
   /** stop() is done: results flushed or spilled, channel closed. */

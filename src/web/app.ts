@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import ejs from 'ejs';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Config } from '../core/config';
+import type { ControlPublisher } from '../core/control';
 import type { Knex } from '../core/db';
 import type { Logger } from '../core/logger';
 import { requireToken } from './auth';
@@ -15,12 +16,22 @@ import * as fmt from './format';
 import { WebMetrics, requireMetricsToken } from './metrics';
 import { ping } from './queries';
 import { apiRouter } from './routes/api';
+import { liveOutputRouter } from './routes/api-live-output';
+import type { OutputHub } from './live/output-hub';
 import { pagesRouter } from './routes/pages';
 
 export interface WebDeps {
   db: Knex;
   config: Config;
   logger: Logger;
+  /**
+   * Control orders (kill, wake) over the broker; without it, or while the
+   * broker is away, kill answers 503 "broker unavailable" and *Run now*
+   * waits for the injector's next poll.
+   */
+  control?: ControlPublisher;
+  /** Live output (live/output-hub.ts); absent, or without a broker, the live view answers 503. */
+  live?: OutputHub;
   /** The clock for relative times on pages (tests pin it). What is due is decided by the database clock. */
   now?: () => Date;
 }
@@ -157,6 +168,8 @@ export function createApp(deps: WebDeps): Express {
   // Forms are parsed before the CSRF check, which reads their _csrf field; JSON is parsed by the API routes that take it.
   app.use(express.urlencoded({ extended: false, limit: '16kb' }));
   app.use(csrfProtection(csrf, hosts));
+  // A live view holds its request open: limited on its own, not by the client gate.
+  app.use('/api', liveOutputRouter(deps));
   // Every route below reads the database: one client gets only a few connections at a time.
   app.use(new ClientGate(config.web.clientConcurrency, 64).middleware());
   app.use('/api', apiRouter(deps));

@@ -126,6 +126,8 @@ export interface ApiJobQuery {
   ids?: number[];
   categoryIds?: number[];
   categoryNames?: string[];
+  /** Exact job names (not split at commas: a name may hold one). */
+  names?: string[];
 }
 
 /** GET /api/jobs: filtered, sorted, paginated. */
@@ -135,6 +137,7 @@ export async function apiJobs(db: Knex, q: ApiJobQuery): Promise<JobWithCategory
     qb.join('categories as c', 'c.id', 'j.category_id').whereIn('c.name', q.categoryNames);
   if (q.ids) qb.whereIn('j.id', q.ids);
   if (q.categoryIds) qb.whereIn('j.category_id', q.categoryIds);
+  if (q.names) qb.whereIn('j.name', q.names);
   qb.orderBy(`j.${q.sort.field}`, q.sort.dir);
   if (q.sort.field !== 'id') qb.orderBy('j.id', q.sort.dir);
   return jobsInOrder(

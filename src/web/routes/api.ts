@@ -6,7 +6,7 @@ import { NotFoundError, ValidationError } from '../../core/errors';
 import { applyCategory, planCategory, type CategoryPlan } from '../category-store';
 import { POLICY_FIELDS } from '../../core/policies';
 import { HttpError } from '../errors';
-import { intParam, ints, jobIdParam, values } from '../params';
+import { exactNames, intParam, ints, jobIdParam, values } from '../params';
 import { jobJson, jobStatus, runJson } from '../present';
 import * as q from '../queries';
 import { queuedRetryAttempts } from '../run-queries';
@@ -148,6 +148,7 @@ export function apiRouter(deps: WebDeps): Router {
       ids: ints('id', req.query.id),
       categoryIds: ints('category.id', req.query['category.id']),
       categoryNames: values(req.query['category.name']),
+      names: exactNames('name', req.query.name, 100),
     };
     const jobs = await q.apiJobs(db, query);
     const runs = await q.recentRunsBrief(
