@@ -226,7 +226,10 @@ describe('live output', () => {
     );
     const bounded = listed
       .split('\n')
-      .filter((l) => l.includes('x-overflow') && l.includes('drop-head'));
+      // The web's own (server-named) queues; cronq_presence is bounded the same way but shared.
+      .filter(
+        (l) => l.startsWith('amq.gen-') && l.includes('x-overflow') && l.includes('drop-head'),
+      );
     assert.equal(bounded.length, 2, `one bounded queue per web process:\n${listed}`);
     for (const l of bounded) {
       assert.match(l, /\btrue\s+true\b/, 'exclusive and auto-delete');
