@@ -156,12 +156,11 @@
       var r = body.data.runs[id];
       if (!r) return true;
       setBadge(holder, r.status);
-      var fields = { host: r.host || '—', started_at: utcText(r.started_at) || '—', completed_at: utcText(r.completed_at) || '—', run_time: runDuration(r), return_code: r.return_code === null ? '—' : String(r.return_code), reason: r.reason || '—' };
-      for (var k in fields) { var dd = document.querySelector('[data-field="' + k + '"]'); var v = visible(fields[k]); if (dd && dd.textContent !== v) dd.textContent = v; }
+      var fields = { host: r.host || '—', started_at: utcText(r.started_at) || '—', completed_at: utcText(r.completed_at) || '—', run_time: r.status === 'running' ? null : runDuration(r), return_code: r.return_code === null ? '—' : String(r.return_code), reason: r.reason || '—' };
+      for (var k in fields) { if (fields[k] === null) continue; var dd = document.querySelector('[data-field="' + k + '"]'); var v = visible(fields[k]); if (dd && dd.textContent !== v) dd.textContent = v; }
       var out = document.getElementById('output');
-      var shown = r.output_tail ? visible(r.output_tail) : '';
-      if (out && shown && out.textContent !== shown) {
-        out.textContent = shown;
+      if (out && r.output_tail && (shownTail !== r.output_tail || out.getAttribute('data-stderr-lines') !== (r.stderr_lines || ''))) {
+        renderOutput(out, r.output_tail, r.stderr_lines || '');
         var none = document.getElementById('no-output'); if (none) none.remove();
       }
       var tbody = document.querySelector('table.events tbody');
@@ -174,6 +173,38 @@
       if (r.status !== 'running') document.querySelectorAll('table.events .badge').forEach(function (b) { b.classList.add('still'); });
       return !FINAL[r.status];
     });
+  }
+
+  // The output as lines, stderr's marked: as the server renders it (src/web/run-output.ts).
+  function errTest(ranges) {
+    if (!/^[1-9]\d{0,8}(-[1-9]\d{0,8})?(,[1-9]\d{0,8}(-[1-9]\d{0,8})?)*$/.test(ranges)) return function () { return false; };
+    var rs = ranges.split(',').map(function (p) { var ab = p.split('-'); return [Number(ab[0]), Number(ab[1] || ab[0])]; });
+    return function (n) { return rs.some(function (r) { return n >= r[0] && n <= r[1]; }); };
+  }
+  var shownTail = null;
+  function renderOutput(out, tail, ranges) {
+    var lines = tail.split('\n');
+    if (lines[lines.length - 1] === '') lines.pop();
+    var isErr = errTest(ranges);
+    var atEnd = out.scrollTop + out.clientHeight >= out.scrollHeight - 4;
+    out.replaceChildren.apply(out, lines.map(function (l, i) { return el('span', { class: 'line' + (isErr(lines.length - i) ? ' err' : '') }, [l]); }));
+    shownTail = tail;
+    out.setAttribute('data-stderr-lines', ranges);
+    search();
+    if (atEnd) out.scrollTop = out.scrollHeight;
+  }
+  // Search within the output: only the lines that contain the text, counted.
+  function search() {
+    var out = document.getElementById('output'), box = document.getElementById('output-search'), found = document.getElementById('output-found');
+    if (!out || !box) return;
+    var text = box.value.toLowerCase(), hits = 0;
+    out.querySelectorAll('.line').forEach(function (l) { var hit = text !== '' && l.textContent.toLowerCase().indexOf(text) !== -1; l.classList.toggle('hit', hit); if (hit) hits++; });
+    out.classList.toggle('searching', text !== '');
+    if (found) { found.hidden = text === ''; found.textContent = hits === 1 ? '1 line matches' : hits + ' lines match'; }
+  }
+  // "running for 1 min 23 s", kept counting.
+  function runningFor() {
+    document.querySelectorAll('[data-running-since]').forEach(function (s) { var t = duration((Date.now() - new Date(s.getAttribute('data-running-since')).getTime()) / 1000); if (s.textContent !== t) s.textContent = t; });
   }
 
   function tick() {
@@ -203,5 +234,14 @@
     else select();
   }
   document.addEventListener('click', function (e) { var b = e.target.closest && e.target.closest('button[data-copy]'); if (b) copy(b); });
-  document.addEventListener('DOMContentLoaded', function () { schedule(); setInterval(ageTimes, 10000); });
+  document.addEventListener('DOMContentLoaded', function () {
+    schedule();
+    setInterval(ageTimes, 10000);
+    setInterval(runningFor, 1000);
+    // The output opens at its end: the last lines are what an operator came for.
+    var out = document.getElementById('output');
+    if (out) out.scrollTop = out.scrollHeight;
+    var box = document.getElementById('output-search');
+    if (box) box.addEventListener('input', search);
+  });
 })();

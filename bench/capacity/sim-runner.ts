@@ -5,6 +5,7 @@
  * the delivery acked once the broker has both), without spawning anything.
  * So the benchmark measures the central tier, not the shells.
  */
+import { OutputTail } from '../../src/runner/output-tail';
 import amqp from 'amqplib';
 import { parseJobMessage } from '../../src/core/messages';
 import { finishedResult, resultMessageId, startingResult } from '../../src/runner/result-messages';
@@ -47,7 +48,10 @@ async function main(): Promise<void> {
     const outcome = { returnCode: 0, spawnedAt: now, exitedAt: now } as ProcessOutcome;
     Promise.all([
       publish(startingResult(c), resultMessageId(job.runId, 'starting')),
-      publish(finishedResult(c, outcome, '', null), resultMessageId(job.runId, 'finished')),
+      publish(
+        finishedResult(c, outcome, new OutputTail(0), null),
+        resultMessageId(job.runId, 'finished'),
+      ),
     ]).then(
       () => sub.ack(msg),
       () => sub.nack(msg, false, true),

@@ -1,3 +1,4 @@
+import { isLineRanges } from './output-lines';
 import { errorMessage } from './async';
 import { MessageFormatError } from './errors';
 import {
@@ -109,6 +110,10 @@ export interface ResultMessage {
   /** Why a run failed or was killed, in words. */
   reason?: string;
   name?: string;
+  /** With `output`: bytes the run wrote in all, of which `output` is the tail. */
+  output_total?: number;
+  /** With `output`: its lines that came from stderr, from the end (core/output-lines.ts). */
+  stderr_lines?: string;
 }
 
 export const RUN_ID_RE = /^[0-9a-f]{32}$/;
@@ -345,6 +350,10 @@ export function parseResultMessage(body: Buffer | string, limits: ParseLimits = 
   if (status !== undefined) out.status = status;
   if (typeof m.output === 'string') out.output = tailBytes(m.output, maxOutput);
   if (typeof m.reason === 'string') out.reason = cutChars(m.reason, REASON_MAX_CHARS);
+  // Optional extras about the output: dropped when not well formed, never a reason to refuse.
+  if (Number.isSafeInteger(m.output_total) && (m.output_total as number) >= 0)
+    out.output_total = m.output_total as number;
+  if (isLineRanges(m.stderr_lines)) out.stderr_lines = m.stderr_lines;
   if (typeof m.name === 'string' && m.name !== '') out.name = cutCodePoints(m.name, NAME_MAX_CHARS);
   return out;
 }

@@ -135,8 +135,8 @@ export class BatchWriter {
   private async takesWrites(): Promise<boolean> {
     try {
       await this.opts.db.raw(
-        `INSERT INTO runs (run_id, job_id, job_name, scheduled_for, status, host, queued_at, started_at, finished_at, heartbeat_at, return_code, run_time, output_tail, reason)
-         SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM DUAL WHERE FALSE`,
+        `INSERT INTO runs (run_id, job_id, job_name, scheduled_for, status, host, queued_at, started_at, finished_at, heartbeat_at, return_code, run_time, output_tail, reason, output_total, stderr_lines)
+         SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM DUAL WHERE FALSE`,
       );
       await this.opts.db.raw(
         `INSERT INTO events (job_id, datetime, run_id, type, host, return_code, message_key)

@@ -28,6 +28,9 @@ export interface RunOutcome {
   runTime: number | null;
   output: string | null;
   reason: string | null;
+  /** Bytes written in all, and the tail's stderr lines (core/output-lines.ts); null when not sent. */
+  outputTotal: number | null;
+  stderrLines: string | null;
 }
 
 /** What one batch says about one run. */
@@ -70,6 +73,8 @@ function outcomeOf(m: ResultMessage, sent: Date): RunOutcome | null {
       runTime: m.run_time ?? null,
       output: m.output ?? null,
       reason: m.reason ?? null,
+      outputTotal: m.output_total ?? null,
+      stderrLines: m.stderr_lines ?? null,
     };
   }
   if (m.type === 'failed') {
@@ -81,6 +86,8 @@ function outcomeOf(m: ResultMessage, sent: Date): RunOutcome | null {
       runTime: m.run_time ?? null,
       output: m.output ?? null,
       reason: m.reason ?? 'the command could not be started',
+      outputTotal: m.output_total ?? null,
+      stderrLines: m.stderr_lines ?? null,
     };
   }
   return null;

@@ -81,9 +81,9 @@ const TOUCH = `(${SAME_ROW} AND (runs.status IN ('queued', 'running') OR ${APPLY
  * must not be touched (the caller then retries with a shifted time).
  */
 const RUN_UPSERT_HEAD = `INSERT INTO runs
-  (run_id, job_id, job_name, scheduled_for, status, host, queued_at, started_at, finished_at, heartbeat_at, return_code, run_time, output_tail, reason)
+  (run_id, job_id, job_name, scheduled_for, status, host, queued_at, started_at, finished_at, heartbeat_at, return_code, run_time, output_tail, reason, output_total, stderr_lines)
 VALUES `;
-const RUN_ROW = `(?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3), ?, ?, ?, ?)`;
+const RUN_ROW = `(?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3), ?, ?, ?, ?, ?, ?)`;
 const RUN_UPSERT_TAIL = `
 ON DUPLICATE KEY UPDATE
   job_name = IF(${TOUCH}, COALESCE(runs.job_name, VALUES(job_name)), runs.job_name),
@@ -94,6 +94,8 @@ ON DUPLICATE KEY UPDATE
   return_code = IF(${APPLY_OUTCOME}, VALUES(return_code), runs.return_code),
   run_time = IF(${APPLY_OUTCOME}, VALUES(run_time), runs.run_time),
   output_tail = IF(${APPLY_OUTCOME}, VALUES(output_tail), runs.output_tail),
+  output_total = IF(${APPLY_OUTCOME}, VALUES(output_total), runs.output_total),
+  stderr_lines = IF(${APPLY_OUTCOME}, VALUES(stderr_lines), runs.stderr_lines),
   reason = IF(${APPLY_OUTCOME},
     IF(runs.status = 'lost',
        LEFT(CONCAT_WS('; ', VALUES(reason), CONCAT('result arrived after the run was marked lost (', COALESCE(runs.reason, ''), ')')), 1024),
@@ -143,6 +145,8 @@ function runValues(c: RunChange, scheduledShiftMs: number): Knex.RawBinding[] {
     o ? o.runTime : null,
     o ? o.output : null,
     o ? o.reason : null,
+    o ? o.outputTotal : null,
+    o ? o.stderrLines : null,
   ];
 }
 
@@ -157,6 +161,7 @@ function rowBytes(c: RunChange): number {
     400 +
     textBytes(c.outcome?.output) +
     textBytes(c.outcome?.reason) +
+    textBytes(c.outcome?.stderrLines) +
     textBytes(c.jobName) +
     textBytes(c.host)
   );

@@ -86,7 +86,7 @@ export class Execution {
         timeoutMs: timeoutSeconds === null ? null : timeoutSeconds * 1000,
         killGraceMs: cfg.killGraceMs,
         onOutput: (stream, chunk) => {
-          tail.push(chunk);
+          tail.push(chunk, stream);
           this.opts.live?.push(job.runId, chunk);
           return jobLog.write(stream, chunk);
         },
@@ -251,7 +251,7 @@ export class Execution {
         error: clip(outcome.error?.message) ?? 'unknown error',
       });
     } else {
-      result = finishedResult(common, outcome, p.tail.text(), p.timeoutSeconds);
+      result = finishedResult(common, outcome, p.tail, p.timeoutSeconds);
       // The run itself went on; whoever reads its result learns the log file has none of it.
       if (p.jobLog.failure !== undefined && result.reason === undefined)
         result.reason = `job log not written: ${clip(p.jobLog.failure)}`;

@@ -1,3 +1,4 @@
+import type { OutputTail } from './output-tail';
 import type { FinishStatus, JobToRun, ResultMessage } from '../core/messages';
 import { durationWords } from '../core/policies';
 import type { ProcessOutcome } from './job-process';
@@ -73,9 +74,11 @@ export function missedResult(job: JobToRun, host: string, lateMs: number): Resul
 export function finishedResult(
   c: Common,
   o: ProcessOutcome,
-  output: string,
+  tail: Pick<OutputTail, 'text' | 'stderrLines' | 'total'>,
   timeoutSeconds: number | null,
 ): ResultMessage & { status: FinishStatus } {
+  const output = tail.text();
+  const stderr = tail.stderrLines();
   let status: FinishStatus = o.returnCode === 0 ? 'succeeded' : 'failed';
   let reason: string | undefined;
   if (o.terminatedBy === 'timeout') {
@@ -86,6 +89,9 @@ export function finishedResult(
     reason = `runner shutdown${o.signal ? ` (${o.signal})` : ''}`;
   } else if (o.signal) {
     reason = `killed by ${o.signal}`;
+  } else if (status === 'failed' && stderr.lastLine !== null) {
+    // An ordinary non-zero exit: what the command said last on stderr is why, as a person reads it.
+    reason = stderr.lastLine;
   }
   const msg: ResultMessage & { status: FinishStatus } = {
     ...base(c, 'finished'),
@@ -93,7 +99,9 @@ export function finishedResult(
     run_time: Math.max(0, o.exitedAt - o.spawnedAt) / 1000,
     status,
     output,
+    output_total: tail.total,
   };
+  if (stderr.ranges !== '') msg.stderr_lines = stderr.ranges;
   if (reason !== undefined) msg.reason = reason;
   return msg;
 }

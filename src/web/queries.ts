@@ -225,9 +225,17 @@ async function newestRuns<T extends RunBrief>(
 export const OUTPUT_SHOWN_CHARS = 65_536;
 
 /** A run with at most the last OUTPUT_SHOWN_CHARS of its output, and whether more was cut. */
-export type RunShown = RunSummary & { output_tail: string | null; output_cut: number };
+export type RunShown = RunSummary & {
+  output_tail: string | null;
+  output_cut: number;
+  /** Bytes of the stored tail, and bytes the run wrote in all (null: not known). */
+  output_bytes: number | null;
+  output_total: number | null;
+  /** The tail's stderr lines, from the end (core/output-lines.ts). */
+  stderr_lines: string | null;
+};
 
-const RUN_SHOWN_SQL = `${RUN_SUMMARY_SQL}, RIGHT(output_tail, ${OUTPUT_SHOWN_CHARS}) AS output_tail, CHAR_LENGTH(output_tail) > ${OUTPUT_SHOWN_CHARS} AS output_cut`;
+const RUN_SHOWN_SQL = `${RUN_SUMMARY_SQL}, RIGHT(output_tail, ${OUTPUT_SHOWN_CHARS}) AS output_tail, CHAR_LENGTH(output_tail) > ${OUTPUT_SHOWN_CHARS} AS output_cut, LENGTH(output_tail) AS output_bytes, output_total, stderr_lines`;
 
 export async function runById(db: Knex, runId: string): Promise<RunShown | undefined> {
   return (await runsByIds(db, [runId]))[0];
@@ -241,7 +249,12 @@ export async function runsByIds(db: Knex, runIds: readonly string[]): Promise<Ru
     `SELECT ${RUN_SHOWN_SQL} FROM runs WHERE run_id IN (${ids.map(() => '?').join(', ')})`,
     ids,
   )) as [RunShown[]];
-  return rows.map((r) => ({ ...r, output_cut: Number(r.output_cut ?? 0) }));
+  return rows.map((r) => ({
+    ...r,
+    output_cut: Number(r.output_cut ?? 0),
+    output_bytes: r.output_bytes === null ? null : Number(r.output_bytes),
+    output_total: r.output_total === null ? null : Number(r.output_total),
+  }));
 }
 
 export interface EventRow {

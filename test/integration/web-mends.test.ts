@@ -113,3 +113,32 @@ test('a run page of a removed job does not say "No events yet"', async () => {
   assert.doesNotMatch(html, /No events yet/);
   assert.match(html, /No events recorded: the job has been removed/);
 });
+
+test('a lost run names its runner, says the command may still run there, and how to check', async () => {
+  await put('lost-note', [
+    { name: 'etl', schedule: '0 3 * * *', command: "python3 /srv/etl.py --table 'orders'" },
+  ]);
+  const id = await jobId('etl');
+  const runId = newRunId();
+  const start = new Date(Date.now() - 600_000);
+  await tdb.db('runs').insert({
+    run_id: runId,
+    job_id: id,
+    job_name: 'etl',
+    scheduled_for: start,
+    status: 'lost',
+    reason: 'no heartbeat from runner-7.example for 120 s',
+    host: 'runner-7.example',
+    queued_at: start,
+    started_at: start,
+    finished_at: new Date(start.getTime() + 120_000),
+  });
+  const html = await page(`/run/${runId}`);
+  const note = /<p class="pausenote" id="lost-note">([\s\S]*?)<\/p>/.exec(html)?.[1] ?? '';
+  assert.match(note, /<strong>runner-7\.example<\/strong> stopped reporting/);
+  assert.match(note, /the command may still be running there/);
+  assert.match(
+    note,
+    /ps -eo pid,pgid,lstart,args \| grep -F -- 'python3 \/srv\/etl\.py --table &#39;\\&#39;&#39;orders&#39;\\&#39;&#39;'<\/code>/,
+  );
+});

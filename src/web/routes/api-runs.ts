@@ -68,6 +68,8 @@ export function apiRunsRouter(deps: WebDeps): Router {
           ...runJson(run, job ? attemptsOf(job) : null),
           output_tail: run.output_tail,
           output_cut: run.output_cut === 1,
+          output_total: run.output_total,
+          stderr_lines: run.stderr_lines,
           events,
         },
       },

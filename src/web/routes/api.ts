@@ -235,6 +235,8 @@ export function apiRouter(deps: WebDeps): Router {
         ...runJson(run),
         output_tail: run.output_tail,
         output_cut: run.output_cut === 1,
+        output_total: run.output_total,
+        stderr_lines: run.stderr_lines,
         events: events.get(run.run_id) ?? [],
       };
     res.json({ data: { jobs: jobsOut, runs: runsOut } });

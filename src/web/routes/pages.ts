@@ -14,6 +14,7 @@ import {
 } from '../job-history';
 import { RUN_STATUSES } from '../../core/runs';
 import { systemFromDb } from '../system';
+import { cutNote, outputFileName, outputLines, storedOutput } from '../run-output';
 import { OVERVIEW_CHIPS, overviewPage, overviewParams, statusCounts } from '../overview';
 import { pausedBy, setCategoryPaused, setJobPaused } from '../pause';
 import { policiesOfRow } from '../../core/policies/row';
@@ -206,8 +207,23 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
       attemptLabel: run ? attemptText(run.attempt, attempts) : null,
       logLink: run ? logUrl(config.web.logUrlTemplate, run, at) : null,
       outputShownChars: q.OUTPUT_SHOWN_CHARS,
+      outputLines: run ? outputLines(run.output_tail, run.stderr_lines) : [],
+      cutNote: run ? cutNote(run.output_total, run.output_bytes) : null,
       now: at,
     });
+  });
+
+  r.get('/run/:run_id/output.txt', async (req, res) => {
+    const runId = String(req.params.run_id).toLowerCase();
+    const run = /^[0-9a-f]{32}$/.test(runId) ? await storedOutput(db, runId) : undefined;
+    if (!run) throw new NotFoundError(`no run with id ${runId}`);
+    res
+      .type('text/plain; charset=utf-8')
+      .set(
+        'Content-Disposition',
+        `attachment; filename="${outputFileName(run.job_name ?? 'run', runId)}"`,
+      )
+      .send(run.output_tail ?? '');
   });
 
   r.get('/system', async (_req, res) => {
