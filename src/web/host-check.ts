@@ -102,6 +102,22 @@ export function requireKnownHost(
   exempt: (path: string) => boolean,
 ): RequestHandler {
   return (req, _res, next) => {
+    // One Host, and a path as the target: Node keeps only the first of several
+    // Host headers and takes an absolute-form target (GET http://other/ HTTP/1.1)
+    // beside a Host that says something else, so a proxy in front could route
+    // by the one this check never read.
+    const hosts = hostHeaderCount(req.rawHeaders);
+    if (hosts > 1 || !req.originalUrl.startsWith('/')) {
+      next(
+        new HttpError(
+          400,
+          hosts > 1
+            ? 'a request carries one Host header'
+            : 'the request target must be a path (origin-form), not an absolute URL',
+        ),
+      );
+      return;
+    }
     if (exempt(req.path) || hostAllowed(rules, req.headers.host, localPortOf(req))) {
       next();
       return;
@@ -113,4 +129,11 @@ export function requireKnownHost(
       ),
     );
   };
+}
+
+/** How many Host headers a request has (rawHeaders is name, value, name, value, ...). */
+export function hostHeaderCount(rawHeaders: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === 'host') n++;
+  return n;
 }

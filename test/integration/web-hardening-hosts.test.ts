@@ -75,6 +75,21 @@ function requestWithoutHost(base: string, path: string): Promise<number> {
   });
 }
 
+/** A raw HTTP/1.1 request head as written (two Host headers, an absolute-form target), its status. */
+function rawStatus(base: string, head: string): Promise<number> {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(Number(u.port), u.hostname, () => sock.write(`${head}\r\n\r\n`));
+    let data = '';
+    sock.on('data', (c) => {
+      data += c.toString('latin1');
+      if (/\r\n\r\n/.test(data)) sock.end();
+    });
+    sock.on('close', () => resolve(Number(/^HTTP\/1\.\d (\d{3})/.exec(data)?.[1] ?? 0)));
+    sock.on('error', reject);
+  });
+}
+
 const portOf = (t: TestWeb) => Number(new URL(t.url).port);
 
 before(async () => {
@@ -190,6 +205,36 @@ describe('DNS rebinding: only our own Host names are served', () => {
       }
     });
   }
+
+  test('two Host headers, or an absolute URL as the target, are refused with 400 before anything is read', async () => {
+    const own = `127.0.0.1:${portOf(open)}`;
+    const before = await dumpTables(tdb.db);
+    assert.equal(
+      await rawStatus(open.url, `GET /api/jobs HTTP/1.1\r\nHost: ${own}\r\nHost: evil.example`),
+      400,
+      'own Host first, another second',
+    );
+    assert.equal(
+      await rawStatus(open.url, `GET /api/jobs HTTP/1.1\r\nHost: evil.example\r\nHost: ${own}`),
+      400,
+      'another Host first',
+    );
+    assert.equal(
+      await rawStatus(open.url, `GET http://evil.example/api/jobs HTTP/1.1\r\nHost: ${own}`),
+      400,
+      'absolute-form target',
+    );
+    assert.equal(
+      await rawStatus(
+        open.url,
+        `POST http://evil.example/job/${jobId}/pause HTTP/1.1\r\nHost: ${own}\r\nContent-Length: 0`,
+      ),
+      400,
+      'a write by absolute-form target',
+    );
+    assert.equal(await rawStatus(open.url, `GET /api/jobs HTTP/1.1\r\nHost: ${own}`), 200);
+    assert.equal(await dumpTables(tdb.db), before, 'nothing was changed');
+  });
 
   test('/_status answers whatever the Host (a load balancer checks by address); it reads nothing', async () => {
     for (const host of ['evil.example', '10.1.2.3:5000', `localhost:${portOf(open)}`]) {
