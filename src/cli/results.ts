@@ -7,6 +7,7 @@ import { Daemon } from '../core/daemon';
 import { createLogger } from '../core/logger';
 import { createMessageSigner } from '../core/signing';
 import { ResultsService } from '../results';
+import { NotifySender, OverdueCheck } from '../results/notify';
 import { addCommonOptions, commonOverrides, runCli } from './common';
 
 /** `cronq-results`: write the runners' results into the database (docs/results.md). */
@@ -47,6 +48,15 @@ export async function run(argv: string[]): Promise<void> {
       outputTailBytes: config.runner.outputTailBytes,
       logger,
       signer: createMessageSigner(config.signing.keys),
+      notifyTargets: config.notify.targets,
+    });
+    // Notifications are sent, and overdue jobs found, in their own loops (docs/notifications.md).
+    const sender = new NotifySender({ db, config: config.notify, logger });
+    const overdue = new OverdueCheck({
+      db,
+      targets: config.notify.targets,
+      everyMs: config.notify.overdueCheckMs,
+      logger,
     });
     await new Daemon({
       logger,
@@ -56,6 +66,8 @@ export async function run(argv: string[]): Promise<void> {
         { name: 'dead-letter publisher', stop: () => publisher.close() },
         { name: 'schema', start: (signal) => migrateWhenReachable(db, { logger, signal }) },
         { name: 'results consumer', start: () => service.start(), stop: () => service.stop() },
+        { name: 'notification sender', start: () => sender.start(), stop: () => sender.stop() },
+        { name: 'overdue check', start: () => overdue.start(), stop: () => overdue.stop() },
       ],
     }).run();
   });

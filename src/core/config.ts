@@ -4,6 +4,7 @@ import { boolSetting, fail, intSetting, numberSetting, type Env } from './config
 import { MAX_LEAD_MS } from './messages';
 import { MIN_KEY_LENGTH, parseMessageKeys } from './signing';
 import { QUEUE_TYPES, type QueueType } from './queue-type';
+import { notifyFromEnv, type NotifyConfig } from './notify/config';
 
 /**
  * Every setting of CronQ, read once from the environment (and flags, passed
@@ -79,6 +80,8 @@ export interface Config {
     /** Database-reading requests one client address may have in progress at once (more wait). */
     clientConcurrency: number;
   };
+  /** docs/notifications.md. The webhook secret and the SMTP URL are never logged. */
+  notify: NotifyConfig;
   /** docs/security.md. Secret: never logged (describeConfig says only whether it is set). */
   signing: {
     /** CRONQ_MESSAGE_KEY: empty = signing off; the first signs, all verify. */
@@ -217,6 +220,7 @@ export function loadConfig(env: Env = process.env, overrides: Env = {}): Config 
       statusRatePerSecond: intSetting(e, 'CRONQ_STATUS_RATE', 10, 1, 100_000),
       clientConcurrency: intSetting(e, 'CRONQ_WEB_CLIENT_CONCURRENCY', 4, 1, 1000),
     },
+    notify: notifyFromEnv(e),
     signing: {
       keys,
       jobMaxAgeMs: intSetting(e, 'CRONQ_MESSAGE_MAX_AGE_SECONDS', 3600, 60, 30 * 86400) * 1000,
@@ -251,6 +255,11 @@ export function describeConfig(c: Config): Record<string, unknown> {
     },
     apiToken: c.web.apiToken ? 'set' : 'unset',
     messageSigning: c.signing.keys.length > 0 ? 'on' : 'off',
+    notify: {
+      targets: c.notify.targets.length,
+      webhookSigning: c.notify.webhookSecret ? 'on' : 'off',
+      smtp: c.notify.smtpUrl ? 'set' : 'unset',
+    },
   };
 }
 

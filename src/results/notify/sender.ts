@@ -1,0 +1,232 @@
+import { EventEmitter } from 'node:events';
+import { sleep } from '../../core/async';
+import type { Knex } from '../../core/db';
+import type { Logger } from '../../core/logger';
+import type { Service } from '../../core/lifecycle';
+import type { NotifyConfig } from '../../core/notify/config';
+import { shortError } from '../errors';
+import { buildMessage, type JobFacts, type NotificationRow, type RunFacts } from './body';
+import type { NotifyEvents } from './events';
+import {
+  ATTEMPT_TIMEOUT_MS,
+  createMailer,
+  postWebhook,
+  type AttemptResult,
+  type Mailer,
+  type Target,
+} from './transports';
+
+/**
+ * Sends the notifications the results consumer wrote (docs/notifications.md),
+ * in its own loop beside the results, so a slow or dead receiver never
+ * delays storing results. Each poll claims due rows in a short transaction
+ * (FOR UPDATE SKIP LOCKED, then `next_at` moved a lease ahead), so with any
+ * number of consumers a row is taken by one of them; a consumer that dies
+ * mid-send leaves the row to be taken again once the lease has passed.
+ * At most `concurrency` are in flight; each attempt has 10 s, is recorded
+ * in notification_attempts, and a failed one is retried with backoff
+ * (retryBaseMs doubling, at most an hour apart) until 24 h after the
+ * notification was written; then it is marked failed.
+ */
+
+/** A claimed row is left alone by other senders this long (well past one attempt's timeout). */
+export const LEASE_MS = 6 * ATTEMPT_TIMEOUT_MS;
+export const GIVE_UP_AFTER_MS = 24 * 3600 * 1000;
+const MAX_RETRY_DELAY_MS = 3600 * 1000;
+
+export interface NotifySenderOptions {
+  db: Knex;
+  config: NotifyConfig;
+  logger: Logger;
+  random?: () => number;
+}
+
+export class NotifySender extends EventEmitter<NotifyEvents> implements Service {
+  private readonly abort = new AbortController();
+  private readonly inFlight = new Set<Promise<void>>();
+  private loop: Promise<void> | undefined;
+  private mailer: Mailer | undefined;
+  private sent = 0;
+  private failedAttempts = 0;
+
+  constructor(private readonly opts: NotifySenderOptions) {
+    super();
+  }
+
+  async start(): Promise<void> {
+    if (this.opts.config.concurrency === 0) {
+      this.opts.logger.info(
+        'notifications are not sent by this consumer (CRONQ_NOTIFY_CONCURRENCY=0)',
+      );
+      return;
+    }
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.loop;
+    // Attempts in flight end within their timeout; their outcome is recorded.
+    await Promise.allSettled([...this.inFlight]);
+    this.mailer?.close();
+  }
+
+  status(): Record<string, unknown> {
+    return { inFlight: this.inFlight.size, sent: this.sent, failedAttempts: this.failedAttempts };
+  }
+
+  private async run(): Promise<void> {
+    const { config, logger } = this.opts;
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      const room = config.concurrency - this.inFlight.size;
+      let claimed: NotificationRow[] = [];
+      if (room > 0) {
+        try {
+          claimed = await this.claim(room);
+        } catch (err) {
+          const error = shortError(err);
+          logger.debug({ err: error }, 'could not look for notifications to send');
+          this.emit('claim:failed', { error });
+        }
+      }
+      for (const row of claimed) {
+        const p = this.deliver(row).catch((err: unknown) =>
+          logger.error(
+            { err: shortError(err), id: row.id },
+            'unexpected error sending a notification',
+          ),
+        );
+        this.inFlight.add(p);
+        void p.finally(() => this.inFlight.delete(p));
+      }
+      // A full claim means more may be due: look again soon.
+      await sleep(claimed.length === room && room > 0 ? 10 : config.pollMs, signal);
+    }
+  }
+
+  /** Take up to `limit` due rows for LEASE_MS. */
+  private async claim(limit: number): Promise<NotificationRow[]> {
+    return this.opts.db.transaction(async (trx) => {
+      const [rows] = (await trx.raw(
+        `SELECT id, job_id, job_name, category, run_id, event, failures, target, attempts, created_at
+         FROM notifications WHERE state = 'pending' AND next_at <= UTC_TIMESTAMP(3)
+         ORDER BY next_at, id LIMIT ? FOR UPDATE SKIP LOCKED`,
+        [limit],
+      )) as [NotificationRow[]];
+      if (rows.length === 0) return [];
+      await trx.raw(
+        `UPDATE notifications SET next_at = UTC_TIMESTAMP(3) + INTERVAL ? MICROSECOND WHERE id IN (${rows.map(() => '?').join(',')})`,
+        [LEASE_MS * 1000, ...rows.map((r) => r.id)],
+      );
+      return rows;
+    });
+  }
+
+  private async facts(row: NotificationRow): Promise<{ run?: RunFacts; job?: JobFacts }> {
+    const { db } = this.opts;
+    const [[runs], [jobs]] = (await Promise.all([
+      row.run_id
+        ? db.raw(
+            `SELECT run_id, status, reason, return_code, scheduled_for, started_at, finished_at, host, attempt, output_tail FROM runs WHERE run_id = ?`,
+            [row.run_id],
+          )
+        : Promise.resolve([[]]),
+      db.raw(`SELECT failing_since, alert_after_ms, alert_base_at FROM jobs WHERE id = ?`, [
+        row.job_id,
+      ]),
+    ])) as [[RunFacts[]], [JobFacts[]]];
+    return { run: runs[0], job: jobs[0] };
+  }
+
+  private async deliver(row: NotificationRow): Promise<void> {
+    const { config, db, logger } = this.opts;
+    let target: Target;
+    try {
+      target = JSON.parse(row.target) as Target;
+    } catch {
+      target = {};
+    }
+    const started = Date.now();
+    let result: AttemptResult;
+    try {
+      const { run, job } = await this.facts(row);
+      const message = buildMessage(row, run, job, config.publicUrl);
+      if (target.webhook)
+        result = await postWebhook(
+          target.webhook,
+          message,
+          target.format,
+          config.webhookSecret,
+          Number(row.id),
+        );
+      else if (target.email && config.smtpUrl) {
+        this.mailer ??= createMailer(config.smtpUrl, config.mailFrom);
+        result = await this.mailer.send(target.email, message);
+      } else if (target.email)
+        result = { ok: false, status: null, error: 'CRONQ_SMTP_URL is not set' };
+      else result = { ok: false, status: null, error: 'the target names no webhook or e-mail' };
+    } catch (err) {
+      result = { ok: false, status: null, error: shortError(err).slice(0, 200) };
+    }
+    const attempt = Number(row.attempts) + 1;
+    const delay = Math.min(
+      MAX_RETRY_DELAY_MS,
+      config.retryBaseMs *
+        2 ** Math.min(attempt - 1, 20) *
+        (0.9 + (this.opts.random ?? Math.random)() * 0.2),
+    );
+    const giveUp =
+      !result.ok && Date.now() + delay - new Date(row.created_at).getTime() > GIVE_UP_AFTER_MS;
+    await db.transaction(async (trx) => {
+      await trx.raw(
+        `INSERT INTO notification_attempts (notification_id, at, status_code, error, duration_ms) VALUES (?, UTC_TIMESTAMP(3), ?, ?, ?)`,
+        [row.id, result.status, result.error, Date.now() - started],
+      );
+      await trx.raw(
+        `UPDATE notifications SET attempts = attempts + 1, last_status = ?, last_error = ?,
+           state = ?, sent_at = IF(? = 'sent', UTC_TIMESTAMP(3), sent_at),
+           next_at = IF(? = 'pending', UTC_TIMESTAMP(3) + INTERVAL ? MICROSECOND, next_at)
+         WHERE id = ?`,
+        (() => {
+          const state = result.ok ? 'sent' : giveUp ? 'failed' : 'pending';
+          return [
+            result.status,
+            result.error,
+            state,
+            state,
+            state,
+            Math.round(delay * 1000),
+            row.id,
+          ];
+        })(),
+      );
+    });
+    if (result.ok) this.sent += 1;
+    else this.failedAttempts += 1;
+    const fields = {
+      id: Number(row.id),
+      job_id: row.job_id,
+      event: row.event,
+      status: result.status,
+      attempt,
+    };
+    if (result.ok) logger.info(fields, 'notification sent');
+    else if (giveUp)
+      logger.warn({ ...fields, err: result.error }, 'notification given up after 24 h');
+    else
+      logger.info(
+        { ...fields, err: result.error, retry_in_ms: Math.round(delay) },
+        'notification not delivered; retrying later',
+      );
+    this.emit('attempt', {
+      id: Number(row.id),
+      event: row.event,
+      ok: result.ok,
+      status: result.status,
+      error: result.error,
+      attempt,
+      gaveUp: giveUp,
+    });
+  }
+}
