@@ -12,6 +12,7 @@ import { insertRun, resultMessage, ResultPublisher } from '../helpers/results';
 import { startReceiver, startSmtp, type Receiver, type SmtpSink } from '../helpers/notify';
 import { parseCategory } from '../../src/core/category';
 import { applyCategory } from '../../src/web/category-store';
+import { startTestWeb } from '../helpers/web';
 
 /**
  * Notifications end to end: a real cronq-results process, a webhook
@@ -269,5 +270,48 @@ describe('notifications', () => {
     });
     assert.equal(final.json.run?.id, retryRun.run_id);
     assert.equal(final.json.run?.attempt, 2);
+  });
+
+  test("the admin shows a job's targets and last deliveries, a run's attempts, and overdue and failing jobs on /failures", async () => {
+    hook.respond('/shown', (n) => (n < 1 ? 503 : 200));
+    const ids = await category('shown', {
+      notify: [{ on: ['failed'], webhook: `${hook.url}/shown/T0/SECRETPATH`, format: 'slack' }],
+      jobs: [job('visible', { alert_after: 'PT1S' })],
+    });
+    const jobId = ids.get('visible')!;
+    hook.respond('/shown/T0/SECRETPATH', (n) => (n < 1 ? 503 : 200));
+    const runId = await finish(jobId, 'failed');
+    await waitFor(
+      async () =>
+        (await notificationsOf(jobId)).find((n) => n.state === 'sent' && n.run_id === runId),
+      { timeoutMs: 20_000, message: 'sent after one 503' },
+    );
+    await waitFor(async () => (await tdb.db('jobs').where({ id: jobId }).first()).overdue_since, {
+      timeoutMs: 20_000,
+      message: 'overdue',
+    });
+    const web = await startTestWeb(tdb.db, tdb.url);
+    try {
+      const jobPage = await (await fetch(`${web.url}/job/${jobId}`)).text();
+      assert.match(jobPage, /id="notify-targets"[\s\S]*webhook http:\/\/127\.0\.0\.1:\d+\/…/);
+      assert.doesNotMatch(jobPage, /SECRETPATH/, 'a webhook path is never shown');
+      assert.match(jobPage, /id="notify-deliveries"[\s\S]*data-state="sent"/);
+      assert.match(jobPage, /data-overdue/);
+      assert.match(jobPage, /Failing since/);
+      const runPage = await (await fetch(`${web.url}/run/${runId}`)).text();
+      const attempts = runPage.slice(runPage.indexOf('id="notify-attempts"'));
+      assert.match(attempts, /HTTP 503/);
+      assert.match(attempts, />200</);
+      const failures = await (await fetch(`${web.url}/failures`)).text();
+      const overdue = failures.slice(
+        failures.indexOf('id="overdue"'),
+        failures.indexOf('id="failing"'),
+      );
+      assert.match(overdue, new RegExp(`data-job-id="${jobId}"`));
+      const failing = failures.slice(failures.indexOf('id="failing"'));
+      assert.match(failing, new RegExp(`data-job-id="${jobId}"`));
+    } finally {
+      await web.stop();
+    }
   });
 });

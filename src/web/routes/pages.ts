@@ -9,6 +9,7 @@ import { pausedBy, setCategoryPaused, setJobPaused } from '../pause';
 import { policiesOfRow } from '../../core/policies/row';
 import { attemptText, attemptsOf, policiesJson } from '../present-policies';
 import { latestFailureChains, queuedRetryAttempts } from '../run-queries';
+import { failingJobs, jobNotifyView, overdueJobs, runNotifyAttempts } from '../notify-queries';
 
 /** Jobs per page of `/`. */
 export const JOBS_PER_PAGE = 100;
@@ -103,8 +104,10 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
     const job = await q.jobById(db, id);
     if (!job) throw new NotFoundError(`no job with id ${id}`);
     const runs = (await q.recentRuns(db, [id], RUNS_ON_JOB_PAGE)).get(id) ?? [];
+    const notify = await jobNotifyView(db, job);
     const at = now();
     await renderPage(res, 'job', {
+      notify,
       title: job.name,
       nav: 'jobs',
       job,
@@ -159,7 +162,11 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
     const runId = String(req.params.run_id);
     if (!/^[0-9a-fA-F]{32}$/.test(runId)) throw new NotFoundError(`no run with id ${runId}`);
     const id = runId.toLowerCase();
-    const [run, events] = await Promise.all([q.runById(db, id), q.eventsOfRun(db, id)]);
+    const [run, events, notifyAttempts] = await Promise.all([
+      q.runById(db, id),
+      q.eventsOfRun(db, id),
+      runNotifyAttempts(db, id),
+    ]);
     if (!run && events.length === 0) throw new NotFoundError(`no run with id ${id}`);
     const jobId = run?.job_id ?? events[0]?.job_id ?? null;
     const job = jobId !== null ? await q.jobById(db, jobId) : undefined;
@@ -177,13 +184,25 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
       attemptLabel: run ? attemptText(run.attempt, attempts) : null,
       logLink: run ? logUrl(config.web.logUrlTemplate, run, at) : null,
       outputShownChars: q.OUTPUT_SHOWN_CHARS,
+      notifyAttempts,
       now: at,
     });
   });
 
   r.get('/failures', async (_req, res) => {
-    const runs = await latestFailureChains(db, 50);
-    await renderPage(res, 'failures', { title: 'Failures', nav: 'failures', runs, now: now() });
+    const [runs, overdue, failing] = await Promise.all([
+      latestFailureChains(db, 50),
+      overdueJobs(db),
+      failingJobs(db),
+    ]);
+    await renderPage(res, 'failures', {
+      title: 'Failures',
+      nav: 'failures',
+      runs,
+      overdue,
+      failing,
+      now: now(),
+    });
   });
 
   return r;
