@@ -34,6 +34,8 @@ import { holdSharedLock } from './lib/lock';
 const REPS = Number(process.env.BENCH_NOTIFY_REPS ?? 3);
 const RUNS = Number(process.env.BENCH_NOTIFY_RUNS ?? 5000);
 const BURST_JOBS = Number(process.env.BENCH_NOTIFY_BURST_JOBS ?? 1000);
+/** 0: notifications are written but not sent (to tell the write's cost from the sender's). */
+const SEND = process.env.BENCH_NOTIFY_SEND !== '0';
 
 let received = 0;
 async function startReceiver(): Promise<{ url: string; close(): Promise<void> }> {
@@ -145,7 +147,7 @@ async function resultsRun(
     });
     const sender = new NotifySender({ db, config: { ...config.notify, pollMs: 200 }, logger });
     await service.start();
-    if (notify) await sender.start();
+    if (notify && SEND) await sender.start();
     while (!service.status().consuming) await new Promise((r) => setTimeout(r, 1));
     const t0 = process.hrtime.bigint();
     while (service.status().stored < n) await new Promise((r) => setTimeout(r, 5));
@@ -200,7 +202,8 @@ async function main(): Promise<void> {
         const r = await resultsRun(v === 'on' ? notify : null);
         figures.results[v].push(r.resultsPerSecond);
         if (v === 'on') notifications = r.notifications;
-        const b = await burstRun(v === 'on' ? notify : null);
+        const b =
+          BURST_JOBS > 0 ? await burstRun(v === 'on' ? notify : null) : { runsPerSecond: 0 };
         figures.burst[v].push(b.runsPerSecond);
         console.error(
           `rep ${rep + 1} ${v}: results ${r.resultsPerSecond}/s, burst ${b.runsPerSecond} runs/s`,
