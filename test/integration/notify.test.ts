@@ -310,6 +310,31 @@ describe('notifications', () => {
       assert.match(overdue, new RegExp(`data-job-id="${jobId}"`));
       const failing = failures.slice(failures.indexOf('id="failing"'));
       assert.match(failing, new RegExp(`data-job-id="${jobId}"`));
+
+      // The dry run and the PUT say when a category's targets change, and where they send.
+      const put = (query: string, notify: unknown) =>
+        fetch(`${web.url}/api/category/shown${query}`, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ notify, jobs: [job('visible', { alert_after: 'PT1S' })] }),
+        });
+      const same = (await (
+        await put('?dry_run=1', [
+          { on: ['failed'], webhook: `${hook.url}/shown/T0/SECRETPATH`, format: 'slack' },
+        ])
+      ).json()) as Record<string, unknown>;
+      assert.equal(same.notify_changed, undefined, 'unchanged targets: the answer is as before');
+      const plan = (await (
+        await put('?dry_run=1', [{ on: ['failed'], email: ['ops@example.com'] }])
+      ).json()) as Record<string, unknown>;
+      assert.equal(plan.status, 'dry_run');
+      assert.equal(plan.notify_changed, true);
+      assert.deepEqual(plan.notify, ['e-mail ops@example.com']);
+      const refused = await put('', [{ on: ['failed'], webhook: 'javascript:alert(1)' }]);
+      assert.equal(refused.status, 400);
+      assert.match(await refused.text(), /notify\[0\]\.webhook/);
+      const cat = await tdb.db('categories').where({ name: 'shown' }).first();
+      assert.match(cat.notify, /SECRETPATH/, 'a refused PUT changed nothing');
     } finally {
       await web.stop();
     }
