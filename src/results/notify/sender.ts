@@ -34,6 +34,15 @@ export const LEASE_MS = 6 * ATTEMPT_TIMEOUT_MS;
 export const GIVE_UP_AFTER_MS = 24 * 3600 * 1000;
 const MAX_RETRY_DELAY_MS = 3600 * 1000;
 
+interface Outcome {
+  id: number;
+  status: number | null;
+  error: string | null;
+  ms: number;
+  state: 'sent' | 'failed' | 'pending';
+  delayMs: number;
+}
+
 export interface NotifySenderOptions {
   db: Knex;
   config: NotifyConfig;
@@ -48,6 +57,8 @@ export class NotifySender extends EventEmitter<NotifyEvents> implements Service 
   private mailer: Mailer | undefined;
   private sent = 0;
   private failedAttempts = 0;
+  private readonly outcomes: Array<Outcome & { resolve(): void; reject(err: unknown): void }> = [];
+  private writing: Promise<void> | undefined;
 
   constructor(private readonly opts: NotifySenderOptions) {
     super();
@@ -75,6 +86,52 @@ export class NotifySender extends EventEmitter<NotifyEvents> implements Service 
     return { inFlight: this.inFlight.size, sent: this.sent, failedAttempts: this.failedAttempts };
   }
 
+  /**
+   * Record an attempt and the row's new state. The attempts that end while
+   * a write is going are written together in the next one (one transaction
+   * for many), so a busy sender costs the database little.
+   */
+  private record(o: Outcome): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.outcomes.push({ ...o, resolve, reject });
+      this.writing ??= this.writeOutcomes().finally(() => {
+        this.writing = undefined;
+      });
+    });
+  }
+
+  private async writeOutcomes(): Promise<void> {
+    while (this.outcomes.length > 0) {
+      const batch = this.outcomes.splice(0, 200);
+      try {
+        await this.opts.db.transaction(async (trx) => {
+          await trx.raw(
+            `INSERT INTO notification_attempts (notification_id, at, status_code, error, duration_ms) VALUES ${batch.map(() => '(?, UTC_TIMESTAMP(3), ?, ?, ?)').join(',')}`,
+            batch.flatMap((o) => [o.id, o.status, o.error, o.ms]),
+          );
+          const derived = batch
+            .map((_, k) =>
+              k === 0
+                ? 'SELECT ? AS id, ? AS st, ? AS err, ? AS state, ? AS delay_us'
+                : 'SELECT ?, ?, ?, ?, ?',
+            )
+            .join(' UNION ALL ');
+          await trx.raw(
+            `UPDATE notifications n JOIN (${derived}) o ON o.id = n.id SET
+               n.attempts = n.attempts + 1, n.last_status = o.st, n.last_error = o.err, n.state = o.state,
+               n.sent_at = IF(o.state = 'sent', UTC_TIMESTAMP(3), n.sent_at),
+               n.next_at = IF(o.state = 'pending', UTC_TIMESTAMP(3) + INTERVAL o.delay_us MICROSECOND, n.next_at)`,
+            batch.flatMap((o) => [o.id, o.status, o.error, o.state, Math.round(o.delayMs * 1000)]),
+          );
+        });
+        for (const o of batch) o.resolve();
+      } catch (err) {
+        // Not recorded: the lease runs out and the notification is tried again.
+        for (const o of batch) o.reject(err);
+      }
+    }
+  }
+
   private async run(): Promise<void> {
     const { config, logger } = this.opts;
     const signal = this.abort.signal;
@@ -90,8 +147,20 @@ export class NotifySender extends EventEmitter<NotifyEvents> implements Service 
           this.emit('claim:failed', { error });
         }
       }
+      let facts: Awaited<ReturnType<NotifySender['facts']>> | undefined;
+      try {
+        if (claimed.length > 0) facts = await this.facts(claimed);
+      } catch (err) {
+        // Not sent now: their lease runs out and they are claimed again.
+        logger.debug({ err: shortError(err) }, 'could not read what the notifications say');
+        claimed = [];
+      }
       for (const row of claimed) {
-        const p = this.deliver(row).catch((err: unknown) =>
+        const p = this.deliver(
+          row,
+          facts?.runs.get(row.run_id ?? ''),
+          facts?.jobs.get(Number(row.job_id)),
+        ).catch((err: unknown) =>
           logger.error(
             { err: shortError(err), id: row.id },
             'unexpected error sending a notification',
@@ -123,24 +192,37 @@ export class NotifySender extends EventEmitter<NotifyEvents> implements Service 
     });
   }
 
-  private async facts(row: NotificationRow): Promise<{ run?: RunFacts; job?: JobFacts }> {
+  /** The runs and jobs the claimed rows name, in two queries for the whole claim. */
+  private async facts(
+    rows: readonly NotificationRow[],
+  ): Promise<{ runs: Map<string, RunFacts>; jobs: Map<number, JobFacts> }> {
     const { db } = this.opts;
+    const runIds = [...new Set(rows.map((r) => r.run_id).filter((r): r is string => r !== null))];
+    const jobIds = [...new Set(rows.map((r) => Number(r.job_id)))];
     const [[runs], [jobs]] = (await Promise.all([
-      row.run_id
+      runIds.length > 0
         ? db.raw(
-            `SELECT run_id, status, reason, return_code, scheduled_for, started_at, finished_at, host, attempt, output_tail FROM runs WHERE run_id = ?`,
-            [row.run_id],
+            `SELECT run_id, status, reason, return_code, scheduled_for, started_at, finished_at, host, attempt, output_tail FROM runs WHERE run_id IN (${runIds.map(() => '?').join(',')})`,
+            runIds,
           )
         : Promise.resolve([[]]),
-      db.raw(`SELECT failing_since, alert_after_ms, alert_base_at FROM jobs WHERE id = ?`, [
-        row.job_id,
-      ]),
-    ])) as [[RunFacts[]], [JobFacts[]]];
-    return { run: runs[0], job: jobs[0] };
+      db.raw(
+        `SELECT id, failing_since, alert_after_ms, alert_base_at FROM jobs WHERE id IN (${jobIds.map(() => '?').join(',')})`,
+        jobIds,
+      ),
+    ])) as [[RunFacts[]], [Array<JobFacts & { id: number }>]];
+    return {
+      runs: new Map(runs.map((r) => [r.run_id, r])),
+      jobs: new Map(jobs.map((j) => [Number(j.id), j])),
+    };
   }
 
-  private async deliver(row: NotificationRow): Promise<void> {
-    const { config, db, logger } = this.opts;
+  private async deliver(
+    row: NotificationRow,
+    run: RunFacts | undefined,
+    job: JobFacts | undefined,
+  ): Promise<void> {
+    const { config, logger } = this.opts;
     let target: Target;
     try {
       target = JSON.parse(row.target) as Target;
@@ -150,7 +232,6 @@ export class NotifySender extends EventEmitter<NotifyEvents> implements Service 
     const started = Date.now();
     let result: AttemptResult;
     try {
-      const { run, job } = await this.facts(row);
       const message = buildMessage(row, run, job, config.publicUrl);
       if (target.webhook)
         result = await postWebhook(
@@ -178,29 +259,13 @@ export class NotifySender extends EventEmitter<NotifyEvents> implements Service 
     );
     const giveUp =
       !result.ok && Date.now() + delay - new Date(row.created_at).getTime() > GIVE_UP_AFTER_MS;
-    await db.transaction(async (trx) => {
-      await trx.raw(
-        `INSERT INTO notification_attempts (notification_id, at, status_code, error, duration_ms) VALUES (?, UTC_TIMESTAMP(3), ?, ?, ?)`,
-        [row.id, result.status, result.error, Date.now() - started],
-      );
-      await trx.raw(
-        `UPDATE notifications SET attempts = attempts + 1, last_status = ?, last_error = ?,
-           state = ?, sent_at = IF(? = 'sent', UTC_TIMESTAMP(3), sent_at),
-           next_at = IF(? = 'pending', UTC_TIMESTAMP(3) + INTERVAL ? MICROSECOND, next_at)
-         WHERE id = ?`,
-        (() => {
-          const state = result.ok ? 'sent' : giveUp ? 'failed' : 'pending';
-          return [
-            result.status,
-            result.error,
-            state,
-            state,
-            state,
-            Math.round(delay * 1000),
-            row.id,
-          ];
-        })(),
-      );
+    await this.record({
+      id: Number(row.id),
+      status: result.status,
+      error: result.error,
+      ms: Date.now() - started,
+      state: result.ok ? 'sent' : giveUp ? 'failed' : 'pending',
+      delayMs: delay,
     });
     if (result.ok) this.sent += 1;
     else this.failedAttempts += 1;
