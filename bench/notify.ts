@@ -65,7 +65,7 @@ function hex32(i: number): string {
 /** Results per second of one consumer over RUNS failing runs of RUNS jobs. */
 async function resultsRun(
   notify: string | null,
-): Promise<{ resultsPerSecond: number; notifications: number }> {
+): Promise<{ resultsPerSecond: number; notifications: number; allSentSeconds: number | null }> {
   const [tdb, vhost] = await Promise.all([createTestDatabase({ poolMax: 4 }), createTestVhost()]);
   try {
     const [cat] = await tdb.db('categories').insert({ name: 'bench', notify });
@@ -145,13 +145,31 @@ async function resultsRun(
       config: config.results,
       logger,
     });
-    const sender = new NotifySender({ db, config: { ...config.notify, pollMs: 200 }, logger });
+    const sender = new NotifySender({
+      db,
+      config: { ...config.notify, pollMs: 200 },
+      logger,
+      busy: () => service.busy,
+    });
     await service.start();
     if (notify && SEND) await sender.start();
     while (!service.status().consuming) await new Promise((r) => setTimeout(r, 1));
     const t0 = process.hrtime.bigint();
     while (service.status().stored < n) await new Promise((r) => setTimeout(r, 5));
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    // How long until every notification was sent too (not part of the results figure).
+    let sentSeconds: number | null = null;
+    if (notify && SEND) {
+      for (;;) {
+        const [[p]] = (await tdb.db.raw(
+          "SELECT COUNT(*) AS n FROM notifications WHERE state <> 'sent'",
+        )) as [[{ n: number }]];
+        if (Number(p.n) === 0) break;
+        if (Number(process.hrtime.bigint() - t0) / 1e9 > 300) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      sentSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    }
     await service.stop();
     await sender.stop();
     await publisher.close();
@@ -160,7 +178,11 @@ async function resultsRun(
     const [[row]] = (await tdb.db.raw('SELECT COUNT(*) AS n FROM notifications')) as [
       [{ n: number }],
     ];
-    return { resultsPerSecond: Math.round(n / seconds), notifications: Number(row.n) };
+    return {
+      resultsPerSecond: Math.round(n / seconds),
+      notifications: Number(row.n),
+      allSentSeconds: sentSeconds === null ? null : Number(sentSeconds.toFixed(2)),
+    };
   } finally {
     await vhost.drop();
     await tdb.drop();
@@ -195,13 +217,17 @@ async function main(): Promise<void> {
     burst: { off: [] as number[], on: [] as number[] },
   };
   let notifications = 0;
+  const allSent: number[] = [];
   try {
     for (let rep = 0; rep < REPS; rep += 1) {
       const order = rep % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const);
       for (const v of order) {
         const r = await resultsRun(v === 'on' ? notify : null);
         figures.results[v].push(r.resultsPerSecond);
-        if (v === 'on') notifications = r.notifications;
+        if (v === 'on') {
+          notifications = r.notifications;
+          if (r.allSentSeconds !== null) allSent.push(r.allSentSeconds);
+        }
         const b =
           BURST_JOBS > 0 ? await burstRun(v === 'on' ? notify : null) : { runsPerSecond: 0 };
         figures.burst[v].push(b.runsPerSecond);
@@ -228,6 +254,7 @@ async function main(): Promise<void> {
           off: figures.results.off,
           on: figures.results.on,
           medianRatioOnToOff: ratio('results'),
+          allNotificationsSentAfterSeconds: allSent,
         },
         burst: {
           jobs: BURST_JOBS,

@@ -51,7 +51,12 @@ export async function run(argv: string[]): Promise<void> {
       notifyTargets: config.notify.targets,
     });
     // Notifications are sent, and overdue jobs found, in their own loops (docs/notifications.md).
-    const sender = new NotifySender({ db, config: config.notify, logger });
+    const sender = new NotifySender({
+      db,
+      config: config.notify,
+      logger,
+      busy: () => service.busy,
+    });
     const overdue = new OverdueCheck({
       db,
       targets: config.notify.targets,

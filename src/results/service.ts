@@ -192,6 +192,11 @@ export class ResultsService extends EventEmitter<ResultsEvents> implements Servi
     this.sweeping = this.sweeper.run();
   }
 
+  /** Results are waiting to be written: the notification sender lets them go first (notify/sender.ts). */
+  get busy(): boolean {
+    return this.batcher.size > 0;
+  }
+
   status(): ResultsStatus {
     return {
       consuming: this.consumer.consuming,

@@ -26,7 +26,9 @@ import {
  * At most `concurrency` are in flight; each attempt has 10 s, is recorded
  * in notification_attempts, and a failed one is retried with backoff
  * (retryBaseMs doubling, at most an hour apart) until 24 h after the
- * notification was written; then it is marked failed.
+ * notification was written; then it is marked failed. While results wait
+ * to be stored, sending waits too (up to MAX_YIELD_MS at a time): a burst
+ * of failures is stored first and notified a moment later.
  */
 
 /** A claimed row is left alone by other senders this long (well past one attempt's timeout). */
@@ -48,7 +50,15 @@ export interface NotifySenderOptions {
   config: NotifyConfig;
   logger: Logger;
   random?: () => number;
+  /**
+   * Results are waiting to be stored (ResultsService.busy): sending waits
+   * for them, up to MAX_YIELD_MS at a time, so storing results comes first.
+   */
+  busy?: () => boolean;
 }
+
+/** The longest the sender waits for busy results before it sends anyway. */
+export const MAX_YIELD_MS = 5000;
 
 export class NotifySender extends EventEmitter<NotifyEvents> implements Service {
   private readonly abort = new AbortController();
@@ -135,7 +145,16 @@ export class NotifySender extends EventEmitter<NotifyEvents> implements Service 
   private async run(): Promise<void> {
     const { config, logger } = this.opts;
     const signal = this.abort.signal;
+    let yieldedSince: number | null = null;
     while (!signal.aborted) {
+      if (this.opts.busy?.()) {
+        yieldedSince ??= Date.now();
+        if (Date.now() - yieldedSince < MAX_YIELD_MS) {
+          await sleep(50, signal);
+          continue;
+        }
+      }
+      yieldedSince = null;
       const room = config.concurrency - this.inFlight.size;
       let claimed: NotificationRow[] = [];
       if (room > 0) {
