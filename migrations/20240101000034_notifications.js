@@ -9,8 +9,9 @@
  * a sender that claims a row (FOR UPDATE SKIP LOCKED) moves it a lease
  * ahead, so no other consumer takes it while it is being sent.
  *
- * notify_marks: per job and target, when a failure was last sent and how
- * many were held back since (the repeat_after rule); deleted on recovery.
+ * The repeat_after rule reads when each target was last told of a job's
+ * failing streak from these rows (idx_notifications_job), so no other
+ * table is written with them.
  *
  * notification_attempts: each attempt's time, HTTP status or error.
  */
@@ -48,15 +49,6 @@ exports.up = async function up(knex) {
       t.integer('duration_ms').notNullable();
       t.index(['notification_id'], 'idx_attempts_notification');
       t.foreign('notification_id').references('notifications.id').onDelete('CASCADE');
-    });
-  }
-  if (!(await knex.schema.hasTable('notify_marks'))) {
-    await knex.schema.createTable('notify_marks', (t) => {
-      t.integer('job_id').notNullable();
-      t.string('target_key', 16).notNullable();
-      t.dateTime('last_at', { precision: 3 }).notNullable();
-      t.integer('held').notNullable().defaultTo(0);
-      t.primary(['job_id', 'target_key']);
     });
   }
 };

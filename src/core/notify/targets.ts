@@ -198,7 +198,7 @@ export function targetsOfText(text: string | null | undefined): NotifyTarget[] {
   }
 }
 
-/** A stable short key of a target (notify_marks, notifications.target_key). */
+/** A stable short key of a target (notifications.target_key; the repeat_after rule groups by it). */
 export function targetKey(t: NotifyTarget): string {
   const canonical = JSON.stringify([
     t.webhook ?? null,

@@ -76,16 +76,23 @@ async function readStates(
       overdueSince: j.overdue_since ? j.overdue_since.getTime() : null,
       marks: new Map(),
     });
+  // When each target was last told of the current streak's failures: read
+  // from the notifications themselves (written under the same job lock), so
+  // storing a failure writes no other row than its notification.
   const failing = jobs.filter((j) => j.failing_since !== null).map((j) => Number(j.id));
   if (failing.length > 0) {
     const [rows] = (await trx.raw(
-      `SELECT job_id, target_key, last_at, held FROM notify_marks WHERE job_id IN (${failing.map(() => '?').join(',')})`,
+      `SELECT n.job_id, n.target_key, MAX(n.created_at) AS last_at
+       FROM notifications n JOIN jobs j ON j.id = n.job_id
+       WHERE n.job_id IN (${failing.map(() => '?').join(',')})
+         AND n.event IN ('failed', 'timed_out', 'lost', 'missed') AND n.created_at >= j.failing_since
+       GROUP BY n.job_id, n.target_key`,
       failing,
-    )) as [Array<{ job_id: number; target_key: string; last_at: Date; held: number }>];
+    )) as [Array<{ job_id: number; target_key: string; last_at: Date }>];
     for (const r of rows)
       states
         .get(Number(r.job_id))
-        ?.marks.set(r.target_key, { lastAt: r.last_at.getTime(), held: Number(r.held) });
+        ?.marks.set(r.target_key, { lastAt: r.last_at.getTime(), held: 0 });
   }
   return states;
 }
@@ -203,8 +210,6 @@ async function writeState(
   now: number,
 ): Promise<void> {
   const rows: Knex.RawBinding[][] = [];
-  const cleared: number[] = [];
-  const marks: Knex.RawBinding[][] = [];
   for (const j of jobs) {
     const id = Number(j.id);
     const s = states.get(id)!;
@@ -227,8 +232,6 @@ async function writeState(
         sqlTime(after.overdue_since),
         resetClock ? 1 : 0,
       ]);
-    if (before.failing_since !== null && after.failing_since === null) cleared.push(id);
-    for (const [key, m] of s.marks) marks.push([id, key, sqlTime(m.lastAt), m.held]);
   }
   for (let i = 0; i < rows.length; i += 500) {
     const chunk = rows.slice(i, i + 500);
@@ -242,19 +245,6 @@ async function writeState(
        SET j.failing_since = c.fs, j.failures = c.n, j.overdue_since = c.od,
            j.alert_base_at = IF(c.reset = 1, ?, j.alert_base_at)`,
       [...chunk.flat(), sqlTime(now)],
-    );
-  }
-  if (cleared.length > 0)
-    await trx.raw(
-      `DELETE FROM notify_marks WHERE job_id IN (${cleared.map(() => '?').join(',')})`,
-      cleared,
-    );
-  for (let i = 0; i < marks.length; i += 1000) {
-    const chunk = marks.slice(i, i + 1000);
-    await trx.raw(
-      `INSERT INTO notify_marks (job_id, target_key, last_at, held) VALUES ${chunk.map(() => '(?, ?, ?, ?)').join(',')}
-       ON DUPLICATE KEY UPDATE last_at = VALUES(last_at), held = VALUES(held)`,
-      chunk.flat(),
     );
   }
 }

@@ -57,7 +57,7 @@ export interface NotifySenderOptions {
   busy?: () => boolean;
 }
 
-/** The longest the sender waits for busy results before it sends anyway. */
+/** The longest the sender waits for busy results before it sends anyway (until they ease). */
 export const MAX_YIELD_MS = 5000;
 
 export class NotifySender extends EventEmitter<NotifyEvents> implements Service {
@@ -147,14 +147,15 @@ export class NotifySender extends EventEmitter<NotifyEvents> implements Service 
     const signal = this.abort.signal;
     let yieldedSince: number | null = null;
     while (!signal.aborted) {
+      // A burst is stored first; results busy for longer than MAX_YIELD_MS
+      // (a sustained load) no longer hold sending back until they ease.
       if (this.opts.busy?.()) {
         yieldedSince ??= Date.now();
         if (Date.now() - yieldedSince < MAX_YIELD_MS) {
           await sleep(50, signal);
           continue;
         }
-      }
-      yieldedSince = null;
+      } else yieldedSince = null;
       const room = config.concurrency - this.inFlight.size;
       let claimed: NotificationRow[] = [];
       if (room > 0) {
