@@ -16,7 +16,8 @@
  * is CronQ with every job overlap forbid + retries), BENCH_E2E_PEER_OUTPUT
  * (1: the ceiling and the peers capture each run's output and store it with
  * the result, as CronQ always does; default: they throw it away, see
- * bench/lib/spawn-true.ts).
+ * bench/lib/spawn-true.ts), BENCH_CRONQ_METRICS (1: CronQ's daemons serve
+ * /metrics and are scraped every 5 s; bench/e2e/cronq.ts).
  */
 import { BarePipeline } from './e2e/ceiling';
 import { BENCH_POLICIES, CronqSystem } from './e2e/cronq';

@@ -41,7 +41,8 @@ async function seed(
             CASE seq % 3 WHEN 0 THEN 'R/2024-01-01T00:00:00Z/PT5M' WHEN 1 THEN '*/15 * * * *' ELSE 'R/2024-01-31T00:00:00Z/P1M' END,
             CASE seq % 3 WHEN 0 THEN FROM_UNIXTIME(300) ELSE NULL END,
             UTC_TIMESTAMP(3) + INTERVAL (seq % 600) SECOND, 'default',
-            CONCAT('cd /srv/app-', seq, ' && ./run-task --id ', seq, '; echo done'), 0, 'succeeded', 'succeeded'
+            CONCAT('cd /srv/app-', seq, ' && ./run-task --id ', seq, '; echo done'), 0,
+            CASE seq % 40 WHEN 0 THEN 'failed' WHEN 1 THEN 'timed_out' WHEN 2 THEN 'lost' ELSE 'succeeded' END, 'succeeded'
      FROM seq_1_to_${JOBS}`,
   );
   const chunk = 100_000;
@@ -109,6 +110,11 @@ async function main(): Promise<void> {
     ['/api/jobs/<id>', () => `/api/jobs/${rand()}`],
     ['/run/<run_id>', () => `/run/${aRun.run_id}`],
     ['/failures', () => '/failures'],
+    ['/?sort=failure', () => '/?sort=failure'],
+    ['/?sort=next', () => '/?sort=next'],
+    ['/?status=failed', () => '/?status=failed'],
+    ['/job/<id>?runs_status=failed', () => `/job/${rand()}?runs_status=failed`],
+    ['/job/<id>?runs_page=2', () => `/job/${rand()}?runs_page=2`],
   ];
   const results: Record<string, unknown> = {};
   for (const [name, path] of urls) {

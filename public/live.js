@@ -46,8 +46,12 @@
     var s = ms / 1000;
     if (s < 60) return s.toFixed(s < 10 ? 1 : 0) + ' s';
     var m = Math.floor(s / 60);
-    if (m < 60) return m + ' min ' + Math.floor(s % 60) + ' s';
-    return Math.floor(m / 60) + ' h ' + (m % 60) + ' min';
+    if (m < 60) return Math.floor(s % 60) === 0 ? m + ' min' : m + ' min ' + Math.floor(s % 60) + ' s';
+    return m % 60 === 0 ? Math.floor(m / 60) + ' h' : Math.floor(m / 60) + ' h ' + (m % 60) + ' min';
+  }
+  // As the server's runDurationText: run_time, else from start to finish (a lost run).
+  function runDuration(r) {
+    return r.run_time != null ? duration(r.run_time) : r.started_at && r.completed_at ? duration((new Date(r.completed_at) - new Date(r.started_at)) / 1000) : '—';
   }
   function setBadge(holder, status) {
     if (!holder || holder.getAttribute('data-status') === (status || '')) return;
@@ -62,9 +66,38 @@
     });
   }
 
+  // A next run more than this far in the past is shown late, as the server does.
+  var LATE_MS = 60000;
+  function nextCell(cell, j) {
+    if (!cell) return;
+    if (j.ended_at) {
+      if (!cell.querySelector('.ended')) cell.replaceChildren(el('span', { class: 'muted ended' }, ['ended']));
+      return;
+    }
+    if (j.next_run && !cell.querySelector('time[datetime="' + j.next_run + '"]')) cell.replaceChildren(timeEl(j.next_run));
+    markLate(cell);
+  }
+  function markLate(cell) {
+    var t = cell.querySelector('time[datetime]');
+    var late = !!t && new Date(t.getAttribute('datetime')).getTime() < Date.now() - LATE_MS;
+    if (late === cell.classList.contains('late')) return;
+    cell.classList.toggle('late', late);
+    if (late) cell.setAttribute('title', 'late: no injector has claimed it yet'); else cell.removeAttribute('title');
+  }
+  // As the server's historyText: the dots in words for a screen reader.
+  function historyText(runs) {
+    if (!runs.length) return 'no runs yet';
+    return (runs.length === 1 ? 'last run' : 'last ' + runs.length + ' runs, newest last') + ': ' + runs.map(function (r) { return statusText(r.status); }).join(', ');
+  }
+  function dots(runs) {
+    var ordered = runs.slice().reverse();
+    return el('span', { class: 'dots', role: 'img', 'aria-label': historyText(ordered) }, ordered.map(function (r) {
+      return el('a', { class: 'dot ' + statusClass(r.status), href: '/run/' + r.id, tabindex: '-1', 'aria-hidden': 'true', title: statusText(r.status) + ' · ' + utcText(r.started_at || r.queued_at) });
+    }));
+  }
   function refreshIndex(rows) {
     var ids = rows.map(function (r) { return r.getAttribute('data-job-id'); });
-    return get('/api/live?runs=1&job=' + ids.join(',')).then(function (body) {
+    return get('/api/live?runs=10&job=' + ids.join(',')).then(function (body) {
       rows.forEach(function (row) {
         var j = body.data.jobs[row.getAttribute('data-job-id')];
         if (!j) return;
@@ -73,6 +106,11 @@
         var start = latest ? (latest.started_at || latest.queued_at) : j.last_run_start;
         var cell = row.querySelector('.c-last');
         if (cell && start && !cell.querySelector('time[datetime="' + start + '"]')) cell.replaceChildren(timeEl(start));
+        nextCell(row.querySelector('.c-next'), j);
+        var hist = row.querySelector('.c-hist');
+        var shown = Array.prototype.map.call(row.querySelectorAll('.c-hist .dot'), function (d) { return d.getAttribute('href') + d.className; }).join();
+        var fresh = j.runs.slice().reverse().map(function (r) { return '/run/' + r.id + 'dot ' + statusClass(r.status); }).join();
+        if (hist && shown !== fresh) hist.replaceChildren(dots(j.runs));
       });
     });
   }
@@ -81,7 +119,7 @@
     return el('tr', { 'data-run-id': r.id, 'data-status': r.status }, [
       el('td', { class: 'c-status' }, [badge(r.status)]),
       el('td', null, [timeEl(r.started_at || r.queued_at)]),
-      el('td', { class: 'c-hide-narrow' }, [r.run_time != null ? duration(r.run_time) : r.started_at && r.completed_at ? duration((new Date(r.completed_at) - new Date(r.started_at)) / 1000) : '—']),
+      el('td', { class: 'c-hide-narrow' }, [runDuration(r)]),
       el('td', { class: 'c-hide-narrow' }, [r.return_code === null ? '—' : String(r.return_code)]),
       el('td', { class: 'c-hide-narrow' }, [r.host || '—']),
       el('td', null, r.attempt > 1 || r.triggered_by === 'retry'
@@ -98,6 +136,8 @@
       var j = body.data.jobs[id];
       if (!j) return;
       setBadge(document.querySelector('.jobstatus'), j.status);
+      // A filtered or older page of runs stays as asked; only the newest runs are live.
+      if (table.getAttribute('data-frozen')) return;
       var tbody = table.querySelector('tbody');
       var shown = Array.prototype.map.call(tbody.querySelectorAll('tr[data-run-id]'), function (tr) { return tr.getAttribute('data-run-id') + ':' + tr.getAttribute('data-status'); }).join(',');
       var fresh = j.runs.map(function (r) { return r.id + ':' + r.status; }).join(',');
@@ -116,7 +156,7 @@
       var r = body.data.runs[id];
       if (!r) return true;
       setBadge(holder, r.status);
-      var fields = { host: r.host || '—', started_at: utcText(r.started_at) || '—', completed_at: utcText(r.completed_at) || '—', run_time: r.run_time != null ? duration(r.run_time) : '—', return_code: r.return_code === null ? '—' : String(r.return_code), reason: r.reason || '—' };
+      var fields = { host: r.host || '—', started_at: utcText(r.started_at) || '—', completed_at: utcText(r.completed_at) || '—', run_time: runDuration(r), return_code: r.return_code === null ? '—' : String(r.return_code), reason: r.reason || '—' };
       for (var k in fields) { var dd = document.querySelector('[data-field="' + k + '"]'); var v = visible(fields[k]); if (dd && dd.textContent !== v) dd.textContent = v; }
       var out = document.getElementById('output');
       var shown = r.output_tail ? visible(r.output_tail) : '';
@@ -128,9 +168,10 @@
       if (tbody && r.events && r.events.length && tbody.querySelectorAll('tr').length !== r.events.length) {
         tbody.replaceChildren.apply(tbody, r.events.map(function (e) {
           var st = e.type === 'starting' ? 'running' : e.type === 'finished' ? (e.return_code === 0 ? 'succeeded' : 'failed') : e.type;
-          return el('tr', null, [el('td', null, [utcText(e.datetime)]), el('td', null, [el('span', { class: 'badge ' + statusClass(st) }, [e.type])]), el('td', null, [e.host || '—']), el('td', null, [e.return_code === null ? '—' : String(e.return_code)])]);
+          return el('tr', null, [el('td', null, [utcText(e.datetime)]), el('td', null, [el('span', { class: 'badge ' + statusClass(st) + (r.status === 'running' ? '' : ' still') }, [e.type])]), el('td', null, [e.host || '—']), el('td', null, [e.return_code === null ? '—' : String(e.return_code)])]);
         }));
       }
+      if (r.status !== 'running') document.querySelectorAll('table.events .badge').forEach(function (b) { b.classList.add('still'); });
       return !FINAL[r.status];
     });
   }
@@ -149,6 +190,18 @@
   function schedule() { setTimeout(function () { if (document.hidden) schedule(); else tick(); }, POLL_MS); }
   function ageTimes() {
     document.querySelectorAll('time[datetime]').forEach(function (t) { var txt = relative(t.getAttribute('datetime')); if (t.textContent !== txt) t.textContent = txt; });
+    document.querySelectorAll('table.jobs td.c-next').forEach(markLate);
   }
+  // "Copy" buttons: the text of the element named by data-copy, to the clipboard
+  // (or selected, where the page is not a secure context and the clipboard is closed).
+  function copy(button) {
+    var target = document.getElementById(button.getAttribute('data-copy'));
+    if (!target) return;
+    var done = function () { button.textContent = 'Copied'; setTimeout(function () { button.textContent = 'Copy'; }, 2000); };
+    var select = function () { var r = document.createRange(); r.selectNodeContents(target); var s = window.getSelection(); s.removeAllRanges(); s.addRange(r); button.textContent = 'Selected: press Ctrl+C'; };
+    if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(target.textContent).then(done, select);
+    else select();
+  }
+  document.addEventListener('click', function (e) { var b = e.target.closest && e.target.closest('button[data-copy]'); if (b) copy(b); });
   document.addEventListener('DOMContentLoaded', function () { schedule(); setInterval(ageTimes, 10000); });
 })();

@@ -12,6 +12,7 @@ import path from 'node:path';
 import mysql from 'mysql2/promise';
 import amqp from 'amqplib';
 import { startCommand, type Proc } from '../../test/helpers/processes';
+import { freePort } from '../../test/helpers/metrics';
 import { createDb, migrate } from '../../src/core/db';
 import { parseDatabaseUrl } from '../../src/core/config';
 import { analyseSteady, type ExecutionRecord, type SteadyFigures } from '../lib/occurrences';
@@ -35,6 +36,13 @@ const CONCURRENCY = 16;
 const BATCH_SIZE = process.env.BENCH_CRONQ_BATCH_SIZE;
 /** Passed as CRONQ_INJECTOR_LEAD_MS when set (0 = claim only once due); unset = the default. */
 const LEAD_MS = process.env.BENCH_CRONQ_LEAD_MS;
+/**
+ * BENCH_CRONQ_METRICS=1: every daemon serves /metrics (CRONQ_METRICS_PORT)
+ * and each is scraped every SCRAPE_MS, as Prometheus would (more often than
+ * its usual 15 s, so the cost shows).
+ */
+const METRICS = process.env.BENCH_CRONQ_METRICS === '1';
+const SCRAPE_MS = 5_000;
 const FINAL = "('succeeded', 'failed', 'timed_out', 'lost')";
 
 /** MariaDB DATETIME(3) text for a UTC instant. */
@@ -79,6 +87,7 @@ export class CronqSystem implements BenchSystem {
   private procs: Proc[] = [];
   private roles: Array<{ role: 'injector' | 'runners' | 'results'; proc: Proc }> = [];
   private seq = 0;
+  private scraper: NodeJS.Timeout | undefined;
 
   settings(): Record<string, string | number | boolean> {
     return {
@@ -93,6 +102,7 @@ export class CronqSystem implements BenchSystem {
         : "'true' (run by the runner as /bin/sh -c true)",
       policies: this.policies ?? 'none',
       notify: this.variant?.notify ? 'every category' : 'none',
+      metrics: METRICS ? `on, each daemon scraped every ${SCRAPE_MS / 1000} s` : 'off',
     };
   }
 
@@ -120,16 +130,28 @@ export class CronqSystem implements BenchSystem {
       LOG_PATH: this.logDir,
       CRONQ_LOG_LEVEL: 'warn',
     };
-    const start = (role: 'injector' | 'runners' | 'results', command: string) => {
-      const proc = startCommand(command, { env });
+    const metricsUrls: string[] = [];
+    const start = async (role: 'injector' | 'runners' | 'results', command: string) => {
+      const port = METRICS ? await freePort() : undefined;
+      if (port !== undefined) metricsUrls.push(`http://127.0.0.1:${port}/metrics`);
+      const proc = startCommand(command, {
+        env: port === undefined ? env : { ...env, CRONQ_METRICS_PORT: String(port) },
+      });
       this.procs.push(proc);
       this.roles.push({ role, proc });
     };
-    start('results', 'cronq-results');
-    start('runners', 'cronq-runner');
-    start('runners', 'cronq-runner');
+    await start('results', 'cronq-results');
+    await start('runners', 'cronq-runner');
+    await start('runners', 'cronq-runner');
     await this.waitForConsumers(amqpUrl);
-    start('injector', 'cronq-injector');
+    await start('injector', 'cronq-injector');
+    if (METRICS)
+      this.scraper = setInterval(() => {
+        for (const url of metricsUrls)
+          void fetch(url, { signal: AbortSignal.timeout(SCRAPE_MS) })
+            .then((r) => r.text())
+            .catch(() => undefined);
+      }, SCRAPE_MS);
     // One run end to end proves every process is up before anything is timed.
     const { category } = await this.defineJobs(
       'warmup',
@@ -322,6 +344,7 @@ export class CronqSystem implements BenchSystem {
   }
 
   async teardown(): Promise<void> {
+    clearInterval(this.scraper);
     await Promise.all(this.procs.map((p) => p.stop(10_000).catch(() => undefined)));
     await this.pool?.end().catch(() => undefined);
     await deleteVhost(this.vhost);

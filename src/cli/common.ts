@@ -52,3 +52,16 @@ export function commonOverrides(opts: {
 }): Record<string, string | undefined> {
   return { CRONQ_LOG_LEVEL: opts.logLevel, CRONQ_LOG_FORMAT: opts.logFormat };
 }
+
+/** The --metrics-port and --metrics-listen flags of the injector, runner and results consumer. */
+export const METRICS_PORT_HELP =
+  'serve Prometheus /metrics on this port (CRONQ_METRICS_PORT; default off)';
+export const METRICS_LISTEN_HELP =
+  'interface of the /metrics server (CRONQ_METRICS_LISTEN, default 127.0.0.1); non-loopback needs CRONQ_METRICS_TOKEN or CRONQ_API_TOKEN';
+
+export function metricsOverrides(opts: {
+  metricsPort?: string;
+  metricsListen?: string;
+}): Record<string, string | undefined> {
+  return { CRONQ_METRICS_PORT: opts.metricsPort, CRONQ_METRICS_LISTEN: opts.metricsListen };
+}

@@ -16,6 +16,14 @@ const COMMANDS: Record<string, { module: string; summary: string }> = {
     module: './dev',
     summary: 'run injector, results, runner and web together (local development)',
   },
+  // The operator's commands, on a running web admin's JSON API (src/cli/ops/).
+  jobs: { module: './ops/jobs', summary: 'list the jobs, their next run and last status' },
+  runs: { module: './ops/runs', summary: 'list the newest runs (of a job, of a status)' },
+  run: { module: './ops/run-now', summary: 'run a job now; --wait for its exit code' },
+  kill: { module: './ops/kill', summary: 'kill a run' },
+  logs: { module: './ops/logs', summary: "print a run's output; --follow it live" },
+  pause: { module: './ops/pause', summary: 'pause a job' },
+  resume: { module: './ops/resume', summary: 'resume a paused job' },
 };
 
 function usage(): string {

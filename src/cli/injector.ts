@@ -3,17 +3,30 @@ import { AmqpConnection, ConfirmPublisher } from '../core/amqp';
 import { describeConfig, loadConfig } from '../core/config';
 import { createDb } from '../core/db';
 import { migrateWhenReachable } from '../core/migrate';
+import { InjectorPresence } from '../injector/presence';
+import { CRONQ_VERSION } from '../core/version';
 import { Daemon } from '../core/daemon';
 import { createLogger } from '../core/logger';
 import { createMessageSigner } from '../core/signing';
 import { declareTopology } from '../core/topology';
 import { Injector } from '../injector';
-import { addCommonOptions, commonOverrides, runCli } from './common';
+import { wireInjectorMetrics } from '../injector/metrics';
+import { metricsParts } from '../core/metrics';
+import {
+  addCommonOptions,
+  commonOverrides,
+  METRICS_LISTEN_HELP,
+  METRICS_PORT_HELP,
+  metricsOverrides,
+  runCli,
+} from './common';
 
 type Flags = {
   batchSize?: string;
   maxPollMs?: string;
   leadMs?: string;
+  metricsPort?: string;
+  metricsListen?: string;
   logLevel?: string;
   logFormat?: string;
 };
@@ -40,6 +53,8 @@ export async function run(argv: string[]): Promise<void> {
       '--lead-ms <ms>',
       'claim and publish runs this far ahead of their occurrence; runners hold them until then (CRONQ_INJECTOR_LEAD_MS, default 500, 0-5000)',
     )
+    .option('--metrics-port <port>', METRICS_PORT_HELP)
+    .option('--metrics-listen <address>', METRICS_LISTEN_HELP)
     .addHelpText(
       'after',
       '\nEnvironment: DATABASE_URL (or CRONQ_MYSQL), RABBITMQ_URL (or RABBITMQ_HOST/USER/PASS), CRONQ_INJECTOR_*.\nSee docs/injector.md.\n',
@@ -49,6 +64,7 @@ export async function run(argv: string[]): Promise<void> {
         CRONQ_INJECTOR_BATCH_SIZE: flags.batchSize,
         CRONQ_INJECTOR_MAX_POLL_MS: flags.maxPollMs,
         CRONQ_INJECTOR_LEAD_MS: flags.leadMs,
+        ...metricsOverrides(flags),
       };
       const config = loadConfig(process.env, { ...commonOverrides(flags), ...overrides });
       const logger = createLogger({
@@ -73,9 +89,14 @@ export async function run(argv: string[]): Promise<void> {
         claimant,
         logger,
       });
+      const presence = new InjectorPresence({ db, claimant, version: CRONQ_VERSION, logger });
+      injector.on('cycle:done', (e) => presence.note(e.claimed, injector.lastProbe));
       await new Daemon({
         logger,
         parts: [
+          ...metricsParts(config.metrics, config.web.allowedHosts, logger, (r) =>
+            wireInjectorMetrics(r, injector),
+          ),
           { name: 'database', stop: () => db.destroy() },
           { name: 'amqp connection', stop: () => connection.close() },
           { name: 'amqp publisher', stop: () => publisher.close() },

@@ -3,12 +3,30 @@ import { AmqpConnection, ConfirmPublisher } from '../core/amqp';
 import { describeConfig, loadConfig } from '../core/config';
 import { createDb } from '../core/db';
 import { migrateWhenReachable } from '../core/migrate';
+import { PresenceRecorder } from '../results/presence-recorder';
 import { Daemon } from '../core/daemon';
 import { createLogger } from '../core/logger';
 import { createMessageSigner } from '../core/signing';
 import { ResultsService } from '../results';
 import { NotifySender, OverdueCheck } from '../results/notify';
-import { addCommonOptions, commonOverrides, runCli } from './common';
+import { metricsParts } from '../core/metrics';
+import { wireResultsMetrics } from '../results/metrics';
+import {
+  addCommonOptions,
+  commonOverrides,
+  METRICS_LISTEN_HELP,
+  METRICS_PORT_HELP,
+  metricsOverrides,
+  runCli,
+} from './common';
+
+interface ResultsFlags {
+  prefetch?: string;
+  metricsPort?: string;
+  metricsListen?: string;
+  logLevel?: string;
+  logFormat?: string;
+}
 
 /** `cronq-results`: write the runners' results into the database (docs/results.md). */
 export async function run(argv: string[]): Promise<void> {
@@ -20,11 +38,14 @@ export async function run(argv: string[]): Promise<void> {
       .option(
         '--prefetch <n>',
         'results written per batch; twice this many are taken from the broker at once (CRONQ_RESULTS_PREFETCH; default 500)',
-      ),
-  ).action(async (opts: { prefetch?: string; logLevel?: string; logFormat?: string }) => {
+      )
+      .option('--metrics-port <port>', METRICS_PORT_HELP)
+      .option('--metrics-listen <address>', METRICS_LISTEN_HELP),
+  ).action(async (opts: ResultsFlags) => {
     const config = loadConfig(process.env, {
       ...commonOverrides(opts),
       CRONQ_RESULTS_PREFETCH: opts.prefetch,
+      ...metricsOverrides(opts),
     });
     const logger = createLogger({
       component: 'results',
@@ -63,14 +84,24 @@ export async function run(argv: string[]): Promise<void> {
       everyMs: config.notify.overdueCheckMs,
       logger,
     });
+    const presence = new PresenceRecorder({
+      db,
+      connection,
+      logger,
+      signer: createMessageSigner(config.signing.keys),
+    });
     await new Daemon({
       logger,
       parts: [
+        ...metricsParts(config.metrics, config.web.allowedHosts, logger, (r) =>
+          wireResultsMetrics(r, service),
+        ),
         { name: 'database', stop: () => db.destroy() },
         { name: 'amqp connection', stop: () => connection.close() },
         { name: 'dead-letter publisher', stop: () => publisher.close() },
         { name: 'schema', start: (signal) => migrateWhenReachable(db, { logger, signal }) },
         { name: 'results consumer', start: () => service.start(), stop: () => service.stop() },
+        { name: 'runner presence', start: () => presence.start(), stop: () => presence.stop() },
         { name: 'notification sender', start: () => sender.start(), stop: () => sender.stop() },
         { name: 'overdue check', start: () => overdue.start(), stop: () => overdue.stop() },
       ],

@@ -5,7 +5,18 @@ import { Daemon } from '../core/daemon';
 import { createLogger } from '../core/logger';
 import { createMessageSigner } from '../core/signing';
 import { Runner } from '../runner';
-import { addCommonOptions, commonOverrides, runCli } from './common';
+import { PresenceAnnouncer } from '../runner/presence';
+import { CRONQ_VERSION } from '../core/version';
+import { metricsParts } from '../core/metrics';
+import { wireRunnerMetrics } from '../runner/metrics';
+import {
+  addCommonOptions,
+  commonOverrides,
+  METRICS_LISTEN_HELP,
+  METRICS_PORT_HELP,
+  metricsOverrides,
+  runCli,
+} from './common';
 
 const ENV_HELP = `
 Environment (see docs/runner.md):
@@ -24,6 +35,9 @@ Environment (see docs/runner.md):
   CRONQ_JOB_LOG_MAX_BYTES        rotate a job log past this size, keeping .1-.3 (default 10485760; 0 = never)
   CRONQ_MESSAGE_KEY              check job messages' signatures and sign results (docs/security.md)
   CRONQ_MESSAGE_MAX_AGE_SECONDS  oldest signed job message taken (default 3600)
+  CRONQ_METRICS_PORT             serve Prometheus /metrics on this port (default off)
+  CRONQ_METRICS_LISTEN           its interface (default 127.0.0.1; beyond loopback needs a token)
+  CRONQ_METRICS_TOKEN            bearer token a scrape must send (default CRONQ_API_TOKEN)
 `;
 
 /** `cronq-runner`: consume one queue and run its commands (docs/runner.md). */
@@ -35,11 +49,15 @@ export async function run(argv: string[]): Promise<void> {
       )
       .option('--queue <name>', 'queue to consume (CRONQ_QUEUE; default cronq_jobs)')
       .option('--concurrency <n>', 'jobs run at once (CRONQ_CONCURRENCY; default 1)')
+      .option('--metrics-port <port>', METRICS_PORT_HELP)
+      .option('--metrics-listen <address>', METRICS_LISTEN_HELP)
       .addHelpText('after', ENV_HELP),
   ).action(
     async (opts: {
       queue?: string;
       concurrency?: string;
+      metricsPort?: string;
+      metricsListen?: string;
       logLevel?: string;
       logFormat?: string;
     }) => {
@@ -47,6 +65,7 @@ export async function run(argv: string[]): Promise<void> {
         ...commonOverrides(opts),
         CRONQ_QUEUE: opts.queue,
         CRONQ_CONCURRENCY: opts.concurrency,
+        ...metricsOverrides(opts),
       });
       const logger = createLogger({
         component: 'runner',
@@ -75,13 +94,30 @@ export async function run(argv: string[]): Promise<void> {
         signer: createMessageSigner(config.signing.keys),
         jobMaxAgeMs: config.signing.jobMaxAgeMs,
       });
+      const presence = new PresenceAnnouncer({
+        publisher,
+        host: config.host,
+        queue: config.runner.queue,
+        concurrency: config.runner.concurrency,
+        version: CRONQ_VERSION,
+        running: () => runner.running,
+        // Announced as often as running jobs beat: one setting for "how soon is silence noticed".
+        periodMs: config.runner.heartbeatMs,
+        logger,
+        signer: createMessageSigner(config.signing.keys),
+      });
       await new Daemon({
         logger,
         parts: [
+          ...metricsParts(config.metrics, config.web.allowedHosts, logger, (r) =>
+            wireRunnerMetrics(r, runner, config.runner.concurrency),
+          ),
           { name: 'amqp connection', stop: () => connection.close() },
           { name: 'result publisher', stop: () => publisher.close() },
           { name: 'runner', start: () => runner.start(), stop: () => runner.stop() },
           { name: 'broker', start: () => connection.start() },
+          // Announced once the broker is being reached; the first may be skipped if it is not yet there.
+          { name: 'presence', start: () => presence.start(), stop: () => presence.stop() },
         ],
         // Nothing may outlive the runner: a second signal kills the jobs' process groups first.
         onSecondSignal: () => runner.killAll(),

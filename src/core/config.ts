@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { amqpFromEnv, databaseFromEnv, type AmqpConfig, type DatabaseConfig } from './config-urls';
 import { boolSetting, fail, intSetting, numberSetting, type Env } from './config-values';
+import { metricsFromEnv, type MetricsConfig } from './config-metrics';
 import { MAX_LEAD_MS } from './messages';
 import { MIN_KEY_LENGTH, parseMessageKeys } from './signing';
 import { QUEUE_TYPES, type QueueType } from './queue-type';
@@ -82,6 +83,8 @@ export interface Config {
   };
   /** docs/notifications.md. The webhook secret and the SMTP URL are never logged. */
   notify: NotifyConfig;
+  /** /metrics of the injector, runner and results consumer (config-metrics.ts). */
+  metrics: MetricsConfig;
   /** docs/security.md. Secret: never logged (describeConfig says only whether it is set). */
   signing: {
     /** CRONQ_MESSAGE_KEY: empty = signing off; the first signs, all verify. */
@@ -221,6 +224,7 @@ export function loadConfig(env: Env = process.env, overrides: Env = {}): Config 
       clientConcurrency: intSetting(e, 'CRONQ_WEB_CLIENT_CONCURRENCY', 4, 1, 1000),
     },
     notify: notifyFromEnv(e),
+    metrics: metricsFromEnv(e),
     signing: {
       keys,
       jobMaxAgeMs: intSetting(e, 'CRONQ_MESSAGE_MAX_AGE_SECONDS', 3600, 60, 30 * 86400) * 1000,
@@ -254,6 +258,7 @@ export function describeConfig(c: Config): Record<string, unknown> {
       user: c.database.user,
     },
     apiToken: c.web.apiToken ? 'set' : 'unset',
+    metrics: c.metrics.port === undefined ? 'off' : `${c.metrics.listen}:${c.metrics.port}`,
     messageSigning: c.signing.keys.length > 0 ? 'on' : 'off',
     notify: {
       targets: c.notify.targets.length,

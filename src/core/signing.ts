@@ -21,7 +21,7 @@ export const SIGNATURE_HEADER = 'x-cronq-signature';
 export const SIGNED_AT_HEADER = 'x-cronq-signed-at';
 export const KEY_ID_HEADER = 'x-cronq-key-id';
 
-export type MessageKind = 'job' | 'result';
+export type MessageKind = 'job' | 'result' | 'presence';
 
 /** A bounded set, so a refusal can be logged and counted without echoing the sender's input. */
 export type RefusalReason =

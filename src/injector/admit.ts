@@ -61,6 +61,31 @@ export function admitRuns(
   plan.runs.splice(0, plan.runs.length, ...admitted);
 }
 
+/**
+ * Overlap forbid is decided at the occurrence, not ahead of it. The claim
+ * takes jobs up to the injector's lead before their next_run; a forbid job
+ * whose active run is still going at that moment is left unclaimed (its
+ * row untouched) until its occurrence has come, so a previous run that
+ * ends, and whose result is stored, in the last half second is not counted
+ * against it. A job with run_now set is planned as usual (waiting would
+ * make the probe ask for it again at once).
+ */
+export function waitsForItsOccurrence(
+  job: Pick<DueJobRow, 'next_run' | 'run_now' | 'active_run_id' | 'active_status'>,
+  policies: Pick<JobPolicies, 'overlap'>,
+  now: Date,
+): boolean {
+  return (
+    policies.overlap === 'forbid' &&
+    !job.run_now &&
+    !!job.active_run_id &&
+    job.active_status != null &&
+    stillGoing(job.active_status) &&
+    job.next_run !== null &&
+    job.next_run.getTime() > now.getTime()
+  );
+}
+
 /** queued (published or waiting for a retry's time) or running: every other status is final. */
 export function stillGoing(status: string): boolean {
   return status === 'queued' || status === 'running';

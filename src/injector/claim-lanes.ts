@@ -19,8 +19,9 @@ const CLAIM_CONCURRENCY = 2;
 export async function claimAndPublish(
   ctx: CycleContext,
   includeRunNow: boolean,
-): Promise<{ jobs: number; full: boolean }> {
+): Promise<{ jobs: number; full: boolean; waitingUntil: Date | null }> {
   let jobs = 0;
+  let waitingUntil: Date | null = null;
   let batches = 0;
   let full = false;
   const claimOne = async (withRunNow: boolean): Promise<boolean> => {
@@ -32,6 +33,8 @@ export async function claimAndPublish(
       leadMs: ctx.settings.leadMs,
     });
     jobs += claim.jobs;
+    if (claim.waitingUntil !== null && (waitingUntil === null || claim.waitingUntil < waitingUntil))
+      waitingUntil = claim.waitingUntil;
     ctx.counters.claimedJobs += claim.jobs;
     for (const e of claim.scheduleErrors) {
       // Logged once: schedule_error keeps the job out of later claims until its schedule changes.
@@ -84,5 +87,5 @@ export async function claimAndPublish(
     // Full only if every lane stopped at the cap with rows still coming.
     full = lanes.every(Boolean);
   }
-  return { jobs, full };
+  return { jobs, full, waitingUntil };
 }

@@ -1,6 +1,8 @@
 import type { Knex } from '../core/db';
 import { isTransientDbError } from '../core/errors';
 import { errorText } from '../core/error-text';
+import { policiesOfRow } from '../core/policies/row';
+import { waitsForItsOccurrence } from './admit';
 import { planClaim, type DueJobRow, type PlannedRun, type RecordedRun } from './plan';
 import { insertRecorded, insertRuns } from './run-rows';
 
@@ -36,6 +38,12 @@ export interface ClaimResult {
   full: boolean;
   /** Jobs locked and moved on by this claim. */
   jobs: number;
+  /**
+   * The earliest occurrence of an overlap-forbid job left unclaimed because
+   * its previous run was still going ahead of it (waitsForItsOccurrence):
+   * the injector wakes then instead of at next_run less the lead. Null if none.
+   */
+  waitingUntil: Date | null;
 }
 
 type ClaimRow = DueJobRow & { db_now: Date };
@@ -97,10 +105,24 @@ export async function claimDueJobs(db: Knex, opts: ClaimOptions): Promise<ClaimR
         recorded: [],
         scheduleErrors: [],
         full: due.length >= opts.batchSize || manual.length >= opts.batchSize,
-        jobs: rows.size,
+        jobs: 0,
+        waitingUntil: null,
       };
       if (rows.size === 0) return result;
       await readActiveRuns(trx, rows.values());
+      for (const row of [...rows.values()]) {
+        if (!row.active_run_id) continue; // only forbid jobs have one; spare the JSON parse
+        const policies = policiesOfRow({
+          policies: row.policies ?? null,
+          enabled: row.enabled ?? 1,
+        });
+        if (!waitsForItsOccurrence(row, policies, row.db_now)) continue;
+        rows.delete(row.id);
+        const at = row.next_run!;
+        if (result.waitingUntil === null || at < result.waitingUntil) result.waitingUntil = at;
+      }
+      result.jobs = rows.size;
+      if (rows.size === 0) return result;
 
       const updates: ReturnType<typeof planClaim>['update'][] = [];
       const queuedAt = new Map<string, Date>();

@@ -28,6 +28,12 @@ export class Cycle {
   lastProbe: Probe | undefined;
   /** The last claim found due jobs: claim again before probing. */
   private claimStreak = false;
+  /**
+   * The earliest occurrence the last claim left for later (an overlap-forbid
+   * job whose previous run was still going ahead of it); null if none.
+   * The loop sleeps until then instead of claiming again at once.
+   */
+  waitingUntil: Date | null = null;
   private readonly clock: ClockSkewWatch;
 
   constructor(private readonly ctx: CycleContext) {
@@ -72,6 +78,7 @@ export class Cycle {
       this.claimStreak && last !== undefined && this.ctx.now() - last.localAt < settings.maxPollMs;
     if (skipProbe) {
       const claimed = await claimAndPublish(this.ctx, false);
+      this.waitingUntil = claimed.waitingUntil;
       this.claimStreak = claimed.jobs > 0;
       result.worked = claimed.jobs > 0;
       result.full = claimed.full;
@@ -119,14 +126,16 @@ export class Cycle {
 
     const due = p.nextDue !== null && p.nextDue.getTime() < p.dbNow.getTime() + settings.leadMs;
     this.claimStreak = false;
+    this.waitingUntil = null;
     if ((due || p.runNow) && !this.ctx.stopping()) {
       const claimed = await claimAndPublish(this.ctx, p.runNow);
+      this.waitingUntil = claimed.waitingUntil;
       result.claimed = claimed.jobs;
       if (claimed.jobs > 0) {
         this.claimStreak = true;
         result.worked = true;
         result.full ||= claimed.full;
-      } else {
+      } else if (claimed.waitingUntil === null) {
         result.contended = true;
       }
     }

@@ -25,6 +25,8 @@ export interface DispatcherOptions {
    * going out late, beside its own retry).
    */
   brokerReady: () => boolean;
+  /** The database's clock (ms), estimated from the last probe: what scheduled_for is compared with. */
+  dbNow?: () => number;
 }
 
 /**
@@ -120,8 +122,10 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
       this.opts.confirmTimeoutMs,
       this.opts.signer,
     );
+    const at = (this.opts.dbNow ?? Date.now)();
     this.emit('batch:confirmed', {
       confirmed: outcome.confirmed.map((r) => r.runId),
+      lateMs: outcome.confirmed.map((r) => at - r.scheduledFor.getTime()),
       unroutable: outcome.unroutable.length,
       failed: outcome.failed.length,
       republish,

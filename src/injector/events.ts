@@ -38,9 +38,18 @@ export type InjectorEvents = {
   /**
    * The broker answered for a batch (or the confirm timeout passed):
    * `confirmed` reached a queue; published_at is not written yet.
+   * `lateMs[i]` is how long after its occurrence (scheduled_for, by the
+   * database's clock) `confirmed[i]` was confirmed; below 0 when it went
+   * out ahead of it (CRONQ_INJECTOR_LEAD_MS).
    */
   'batch:confirmed': [
-    { confirmed: string[]; unroutable: number; failed: number; republish: boolean },
+    {
+      confirmed: string[];
+      lateMs: number[];
+      unroutable: number;
+      failed: number;
+      republish: boolean;
+    },
   ];
   /**
    * overlap forbid: a run (an occurrence, a catch-up run, a *Run now*) was

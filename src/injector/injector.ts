@@ -1,3 +1,4 @@
+import type { Probe } from './probe';
 import { EventEmitter } from 'node:events';
 import type { AmqpConnection, ConfirmPublisher } from '../core/amqp';
 import { exponentialBackoff, sleep, type Backoff } from '../core/async';
@@ -73,6 +74,10 @@ export class Injector extends EventEmitter<InjectorEvents> implements Service {
       confirmTimeoutMs: opts.confirmTimeoutMs ?? 10_000,
       maxInFlightBatches: MAX_IN_FLIGHT_BATCHES,
       brokerReady: () => opts.connection.isConnected,
+      dbNow: () => {
+        const p = this.cycle.lastProbe;
+        return this.now() + (p ? clockOffsetMs(p) : 0);
+      },
     });
     this.dispatcher.on('batch:committed', (e) => this.emit('batch:committed', e));
     this.dispatcher.on('batch:confirmed', (e) => this.emit('batch:confirmed', e));
@@ -178,6 +183,11 @@ export class Injector extends EventEmitter<InjectorEvents> implements Service {
     });
   }
 
+  /** The last probe of the database (when the earliest job is due, and its clock). */
+  get lastProbe(): Probe | undefined {
+    return this.cycle.lastProbe;
+  }
+
   private cycleDone(claimed: number): void {
     const published = this.dispatcher.counters.published;
     this.emit('cycle:done', { claimed, published: published - this.publishedReported });
@@ -185,16 +195,20 @@ export class Injector extends EventEmitter<InjectorEvents> implements Service {
   }
 
   /**
-   * Until the earliest next_run less the lead, or the earliest retry's
-   * not_before (retries are not published ahead), by the database's clock;
-   * at most maxPollMs.
+   * Until the earliest next_run less the lead (or, for a job the claim
+   * left waiting, its occurrence), or the earliest retry's not_before
+   * (retries are not published ahead), by the database's clock; at most
+   * maxPollMs.
    */
   private sleepMs(): number {
     const { maxPollMs: max, leadMs } = this.opts.settings;
     const p = this.cycle.lastProbe;
     if (!p) return max;
     const wakes: number[] = [];
-    if (p.nextDue !== null) wakes.push(p.nextDue.getTime() - leadMs);
+    // A job left waiting for its occurrence is due within the lead already:
+    // wake at the occurrence, not at once.
+    const waiting = this.cycle.waitingUntil?.getTime() ?? -Infinity;
+    if (p.nextDue !== null) wakes.push(Math.max(p.nextDue.getTime() - leadMs, waiting));
     if (p.nextRetry !== null) wakes.push(p.nextRetry.getTime());
     if (wakes.length === 0) return max;
     const dueLocal = p.localAt + (Math.min(...wakes) - p.dbNow.getTime()) + WAKE_MARGIN_MS;

@@ -43,12 +43,19 @@ export class BatchCommit {
     const items = batch.filter((i) => i.delivery.live);
     if (items.length === 0) return;
     const { logger, events } = this.opts;
+    const began = performance.now();
     try {
       const { stored, retries } = await this.store(items);
       const acked = items[items.length - 1]!.delivery.ack({ upTo: true });
       // Stored but not acked: the broker redelivers them, and writing them again changes nothing.
       if (!acked) logger.debug('channel closed before the ack; the batch will be redelivered');
-      events.emit('batch:stored', { count: items.length, stored, acked });
+      events.emit('batch:stored', {
+        count: items.length,
+        stored,
+        acked,
+        ms: performance.now() - began,
+        oldestAgeMs: oldestAgeMs(items),
+      });
       for (const r of retries) {
         logger.info(
           {
@@ -113,4 +120,14 @@ export class BatchCommit {
     // A delivery whose channel has gone is already back on the queue (nack returns false).
     for (const i of items) i.delivery.nack(true);
   }
+}
+
+/** How long ago (by the runners' clocks) the oldest result of the batch was sent; null when none was readable. */
+function oldestAgeMs(items: ResultItem[]): number | null {
+  let oldest = Infinity;
+  for (const i of items) {
+    const sent = i.result ? Date.parse(i.result['x-send-datetime']) : NaN;
+    if (sent < oldest) oldest = sent;
+  }
+  return oldest === Infinity ? null : Math.max(0, Date.now() - oldest);
 }

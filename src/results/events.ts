@@ -14,9 +14,14 @@ export type ResultsEvents = {
    * A batch was written and COMMITted. `count` deliveries were in it,
    * `stored` of them reached the database (the rest were dead-lettered);
    * `acked` is false when the channel closed before the ack (the broker
-   * redelivers them, and writing them again changes nothing).
+   * redelivers them, and writing them again changes nothing). `ms` is
+   * from the start of the write to the ack; `oldestAgeMs` how long before
+   * the COMMIT the batch's oldest result was sent (its x-send-datetime, by
+   * the runner's clock), null when none could be read.
    */
-  'batch:stored': [{ count: number; stored: number; acked: boolean }];
+  'batch:stored': [
+    { count: number; stored: number; acked: boolean; ms: number; oldestAgeMs: number | null },
+  ];
   /**
    * A batch could not be written (the database does not take writes, or a
    * lock conflict outlasted its retries): after `retryInMs` (0 while

@@ -8,6 +8,7 @@
  */
 import type { FinishStatus } from '../core/messages';
 import type { RefusalReason } from '../core/signing';
+import type { WatchOrder } from '../core/control';
 
 /** Why the runner stopped taking deliveries: every slot was busy, or the result buffer is over its limit. */
 export type HoldReason = 'slots' | 'result-buffer';
@@ -34,6 +35,8 @@ export type RunnerEvents = {
   'delivery:returned': [RunRef & { why: 'hold' | 'stopping' | 'lost' }];
   /** The run took a slot, `starting` is queued, the delivery acked and the command released. */
   'run:started': [RunRef & { startTime: Date }];
+  /** The command is running in its forked shell, `spawnMs` after the run took its slot. */
+  'run:released': [RunRef & { spawnMs: number }];
   /** The command ended; its `finished` result is queued. */
   'run:finished': [
     RunRef & { status: FinishStatus; returnCode: number | null; reason: string | undefined },
@@ -54,6 +57,14 @@ export type RunnerEvents = {
   'consumer:held': [{ reason: HoldReason }];
   /** The reason for a hold went away (consuming resumes when no other holds). */
   'consumer:released': [{ reason: HoldReason }];
+  /**
+   * A web process asks for the live output of `runId` until `until` (epoch
+   * ms, at most WATCH_MAX_MS ahead). Announced for every watch order; the
+   * listener checks whether this runner holds the run.
+   */
+  'control:watch': [WatchOrder];
+  /** The runner's control queue is consumed (on start and after a reconnect). */
+  'control:listening': [];
   /** stop() began: no new deliveries; `running` runs get the shutdown grace. */
   'runner:stopping': [{ running: number }];
   /** stop() is done: results flushed or spilled, channel closed. */

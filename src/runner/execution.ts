@@ -13,6 +13,7 @@ import { runEnv } from './job-env';
 import { JobProcess } from './job-process';
 import type { Launcher } from './launcher';
 import { clip } from './log-bounds';
+import type { LiveOutput } from './live-output';
 import { OutputTail } from './output-tail';
 import type { ResultOutbox } from './result-outbox';
 import {
@@ -47,6 +48,8 @@ export interface ExecutionOptions {
   results: Pick<ResultOutbox, 'send'>;
   /** The job-log folder (known once the runner has started). */
   logDir(): string;
+  /** Live output of watched runs (live-output.ts); sees every chunk, sends only watched ones. */
+  live?: Pick<LiveOutput, 'push'>;
 }
 
 /**
@@ -84,6 +87,7 @@ export class Execution {
         killGraceMs: cfg.killGraceMs,
         onOutput: (stream, chunk) => {
           tail.push(chunk);
+          this.opts.live?.push(job.runId, chunk);
           return jobLog.write(stream, chunk);
         },
         drained: () => jobLog.drained(),
@@ -153,9 +157,14 @@ export class Execution {
       jobId: job.jobId,
       startTime: run.startTime,
     });
-    void prepared.proc.released.then((hr) =>
-      this.opts.counters.startOverhead.add(hr - run.takenHr),
-    );
+    void prepared.proc.released.then((hr) => {
+      this.opts.counters.startOverhead.add(hr - run.takenHr);
+      this.opts.events.emit('run:released', {
+        runId: job.runId,
+        jobId: job.jobId,
+        spawnMs: hr - run.takenHr,
+      });
+    });
     log.debug({ command: clip(job.command) }, 'started');
     this.complete(run, prepared)
       .catch((err: unknown) =>

@@ -7,9 +7,11 @@ import { once } from '../core/lifecycle';
 import type { Logger } from '../core/logger';
 import type { MessageSigner } from '../core/signing';
 import { declareDeadQueue, declareTopology } from '../core/topology';
+import { ControlConsumer, RUNNER_CONTROL_BINDING } from '../core/control';
 import { RunnerCounters } from './counters';
 import type { HoldReason, RunnerEvents } from './events';
 import { Execution } from './execution';
+import { LiveOutput } from './live-output';
 import { Heartbeats } from './heartbeats';
 import { Intake } from './intake';
 import { resolveLogDir } from './job-log';
@@ -73,6 +75,10 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
   private readonly launcher: Launcher;
   private readonly gate: JobGate | undefined;
   private readonly consumer: ResilientConsumer;
+  /** Orders for this runner on `cronq.control`: kill and watch (src/core/control). */
+  readonly control: ControlConsumer;
+  /** Watched runs' output to `cronq.output` (live-output.ts). */
+  private readonly live: LiveOutput;
   private readonly slots: Slots;
   private readonly execution: Execution;
   private readonly heartbeats: Heartbeats;
@@ -116,7 +122,9 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
       hold: (reason) => this.hold(reason),
       release: (reason) => this.release(reason),
     });
+    this.live = new LiveOutput(deps.connection, deps.publisher, this.log);
     this.execution = new Execution({
+      live: this.live,
       cfg: this.cfg,
       host: deps.host,
       logger: this.log,
@@ -165,6 +173,17 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
     this.consumer.on('channelLost', () => this.slots.dropLost());
     this.consumer.on('consuming', () => this.emit('consumer:consuming'));
     this.consumer.on('idle', () => this.emit('consumer:idle'));
+    this.control = new ControlConsumer({
+      connection: deps.connection,
+      logger: this.log,
+      bindings: [RUNNER_CONTROL_BINDING],
+    });
+    this.control.on('control:watch', (w) => this.emit('control:watch', w));
+    this.on('control:watch', (w) => this.live.watch(w));
+    this.on('run:started', (r) => this.live.runStarted(r.runId));
+    this.on('run:finished', (r) => this.live.runEnded(r.runId, r.status));
+    this.on('run:could-not-start', (r) => this.live.runEnded(r.runId, 'failed'));
+    this.control.on('control:listening', () => this.emit('control:listening'));
   }
 
   async start(): Promise<void> {
@@ -185,6 +204,8 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
     await outbox.start();
     await this.launcher.start();
     this.heartbeats.start();
+    await this.live.start();
+    await this.control.start();
     await this.consumer.start();
     this.log.info(
       { queue: this.cfg.queue, concurrency: this.cfg.concurrency, logDir: this.logDir, bufferDir },
@@ -195,6 +216,11 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
   /** The result outbox (its events: over/under its limit, spilled, recovered); set by start(). */
   get resultOutbox(): ResultOutbox | undefined {
     return this.outbox;
+  }
+
+  /** Runs holding a slot now. */
+  get running(): number {
+    return this.slots.active.size;
   }
 
   status(): Record<string, unknown> {
@@ -264,6 +290,8 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
     }
     await this.launcher.stop();
     await this.consumer.close();
+    await this.control.stop();
+    this.live.stop();
     this.log.info(this.counters.summary(), 'runner stopped');
     this.emit('runner:stopped');
   });

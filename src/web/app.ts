@@ -3,22 +3,35 @@ import { createHash } from 'node:crypto';
 import ejs from 'ejs';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Config } from '../core/config';
+import type { ControlPublisher } from '../core/control';
 import type { Knex } from '../core/db';
 import type { Logger } from '../core/logger';
 import { requireToken } from './auth';
+import { StaticAssets } from './assets';
 import { CsrfTokens, csrfProtection } from './csrf';
 import { errorForLog, errorHandler, notFound } from './errors';
 import { hostRules, requireKnownHost } from './host-check';
 import { ClientGate, TokenBuckets, rateLimit } from './limits';
 import * as fmt from './format';
+import { WebMetrics, requireMetricsToken } from './metrics';
 import { ping } from './queries';
 import { apiRouter } from './routes/api';
+import { liveOutputRouter } from './routes/api-live-output';
+import type { OutputHub } from './live/output-hub';
 import { pagesRouter } from './routes/pages';
 
 export interface WebDeps {
   db: Knex;
   config: Config;
   logger: Logger;
+  /**
+   * Control orders (kill, wake) over the broker; without it, or while the
+   * broker is away, kill answers 503 "broker unavailable" and *Run now*
+   * waits for the injector's next poll.
+   */
+  control?: ControlPublisher;
+  /** Live output (live/output-hub.ts); absent, or without a broker, the live view answers 503. */
+  live?: OutputHub;
   /** The clock for relative times on pages (tests pin it). What is due is decided by the database clock. */
   now?: () => Date;
 }
@@ -91,7 +104,12 @@ export function createApp(deps: WebDeps): Express {
   app.engine('ejs', (file: string, data: object, cb: (e: unknown, html?: string) => void) => {
     ejs.renderFile(file, data, { escape: fmt.escapeVisible, cache: true, views: [VIEWS_DIR] }, cb);
   });
-  Object.assign(app.locals, { fmt, tokenRequired: config.web.apiToken !== undefined });
+  const assets = new StaticAssets(PUBLIC_DIR);
+  Object.assign(app.locals, {
+    fmt,
+    tokenRequired: config.web.apiToken !== undefined,
+    asset: (name: string) => assets.url(name),
+  });
 
   // A stable CSRF secret across restarts when a token exists (forms keep working); random otherwise.
   const csrf = new CsrfTokens(
@@ -134,14 +152,24 @@ export function createApp(deps: WebDeps): Express {
     }
   });
 
-  app.use(requireToken(config.web.apiToken));
-  app.use(
-    '/static',
-    express.static(PUBLIC_DIR, { index: false, maxAge: '1h', fallthrough: false }),
+  // Before the API token: a Prometheus server may hold only CRONQ_METRICS_TOKEN (metrics.ts).
+  const metricsRate = new TokenBuckets(statusRate, statusRate * 2);
+  // Made at the first scrape: a web nobody scrapes keeps no registry.
+  let metrics: WebMetrics | undefined;
+  app.get(
+    '/metrics',
+    rateLimit(metricsRate, statusRate),
+    requireMetricsToken([config.web.apiToken, config.metrics.token]),
+    (req, res, next) => (metrics ??= new WebMetrics(db, logger)).handler()(req, res, next),
   );
+
+  app.use(requireToken(config.web.apiToken));
+  app.use('/static', assets.handler());
   // Forms are parsed before the CSRF check, which reads their _csrf field; JSON is parsed by the API routes that take it.
   app.use(express.urlencoded({ extended: false, limit: '16kb' }));
   app.use(csrfProtection(csrf, hosts));
+  // A live view holds its request open: limited on its own, not by the client gate.
+  app.use('/api', liveOutputRouter(deps));
   // Every route below reads the database: one client gets only a few connections at a time.
   app.use(new ClientGate(config.web.clientConcurrency, 64).middleware());
   app.use('/api', apiRouter(deps));

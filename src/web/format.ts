@@ -64,16 +64,32 @@ export function relativeTime(d: Date | null | undefined, now: Date): string {
   return 'just now';
 }
 
-/** "1.2 s", "3 min 4 s", "2 h 5 min". */
+/** "1.2 s", "3 min 4 s", "2 h 5 min"; a zero second part is left out: "1 min", "2 h". */
 export function durationText(ms: number | null | undefined): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms) || ms < 0) return '—';
   if (ms < 1000) return `${Math.round(ms)} ms`;
   const s = ms / 1000;
   if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
   const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${Math.floor(s % 60)} s`;
+  if (m < 60) return Math.floor(s % 60) === 0 ? `${m} min` : `${m} min ${Math.floor(s % 60)} s`;
   const h = Math.floor(m / 60);
-  return `${h} h ${m % 60} min`;
+  return m % 60 === 0 ? `${h} h` : `${h} h ${m % 60} min`;
+}
+
+/**
+ * How long a run ran, the same on every page: its recorded run_time, else
+ * (a lost or killed run, whose runner never reported one) from its start
+ * to when it was finished; '—' when it never started.
+ */
+export function runDurationText(run: {
+  run_time: number | null;
+  started_at: Date | null;
+  finished_at: Date | null;
+}): string {
+  if (run.run_time !== null) return durationText(run.run_time * 1000);
+  if (run.started_at && run.finished_at)
+    return durationText(run.finished_at.getTime() - run.started_at.getTime());
+  return '—';
 }
 
 /** A run's statuses, and a job's "retrying" (docs/policies.md). */
@@ -87,6 +103,16 @@ export function statusClass(status: string | null | undefined): string {
     .toLowerCase()
     .replace(/ \(.*\)$/, '');
   return KNOWN_STATUSES.has(s) ? `st-${s}` : 'st-unknown';
+}
+
+/**
+ * The history dots of `/` in words, for a screen reader (the dots are
+ * colour only): "last 3 runs, newest last: succeeded, failed, succeeded".
+ */
+export function historyText(runs: ReadonlyArray<{ status: string }>): string {
+  if (runs.length === 0) return 'no runs yet';
+  const what = runs.length === 1 ? 'last run' : `last ${runs.length} runs, newest last`;
+  return `${what}: ${runs.map((r) => statusText(r.status)).join(', ')}`;
 }
 
 /** "timed out" rather than "timed_out". */

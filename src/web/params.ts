@@ -69,3 +69,17 @@ export function runIdParam(req: Request): string {
     ]);
   return raw.toLowerCase();
 }
+
+/**
+ * Exact names, each given whole (`?name=a&name=b`, never split at commas),
+ * at most `max` of at most 255 characters.
+ */
+export function exactNames(name: string, v: unknown, max: number): string[] | undefined {
+  if (v === undefined) return undefined;
+  const list = (Array.isArray(v) ? v : [v]).map((x) => String(x));
+  if (list.length > max || list.some((s) => s === '' || [...s].length > 255))
+    throw new ValidationError(`${name}: at most ${max} names of 1-255 characters`, [
+      { path: name, message: `at most ${max} names of 1-255 characters` },
+    ]);
+  return list;
+}

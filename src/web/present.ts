@@ -119,6 +119,8 @@ export interface ScheduleView {
   text: string | null;
   words: string;
   upcoming: Date[];
+  /** The last occurrence of a schedule that ends (Rn/...); null otherwise or when not asked (n = 0). */
+  last: Date | null;
   error: string | null;
 }
 
@@ -151,6 +153,7 @@ export function scheduleView(
       text: null,
       words: 'no schedule (runs only when asked)',
       upcoming: [],
+      last: null,
       error: j.schedule_error,
     };
   try {
@@ -159,6 +162,7 @@ export function scheduleView(
         text,
         words: wordsOf(text, () => scheduleOf(j)!),
         upcoming: [],
+        last: null,
         error: j.schedule_error,
       };
     const s = scheduleOf(j)!;
@@ -166,9 +170,16 @@ export function scheduleView(
       text,
       words: wordsOf(text, () => s),
       upcoming: s.nextN(now, n),
+      last: s.last(),
       error: j.schedule_error,
     };
   } catch (err) {
-    return { text, words: 'unreadable schedule', upcoming: [], error: errorMessage(err) };
+    return {
+      text,
+      words: 'unreadable schedule',
+      upcoming: [],
+      last: null,
+      error: errorMessage(err),
+    };
   }
 }

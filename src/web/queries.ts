@@ -83,7 +83,7 @@ function escapeLike(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
-function applyTextFilter(qb: Knex.QueryBuilder, q: string | undefined): void {
+export function applyTextFilter(qb: Knex.QueryBuilder, q: string | undefined): void {
   const text = q?.trim();
   if (!text) return;
   const like = `%${escapeLike(text)}%`;
@@ -96,33 +96,15 @@ function applyTextFilter(qb: Knex.QueryBuilder, q: string | undefined): void {
   });
 }
 
-/** One page of jobs for `/`, ordered by category then name, and the total that matched. */
-export async function jobPage(
-  db: Knex,
-  opts: JobListOptions,
-): Promise<{ jobs: JobWithCategory[]; total: number }> {
-  const base = () => {
-    const qb = db('jobs as j').leftJoin('categories as c', 'c.id', 'j.category_id');
-    applyTextFilter(qb, opts.q);
-    return qb;
-  };
-  const [countRows, idRows] = await Promise.all([
-    base().count<Array<{ n: number }>>({ n: '*' }),
-    base()
-      .select('j.id')
-      .orderBy([{ column: 'j.category_id' }, { column: 'j.name' }])
-      .limit(opts.perPage)
-      .offset(opts.page * opts.perPage) as Promise<Array<{ id: number }>>,
-  ]);
-  return { jobs: await jobsInOrder(db, idRows), total: Number(countRows[0]?.n ?? 0) };
-}
-
 /**
  * The second half of a deferred join: pages are cut on ids alone (read from
  * the (category_id, name) or primary index, without the rows), then only
  * the page's rows are read, instead of reading every row an OFFSET skips.
  */
-async function jobsInOrder(db: Knex, idRows: Array<{ id: number }>): Promise<JobWithCategory[]> {
+export async function jobsInOrder(
+  db: Knex,
+  idRows: Array<{ id: number }>,
+): Promise<JobWithCategory[]> {
   if (idRows.length === 0) return [];
   const rows = (await db('jobs as j')
     .leftJoin('categories as c', 'c.id', 'j.category_id')
@@ -144,6 +126,8 @@ export interface ApiJobQuery {
   ids?: number[];
   categoryIds?: number[];
   categoryNames?: string[];
+  /** Exact job names (not split at commas: a name may hold one). */
+  names?: string[];
 }
 
 /** GET /api/jobs: filtered, sorted, paginated. */
@@ -153,6 +137,7 @@ export async function apiJobs(db: Knex, q: ApiJobQuery): Promise<JobWithCategory
     qb.join('categories as c', 'c.id', 'j.category_id').whereIn('c.name', q.categoryNames);
   if (q.ids) qb.whereIn('j.id', q.ids);
   if (q.categoryIds) qb.whereIn('j.category_id', q.categoryIds);
+  if (q.names) qb.whereIn('j.name', q.names);
   qb.orderBy(`j.${q.sort.field}`, q.sort.dir);
   if (q.sort.field !== 'id') qb.orderBy('j.id', q.sort.dir);
   return jobsInOrder(

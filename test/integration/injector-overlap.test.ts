@@ -27,6 +27,27 @@ interface RunTimes {
   claimed_by: string | null;
 }
 
+/** Until n runners consume the default queue. */
+async function runnersConsuming(n: number): Promise<void> {
+  const conn = await svc.vhost.connect();
+  await waitFor(
+    async () => {
+      // A passive check of a queue not there yet closes its channel: one channel per look.
+      const ch = await conn.createChannel();
+      ch.on('error', () => undefined);
+      try {
+        return (await ch.checkQueue(DEFAULT_JOB_QUEUE)).consumerCount >= n;
+      } catch {
+        return false;
+      } finally {
+        await ch.close().catch(() => undefined);
+      }
+    },
+    { timeoutMs: 40_000, intervalMs: 200, message: `${n} runner(s) consuming` },
+  );
+  await conn.close().catch(() => undefined);
+}
+
 test(
   'overlap forbid with three injectors and two runners: runs of the job never overlap, the rest are recorded skipped',
   { timeout: 120_000 },
@@ -50,23 +71,7 @@ test(
             },
           }),
         );
-      const conn = await svc.vhost.connect();
-      await waitFor(
-        async () => {
-          // A passive check of a queue not there yet closes its channel: one channel per look.
-          const ch = await conn.createChannel();
-          ch.on('error', () => undefined);
-          try {
-            return (await ch.checkQueue(DEFAULT_JOB_QUEUE)).consumerCount >= 2;
-          } catch {
-            return false;
-          } finally {
-            await ch.close().catch(() => undefined);
-          }
-        },
-        { timeoutMs: 40_000, intervalMs: 200, message: 'two runners consuming' },
-      );
-      await conn.close().catch(() => undefined);
+      await runnersConsuming(2);
       await Promise.all(
         [1, 2, 3].map(async () => svc.track(await startInjector(svc.db, svc.vhost))),
       );
@@ -143,6 +148,76 @@ test(
         job.active_run_id === null || ran.some((r) => r.run_id === job.active_run_id),
         'active_run_id names the last run or nothing',
       );
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  },
+);
+
+test(
+  'overlap forbid is decided at the occurrence, not at the claim ahead of it: a run that ends before the next occurrence does not skip it',
+  { timeout: 90_000 },
+  async () => {
+    // A lead of 1.5 s claims each occurrence of a PT2S job while the run
+    // before it (sleep 0.8) is still going; decided then, every other
+    // occurrence would be skipped. Decided at the occurrence, all run.
+    const tmp = mkdtempSync(path.join(tmpdir(), 'cronq-overlap-lead-'));
+    try {
+      svc.track(
+        startCommand('cronq-results', {
+          env: { DATABASE_URL: svc.db.url, RABBITMQ_URL: svc.vhost.url },
+        }),
+      );
+      svc.track(
+        startCommand('cronq-runner', {
+          env: {
+            RABBITMQ_URL: svc.vhost.url,
+            CRONQ_CONCURRENCY: '2',
+            LOG_PATH: tmp,
+            CRONQ_RESULT_BUFFER_PATH: path.join(tmp, 'buffer'),
+          },
+        }),
+      );
+      await runnersConsuming(1);
+      svc.track(await startInjector(svc.db, svc.vhost, { CRONQ_INJECTOR_LEAD_MS: '1500' }));
+
+      const start = nextWholeSecond(2000);
+      const [jobId] = await insertJobs(svc.db.db, [
+        {
+          name: 'forbid-lead',
+          schedule: `R5/${start.toISOString()}/PT2S`,
+          nextRun: start,
+          command: 'sleep 0.8',
+        },
+      ]);
+      await svc.db
+        .db('jobs')
+        .where({ id: jobId })
+        .update({ policies: JSON.stringify({ overlap: 'forbid' }) });
+
+      const runs = await waitFor(
+        async () => {
+          const rows = (await svc.db
+            .db('runs')
+            .where({ job_id: jobId })
+            .orderBy('scheduled_for')
+            .select('status', 'reason', 'scheduled_for', 'started_at')) as RunTimes[];
+          const going = rows.some((r) => r.status === 'queued' || r.status === 'running');
+          return rows.length === 5 && !going ? rows : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 250, message: '5 final runs' },
+      );
+      assert.deepEqual(
+        runs.map((r) => r.status),
+        ['succeeded', 'succeeded', 'succeeded', 'succeeded', 'succeeded'],
+        runs.map((r) => `${r.status}: ${r.reason ?? ''}`).join('\n'),
+      );
+      // Claimed at the occurrence instead of ahead of it, each still starts on its second.
+      for (const r of runs)
+        assert.ok(
+          r.started_at!.getTime() - r.scheduled_for.getTime() < 1000,
+          `started ${r.started_at!.getTime() - r.scheduled_for.getTime()} ms after its occurrence`,
+        );
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }

@@ -624,7 +624,9 @@ describe('at scale and under concurrency', () => {
         const res = await fetch(`${web.url}${path}`);
         assert.equal(res.status, 200, path);
         await res.arrayBuffer();
-        assert.ok(seen.length <= 4, `${path} ran ${seen.length} queries:\n${seen.join('\n')}`);
+        // `/` has one more: the overview's counts by status (one GROUP BY over the jobs).
+        const most = path.startsWith('/?') || path === '/' ? 5 : 4;
+        assert.ok(seen.length <= most, `${path} ran ${seen.length} queries:\n${seen.join('\n')}`);
       }
     } finally {
       tdb.db.removeListener('query', onQuery);

@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { planClaim, type DueJobRow } from '../../src/injector/plan';
+import { waitsForItsOccurrence } from '../../src/injector/admit';
 import { policiesOfRow } from '../../src/core/policies/row';
 import { buildJobMessage, parseJobMessage } from '../../src/core/messages';
 
@@ -116,6 +117,33 @@ test('overlap forbid: while the active run is running, the occurrence is recorde
   assert.equal(p.update.activeRunId, undefined, 'the active run stays');
   // The schedule moves on as for a run.
   assert.equal(p.update.nextRun!.getTime(), at(1000).getTime());
+});
+
+test('overlap forbid waits for the occurrence: claimed ahead of it, a going run leaves the job for later', () => {
+  const forbid = policiesOfRow({ policies: JSON.stringify({ overlap: 'forbid' }), enabled: 1 });
+  const allow = policiesOfRow({ policies: null, enabled: 1 });
+  const going = {
+    active_run_id: 'a'.repeat(32),
+    active_status: 'running',
+    next_run: at(300),
+    run_now: 0,
+  };
+  // Ahead of the occurrence, behind a going run: wait.
+  assert.equal(waitsForItsOccurrence(going, forbid, at(0)), true);
+  assert.equal(waitsForItsOccurrence({ ...going, active_status: 'queued' }, forbid, at(0)), true);
+  // At or after the occurrence the rule is decided (skipped), not put off again.
+  assert.equal(waitsForItsOccurrence(going, forbid, at(300)), false);
+  assert.equal(waitsForItsOccurrence(going, forbid, at(301)), false);
+  // A final or vanished active run, no active run, allow, or a run-now flag: planned now.
+  for (const s of ['succeeded', 'failed', 'timed_out', 'lost', 'skipped', 'missed', null])
+    assert.equal(
+      waitsForItsOccurrence({ ...going, active_status: s }, forbid, at(0)),
+      false,
+      String(s),
+    );
+  assert.equal(waitsForItsOccurrence({ ...going, active_run_id: null }, forbid, at(0)), false);
+  assert.equal(waitsForItsOccurrence(going, allow, at(0)), false);
+  assert.equal(waitsForItsOccurrence({ ...going, run_now: 1 }, forbid, at(0)), false);
 });
 
 test('overlap forbid: a final or vanished active run is cleared and the new run becomes active', () => {

@@ -39,8 +39,13 @@ export interface ResilientConsumerOptions {
   logger: Logger;
   /** Called for each delivery. Must not throw; if it does, the message is set aside (nack without requeue). */
   onDelivery: (d: Delivery) => void;
-  /** Declarations to make on each new channel before consuming (topology, dead-letter queues). */
-  declare?: (conn: ChannelModel, ch: Channel) => Promise<void>;
+  /**
+   * Declarations to make on each new channel before consuming (topology,
+   * dead-letter queues). A string it resolves to is the queue to consume
+   * on that channel instead of `queue` (a server-named queue, declared
+   * anew on every channel).
+   */
+  declare?: (conn: ChannelModel, ch: Channel) => Promise<string | void>;
   /** Between attempts to reopen a channel that closed while the connection stayed up. */
   backoff?: Backoff;
 }
@@ -49,6 +54,8 @@ interface ChannelState {
   ch: Channel;
   conn: ChannelModel;
   closed: boolean;
+  /** The queue consumed on this channel. */
+  queue: string;
 }
 
 /**
@@ -136,12 +143,13 @@ export class ResilientConsumer extends EventEmitter<ConsumerEvents> {
   private async doOpen(conn: ChannelModel): Promise<void> {
     if (this.stopped || (this.state && !this.state.closed)) return;
     const ch = await openChannel(conn);
-    const state: ChannelState = { ch, conn, closed: false };
+    const state: ChannelState = { ch, conn, closed: false, queue: this.opts.queue };
     ch.on('error', (err: Error) =>
-      this.opts.logger.warn({ err: err.message, queue: this.opts.queue }, 'AMQP channel error'),
+      this.opts.logger.warn({ err: err.message, queue: state.queue }, 'AMQP channel error'),
     );
     ch.on('close', () => this.onClosed(state));
-    await this.opts.declare?.(conn, ch);
+    const declared = await this.opts.declare?.(conn, ch);
+    if (typeof declared === 'string') state.queue = declared;
     await ch.prefetch(this.opts.prefetch);
     this.state = state;
     this.tag = undefined;
@@ -157,7 +165,7 @@ export class ResilientConsumer extends EventEmitter<ConsumerEvents> {
       // Held, stopped or closed while an earlier cancel finished: whoever changed that consumes again.
       if (state.closed || this.state !== state || this.holds.size > 0 || this.stopped) return;
       try {
-        const ok = await state.ch.consume(this.opts.queue, (m) => this.deliver(state, m), {
+        const ok = await state.ch.consume(state.queue, (m) => this.deliver(state, m), {
           noAck: false,
         });
         if (this.state !== state) return;

@@ -99,6 +99,10 @@ export class CronSchedule implements Schedule {
   }
 
   /** A cron expression never runs out, so no next occurrence means the calendar's end. */
+  last(): Date | null {
+    return null; // A cron expression repeats for ever.
+  }
+
   endsInCalendar(after: Date): boolean {
     return this.next(after) === null;
   }

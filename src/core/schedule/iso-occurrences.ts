@@ -143,6 +143,10 @@ export class IsoSchedule implements Schedule {
     return i <= this.lastIndex && !isStorable(this.occurrence(i));
   }
 
+  last(): Date | null {
+    return Number.isFinite(this.lastIndex) ? this.storable(this.lastIndex) : null;
+  }
+
   nextN(after: Date, n: number): Date[] {
     const out: Date[] = [];
     let i = this.indexAfter(clampAfter(checkDate(after, 'after')));

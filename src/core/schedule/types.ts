@@ -26,6 +26,11 @@ export interface Schedule {
    * storable calendar (not because an Rn/... schedule ran out).
    */
   endsInCalendar(after: Date): boolean;
+  /**
+   * The last occurrence of a schedule that ends (Rn/...), if storable; null
+   * for one that never ends (cron, R/...).
+   */
+  last(): Date | null;
   /** Up to n occurrences strictly after `after`, in order (only storable ones). */
   nextN(after: Date, n: number): Date[];
   /**

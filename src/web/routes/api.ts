@@ -6,7 +6,7 @@ import { NotFoundError, ValidationError } from '../../core/errors';
 import { applyCategory, planCategory, type CategoryPlan } from '../category-store';
 import { POLICY_FIELDS } from '../../core/policies';
 import { HttpError } from '../errors';
-import { intParam, ints, jobIdParam, values } from '../params';
+import { exactNames, intParam, ints, jobIdParam, values } from '../params';
 import { jobJson, jobStatus, runJson } from '../present';
 import * as q from '../queries';
 import { queuedRetryAttempts } from '../run-queries';
@@ -150,6 +150,7 @@ export function apiRouter(deps: WebDeps): Router {
       ids: ints('id', req.query.id),
       categoryIds: ints('category.id', req.query['category.id']),
       categoryNames: values(req.query['category.name']),
+      names: exactNames('name', req.query.name, 100),
     };
     const jobs = await q.apiJobs(db, query);
     const runs = await q.recentRunsBrief(
@@ -224,6 +225,9 @@ export function apiRouter(deps: WebDeps): Router {
         status: jobStatus(j, list[0], retries.get(list[0]?.run_id ?? '')),
         last_run_start: j.last_run_start,
         last_run_stop: j.last_run_stop,
+        // For `/`'s "Next run", which must not go stale once it has passed.
+        next_run: j.next_run,
+        ended_at: j.ended_at,
         runs: list.map((run) => runJson(run, attemptsOf(j))),
       };
     }

@@ -5,6 +5,16 @@ import type { CsrfTokens } from '../csrf';
 import { logUrl, splitCommand } from '../format';
 import { jobStatus, scheduleView } from '../present';
 import * as q from '../queries';
+import {
+  CHART_RUNS,
+  definitionJson,
+  jobHistory,
+  jobRunsPage,
+  runsPageParams,
+} from '../job-history';
+import { RUN_STATUSES } from '../../core/runs';
+import { systemFromDb } from '../system';
+import { OVERVIEW_CHIPS, overviewPage, overviewParams, statusCounts } from '../overview';
 import { pausedBy, setCategoryPaused, setJobPaused } from '../pause';
 import { policiesOfRow } from '../../core/policies/row';
 import { attemptText, attemptsOf, policiesJson } from '../present-policies';
@@ -13,10 +23,10 @@ import { failingJobs, jobNotifyView, overdueJobs, runNotifyAttempts } from '../n
 
 /** Jobs per page of `/`. */
 export const JOBS_PER_PAGE = 100;
+/** The heading of `/`'s one list when it is not grouped by category. */
+const SORT_TITLES = { failure: 'Failing first', next: 'By next run' } as const;
 /** Status dots per job on `/`. */
 const DOTS_PER_JOB = 10;
-/** Runs listed on a job's page. */
-const RUNS_ON_JOB_PAGE = 50;
 
 /** Render `view`, then wrap it in views/layout.ejs (the layout gets the page's HTML as `body`). */
 async function renderPage(
@@ -54,11 +64,11 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
   r.get('/', async (req, res) => {
     const text = typeof req.query.q === 'string' ? req.query.q.slice(0, 200) : '';
     const page = positiveInt(req.query.page, 1);
-    const { jobs, total } = await q.jobPage(db, {
-      page: page - 1,
-      perPage: JOBS_PER_PAGE,
-      q: text,
-    });
+    const { status, sort } = overviewParams(req.query);
+    const [{ jobs, total }, counts] = await Promise.all([
+      overviewPage(db, { page: page - 1, perPage: JOBS_PER_PAGE, q: text, status, sort }),
+      statusCounts(db, text),
+    ]);
     const runs = await q.recentRunsBrief(
       db,
       jobs.map((j) => j.id),
@@ -72,7 +82,10 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
     const groups: Array<{ id: number | null; name: string; jobs: unknown[] }> = [];
     for (const j of jobs) {
       let g = groups[groups.length - 1];
-      if (!g || g.id !== j.category_id) {
+      if (sort !== 'category') {
+        // One list across categories, each row naming its category.
+        if (!g) groups.push((g = { id: null, name: SORT_TITLES[sort], jobs: [] }));
+      } else if (!g || g.id !== j.category_id) {
         g = { id: j.category_id, name: j.category_name ?? '(no category)', jobs: [] };
         groups.push(g);
       }
@@ -91,6 +104,10 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
       nav: 'jobs',
       groups,
       q: text,
+      status,
+      sort,
+      counts,
+      chips: OVERVIEW_CHIPS,
       page,
       pages: Math.max(1, Math.ceil(total / JOBS_PER_PAGE)),
       total,
@@ -103,20 +120,32 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
     const id = jobIdOf(req);
     const job = await q.jobById(db, id);
     if (!job) throw new NotFoundError(`no job with id ${id}`);
-    const runs = (await q.recentRuns(db, [id], RUNS_ON_JOB_PAGE)).get(id) ?? [];
+    const runsQuery = runsPageParams(req.query);
+    const table = await jobRunsPage(db, id, runsQuery);
+    const filtered = runsQuery.status !== undefined || runsQuery.page > 1;
+    // The chart and the status read the newest runs whatever the table shows.
+    const recent = filtered
+      ? ((await q.recentRuns(db, [id], CHART_RUNS)).get(id) ?? [])
+      : table.runs.slice(0, CHART_RUNS);
     const notify = await jobNotifyView(db, job);
     const at = now();
+    const schedule = scheduleView(job, at, 5);
     await renderPage(res, 'job', {
       notify,
       title: job.name,
       nav: 'jobs',
       job,
-      status: jobStatus(job, runs[0], runs[0]?.attempt),
-      runs,
+      status: jobStatus(job, recent[0], recent[0]?.attempt),
+      runs: table.runs,
+      runsQuery,
+      runsMore: table.more,
+      runStatuses: RUN_STATUSES,
+      history: jobHistory(recent),
+      definition: definitionJson(job, schedule.text),
       attempts: attemptsOf(job),
       attemptText,
       policies: policiesJson(policiesOfRow(job)),
-      schedule: scheduleView(job, at, 5),
+      schedule,
       commandParts: splitCommand(job.command),
       csrfToken: csrf.issue(),
       queued: req.query.queued === '1',
@@ -186,6 +215,15 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
       outputShownChars: q.OUTPUT_SHOWN_CHARS,
       notifyAttempts,
       now: at,
+    });
+  });
+
+  r.get('/system', async (_req, res) => {
+    await renderPage(res, 'system', {
+      title: 'System',
+      nav: 'system',
+      sys: await systemFromDb(db),
+      now: now(),
     });
   });
 

@@ -1,0 +1,94 @@
+import { runCli } from '../common';
+import { ApiError, oneLine } from './api-client';
+import { sseEvents } from './sse';
+import { CronqError } from '../../core/errors';
+import type { ApiClient } from './api-client';
+import { clientOf, opsCommand, runIdArg } from './command';
+import { waitForEnd } from './run-now';
+
+interface RunWithOutput {
+  id: string;
+  status: string;
+  output_tail: string | null;
+  output_cut: boolean;
+}
+
+/**
+ * `cronq logs RUN [--follow]`: the output the run stored (its tail, as the
+ * run page shows it); --follow streams a running run's output live.
+ */
+export async function run(argv: string[]): Promise<void> {
+  const program = opsCommand(
+    'logs',
+    "Print a run's stored output (the tail the run page shows; the whole log is on the runner host).",
+    '0 printed, 1 unknown run, refused by the server or unreachable, 2 bad usage.',
+  )
+    .argument('<run>', 'the run id (32 hexadecimal digits, as `cronq runs` lists them)')
+    .option(
+      '--follow',
+      'while the run is queued or running, wait for it and print its output; end when it ends',
+    )
+    .action(async (raw: string, opts: { url?: string; follow?: boolean }) => {
+      const runId = runIdArg(raw);
+      const api = clientOf(opts);
+      const r = await readRun(api, runId);
+      if (opts.follow && (r.status === 'queued' || r.status === 'running'))
+        return follow(api, runId);
+      printTail(r);
+    });
+  await runCli(program, argv);
+}
+
+/**
+ * Print the run's output as it is written (GET /api/runs/<id>/live) until
+ * it ends; a server without the live route makes it wait for the end and
+ * print the stored output instead.
+ */
+async function follow(api: ApiClient, runId: string): Promise<void> {
+  let res: Response;
+  try {
+    res = await api.open(`api/runs/${runId}/live`, 'text/event-stream');
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404 && /no such API route/.test(err.message)) {
+      await waitForEnd(api, runId);
+      return printTail(await readRun(api, runId));
+    }
+    if (err instanceof ApiError) throw new CronqError(`${err.status}: ${err.message}`);
+    throw err;
+  }
+  for await (const e of sseEvents(res.body as AsyncIterable<Uint8Array>)) {
+    let d: { text?: unknown; status?: unknown; message?: unknown };
+    try {
+      d = JSON.parse(e.data) as typeof d;
+    } catch {
+      continue;
+    }
+    if (e.event === 'output' && typeof d.text === 'string') process.stdout.write(d.text);
+    else if (e.event === 'end') {
+      process.stderr.write(`run ${runId} ${oneLine(String(d.status), 40)}\n`);
+      return;
+    } else if (e.event === 'unavailable')
+      throw new CronqError(`live output unavailable: ${oneLine(String(d.message))}`);
+  }
+  throw new CronqError('the live stream ended before the run did');
+}
+
+async function readRun(api: ApiClient, runId: string): Promise<RunWithOutput> {
+  try {
+    return (await api.get<{ data: { run: RunWithOutput } }>(`api/runs/${runId}`)).data.run;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404)
+      throw new CronqError(`no run with id ${runId}`);
+    throw err;
+  }
+}
+
+/** The job's output as it wrote it (stdout); what is not shown is said on stderr. */
+function printTail(r: RunWithOutput): void {
+  const tail = r.output_tail ?? '';
+  if (r.output_cut)
+    process.stderr.write(
+      "[… earlier output not stored: the whole log is in the runner host's LOG_PATH …]\n",
+    );
+  process.stdout.write(tail.endsWith('\n') || tail === '' ? tail : `${tail}\n`);
+}

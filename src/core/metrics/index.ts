@@ -1,0 +1,3 @@
+export { BUCKETS, createRegistry } from './registry';
+export { metricsParts } from './part';
+export { MetricsServer } from './server';

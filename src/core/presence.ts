@@ -1,0 +1,92 @@
+import type { Channel } from 'amqplib';
+import { EXCHANGE } from './topology';
+
+/**
+ * Runner presence: every runner process announces itself every
+ * PRESENCE_PERIOD_MS on the `cronq_presence` queue (host, queue,
+ * concurrency, jobs running now, version), whether or not it runs
+ * anything, so /system can show each runner and one that has gone silent.
+ * The results consumer writes them into the `runners` table. The queue is
+ * bounded both ways: a message older than a minute is worth nothing and
+ * expires, and at most 10,000 wait (the oldest dropped), so announcements
+ * nobody reads never fill the broker.
+ */
+
+export const PRESENCE_QUEUE = 'cronq_presence';
+export const PRESENCE_ROUTING_KEY = 'cronq_presence';
+export const PRESENCE_PERIOD_MS = 10_000;
+/** A runner not heard from for this many periods is shown silent. */
+export const SILENT_AFTER_PERIODS = 3;
+
+export async function declarePresenceQueue(ch: Channel): Promise<void> {
+  await ch.assertExchange(EXCHANGE, 'direct', { durable: true });
+  await ch.assertQueue(PRESENCE_QUEUE, {
+    durable: true,
+    arguments: {
+      'x-message-ttl': 60_000,
+      'x-max-length': 10_000,
+      'x-overflow': 'drop-head',
+    },
+  });
+  await ch.bindQueue(PRESENCE_QUEUE, EXCHANGE, PRESENCE_ROUTING_KEY);
+}
+
+export interface RunnerPresence {
+  /** `host.pid`: one runner process. */
+  instance: string;
+  host: string;
+  pid: number;
+  queue: string;
+  concurrency: number;
+  running: number;
+  version: string;
+  /** When the process started, ISO 8601. */
+  started_at: string;
+  /** Its announcement period, ms. */
+  period_ms: number;
+}
+
+const MAX_BYTES = 4096;
+const TEXT = /^[\x21-\x7e]{1,255}$/;
+
+function text(v: unknown, max = 255): string | undefined {
+  return typeof v === 'string' && v.length <= max && TEXT.test(v) ? v : undefined;
+}
+
+function count(v: unknown, max: number): number | undefined {
+  return Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max
+    ? (v as number)
+    : undefined;
+}
+
+/** A presence message, or the reason it is refused (bounded: it only feeds a display). */
+export function parsePresence(body: Buffer): RunnerPresence | { error: string } {
+  if (body.length > MAX_BYTES) return { error: `larger than ${MAX_BYTES} bytes` };
+  let doc: unknown;
+  try {
+    doc = JSON.parse(body.toString('utf8'));
+  } catch {
+    return { error: 'not JSON' };
+  }
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return { error: 'not an object' };
+  const d = doc as Record<string, unknown>;
+  const p = {
+    instance: text(d.instance),
+    host: text(d.host),
+    pid: count(d.pid, 2 ** 31 - 1),
+    queue: text(d.queue),
+    concurrency: count(d.concurrency, 1_000_000),
+    running: count(d.running, 1_000_000),
+    version: text(d.version, 64),
+    started_at:
+      typeof d.started_at === 'string' &&
+      d.started_at.length <= 40 &&
+      !Number.isNaN(Date.parse(d.started_at))
+        ? d.started_at
+        : undefined,
+    period_ms: count(d.period_ms, 3_600_000),
+  };
+  const missing = Object.entries(p).find(([, v]) => v === undefined);
+  if (missing) return { error: `${missing[0]} missing or out of bounds` };
+  return p as RunnerPresence;
+}
