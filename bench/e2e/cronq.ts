@@ -61,12 +61,23 @@ export const BENCH_POLICIES = JSON.stringify({
   retries: { max: 2, delay: 'PT30S' },
 });
 
+/** A variant of the jobs (bench/notify.ts): another command, and categories.notify on every category. */
+export interface CronqVariant {
+  name: string;
+  command: string;
+  /** categories.notify JSON text (docs/notifications.md), or null. */
+  notify: string | null;
+}
+
 export class CronqSystem implements BenchSystem {
   /** `cronq`, or `cronq_policies` when every job has BENCH_POLICIES. */
   readonly name: string;
 
-  constructor(private readonly policies: string | null = null) {
-    this.name = policies === null ? 'cronq' : 'cronq_policies';
+  constructor(
+    private readonly policies: string | null = null,
+    private readonly variant: CronqVariant | null = null,
+  ) {
+    this.name = variant?.name ?? (policies === null ? 'cronq' : 'cronq_policies');
   }
 
   private readonly dbName = benchName('cronq_bench');
@@ -86,8 +97,11 @@ export class CronqSystem implements BenchSystem {
       CRONQ_INJECTOR_BATCH_SIZE: BATCH_SIZE ?? '500 (default)',
       CRONQ_INJECTOR_LEAD_MS: LEAD_MS || '500 (default)',
       resultsConsumers: 1,
-      command: "'true' (run by the runner as /bin/sh -c true)",
+      command: this.variant
+        ? `'${this.variant.command}'`
+        : "'true' (run by the runner as /bin/sh -c true)",
       policies: this.policies ?? 'none',
+      notify: this.variant?.notify ? 'every category' : 'none',
       metrics: METRICS ? `on, each daemon scraped every ${SCRAPE_MS / 1000} s` : 'off',
     };
   }
@@ -200,15 +214,16 @@ export class CronqSystem implements BenchSystem {
     firstMs: number,
   ): Promise<{ category: number; ids: number[] }> {
     const name = `${label}-${++this.seq}-${Date.now()}`;
-    const [res] = (await this.pool!.query('INSERT INTO categories (name) VALUES (?)', [
+    const [res] = (await this.pool!.query('INSERT INTO categories (name, notify) VALUES (?, ?)', [
       name,
+      this.variant?.notify ?? null,
     ])) as unknown as [{ insertId: number }];
     const category = res.insertId;
     const rows = Array.from({ length: count }, (_, i) => [
       `${label}-${i}`,
       schedule,
       sqlTime(firstMs),
-      'true',
+      this.variant?.command ?? 'true',
       'default',
       category,
       this.policies,

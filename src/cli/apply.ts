@@ -11,6 +11,9 @@ interface Plan {
   removed: string[];
   /** The policy fields each changed job changes (servers since #16; absent when none). */
   policy_changes?: Record<string, string[]>;
+  /** The category's notify targets change (docs/notifications.md); `notify` says where they send. */
+  notify_changed?: boolean;
+  notify?: string[];
 }
 
 /**
@@ -136,6 +139,10 @@ async function sendCategory(
     changed: json.changed ?? [],
     removed: json.removed ?? [],
     policy_changes: policyChangesOf(json.policy_changes),
+    notify_changed: json.notify_changed === true,
+    notify: Array.isArray(json.notify)
+      ? json.notify.filter((t): t is string => typeof t === 'string').map((t) => t.slice(0, 200))
+      : [],
   };
 }
 
@@ -160,6 +167,10 @@ function describePlan(name: string, origin: string, p: Plan): string {
     lines.push(`  ~ change  ${j}${fields.length > 0 ? ` (${fields.join(', ')})` : ''}`);
   }
   for (const j of p.removed) lines.push(`  - remove  ${j}`);
+  if (p.notify_changed)
+    lines.push(
+      `  ~ notify  ${p.notify && p.notify.length > 0 ? p.notify.slice(0, 10).join('; ') : 'none'}`,
+    );
   if (lines.length === 1) lines.push('  no changes');
   return `${lines.join('\n')}\n`;
 }

@@ -8,6 +8,7 @@ import { Daemon } from '../core/daemon';
 import { createLogger } from '../core/logger';
 import { createMessageSigner } from '../core/signing';
 import { ResultsService } from '../results';
+import { NotifySender, OverdueCheck } from '../results/notify';
 import { metricsParts } from '../core/metrics';
 import { wireResultsMetrics } from '../results/metrics';
 import {
@@ -68,6 +69,20 @@ export async function run(argv: string[]): Promise<void> {
       outputTailBytes: config.runner.outputTailBytes,
       logger,
       signer: createMessageSigner(config.signing.keys),
+      notifyTargets: config.notify.targets,
+    });
+    // Notifications are sent, and overdue jobs found, in their own loops (docs/notifications.md).
+    const sender = new NotifySender({
+      db,
+      config: config.notify,
+      logger,
+      busy: () => service.busy,
+    });
+    const overdue = new OverdueCheck({
+      db,
+      targets: config.notify.targets,
+      everyMs: config.notify.overdueCheckMs,
+      logger,
     });
     const presence = new PresenceRecorder({
       db,
@@ -87,6 +102,8 @@ export async function run(argv: string[]): Promise<void> {
         { name: 'schema', start: (signal) => migrateWhenReachable(db, { logger, signal }) },
         { name: 'results consumer', start: () => service.start(), stop: () => service.stop() },
         { name: 'runner presence', start: () => presence.start(), stop: () => presence.stop() },
+        { name: 'notification sender', start: () => sender.start(), stop: () => sender.stop() },
+        { name: 'overdue check', start: () => overdue.start(), stop: () => overdue.stop() },
       ],
     }).run();
   });

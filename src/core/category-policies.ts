@@ -61,6 +61,11 @@ export const POLICY_SCHEMA_PROPERTIES = {
       },
     },
   },
+  alert_after: {
+    ...DURATION,
+    description:
+      'The dead-man\'s switch: no successful run for this long makes the job "overdue" and notifies (docs/notifications.md); default none.',
+  },
   enabled: {
     type: ['boolean', 'null'],
     description: 'false: the job is kept but its occurrences are not claimed; default true.',

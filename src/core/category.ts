@@ -15,6 +15,7 @@ import {
   jobPolicyProblems,
   writtenPolicies,
 } from './category-policies';
+import { NOTIFY_SCHEMA, parseNotifyTargets } from './notify/targets';
 
 /**
  * The one schema of a category definition, shared by `cronq-validator`,
@@ -36,6 +37,7 @@ export const CATEGORY_SCHEMA = {
       maxLength: 255,
       description: 'The category name; must match the URL when both are given.',
     },
+    notify: NOTIFY_SCHEMA,
     jobs: {
       type: 'array',
       maxItems: 10000,
@@ -88,6 +90,18 @@ export interface JobDefinition {
 export interface CategoryDefinition {
   category: string | undefined;
   jobs: JobDefinition[];
+  /** The `notify` targets as written (stored as categories.notify); null: none. */
+  notify: unknown[] | null;
+}
+
+/** The problems of a category's `notify` field, at `notify[i].field` (docs/notifications.md). */
+function notifyProblems(doc: unknown): Problem[] {
+  if (typeof doc !== 'object' || doc === null) return [];
+  const { errors } = parseNotifyTargets((doc as { notify?: unknown }).notify);
+  return errors.map((e) => {
+    const m = /^(\[\d+\](?:\.[a-z_]+)?):\s*(.*)$/s.exec(e);
+    return m ? { path: `notify${m[1]}`, message: m[2]! } : { path: 'notify', message: e };
+  });
 }
 
 export interface Problem {
@@ -138,14 +152,17 @@ export function categoryProblems(doc: unknown, urlName?: string): Problem[] {
   // Policy fields are checked by core/policies, whose messages name the job and
   // the field; the schema's own words for them are left out.
   const jobs = (doc as { jobs?: unknown } | null)?.jobs;
-  const policyProblems = Array.isArray(jobs) ? jobs.flatMap(jobPolicyProblems) : [];
+  const policyProblems = [
+    ...notifyProblems(doc),
+    ...(Array.isArray(jobs) ? jobs.flatMap(jobPolicyProblems) : []),
+  ];
   if (!validateShape(doc)) {
     const seen = new Set<string>();
     const problems: Problem[] = [];
     for (const e of validateShape.errors ?? []) {
       const pr = { path: pathOf(e), message: messageOf(e) };
       const key = `${pr.path}:${pr.message}`;
-      if (!seen.has(key) && !isPolicyPath(pr.path)) {
+      if (!seen.has(key) && !isPolicyPath(pr.path) && !/^notify\b/.test(pr.path)) {
         seen.add(key);
         problems.push(pr);
       }
@@ -223,10 +240,12 @@ export function parseCategory(doc: unknown, urlName?: string): CategoryDefinitio
   }
   const d = doc as {
     category?: string;
+    notify?: unknown[] | null;
     jobs: Array<Partial<JobDefinition> & { name: string; schedule: string; command: string }>;
   };
   return {
     category: d.category,
+    notify: Array.isArray(d.notify) && d.notify.length > 0 ? d.notify : null,
     jobs: d.jobs.map((j) => ({
       name: j.name,
       schedule: j.schedule.trim(),

@@ -5,6 +5,7 @@ import { metricsFromEnv, type MetricsConfig } from './config-metrics';
 import { MAX_LEAD_MS } from './messages';
 import { MIN_KEY_LENGTH, parseMessageKeys } from './signing';
 import { QUEUE_TYPES, type QueueType } from './queue-type';
+import { notifyFromEnv, type NotifyConfig } from './notify/config';
 
 /**
  * Every setting of CronQ, read once from the environment (and flags, passed
@@ -80,6 +81,8 @@ export interface Config {
     /** Database-reading requests one client address may have in progress at once (more wait). */
     clientConcurrency: number;
   };
+  /** docs/notifications.md. The webhook secret and the SMTP URL are never logged. */
+  notify: NotifyConfig;
   /** /metrics of the injector, runner and results consumer (config-metrics.ts). */
   metrics: MetricsConfig;
   /** docs/security.md. Secret: never logged (describeConfig says only whether it is set). */
@@ -220,6 +223,7 @@ export function loadConfig(env: Env = process.env, overrides: Env = {}): Config 
       statusRatePerSecond: intSetting(e, 'CRONQ_STATUS_RATE', 10, 1, 100_000),
       clientConcurrency: intSetting(e, 'CRONQ_WEB_CLIENT_CONCURRENCY', 4, 1, 1000),
     },
+    notify: notifyFromEnv(e),
     metrics: metricsFromEnv(e),
     signing: {
       keys,
@@ -256,6 +260,11 @@ export function describeConfig(c: Config): Record<string, unknown> {
     apiToken: c.web.apiToken ? 'set' : 'unset',
     metrics: c.metrics.port === undefined ? 'off' : `${c.metrics.listen}:${c.metrics.port}`,
     messageSigning: c.signing.keys.length > 0 ? 'on' : 'off',
+    notify: {
+      targets: c.notify.targets.length,
+      webhookSigning: c.notify.webhookSecret ? 'on' : 'off',
+      smtp: c.notify.smtpUrl ? 'set' : 'unset',
+    },
   };
 }
 

@@ -6,6 +6,7 @@ import type { ResultMessage } from '../core/messages';
 import { isLockConflict, isPoisonError, shortError } from './errors';
 import type { RetryScheduled } from './retries';
 import { writeResults, type WriteLimits } from './store';
+import type { NotifyTarget } from '../core/notify/targets';
 
 /**
  * Writes one batch and finds the message that keeps it from being written.
@@ -38,6 +39,8 @@ export interface BatchWriterOptions {
   limits: () => WriteLimits;
   signal: AbortSignal;
   random?: () => number;
+  /** CRONQ_NOTIFY_* targets for every job (docs/notifications.md). */
+  notifyTargets?: readonly NotifyTarget[];
 }
 
 export class BatchWriter {
@@ -107,7 +110,13 @@ export class BatchWriter {
   private async writeOnce(results: ResultMessage[]): Promise<RetryScheduled[]> {
     for (let attempt = 0; ; attempt += 1) {
       try {
-        const summary = await writeResults(this.opts.db, results, this.opts.limits(), this.random);
+        const summary = await writeResults(
+          this.opts.db,
+          results,
+          this.opts.limits(),
+          this.random,
+          this.opts.notifyTargets,
+        );
         if (summary.runsOfMissingJobs.length > 0) {
           this.opts.logger.info(
             { runs: summary.runsOfMissingJobs },

@@ -7,6 +7,7 @@ import { RESULTS_QUEUE } from '../core/topology';
 import { shortError } from './errors';
 import type { ResultsEvents } from './events';
 import { markLostRuns } from './lost';
+import type { NotifyTarget } from '../core/notify/targets';
 
 export interface LostSweeperOptions {
   db: Knex;
@@ -20,6 +21,8 @@ export interface LostSweeperOptions {
   backoff: Backoff;
   random: () => number;
   signal: AbortSignal;
+  /** CRONQ_NOTIFY_* targets for every job (docs/notifications.md). */
+  notifyTargets?: readonly NotifyTarget[];
 }
 
 /**
@@ -57,6 +60,7 @@ export class LostSweeper {
         this.opts.lostAfterMs,
         undefined,
         this.opts.random,
+        this.opts.notifyTargets,
       );
       for (const r of lost)
         logger.warn(

@@ -6,6 +6,8 @@ import {
   type JobPolicyRow,
   type RetryScheduled,
 } from './retries';
+import { recordNotifications } from './notify/record';
+import type { NotifyTarget } from '../core/notify/targets';
 
 /**
  * A run is lost when its runner has gone silent: status `running` and
@@ -51,6 +53,7 @@ export async function markLostRuns(
   lostAfterMs: number,
   limit = 1000,
   random: () => number = Math.random,
+  notifyTargets: readonly NotifyTarget[] = [],
 ): Promise<LostRun[]> {
   const micros = Math.round(lostAfterMs * 1000);
   // A plain (non-locking) look first: in the common case nothing is stale
@@ -63,7 +66,7 @@ export async function markLostRuns(
   return db.transaction(async (trx) => {
     const jobIds = [...new Set(candidates.map((c) => Number(c.job_id)))].sort((a, b) => a - b);
     const [jobRows] = (await trx.raw(
-      `SELECT ${JOB_POLICY_COLUMNS} FROM jobs WHERE id IN (${jobIds.map(() => '?').join(',')}) ORDER BY id FOR UPDATE`,
+      `SELECT name, ${JOB_POLICY_COLUMNS} FROM jobs WHERE id IN (${jobIds.map(() => '?').join(',')}) ORDER BY id FOR UPDATE`,
       jobIds,
     )) as [JobPolicyRow[]];
     const runIds = candidates.map((c) => c.run_id);
@@ -86,19 +89,23 @@ export async function markLostRuns(
       locked.map((r) => r.run_id),
     );
     // The rows were locked with the stale condition, so the UPDATE marked each of them.
-    const retries = await settleFinalRuns(
+    const finals = locked.map((r) => ({
+      runId: r.run_id,
+      jobId: Number(r.job_id),
+      status: 'lost',
+      attempt: Number(r.attempt),
+      firstRunId: r.first_run_id,
+      routingKey: r.routing_key,
+      jobName: r.job_name,
+    }));
+    const jobs = new Map(jobRows.map((j) => [Number(j.id), j]));
+    const retries = await settleFinalRuns(trx, finals, jobs, random);
+    await recordNotifications(
       trx,
-      locked.map((r) => ({
-        runId: r.run_id,
-        jobId: Number(r.job_id),
-        status: 'lost',
-        attempt: Number(r.attempt),
-        firstRunId: r.first_run_id,
-        routingKey: r.routing_key,
-        jobName: r.job_name,
-      })),
-      new Map(jobRows.map((j) => [Number(j.id), j])),
-      random,
+      finals,
+      new Set(retries.map((r) => r.runId)),
+      jobs,
+      notifyTargets,
     );
     const byRun = new Map(retries.map((r) => [r.runId, r]));
     return locked.map((r) => {

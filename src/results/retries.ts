@@ -4,6 +4,7 @@ import { policiesOfRow } from '../core/policies/row';
 import { retryDelayMs, shouldRetry } from '../core/policies';
 import type { StoredRun } from './closed-runs';
 import type { RunChange } from './fold';
+import { JOB_NOTIFY_COLUMNS, type JobNotifyRow } from './notify/record';
 
 /**
  * What happens when a run becomes final, inside the transaction that made
@@ -28,8 +29,8 @@ export interface FinalRun {
   jobName: string | null;
 }
 
-/** The locked job row's columns the rules read. */
-export interface JobPolicyRow {
+/** The locked job row's columns the rules read (and notify/record.ts's). */
+export interface JobPolicyRow extends JobNotifyRow {
   id: number;
   routing_key: string | null;
   policies: string | null;
@@ -38,7 +39,7 @@ export interface JobPolicyRow {
 }
 
 /** The jobs columns to select (FOR UPDATE) for `settleFinalRuns`. */
-export const JOB_POLICY_COLUMNS = 'id, routing_key, policies, enabled, active_run_id';
+export const JOB_POLICY_COLUMNS = `id, routing_key, policies, enabled, active_run_id, ${JOB_NOTIFY_COLUMNS}`;
 
 export interface RetryScheduled {
   /** The run that ended. */

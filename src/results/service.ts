@@ -7,6 +7,7 @@ import type { Logger } from '../core/logger';
 import type { Service } from '../core/lifecycle';
 import { DEFAULT_OUTPUT_TAIL_BYTES } from '../core/message-fields';
 import type { MessageSigner } from '../core/signing';
+import type { NotifyTarget } from '../core/notify/targets';
 import {
   declareDeadQueue,
   declareTopology,
@@ -57,6 +58,8 @@ export interface ResultsServiceOptions {
   outputTailBytes?: number;
   /** With CRONQ_MESSAGE_KEY: results must carry its signature (docs/security.md). */
   signer?: MessageSigner;
+  /** CRONQ_NOTIFY_* targets for every job; the notifications are written with the results (docs/notifications.md). */
+  notifyTargets?: readonly NotifyTarget[];
 }
 
 export interface ResultsStatus extends ResultsCounts, Record<string, unknown> {
@@ -138,6 +141,7 @@ export class ResultsService extends EventEmitter<ResultsEvents> implements Servi
       limits: () => this.limits.write,
       signal: this.abort.signal,
       random,
+      notifyTargets: opts.notifyTargets,
     });
     this.commit = new BatchCommit({
       writer,
@@ -163,6 +167,7 @@ export class ResultsService extends EventEmitter<ResultsEvents> implements Servi
       backoff,
       random,
       signal: this.abort.signal,
+      notifyTargets: opts.notifyTargets,
     });
   }
 
@@ -185,6 +190,11 @@ export class ResultsService extends EventEmitter<ResultsEvents> implements Servi
     await this.consumer.start();
     this.opts.connection.start();
     this.sweeping = this.sweeper.run();
+  }
+
+  /** Results are waiting to be written: the notification sender lets them go first (notify/sender.ts). */
+  get busy(): boolean {
+    return this.batcher.size > 0;
   }
 
   status(): ResultsStatus {

@@ -11,6 +11,8 @@ import {
   type JobPolicyRow,
   type RetryScheduled,
 } from './retries';
+import { recordNotifications } from './notify/record';
+import type { NotifyTarget } from '../core/notify/targets';
 
 /**
  * Write one batch of result messages in ONE transaction with a few
@@ -25,7 +27,8 @@ import {
  *      one) with the state machine in the ON DUPLICATE KEY UPDATE clause;
  *   4. move the jobs' status columns forward to the newest of these runs;
  *   5. for the runs this batch made final, write the retries their jobs'
- *      policies ask for and move or clear jobs.active_run_id (retries.ts).
+ *      policies ask for and move or clear jobs.active_run_id (retries.ts);
+ *   6. and the notifications they cause (notify/record.ts).
  * Every statement is idempotent, so writing the same batch twice, or the
  * same message in two batches, leaves the same rows as writing it once.
  */
@@ -38,6 +41,8 @@ export interface WriteSummary {
   runsOfMissingJobs: string[];
   /** Retry runs written in this transaction (src/results/retries.ts). */
   retries: RetryScheduled[];
+  /** Notifications written in this transaction (notify/record.ts). */
+  notifications: number;
 }
 
 /** Sizes the statements of a batch are kept under (src/results/packet.ts derives them from the server). */
@@ -274,10 +279,18 @@ export async function writeResults(
   messages: readonly ResultMessage[],
   limits: WriteLimits = DEFAULT_WRITE_LIMITS,
   random: () => number = Math.random,
+  notifyTargets: readonly NotifyTarget[] = [],
 ): Promise<WriteSummary> {
   const batch = foldResults(messages);
   if (batch.runs.length === 0)
-    return { messages: 0, runs: 0, events: 0, runsOfMissingJobs: [], retries: [] };
+    return {
+      messages: 0,
+      runs: 0,
+      events: 0,
+      runsOfMissingJobs: [],
+      retries: [],
+      notifications: 0,
+    };
   return db.transaction(async (trx) => {
     const ids = batch.jobIds;
     const [jobRows] = (await run(
@@ -315,8 +328,17 @@ export async function writeResults(
     }
 
     await refreshJobStatus(trx, runIds);
-    const retries = await settleFinalRuns(trx, becameFinal(batch.runs, stored), jobs, random);
+    const finals = becameFinal(batch.runs, stored);
+    const retries = await settleFinalRuns(trx, finals, jobs, random);
+    const notifications = await recordNotifications(
+      trx,
+      finals,
+      new Set(retries.map((r) => r.runId)),
+      jobs,
+      notifyTargets,
+    );
     return {
+      notifications,
       messages: messages.length,
       runs: batch.runs.length,
       events: events.length,

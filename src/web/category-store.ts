@@ -7,6 +7,8 @@ import { duplicateNameProblems, nameKey } from '../core/category-names';
 import { parseSchedule } from '../core/schedule';
 import { POLICY_FIELDS } from '../core/policies';
 import { canonicalJson, storedPolicyFields } from '../core/category-policies';
+import { parseJobPolicies } from '../core/policies';
+import { targetLabel, targetsOfText } from '../core/notify/targets';
 
 /**
  * Replace a category with the jobs of a definition, in ONE transaction:
@@ -26,6 +28,28 @@ export interface CategoryPlan {
   unchanged: string[];
   /** For each changed job, the fields that change (`schedule`, `overlap`, `retries`, ...). */
   changedFields: Record<string, string[]>;
+  /** The category's `notify` targets change (docs/notifications.md). */
+  notifyChanged: boolean;
+  /** Where the new `notify` sends, in words (targetLabel); [] for none. */
+  notify: string[];
+}
+
+/** categories.notify as a PUT of `def` writes it. */
+function notifyText(def: CategoryDefinition): string | null {
+  return def.notify === null ? null : JSON.stringify(def.notify);
+}
+
+function notifyPlan(stored: string | null | undefined, def: CategoryDefinition) {
+  let before = 'null';
+  try {
+    if (stored) before = canonicalJson(JSON.parse(stored) as unknown);
+  } catch {
+    before = 'unreadable';
+  }
+  return {
+    notifyChanged: before !== canonicalJson(def.notify ?? null),
+    notify: targetsOfText(notifyText(def)).map(targetLabel),
+  };
 }
 
 /** The fields of a kept job that `def` changes, in the file's words (empty: unchanged). */
@@ -60,6 +84,9 @@ function definitionColumns(def: JobDefinition) {
     // The pause (paused_at, paused_by) is the runtime's: a PUT never touches it.
     policies: def.policies === null ? null : JSON.stringify(def.policies),
     enabled: def.enabled,
+    alert_after_ms: def.policies?.alert_after
+      ? parseJobPolicies({ alert_after: def.policies.alert_after }).policies.alertAfterMs
+      : null,
     // The original's column: the period as a DATETIME counted from 1970-01-01.
     interval:
       period !== null && period !== undefined && period > 0 ? secondsToInterval(period) : null,
@@ -75,21 +102,25 @@ async function lockCategory(
   trx: Knex.Transaction,
   name: string,
   create: boolean,
-): Promise<number | null> {
+): Promise<{ id: number; notify: string | null } | null> {
   if (create) {
     // Two PUTs creating the same category at once: both end up with the one row.
     await trx.raw('INSERT INTO categories (name) VALUES (?) ON DUPLICATE KEY UPDATE id = id', [
       name,
     ]);
   }
-  const row = (await trx('categories').select('id').where('name', name).forUpdate().first()) as
-    { id: number } | undefined;
-  return row?.id ?? null;
+  const row = (await trx('categories')
+    .select('id', 'notify')
+    .where('name', name)
+    .forUpdate()
+    .first()) as { id: number; notify: string | null } | undefined;
+  return row ?? null;
 }
 
 function plan(
   existing: JobRow[],
   def: CategoryDefinition,
+  storedNotify: string | null | undefined,
 ): CategoryPlan & { byKey: Map<string, JobRow> } {
   const byKey = new Map(existing.map((j) => [nameKey(j.name), j]));
   const listed = new Set<string>();
@@ -99,6 +130,7 @@ function plan(
     removed: [],
     unchanged: [],
     changedFields: Object.create(null) as Record<string, string[]>,
+    ...notifyPlan(storedNotify, def),
   };
   for (const j of def.jobs) {
     const k = nameKey(j.name);
@@ -122,17 +154,14 @@ export async function planCategory(
   categoryName: string,
   def: CategoryDefinition,
 ): Promise<CategoryPlan> {
-  const cat = (await db('categories').select('id').where('name', categoryName).first()) as
-    { id: number } | undefined;
+  const cat = (await db('categories')
+    .select('id', 'notify')
+    .where('name', categoryName)
+    .first()) as { id: number; notify: string | null } | undefined;
   const existing = cat ? ((await db('jobs').where('category_id', cat.id)) as JobRow[]) : [];
-  const p = plan(existing, def);
-  return {
-    added: p.added,
-    changed: p.changed,
-    removed: p.removed,
-    unchanged: p.unchanged,
-    changedFields: p.changedFields,
-  };
+  const p: Partial<ReturnType<typeof plan>> = plan(existing, def, cat?.notify);
+  delete p.byKey;
+  return p as CategoryPlan;
 }
 
 export async function applyCategory(
@@ -145,10 +174,15 @@ export async function applyCategory(
   if (dups.length > 0) throw new ValidationError(`${dups[0]!.path}: ${dups[0]!.message}`, dups);
   try {
     return await db.transaction(async (trx) => {
-      const categoryId = (await lockCategory(trx, categoryName, true))!;
+      const category = (await lockCategory(trx, categoryName, true))!;
+      const categoryId = category.id;
       const existing = (await trx('jobs').where('category_id', categoryId).forUpdate()) as JobRow[];
-      const { byKey, ...p } = plan(existing, def);
+      const { byKey, ...p } = plan(existing, def, category.notify);
       const now = await dbNow(trx);
+      if (p.notifyChanged)
+        await trx('categories')
+          .where('id', categoryId)
+          .update({ notify: notifyText(def) });
 
       const listed = new Set(def.jobs.map((j) => nameKey(j.name)));
       const removedIds = existing.filter((row) => !listed.has(nameKey(row.name))).map((r) => r.id);
@@ -176,6 +210,14 @@ export async function applyCategory(
       }
       for (let i = 0; i < inserts.length; i += 500)
         await trx('jobs').insert(inserts.slice(i, i + 500));
+      // The overdue clock (docs/notifications.md) starts when alert_after is first set; a job
+      // whose alert_after is removed is no longer overdue.
+      await trx.raw(
+        `UPDATE jobs SET alert_base_at = COALESCE(alert_base_at, ?),
+           overdue_since = IF(alert_after_ms IS NULL, NULL, overdue_since)
+         WHERE category_id = ? AND ((alert_after_ms IS NOT NULL AND alert_base_at IS NULL) OR (alert_after_ms IS NULL AND overdue_since IS NOT NULL))`,
+        [now, categoryId],
+      );
       return p;
     });
   } catch (err) {

@@ -18,6 +18,7 @@ export interface PoliciesJson {
     max_delay: string;
     on: string[];
   } | null;
+  alert_after: string | null;
   enabled: boolean;
   words: {
     overlap: string;
@@ -44,6 +45,7 @@ export function policiesJson(p: JobPolicies): PoliciesJson {
       max_delay: isoDuration(p.retries.maxDelayMs),
       on: [...p.retries.on],
     },
+    alert_after: p.alertAfterMs === null ? null : isoDuration(p.alertAfterMs),
     enabled: p.enabled,
     words: {
       overlap: w.overlap,

@@ -147,6 +147,27 @@ describe('cronq apply against a running web admin', () => {
     assert.equal(rows[1].enabled, 0);
   });
 
+  test('a change of notify targets and alert_after is in the plan; a webhook by its origin only', async () => {
+    const base = { category: 'alerts', jobs: [job('one')] };
+    assert.equal((await apply([file('alerts.json', base)])).code, 0);
+    const changed = {
+      category: 'alerts',
+      notify: [{ on: ['failed'], webhook: 'https://hooks.example.com/services/T0/SECRET' }],
+      jobs: [{ ...job('one'), alert_after: 'PT2H' }],
+    };
+    const r = await apply([file('alerts.json', changed)]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      r.stdout,
+      `plan for category "alerts" at http://127.0.0.1:${port}:\n  ~ change  one (alert_after)\n  ~ notify  webhook https://hooks.example.com/…\napplied: 0 added, 1 changed, 0 removed\n`,
+    );
+    const cat = await t.db('categories').where({ name: 'alerts' }).first();
+    assert.deepEqual(JSON.parse(cat.notify), changed.notify);
+    const row = await t.db('jobs').where({ name: 'one', category_id: cat.id }).first();
+    assert.equal(Number(row.alert_after_ms), 7_200_000);
+    assert.ok(row.alert_base_at, 'the overdue clock starts when alert_after is set');
+  });
+
   test('a bad policy field is refused locally with the job and the field; nothing is sent', async () => {
     const r = await apply([
       file('badpol.json', { category: 'pol', jobs: [{ ...job('one'), overlap: 'replace' }] }),

@@ -370,6 +370,7 @@ describe('policies visible', () => {
       catch_up_limit: 10,
       starting_deadline: 'PT2H',
       retries: { max: 2, delay: 'PT30S', backoff: 2, max_delay: 'PT15M', on: ['failed'] },
+      alert_after: null,
       enabled: true,
       words: {
         overlap: 'skips an occurrence while a run is going',

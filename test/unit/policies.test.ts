@@ -33,6 +33,7 @@ describe('policy fields', () => {
       catch_up_limit: 5,
       starting_deadline: 'PT1H',
       retries: { max: 2, delay: 'PT30S', backoff: 2, max_delay: 'PT15M', on: ['failed', 'lost'] },
+      alert_after: 'PT2H',
       enabled: false,
     });
     assert.deepEqual(errors, []);
@@ -42,6 +43,7 @@ describe('policy fields', () => {
       catchUpLimit: 5,
       startingDeadlineMs: 3_600_000,
       retries: { max: 2, delayMs: 30_000, backoff: 2, maxDelayMs: 900_000, on: ['failed', 'lost'] },
+      alertAfterMs: 7_200_000,
       enabled: false,
     });
   });

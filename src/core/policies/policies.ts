@@ -20,6 +20,8 @@ export interface JobPolicies {
   /** A run not started within this long of its occurrence is recorded `missed` instead; null = no deadline. */
   startingDeadlineMs: number | null;
   retries: RetryPolicy | null;
+  /** No successful run for this long makes the job overdue (docs/notifications.md); null = no alert. */
+  alertAfterMs: number | null;
   /** Declared by the category file; false keeps the job from being claimed (apart from a runtime pause). */
   enabled: boolean;
 }
@@ -41,6 +43,7 @@ export const DEFAULT_POLICIES: Readonly<JobPolicies> = Object.freeze({
   catchUpLimit: 10,
   startingDeadlineMs: null,
   retries: null,
+  alertAfterMs: null,
   enabled: true,
 });
 
@@ -63,6 +66,7 @@ export const POLICY_FIELDS = [
   'catch_up_limit',
   'starting_deadline',
   'retries',
+  'alert_after',
   'enabled',
 ] as const;
 
@@ -101,6 +105,13 @@ export function parseJobPolicies(job: Record<string, unknown>): {
     }
   }
   if (has('retries')) p.retries = parseRetries(job.retries, errors);
+  if (has('alert_after')) {
+    const ms = duration(job.alert_after, 'alert_after', errors);
+    if (ms !== undefined) {
+      if (ms < 1000) errors.push('alert_after must be at least one second (PT1S)');
+      else p.alertAfterMs = ms;
+    }
+  }
   if (has('enabled')) {
     if (typeof job.enabled === 'boolean') p.enabled = job.enabled;
     else errors.push('enabled must be true or false');

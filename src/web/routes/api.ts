@@ -51,6 +51,8 @@ function planJson(p: CategoryPlan): Record<string, unknown> {
     changed: p.changed,
     removed: p.removed,
     ...(Object.keys(policyChanges).length > 0 ? { policy_changes: policyChanges } : {}),
+    // Only when it changes, so a file without notify answers exactly as before.
+    ...(p.notifyChanged ? { notify_changed: true, notify: p.notify } : {}),
   };
 }
 

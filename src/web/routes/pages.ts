@@ -20,6 +20,7 @@ import { pausedBy, setCategoryPaused, setJobPaused } from '../pause';
 import { policiesOfRow } from '../../core/policies/row';
 import { attemptText, attemptsOf, policiesJson } from '../present-policies';
 import { latestFailureChains, queuedRetryAttempts } from '../run-queries';
+import { failingJobs, jobNotifyView, overdueJobs, runNotifyAttempts } from '../notify-queries';
 
 /** Jobs per page of `/`. */
 export const JOBS_PER_PAGE = 100;
@@ -127,9 +128,11 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
     const recent = filtered
       ? ((await q.recentRuns(db, [id], CHART_RUNS)).get(id) ?? [])
       : table.runs.slice(0, CHART_RUNS);
+    const notify = await jobNotifyView(db, job);
     const at = now();
     const schedule = scheduleView(job, at, 5);
     await renderPage(res, 'job', {
+      notify,
       title: job.name,
       nav: 'jobs',
       job,
@@ -189,7 +192,11 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
     const runId = String(req.params.run_id);
     if (!/^[0-9a-fA-F]{32}$/.test(runId)) throw new NotFoundError(`no run with id ${runId}`);
     const id = runId.toLowerCase();
-    const [run, events] = await Promise.all([q.runById(db, id), q.eventsOfRun(db, id)]);
+    const [run, events, notifyAttempts] = await Promise.all([
+      q.runById(db, id),
+      q.eventsOfRun(db, id),
+      runNotifyAttempts(db, id),
+    ]);
     if (!run && events.length === 0) throw new NotFoundError(`no run with id ${id}`);
     const jobId = run?.job_id ?? events[0]?.job_id ?? null;
     const job = jobId !== null ? await q.jobById(db, jobId) : undefined;
@@ -209,6 +216,7 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
       outputShownChars: q.OUTPUT_SHOWN_CHARS,
       outputLines: run ? outputLines(run.output_tail, run.stderr_lines) : [],
       cutNote: run ? cutNote(run.output_total, run.output_bytes) : null,
+      notifyAttempts,
       now: at,
     });
   });
@@ -236,8 +244,19 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
   });
 
   r.get('/failures', async (_req, res) => {
-    const runs = await latestFailureChains(db, 50);
-    await renderPage(res, 'failures', { title: 'Failures', nav: 'failures', runs, now: now() });
+    const [runs, overdue, failing] = await Promise.all([
+      latestFailureChains(db, 50),
+      overdueJobs(db),
+      failingJobs(db),
+    ]);
+    await renderPage(res, 'failures', {
+      title: 'Failures',
+      nav: 'failures',
+      runs,
+      overdue,
+      failing,
+      now: now(),
+    });
   });
 
   return r;

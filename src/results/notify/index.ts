@@ -1,0 +1,3 @@
+export { NotifySender } from './sender';
+export { OverdueCheck, markOverdueJobs } from './overdue';
+export type { NotifyEvents } from './events';

@@ -1,0 +1,288 @@
+import type { Knex } from '../../core/db';
+import { decide, decideOverdue, type JobNotifyState, type Send } from '../../core/notify/storm';
+import { targetsOfText, type NotifyTarget } from '../../core/notify/targets';
+
+/**
+ * Notifications are written in the transaction that causes them
+ * (docs/notifications.md): a result batch (store.ts), the lost-run sweep
+ * (lost.ts) or the overdue check (overdue.ts), with the job rows already
+ * locked, so a notification exists exactly when its cause was committed,
+ * and a redelivered result (whose run is final already) writes none. The
+ * sender (sender.ts) sends them later, apart from storing results.
+ */
+
+/** The locked job row's columns these rules read (retries.ts selects them with its own). */
+export interface JobNotifyRow {
+  id: number;
+  name?: string | null;
+  category_id: number | null;
+  failing_since: Date | null;
+  failures: number;
+  overdue_since: Date | null;
+  alert_after_ms: number | string | null;
+}
+
+export const JOB_NOTIFY_COLUMNS =
+  'category_id, failing_since, failures, overdue_since, alert_after_ms';
+
+/** A run that became final in this transaction. */
+export interface FinalOutcome {
+  runId: string;
+  jobId: number;
+  status: string;
+  jobName: string | null;
+}
+
+const STATE_COLUMNS = ['failing_since', 'failures', 'overdue_since'] as const;
+
+/** A UTC DATETIME(3) literal. */
+function sqlTime(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString().slice(0, 23).replace('T', ' ');
+}
+
+async function dbNow(trx: Knex.Transaction): Promise<number> {
+  const [rows] = (await trx.raw('SELECT UTC_TIMESTAMP(3) AS now')) as [Array<{ now: Date }>];
+  return rows[0]!.now.getTime();
+}
+
+interface Category {
+  name: string;
+  targets: NotifyTarget[];
+}
+
+async function readCategories(
+  trx: Knex.Transaction,
+  ids: readonly number[],
+): Promise<Map<number, Category>> {
+  const out = new Map<number, Category>();
+  if (ids.length === 0) return out;
+  const [rows] = (await trx.raw(
+    `SELECT id, name, notify FROM categories WHERE id IN (${ids.map(() => '?').join(',')})`,
+    ids,
+  )) as [Array<{ id: number; name: string; notify: string | null }>];
+  for (const r of rows) out.set(Number(r.id), { name: r.name, targets: targetsOfText(r.notify) });
+  return out;
+}
+
+async function readStates(
+  trx: Knex.Transaction,
+  jobs: readonly JobNotifyRow[],
+): Promise<Map<number, JobNotifyState>> {
+  const states = new Map<number, JobNotifyState>();
+  for (const j of jobs)
+    states.set(Number(j.id), {
+      failingSince: j.failing_since ? j.failing_since.getTime() : null,
+      failures: Number(j.failures ?? 0),
+      overdueSince: j.overdue_since ? j.overdue_since.getTime() : null,
+      marks: new Map(),
+    });
+  // When each target was last told of the current streak's failures: read
+  // from the notifications themselves (written under the same job lock), so
+  // storing a failure writes no other row than its notification.
+  const failing = jobs.filter((j) => j.failing_since !== null).map((j) => Number(j.id));
+  if (failing.length > 0) {
+    const [rows] = (await trx.raw(
+      `SELECT n.job_id, n.target_key, MAX(n.created_at) AS last_at
+       FROM notifications n JOIN jobs j ON j.id = n.job_id
+       WHERE n.job_id IN (${failing.map(() => '?').join(',')})
+         AND n.event IN ('failed', 'timed_out', 'lost', 'missed') AND n.created_at >= j.failing_since
+       GROUP BY n.job_id, n.target_key`,
+      failing,
+    )) as [Array<{ job_id: number; target_key: string; last_at: Date }>];
+    for (const r of rows)
+      states
+        .get(Number(r.job_id))
+        ?.marks.set(r.target_key, { lastAt: r.last_at.getTime(), held: 0 });
+  }
+  return states;
+}
+
+interface Pending {
+  job: JobNotifyRow;
+  jobName: string | null;
+  category: string | null;
+  runId: string | null;
+  send: Send;
+}
+
+/**
+ * Decide and write: the job's failure/overdue state, the per-target marks
+ * and the notification rows. `retried` holds the runs for which a retry
+ * was written in this transaction (their chain goes on). Returns how many
+ * notifications were written.
+ */
+export async function recordNotifications(
+  trx: Knex.Transaction,
+  finals: readonly FinalOutcome[],
+  retried: ReadonlySet<string>,
+  jobs: ReadonlyMap<number, JobNotifyRow>,
+  globalTargets: readonly NotifyTarget[],
+): Promise<number> {
+  const relevant = finals.filter((f) => {
+    const j = jobs.get(f.jobId);
+    if (!j || f.status === 'skipped') return false;
+    // A success of a job that was neither failing nor overdue changes nothing but its overdue clock.
+    return (
+      f.status !== 'succeeded' ||
+      j.failing_since !== null ||
+      j.overdue_since !== null ||
+      j.alert_after_ms !== null
+    );
+  });
+  if (relevant.length === 0) return 0;
+  const jobRows = [...new Set(relevant.map((f) => f.jobId))].map((id) => jobs.get(id)!);
+  const categoryIds = [
+    ...new Set(jobRows.map((j) => j.category_id).filter((c): c is number => c !== null)),
+  ].map(Number);
+  const [now, categories, states] = [
+    await dbNow(trx),
+    await readCategories(trx, categoryIds),
+    await readStates(trx, jobRows),
+  ];
+  const pending: Pending[] = [];
+  const succeeded = new Set<number>();
+  for (const f of relevant) {
+    const job = jobs.get(f.jobId)!;
+    const cat = job.category_id !== null ? categories.get(Number(job.category_id)) : undefined;
+    const targets = [...globalTargets, ...(cat?.targets ?? [])];
+    if (f.status === 'succeeded') succeeded.add(f.jobId);
+    const sends = decide(
+      states.get(f.jobId)!,
+      { status: f.status, retried: retried.has(f.runId), at: now },
+      targets,
+    );
+    for (const send of sends)
+      pending.push({
+        job,
+        jobName: job.name ?? f.jobName ?? null,
+        category: cat?.name ?? null,
+        runId: f.runId,
+        send,
+      });
+  }
+  await writeState(trx, jobRows, states, succeeded, now);
+  await insertNotifications(trx, pending, now);
+  return pending.length;
+}
+
+/**
+ * The overdue check's part (overdue.ts): `jobs` are locked and have just
+ * been found overdue by the database clock.
+ */
+export async function recordOverdue(
+  trx: Knex.Transaction,
+  jobs: readonly JobNotifyRow[],
+  globalTargets: readonly NotifyTarget[],
+): Promise<number> {
+  if (jobs.length === 0) return 0;
+  const now = await dbNow(trx);
+  const categories = await readCategories(
+    trx,
+    [...new Set(jobs.map((j) => j.category_id).filter((c): c is number => c !== null))].map(Number),
+  );
+  const states = await readStates(trx, jobs);
+  const pending: Pending[] = [];
+  for (const job of jobs) {
+    const cat = job.category_id !== null ? categories.get(Number(job.category_id)) : undefined;
+    const sends = decideOverdue(states.get(Number(job.id))!, now, [
+      ...globalTargets,
+      ...(cat?.targets ?? []),
+    ]);
+    for (const send of sends)
+      pending.push({
+        job,
+        jobName: job.name ?? null,
+        category: cat?.name ?? null,
+        runId: null,
+        send,
+      });
+  }
+  await writeState(trx, jobs, states, new Set(), now);
+  await insertNotifications(trx, pending, now);
+  return pending.length;
+}
+
+async function writeState(
+  trx: Knex.Transaction,
+  jobs: readonly JobNotifyRow[],
+  states: ReadonlyMap<number, JobNotifyState>,
+  succeeded: ReadonlySet<number>,
+  now: number,
+): Promise<void> {
+  const rows: Knex.RawBinding[][] = [];
+  for (const j of jobs) {
+    const id = Number(j.id);
+    const s = states.get(id)!;
+    const before = {
+      failing_since: j.failing_since?.getTime() ?? null,
+      failures: Number(j.failures ?? 0),
+      overdue_since: j.overdue_since?.getTime() ?? null,
+    };
+    const after = {
+      failing_since: s.failingSince,
+      failures: s.failures,
+      overdue_since: s.overdueSince,
+    };
+    const resetClock = succeeded.has(id) && j.alert_after_ms !== null;
+    if (resetClock || STATE_COLUMNS.some((c) => before[c] !== after[c]))
+      rows.push([
+        id,
+        sqlTime(after.failing_since),
+        after.failures,
+        sqlTime(after.overdue_since),
+        resetClock ? 1 : 0,
+      ]);
+  }
+  for (let i = 0; i < rows.length; i += 500) {
+    const chunk = rows.slice(i, i + 500);
+    const derived = chunk
+      .map((_, k) =>
+        k === 0 ? 'SELECT ? AS id, ? AS fs, ? AS n, ? AS od, ? AS reset' : 'SELECT ?, ?, ?, ?, ?',
+      )
+      .join(' UNION ALL ');
+    await trx.raw(
+      `UPDATE jobs j JOIN (${derived}) c ON c.id = j.id
+       SET j.failing_since = c.fs, j.failures = c.n, j.overdue_since = c.od,
+           j.alert_base_at = IF(c.reset = 1, ?, j.alert_base_at)`,
+      [...chunk.flat(), sqlTime(now)],
+    );
+  }
+}
+
+async function insertNotifications(
+  trx: Knex.Transaction,
+  pending: readonly Pending[],
+  now: number,
+): Promise<void> {
+  const at = sqlTime(now);
+  for (let i = 0; i < pending.length; i += 500) {
+    const chunk = pending.slice(i, i + 500);
+    const values: Knex.RawBinding[] = [];
+    for (const p of chunk) {
+      const t = p.send.target;
+      values.push(
+        Number(p.job.id),
+        p.jobName,
+        p.category,
+        p.runId,
+        p.send.event,
+        p.send.failures,
+        p.send.key,
+        JSON.stringify({
+          on: t.on,
+          webhook: t.webhook,
+          format: t.format,
+          email: t.email,
+          repeat_after_ms: t.repeatAfterMs,
+        }),
+        at,
+        at,
+      );
+    }
+    await trx.raw(
+      `INSERT INTO notifications (job_id, job_name, category, run_id, event, failures, target_key, target, created_at, next_at)
+       VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(',')}`,
+      values,
+    );
+  }
+}
