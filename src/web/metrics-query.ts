@@ -20,6 +20,8 @@ export interface JobsSnapshot {
   running: number;
   /** Enabled, unpaused jobs whose next_run is more than LATE_AFTER_SECONDS in the past. */
   late: number;
+  /** Jobs overdue by their alert_after: no success for that long (docs/notifications.md). */
+  overdue: number;
 }
 
 const KNOWN = new Set<string>(RUN_STATUSES);
@@ -37,7 +39,8 @@ export async function readJobsSnapshot(db: Knex): Promise<JobsSnapshot> {
     'SELECT current_status AS status, COUNT(*) AS n FROM jobs GROUP BY current_status',
   )) as unknown as [Array<{ status: string | null; n: number | string }>];
   // Each subquery is a range read of one index: idx_runs_status_heartbeat
-  // (status = 'queued' / 'running') and idx_jobs_due (enabled, paused_at, next_run).
+  // (status = 'queued' / 'running'), idx_jobs_due (enabled, paused_at, next_run)
+  // and idx_jobs_overdue (overdue_since, alert_after_ms).
   const [[row]] = (await db.raw(
     `SELECT
        (SELECT TIMESTAMPDIFF(MICROSECOND,
@@ -50,10 +53,16 @@ export async function readJobsSnapshot(db: Knex): Promise<JobsSnapshot> {
        (SELECT COUNT(*) FROM runs WHERE status = 'running') AS running,
        (SELECT COUNT(*) FROM jobs
          WHERE enabled = 1 AND paused_at IS NULL AND ended_at IS NULL AND schedule_error IS NULL
-           AND next_run < UTC_TIMESTAMP(3) - INTERVAL ? SECOND) AS late`,
+           AND next_run < UTC_TIMESTAMP(3) - INTERVAL ? SECOND) AS late,
+       (SELECT COUNT(*) FROM jobs WHERE overdue_since IS NOT NULL) AS overdue`,
     [LATE_AFTER_SECONDS],
   )) as unknown as [
-    Array<{ oldest_us: number | string | null; running: number | string; late: number | string }>,
+    Array<{
+      oldest_us: number | string | null;
+      running: number | string;
+      late: number | string;
+      overdue: number | string;
+    }>,
   ];
   const byStatus = new Map<string, number>();
   for (const s of ['none', ...RUN_STATUSES]) byStatus.set(s, 0);
@@ -66,5 +75,6 @@ export async function readJobsSnapshot(db: Knex): Promise<JobsSnapshot> {
     oldestQueuedSeconds: row?.oldest_us == null ? 0 : Math.max(0, Number(row.oldest_us) / 1e6),
     running: Number(row?.running ?? 0),
     late: Number(row?.late ?? 0),
+    overdue: Number(row?.overdue ?? 0),
   };
 }

@@ -72,6 +72,11 @@ export class WebMetrics {
       'Enabled, unpaused jobs whose next_run is more than 60 s in the past: no injector has claimed them.',
       (s) => s.late,
     );
+    simple(
+      'cronq_jobs_overdue',
+      'Jobs with no success within their alert_after (the dead-man switch; docs/notifications.md).',
+      (s) => s.overdue,
+    );
   }
 
   /** The cached figures, read again when older than CACHE_MS; undefined when the database failed. */

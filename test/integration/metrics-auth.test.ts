@@ -147,7 +147,7 @@ describe('the web’s /metrics', () => {
     }
   });
 
-  test('late jobs and the oldest queued run come from the database', async () => {
+  test('late and overdue jobs and the oldest queued run come from the database', async () => {
     const { db } = services.db;
     const tenMinutesAgo = new Date(Date.now() - 600_000);
     const [late] = await insertJobs(
@@ -163,12 +163,17 @@ describe('the web’s /metrics', () => {
       'metrics-web',
     );
     await insertRun(db, late!, { queuedAt: new Date(Date.now() - 120_000) });
+    // As cronq-results marks a job overdue by its alert_after (docs/notifications.md).
+    await db('jobs')
+      .where({ id: late })
+      .update({ alert_after_ms: 60_000, overdue_since: new Date() });
     const web = await startTestWeb(db, services.db.url);
     try {
       const m = await waitFor(async () => parseMetrics((await scrape(`${web.url}/metrics`)).text), {
         message: 'the web answers /metrics',
       });
       assert.equal(sampleValue(m, 'cronq_jobs_late'), 1);
+      assert.equal(sampleValue(m, 'cronq_jobs_overdue'), 1);
       const age = sampleValue(m, 'cronq_runs_oldest_queued_age_seconds');
       assert.ok(age >= 115 && age < 600, `oldest queued run ~120 s old (${age})`);
     } finally {

@@ -45,6 +45,7 @@ const WANTED: Record<string, Array<[string, MetricFamily['type']]>> = {
     ['cronq_jobs', 'GAUGE'],
     ['cronq_runs_oldest_queued_age_seconds', 'GAUGE'],
     ['cronq_jobs_late', 'GAUGE'],
+    ['cronq_jobs_overdue', 'GAUGE'],
     ['cronq_web_database_up', 'GAUGE'],
     ['process_cpu_seconds_total', 'COUNTER'],
   ],

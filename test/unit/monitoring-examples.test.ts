@@ -109,6 +109,7 @@ test('the alert rules cover a failing job, an overdue job, an absent runner, a r
     assert.ok(byName.get(alert)?.includes(metric), `${alert} reads ${metric}`);
   reads('CronqJobFailing', 'cronq_jobs{');
   reads('CronqJobsLate', 'cronq_jobs_late');
+  reads('CronqJobOverdue', 'cronq_jobs_overdue');
   reads('CronqRunnerAbsent', 'up{job="cronq-runner"}');
   reads('CronqResultsBacklog', 'cronq_results_delay_seconds_bucket');
   reads('CronqResultsDeadLettered', 'cronq_results_dead_lettered_total');
