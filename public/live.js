@@ -187,7 +187,7 @@
     if (lines[lines.length - 1] === '') lines.pop();
     var isErr = errTest(ranges);
     var atEnd = out.scrollTop + out.clientHeight >= out.scrollHeight - 4;
-    out.replaceChildren.apply(out, lines.map(function (l, i) { return el('span', { class: 'line' + (isErr(lines.length - i) ? ' err' : '') }, [l]); }));
+    out.replaceChildren.apply(out, lines.map(function (l, i) { return el('span', { class: 'line' + (isErr(lines.length - i) ? ' err' : '') }, [l + '\n']); }));
     shownTail = tail;
     out.setAttribute('data-stderr-lines', ranges);
     search();
@@ -207,12 +207,29 @@
     document.querySelectorAll('[data-running-since]').forEach(function (s) { var t = duration((Date.now() - new Date(s.getAttribute('data-running-since')).getTime()) / 1000); if (s.textContent !== t) s.textContent = t; });
   }
 
+  // A page section the server renders (data-live-html): fetched again with the page's own
+  // address and swapped in whole, as the server escaped it (the failures by job).
+  function refreshHtml(section) {
+    return fetch(location.href, { credentials: 'same-origin', headers: { Accept: 'text/html' } }).then(function (r) {
+      if (!r.ok) throw new Error('HTTP ' + r.status);
+      return r.text();
+    }).then(function (html) {
+      var doc = new DOMParser().parseFromString(html, 'text/html');
+      ['failure-groups', 'failing-jobs-count', 'overdue', 'failing'].forEach(function (id) {
+        var fresh = doc.getElementById(id), old = document.getElementById(id);
+        if (fresh && old && !old.contains(document.activeElement)) old.replaceWith(document.importNode(fresh, true));
+      });
+    });
+  }
+
   function tick() {
     var work;
+    var liveHtml = document.querySelector('[data-live-html]');
     var runHolder = document.querySelector('.runstatus[data-run-id]');
     var runsTable = document.getElementById('runs');
     var rows = Array.prototype.slice.call(document.querySelectorAll('table.jobs tr[data-job-id]'));
-    if (runHolder) work = refreshRun(runHolder);
+    if (liveHtml) work = refreshHtml(liveHtml);
+    else if (runHolder) work = refreshRun(runHolder);
     else if (runsTable) work = refreshJob(runsTable);
     else if (rows.length) work = refreshIndex(rows);
     else return;

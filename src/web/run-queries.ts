@@ -61,31 +61,3 @@ export async function queuedRetryAttempts(
 export function isQueuedRetry(r: Pick<RunBrief, 'status' | 'triggered_by'>): boolean {
   return r.status === 'queued' && r.triggered_by === 'retry';
 }
-
-const FAILED_STATUSES = ['failed', 'timed_out', 'lost'] as const;
-/** Failed runs read per chain listed: enough for chains of a few attempts, and bounded. */
-const FAILURES_READ_PER_LINE = 4;
-
-export type FailureLine = RunSummary & { attempts_failed: number };
-
-/**
- * The latest `limit` failure chains: a run and its retries (grouped by
- * COALESCE(first_run_id, run_id)) are one line, showing the chain's latest
- * failed attempt and how many of its attempts failed. Reads at most
- * FAILURES_READ_PER_LINE × limit of the newest failures, one index branch
- * per status, instead of grouping every failure ever recorded.
- */
-export async function latestFailureChains(db: Knex, limit: number): Promise<FailureLine[]> {
-  const n = Math.floor(limit) * FAILURES_READ_PER_LINE;
-  const branch = `(SELECT ${RUN_SUMMARY_SQL} FROM runs WHERE status = ? ORDER BY finished_at DESC LIMIT ${n})`;
-  const sql = `SELECT * FROM (${FAILED_STATUSES.map(() => branch).join(' UNION ALL ')}) f ORDER BY COALESCE(finished_at, queued_at) DESC, attempt DESC LIMIT ${n}`;
-  const [rows] = (await db.raw(sql, [...FAILED_STATUSES])) as [RunSummary[]];
-  const chains = new Map<string, FailureLine>();
-  for (const r of rows) {
-    const key = r.first_run_id ?? r.run_id;
-    const seen = chains.get(key);
-    if (seen) seen.attempts_failed += 1;
-    else if (chains.size < limit) chains.set(key, { ...r, attempts_failed: 1 });
-  }
-  return [...chains.values()];
-}

@@ -510,22 +510,24 @@ describe('skipped, missed and retry runs', () => {
     assert.match((await page(`/run/${retry}`)).html, /Not before/);
   });
 
-  test('/failures counts a failure chain once, showing its latest failed attempt', async () => {
+  test("/failures puts a job's failed attempts on one line, counted, linking the latest", async () => {
     const other = await insertRun(jobId, {
       status: 'timed_out',
       queued_at: new Date(Date.now() - 900_000),
       finished_at: new Date(Date.now() - 899_000),
     });
     const html = (await page('/failures')).html;
-    assert.match(html, new RegExp(`/run/${second}`));
-    assert.doesNotMatch(
-      html,
-      new RegExp(`/run/${first}`),
-      'the earlier attempt is not a line of its own',
-    );
-    assert.match(html, new RegExp(`/run/${other}`));
-    assert.match(html, /<span class="count">2<\/span>/);
-    assert.match(html, /2 <span class="muted">\(2 failed\)/);
+    const line = new RegExp(`<tr data-job-id="${jobId}">[\\s\\S]*?</tr>`).exec(html)?.[0] ?? '';
+    assert.match(line, new RegExp(`/run/${second}`), 'the latest failed attempt is linked');
+    for (const older of [first, other])
+      assert.doesNotMatch(
+        html,
+        new RegExp(`/run/${older}`),
+        'an earlier failure is not a line of its own',
+      );
+    assert.match(line, /×3 since/);
+    assert.match(html, /<span class="count" id="failing-jobs-count">1<\/span>/);
+    assert.match(html, /1 job failed, timed out or lost a run in the last 24 hours/);
   });
 
   test('GET /api/runs lists runs newest first, filtered by job, status and since/until, paged', async () => {

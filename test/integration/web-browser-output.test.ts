@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Locator } from 'playwright-core';
 import { useServices, waitFor } from '../helpers/services';
 import { ROOT, startCommand } from '../helpers/processes';
 import { insertJobs, startInjector } from '../helpers/injector';
@@ -121,13 +121,15 @@ test('output: stderr marked, the reason from stderr, opened at the end, searchab
     const page = await browser.newPage({ viewport: { width, height } });
     await page.goto(`${web.url}/run/${failed.run_id}`);
     const lines = page.locator('#output .line');
-    assert.deepEqual(await lines.allInnerTexts(), [
+    const texts = async (l: Locator): Promise<string[]> =>
+      (await l.allInnerTexts()).map((t) => t.trimEnd());
+    assert.deepEqual(await texts(lines), [
       'connecting to db',
       'warning: slow',
       'applying 3 migrations',
       'ERROR: disk full',
     ]);
-    assert.deepEqual(await page.locator('#output .line.err').allInnerTexts(), [
+    assert.deepEqual(await texts(page.locator('#output .line.err')), [
       'warning: slow',
       'ERROR: disk full',
     ]);
@@ -135,7 +137,10 @@ test('output: stderr marked, the reason from stderr, opened at the end, searchab
     await page.fill('#output-search', 'MIGRATION');
     await page.locator('#output-found:has-text("1 line matches")').waitFor();
     assert.equal(await page.locator('#output .line:visible').count(), 1);
-    assert.equal(await page.locator('#output .line:visible').innerText(), 'applying 3 migrations');
+    assert.equal(
+      (await page.locator('#output .line:visible').innerText()).trimEnd(),
+      'applying 3 migrations',
+    );
     await page.screenshot({
       path: path.join(ARTIFACTS, `web-output-${label}.png`),
       fullPage: true,

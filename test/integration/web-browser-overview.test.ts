@@ -233,3 +233,39 @@ test('in a browser: the keyboard gets a skip link first, one tab stop per job, a
   );
   await page.close();
 });
+
+for (const { label, width, height } of [
+  { label: 'desktop', width: 1400, height: 900 },
+  { label: 'phone', width: 390, height: 844 },
+]) {
+  test(`in a browser (${label}, ${width} px): /failures groups by job, filters by category, and stays live`, async () => {
+    const page = await browser.newPage({ viewport: { width, height } });
+    await page.goto(`${web.url}/failures`);
+    const rows = page.locator('#failure-groups tr[data-job-id]');
+    const names = await rows.locator('td[data-label="Job"] a').allInnerTexts();
+    assert.ok(names.includes('backup') && names.includes('load-orders'), names.join(', '));
+    assert.equal(
+      await page.locator('#failing-jobs-count').innerText(),
+      String(await rows.count()),
+      'the count says how many jobs the list shows',
+    );
+    const scroll = (await page.evaluate('document.documentElement.scrollWidth')) as number;
+    assert.ok(scroll <= width, `the page is ${scroll} px wide at ${width} px`);
+    await page.screenshot({
+      path: path.join(ARTIFACTS, `web-failures-${label}.png`),
+      fullPage: true,
+    });
+    // Only the etl category.
+    await page.selectOption('#f-category', { label: 'etl' });
+    await Promise.all([page.waitForURL(/category=\d+/), page.click('#failure-filter button')]);
+    assert.deepEqual(await rows.locator('td[data-label="Job"] a').allInnerTexts(), ['load-orders']);
+    // A new failure of the job shows up counted, without a reload.
+    const before = await rows.first().locator('.groupcount').innerText();
+    await run('load-orders', 'failed', 500);
+    await page
+      .locator('#failure-groups tr[data-job-id] .groupcount', { hasNotText: before })
+      .waitFor({ timeout: 10_000 });
+    assert.match(await rows.first().locator('.groupcount').innerText(), /^×\d+ since/);
+    await page.close();
+  });
+}

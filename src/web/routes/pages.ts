@@ -19,7 +19,8 @@ import { OVERVIEW_CHIPS, overviewPage, overviewParams, statusCounts } from '../o
 import { pausedBy, setCategoryPaused, setJobPaused } from '../pause';
 import { policiesOfRow } from '../../core/policies/row';
 import { attemptText, attemptsOf, policiesJson } from '../present-policies';
-import { latestFailureChains, queuedRetryAttempts } from '../run-queries';
+import { queuedRetryAttempts } from '../run-queries';
+import { failureGroups, failureParams } from '../failure-groups';
 import { failingJobs, jobNotifyView, overdueJobs, runNotifyAttempts } from '../notify-queries';
 
 /** Jobs per page of `/`. */
@@ -243,16 +244,23 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
     });
   });
 
-  r.get('/failures', async (_req, res) => {
-    const [runs, overdue, failing] = await Promise.all([
-      latestFailureChains(db, 50),
+  r.get('/failures', async (req, res) => {
+    const query = failureParams(req.query);
+    const [{ groups, capped }, overdue, failing, categories] = await Promise.all([
+      failureGroups(db, query),
       overdueJobs(db),
       failingJobs(db),
+      q.categories(db),
     ]);
     await renderPage(res, 'failures', {
       title: 'Failures',
       nav: 'failures',
-      runs,
+      groups,
+      capped,
+      query,
+      categories,
+      categoryName: categories.find((c) => c.id === query.category)?.name ?? null,
+      windowLabel: { '1h': 'hour', '24h': '24 hours', '7d': '7 days' }[query.window],
       overdue,
       failing,
       now: now(),
