@@ -1,4 +1,6 @@
 import { Command } from 'commander';
+import { AmqpConnection, ConfirmPublisher } from '../core/amqp';
+import { ControlPublisher } from '../core/control';
 import { addCommonOptions, commonOverrides, runCli } from './common';
 import { describeConfig, isLoopback, loadConfig } from '../core/config';
 import { createDb, type Knex } from '../core/db';
@@ -19,7 +21,9 @@ interface WebFlags {
 export async function run(argv: string[]): Promise<void> {
   const program = addCommonOptions(
     new Command('cronq-web')
-      .description('Serve the CronQ web admin and JSON API (needs only the database).')
+      .description(
+        'Serve the CronQ web admin and JSON API (the database; the broker only for Kill and Run now at once).',
+      )
       .option('--port <port>', 'TCP port (PORT, default 5000)')
       .option(
         '--listen <address>',
@@ -45,11 +49,28 @@ export async function run(argv: string[]): Promise<void> {
     });
     logger.info({ config: describeConfig(config) }, 'starting');
     const db = createDb(config.database, { poolMax: 10 });
-    const server = new WebServer({ db, config, logger }, { port: config.web.port, host });
+    // Kill and *Run now at once* go over the broker; pages and reads never wait for it.
+    const connection = new AmqpConnection(config.amqp, {
+      logger,
+      name: `cronq-web ${config.host}.${process.pid}`,
+    });
+    const publisher = new ConfirmPublisher(connection, logger);
+    const control = new ControlPublisher(connection, publisher);
+    const server = new WebServer({ db, config, logger, control }, { port: config.web.port, host });
     const started = await new Daemon({
       logger,
       parts: [
         { name: 'database', stop: () => db.destroy() },
+        { name: 'amqp connection', stop: () => connection.close() },
+        { name: 'control publisher', stop: () => publisher.close() },
+        {
+          name: 'broker',
+          // In the background: a broker that is away only makes kill answer 503.
+          start: async () => {
+            await control.start();
+            connection.start();
+          },
+        },
         { name: 'schema', start: (signal) => migrateOrServeAnyway(db, logger, signal) },
         { name: 'http server', start: () => server.start(), stop: () => server.stop() },
       ],

@@ -17,6 +17,7 @@ import { resolveLogDir } from './job-log';
 import { JobLogFiles } from './job-log-files';
 import { jobBaseEnv } from './job-env';
 import { Launcher } from './launcher';
+import { Killer, KilledRuns } from './kills';
 import { JobGate } from './refused-jobs';
 import { ResultOutbox } from './result-outbox';
 import type { ResultMessage } from '../core/messages';
@@ -79,6 +80,7 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
   private readonly slots: Slots;
   private readonly execution: Execution;
   private readonly heartbeats: Heartbeats;
+  private readonly killer: Killer;
   private outbox: ResultOutbox | undefined;
   private logDir = '';
   private stopping = false;
@@ -137,7 +139,16 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
       runs: () => this.slots.active.values(),
       results,
     });
+    this.killer = new Killer({
+      slots: this.slots,
+      execution: this.execution,
+      killed: new KilledRuns(),
+      counters: this.counters,
+      events: this,
+      logger: this.log,
+    });
     const intake = new Intake({
+      killer: this.killer,
       host: deps.host,
       logger: this.log,
       counters: this.counters,
@@ -174,6 +185,7 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
       bindings: [RUNNER_CONTROL_BINDING],
     });
     this.control.on('control:watch', (w) => this.emit('control:watch', w));
+    this.control.on('control:kill', (k) => this.killer.kill(k));
     this.control.on('control:listening', () => this.emit('control:listening'));
   }
 

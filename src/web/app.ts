@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import ejs from 'ejs';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Config } from '../core/config';
+import type { ControlPublisher } from '../core/control';
 import type { Knex } from '../core/db';
 import type { Logger } from '../core/logger';
 import { requireToken } from './auth';
@@ -19,6 +20,12 @@ export interface WebDeps {
   db: Knex;
   config: Config;
   logger: Logger;
+  /**
+   * Control orders (kill, wake) over the broker; without it, or while the
+   * broker is away, kill answers 503 "broker unavailable" and *Run now*
+   * waits for the injector's next poll.
+   */
+  control?: ControlPublisher;
   /** The clock for relative times on pages (tests pin it). What is due is decided by the database clock. */
   now?: () => Date;
 }
