@@ -10,7 +10,7 @@ import type { MessageSigner } from '../core/signing';
 import { Cycle } from './cycle';
 import type { CycleContext } from './cycle-context';
 import { boundedDelayMs } from './delay';
-import { ControlConsumer, INJECTOR_CONTROL_BINDING } from '../core/control';
+import { ControlConsumer, ControlPublisher, INJECTOR_CONTROL_BINDING } from '../core/control';
 import { Dispatcher } from './dispatcher';
 import type { InjectorEvents } from './events';
 import { OutageTracker } from './outage';
@@ -63,6 +63,7 @@ export class Injector extends EventEmitter<InjectorEvents> implements Service {
   private readonly counters = { claimedJobs: 0, scheduleErrors: 0 };
   /** Wake orders (*Run now*) on `cronq.control`: claim now instead of at the next poll. */
   private readonly control: ControlConsumer;
+  private readonly controlOut: ControlPublisher;
   /** A wake came: the next sleep is skipped. Many wakes before it coalesce into one cycle. */
   private woken = false;
   private wakeCtl = new AbortController();
@@ -83,7 +84,9 @@ export class Injector extends EventEmitter<InjectorEvents> implements Service {
     this.dispatcher.on('batch:committed', (e) => this.emit('batch:committed', e));
     this.dispatcher.on('batch:confirmed', (e) => this.emit('batch:confirmed', e));
     this.outages = new OutageTracker(opts.logger, this);
+    this.controlOut = new ControlPublisher(opts.connection, opts.publisher);
     const ctx: CycleContext = {
+      control: this.controlOut,
       db: opts.db,
       settings: opts.settings,
       claimant: opts.claimant,
@@ -105,6 +108,7 @@ export class Injector extends EventEmitter<InjectorEvents> implements Service {
   }
 
   async start(): Promise<void> {
+    await this.controlOut.start();
     await this.control.start();
     this.loop ??= this.run();
   }
