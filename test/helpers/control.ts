@@ -4,7 +4,7 @@
  * command writes its process group id (the shell's pid: a runner starts
  * each command as a group leader) to a file, and checks on that group.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Knex } from '../../src/core/db';
 import { startCommand, type Proc } from './processes';
@@ -122,12 +122,22 @@ export async function pgidOf(dir: string, name: string): Promise<number> {
   );
 }
 
-/** True while any process of the group is alive. */
+/**
+ * True while any process of the group is still running. A zombie does not
+ * count: it has ended and only waits for PID 1 to reap it, which in a
+ * container may take seconds.
+ */
 export function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') return true;
   }
+  return false;
 }

@@ -38,7 +38,7 @@ describe('kill', () => {
   let web2: WebProc;
 
   before(async () => {
-    await startInjector(svc.db, svc.vhost, { CRONQ_INJECTOR_MAX_POLL_MS: '200' });
+    svc.track(await startInjector(svc.db, svc.vhost, { CRONQ_INJECTOR_MAX_POLL_MS: '200' }));
     startResults(svc);
     const a = startRunner(svc, mkdtempSync(path.join(tmpdir(), 'cronq-kill-a-')));
     const b = startRunner(svc, mkdtempSync(path.join(tmpdir(), 'cronq-kill-b-')));

@@ -29,7 +29,7 @@ const dir = mkdtempSync(path.join(tmpdir(), 'cronq-replace-'));
 
 describe('overlap replace', () => {
   test('each new occurrence kills the run still going and starts; the old one is killed, replaced by the new', async () => {
-    await startInjector(svc.db, svc.vhost);
+    svc.track(await startInjector(svc.db, svc.vhost));
     startResults(svc);
     const a = startRunner(svc, mkdtempSync(path.join(tmpdir(), 'cronq-replace-a-')));
     const b = startRunner(svc, mkdtempSync(path.join(tmpdir(), 'cronq-replace-b-')));
