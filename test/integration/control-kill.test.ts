@@ -70,6 +70,14 @@ describe('kill', () => {
     assert.ok(killed.killed_at instanceof Date);
     assert.match(killed.reason ?? '', /^killed by api from 127\.0\.0\.1; process group terminated/);
     assert.ok(killed.finished_at !== null);
+    const api = (await (await fetch(`${web1.url}/api/runs/${run.run_id}`)).json()) as {
+      data: { run: Record<string, unknown> };
+    };
+    assert.equal(api.data.run.status, 'killed');
+    assert.equal(api.data.run.killed_by, 'api from 127.0.0.1');
+    assert.match(String(api.data.run.killed_at), /^\d{4}-\d\d-\d\dT/);
+    const page = await (await fetch(`${web1.url}/run/${run.run_id}`)).text();
+    assert.match(page, /Kill asked<\/dt><dd id="killed">[^<]+ by api from 127\.0\.0\.1/);
 
     // Final now: 409 with its status, and nothing changes.
     const before = await dumpTables(svc.db.db);
