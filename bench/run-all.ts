@@ -4,7 +4,7 @@
  * other). Writes bench/results/<timestamp>.json and .md and prints the table.
  *
  *   npm run bench                         everything
- *   npm run bench -- --only e2e,scale     a subset (injector, runner, results, web, scale, e2e, capacity)
+ *   npm run bench -- --only e2e,scale     a subset (injector, runner, results, web, control, scale, e2e, capacity)
  *
  * Component benchmarks (bench/injector.ts, runner.ts, results.ts, web.ts)
  * are owned by their components and run as child processes with a clean
@@ -21,7 +21,7 @@ import { componentTable, cpuTable, e2eTable, scaleTable } from './lib/report';
 import { capacityTable } from './capacity/report';
 
 const ROOT = path.resolve(__dirname, '..');
-const COMPONENTS = ['injector', 'runner', 'results', 'web'];
+const COMPONENTS = ['injector', 'runner', 'results', 'web', 'control'];
 const ALL = ['scale', 'e2e', 'capacity', ...COMPONENTS];
 const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_MS ?? 10 * 60_000);
 

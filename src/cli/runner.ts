@@ -25,7 +25,7 @@ Environment (see docs/runner.md):
   CRONQ_RUNNER_LOG_TO_STDOUT     also echo job output to this log
   CRONQ_OUTPUT_TAIL_BYTES        output sent with each result (default 65536)
   CRONQ_DEFAULT_TIMEOUT_SECONDS  timeout of jobs that set none (default 0 = none)
-  CRONQ_KILL_GRACE_SECONDS       SIGTERM -> SIGKILL of a timed-out job's process group (default 10)
+  CRONQ_KILL_GRACE_SECONDS       SIGTERM -> SIGKILL of a timed-out or killed job's process group (default 10)
   CRONQ_SHUTDOWN_GRACE_SECONDS   how long SIGTERM lets running jobs finish (default 30)
   CRONQ_HEARTBEAT_SECONDS        heartbeat period per running job (default 10)
   CRONQ_RESULT_BUFFER_PATH       where unconfirmed results are saved on stop (default LOG_PATH/.results-buffer)

@@ -20,9 +20,9 @@ const DURATION = {
 export const POLICY_SCHEMA_PROPERTIES = {
   overlap: {
     type: ['string', 'null'],
-    enum: ['allow', 'forbid', null],
+    enum: ['allow', 'forbid', 'replace', null],
     description:
-      'allow (default): runs may overlap. forbid: an occurrence due while a run is not final is recorded "skipped".',
+      'allow (default): runs may overlap. forbid: an occurrence due while a run is not final is recorded "skipped". replace: a new occurrence kills the run still going (recorded "killed", "replaced by <run id>") and starts.',
   },
   catch_up: {
     type: ['string', 'null'],
@@ -83,7 +83,7 @@ export function isPolicyPath(path: string): boolean {
 /**
  * The problems of one job's policy fields, each at the field's path and
  * naming the job, in parseJobPolicies's words (`jobs[2].overlap: must be
- * "allow" or "forbid" (job "backup")`).
+ * "allow", "forbid" or "replace" (job "backup")`).
  */
 export function jobPolicyProblems(job: unknown, index: number): Problem[] {
   if (typeof job !== 'object' || job === null || Array.isArray(job)) return [];

@@ -88,7 +88,7 @@ export type ResultType = 'starting' | 'finished' | 'failed' | 'heartbeat';
 export const RESULT_TYPES: readonly ResultType[] = ['starting', 'finished', 'failed', 'heartbeat'];
 
 /** How a finished run ended, beyond its return code. */
-export type FinishStatus = 'succeeded' | 'failed' | 'timed_out';
+export type FinishStatus = 'succeeded' | 'failed' | 'timed_out' | 'killed';
 /** What a `finished` result may say: how the run ended, or `missed` (never started: its starting deadline passed). */
 export type ResultStatus = FinishStatus | 'missed';
 
@@ -103,7 +103,7 @@ export interface ResultMessage {
   start_time?: string;
   'x-send-datetime': string;
   'x-host': string;
-  /** With `finished`: succeeded, failed, timed_out, or missed (not started; no host, no return code). */
+  /** With `finished`: succeeded, failed, timed_out, killed (on request), or missed (not started; no host, no return code). */
   status?: ResultStatus;
   /** With `finished`/`failed`: the last bytes of output, decoded as UTF-8 with replacement. */
   output?: string;
@@ -328,12 +328,15 @@ export function parseResultMessage(body: Buffer | string, limits: ParseLimits = 
     status !== 'succeeded' &&
     status !== 'failed' &&
     status !== 'timed_out' &&
-    status !== 'missed'
+    status !== 'missed' &&
+    status !== 'killed'
   ) {
     throw new MessageFormatError(
-      'result message status must be succeeded, failed, timed_out or missed',
+      'result message status must be succeeded, failed, timed_out, missed or killed',
     );
   }
+  if (status === 'killed' && type !== 'finished')
+    throw new MessageFormatError('result message status killed comes only with type finished');
   // A run that never started can only say so in its one final result.
   if (status === 'missed' && type !== 'finished')
     throw new MessageFormatError('result message status missed comes only with type finished');

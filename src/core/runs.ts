@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 /**
  * Where a run stands. `queued` until a runner starts it; the rest are
  * final. `skipped` (overlap forbid) and `missed` (catch-up, starting
- * deadline) never ran (docs/policies.md).
+ * deadline) never ran (docs/policies.md); `killed` was ended (or kept from
+ * starting) on request: the Kill button, the API, or overlap replace.
  */
 export const RUN_STATUSES = [
   'queued',
@@ -14,6 +15,7 @@ export const RUN_STATUSES = [
   'lost',
   'skipped',
   'missed',
+  'killed',
 ] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 export const FINAL_RUN_STATUSES: readonly RunStatus[] = [
@@ -23,6 +25,7 @@ export const FINAL_RUN_STATUSES: readonly RunStatus[] = [
   'lost',
   'skipped',
   'missed',
+  'killed',
 ];
 
 /** A row of the `runs` table (times are UTC Dates). */
@@ -52,6 +55,10 @@ export interface RunRow {
   first_run_id: string | null;
   /** A retry waits in the ledger, unpublished, until then. */
   not_before: Date | null;
+  /** When a kill was asked for (the Kill button, the API, overlap replace); null if never. */
+  killed_at: Date | null;
+  /** Who asked: `api from <addr>`, `admin from <addr>`, `overlap replace`. */
+  killed_by: string | null;
 }
 
 /** A new run id: 32 lowercase hex characters, as the original's uuid4().hex. */

@@ -15,6 +15,12 @@ import type { DueJobRow, JobPlan, PlannedRun } from './plan';
  *   and becomes the active run, so a claim creates at most one run for
  *   such a job and the rest of its runs are skipped behind it. An active
  *   run that is final, or no longer in `runs`, is cleared.
+ * - overlap replace: the same bookkeeping, but a new run replaces the
+ *   active run still going instead of being skipped: the active run is
+ *   listed in `plan.replaced` (the claim kills it through the kill path,
+ *   recorded `killed`, "replaced by <run id>") and the new run becomes the
+ *   active one. When one claim plans several runs (catch-up), only the
+ *   last is created; the earlier ones are recorded `skipped`, replaced by it.
  */
 export function admitRuns(
   plan: JobPlan,
@@ -24,8 +30,9 @@ export function admitRuns(
 ): void {
   const deadline = policies.startingDeadlineMs;
   const forbid = policies.overlap === 'forbid';
+  const replace = policies.overlap === 'replace';
   let active: { id: string; status: string } | null = null;
-  if (forbid && job.active_run_id) {
+  if ((forbid || replace) && job.active_run_id) {
     const status = job.active_status ?? null;
     if (status !== null && stillGoing(status)) active = { id: job.active_run_id, status };
     else plan.update.activeRunId = null;
@@ -41,6 +48,28 @@ export function admitRuns(
         missed: run.missed + 1,
         reason: `not started within its starting deadline of ${durationWords(deadline)} (${durationWords(lateMs)} late when claimed)`,
       });
+    } else if (replace) {
+      if (deadline !== null) run.startBy = new Date(run.scheduledFor.getTime() + deadline);
+      const earlier = admitted.pop();
+      if (earlier) {
+        plan.recorded.push({
+          ...recordOf(earlier),
+          status: 'skipped',
+          missed: earlier.missed,
+          reason: `skipped: replaced by ${run.runId} in the same claim`,
+          waitedFor: run.runId,
+        });
+      } else if (active !== null) {
+        (plan.replaced ??= []).push({
+          runId: active.id,
+          jobId: run.jobId,
+          status: active.status,
+          by: run.runId,
+        });
+      }
+      admitted.push(run);
+      active = { id: run.runId, status: 'queued' };
+      plan.update.activeRunId = run.runId;
     } else if (active !== null) {
       plan.recorded.push({
         ...recordOf(run),

@@ -1,5 +1,6 @@
 import { claimDueJobs } from './claim';
 import type { CycleContext } from './cycle-context';
+import { sendReplaceKills } from './replace';
 
 /** Batches claimed back to back before the loop probes (and sweeps) again. */
 const MAX_BATCHES_PER_CYCLE = 50;
@@ -69,6 +70,12 @@ export async function claimAndPublish(
           count: r.missed,
           reason: r.reason,
         });
+    }
+    // overlap replace: the old runs' kill orders go out before the new runs' job messages.
+    if (claim.replaced.length > 0) {
+      await sendReplaceKills(ctx.control, claim.replaced, ctx.logger);
+      for (const r of claim.replaced)
+        ctx.events.emit('run:replaced', { jobId: r.jobId, runId: r.runId, by: r.by });
     }
     // Published while the next batch is claimed; waits only when too many batches are unconfirmed.
     await ctx.dispatcher.submit(claim.runs);

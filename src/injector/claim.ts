@@ -3,7 +3,14 @@ import { isTransientDbError } from '../core/errors';
 import { errorText } from '../core/error-text';
 import { policiesOfRow } from '../core/policies/row';
 import { waitsForItsOccurrence } from './admit';
-import { planClaim, type DueJobRow, type PlannedRun, type RecordedRun } from './plan';
+import {
+  planClaim,
+  type DueJobRow,
+  type PlannedRun,
+  type RecordedRun,
+  type ReplacedRun,
+} from './plan';
+import { markReplaced } from './replace';
 import { insertRecorded, insertRuns } from './run-rows';
 
 /**
@@ -32,6 +39,8 @@ export interface ClaimResult {
   runs: PlannedRun[];
   /** Runs this claim recorded skipped (overlap) or missed (catch_up, starting deadline). */
   recorded: RecordedRun[];
+  /** overlap replace: runs still going that this claim's runs replace (marked; their kill orders are the caller's). */
+  replaced: ReplacedRun[];
   /** Jobs whose schedule this claim found unreadable. */
   scheduleErrors: Array<{ jobId: number; jobName: string; error: string }>;
   /** True when a query returned a full batch, so more may be due right now. */
@@ -103,6 +112,7 @@ export async function claimDueJobs(db: Knex, opts: ClaimOptions): Promise<ClaimR
       const result: ClaimResult = {
         runs: [],
         recorded: [],
+        replaced: [],
         scheduleErrors: [],
         full: due.length >= opts.batchSize || manual.length >= opts.batchSize,
         jobs: 0,
@@ -111,7 +121,7 @@ export async function claimDueJobs(db: Knex, opts: ClaimOptions): Promise<ClaimR
       if (rows.size === 0) return result;
       await readActiveRuns(trx, rows.values());
       for (const row of [...rows.values()]) {
-        if (!row.active_run_id) continue; // only forbid jobs have one; spare the JSON parse
+        if (!row.active_run_id) continue; // only forbid and replace jobs have one; spare the JSON parse
         const policies = policiesOfRow({
           policies: row.policies ?? null,
           enabled: row.enabled ?? 1,
@@ -132,6 +142,7 @@ export async function claimDueJobs(db: Knex, opts: ClaimOptions): Promise<ClaimR
         for (const run of [...plan.runs, ...plan.recorded]) queuedAt.set(run.runId, row.db_now);
         result.runs.push(...plan.runs);
         result.recorded.push(...plan.recorded);
+        if (plan.replaced) result.replaced.push(...plan.replaced);
         if (plan.newScheduleError !== undefined)
           result.scheduleErrors.push({
             jobId: row.id,
@@ -166,6 +177,14 @@ export async function claimDueJobs(db: Knex, opts: ClaimOptions): Promise<ClaimR
             );
         }
         result.runs = inserted;
+      }
+      if (result.replaced.length > 0) {
+        // Only those whose new run was written: a refused job keeps its old run.
+        const created = new Set(result.runs.map((r) => r.runId));
+        result.replaced = await markReplaced(
+          trx,
+          result.replaced.filter((r) => created.has(r.by)),
+        );
       }
       if (result.recorded.length > 0) {
         const inserted: RecordedRun[] = [];

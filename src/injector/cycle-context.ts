@@ -1,5 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import type { Config } from '../core/config';
+import type { ControlPublisher } from '../core/control';
 import type { Knex } from '../core/db';
 import type { Logger } from '../core/logger';
 import type { Dispatcher } from './dispatcher';
@@ -19,4 +20,6 @@ export interface CycleContext {
   /** stop() was called: finish what is in hand, start nothing new. */
   readonly stopping: () => boolean;
   readonly counters: { claimedJobs: number; scheduleErrors: number };
+  /** Kill orders of runs replaced by overlap replace. */
+  readonly control: ControlPublisher;
 }

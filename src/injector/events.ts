@@ -16,6 +16,12 @@ export type OutageKind = 'database' | 'broker';
 
 // A type, not an interface, so it fits EventEmitter's and EventMonitor's Record constraint.
 export type InjectorEvents = {
+  /** overlap replace: run `runId` is being killed, replaced by run `by`. */
+  'run:replaced': [{ jobId: number; runId: string; by: string }];
+  /** A wake order (*Run now*) came: the injector claims now instead of at its next poll. */
+  wake: [];
+  /** The injector's control queue is consumed (on start and after a reconnect). */
+  'control:listening': [];
   /** One cycle ended: jobs claimed in it, and runs whose publish the broker confirmed since the last cycle. */
   'cycle:done': [{ claimed: number; published: number }];
   /** A cycle failed with something other than an outage; it is retried with backoff. */

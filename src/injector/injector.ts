@@ -11,6 +11,7 @@ import type { MessageSigner } from '../core/signing';
 import { Cycle } from './cycle';
 import type { CycleContext } from './cycle-context';
 import { boundedDelayMs } from './delay';
+import { ControlConsumer, ControlPublisher, INJECTOR_CONTROL_BINDING } from '../core/control';
 import { Dispatcher } from './dispatcher';
 import type { InjectorEvents } from './events';
 import { OutageTracker } from './outage';
@@ -61,6 +62,12 @@ export class Injector extends EventEmitter<InjectorEvents> implements Service {
   /** Published runs already reported by a cycle:done. */
   private publishedReported = 0;
   private readonly counters = { claimedJobs: 0, scheduleErrors: 0 };
+  /** Wake orders (*Run now*) on `cronq.control`: claim now instead of at the next poll. */
+  private readonly control: ControlConsumer;
+  private readonly controlOut: ControlPublisher;
+  /** A wake came: the next sleep is skipped. Many wakes before it coalesce into one cycle. */
+  private woken = false;
+  private wakeCtl = new AbortController();
 
   constructor(private readonly opts: InjectorOptions) {
     super();
@@ -82,7 +89,9 @@ export class Injector extends EventEmitter<InjectorEvents> implements Service {
     this.dispatcher.on('batch:committed', (e) => this.emit('batch:committed', e));
     this.dispatcher.on('batch:confirmed', (e) => this.emit('batch:confirmed', e));
     this.outages = new OutageTracker(opts.logger, this);
+    this.controlOut = new ControlPublisher(opts.connection, opts.publisher);
     const ctx: CycleContext = {
+      control: this.controlOut,
       db: opts.db,
       settings: opts.settings,
       claimant: opts.claimant,
@@ -94,10 +103,41 @@ export class Injector extends EventEmitter<InjectorEvents> implements Service {
       counters: this.counters,
     };
     this.cycle = new Cycle(ctx);
+    this.control = new ControlConsumer({
+      connection: opts.connection,
+      logger: opts.logger,
+      bindings: [INJECTOR_CONTROL_BINDING],
+    });
+    this.control.on('control:wake', () => this.wake());
+    this.control.on('control:listening', () => this.emit('control:listening'));
   }
 
   async start(): Promise<void> {
+    await this.controlOut.start();
+    await this.control.start();
     this.loop ??= this.run();
+  }
+
+  /** Claim now: ends the current sleep, or skips the next one when a cycle is running. */
+  wake(): void {
+    this.emit('wake');
+    if (this.woken) return;
+    this.woken = true;
+    this.wakeCtl.abort();
+  }
+
+  /** Sleep `ms`, unless stopped or woken (a wake that came during the cycle ends it at once). */
+  private async nap(ms: number): Promise<void> {
+    if (this.woken) {
+      this.woken = false;
+      this.wakeCtl = new AbortController();
+      return;
+    }
+    await sleep(ms, AbortSignal.any([this.abort.signal, this.wakeCtl.signal]));
+    if (this.woken) {
+      this.woken = false;
+      this.wakeCtl = new AbortController();
+    }
   }
 
   stop(): Promise<void> {
@@ -105,6 +145,7 @@ export class Injector extends EventEmitter<InjectorEvents> implements Service {
       this.stopping = true;
       this.abort.abort();
       await this.loop;
+      await this.control.stop();
     })();
     return this.stopped;
   }
@@ -149,17 +190,16 @@ export class Injector extends EventEmitter<InjectorEvents> implements Service {
         }
         if (r.contended) {
           // Another injector holds the due rows; look again shortly, not at once.
-          await sleep(
+          await this.nap(
             boundedDelayMs(
               5 * 2 ** Math.min(this.idleContention++, 8) + Math.random() * 10,
               this.opts.settings.maxPollMs,
             ),
-            this.abort.signal,
           );
           continue;
         }
         this.idleContention = 0;
-        await sleep(this.sleepMs(), this.abort.signal);
+        await this.nap(this.sleepMs());
       } catch (err) {
         if (this.stopping) break;
         await this.backOff(err, attempt++);

@@ -106,8 +106,20 @@ export interface JobUpdate {
   activeRunId?: string | null;
 }
 
+/** overlap replace: a run still going that the new run `by` replaces (killed through the kill path). */
+export interface ReplacedRun {
+  runId: string;
+  jobId: number;
+  /** Its status when the claim read it: queued (killed at once) or running (its runner kills it). */
+  status: string;
+  /** The run that replaces it. */
+  by: string;
+}
+
 export interface JobPlan {
   runs: PlannedRun[];
+  /** overlap replace: runs still going that this claim's new run replaces. */
+  replaced?: ReplacedRun[];
   /** Runs recorded skipped or missed: written, never published. */
   recorded: RecordedRun[];
   update: JobUpdate;

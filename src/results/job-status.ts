@@ -19,7 +19,7 @@ import type { Knex } from '../core/db';
  * the cost per batch does not grow with a job's history.
  */
 
-const ENDED = `('succeeded', 'failed', 'timed_out', 'lost', 'missed', 'skipped')`;
+const ENDED = `('succeeded', 'failed', 'timed_out', 'lost', 'missed', 'skipped', 'killed')`;
 /** Never started: a skipped or missed run ends without ever running, so current_status never reads running for it. */
 const NOT_STARTED = `('queued', 'skipped', 'missed')`;
 const TAKE_STARTED = `(s.run_id IS NOT NULL AND (j.current_run_for IS NULL OR s.scheduled_for >= j.current_run_for))`;

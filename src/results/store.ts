@@ -58,9 +58,13 @@ export interface WriteLimits {
 export const DEFAULT_WRITE_LIMITS: WriteLimits = { maxStatementBytes: 4 * 1024 * 1024 };
 
 /** Outcomes a result can give. */
-const RESOLVED = `('succeeded', 'failed', 'timed_out', 'missed')`;
-/** Stored statuses no outcome replaces: the outcomes, and `skipped` (the injector's; it never ran). */
-const SETTLED = `('succeeded', 'failed', 'timed_out', 'missed', 'skipped')`;
+const RESOLVED = `('succeeded', 'failed', 'timed_out', 'missed', 'killed')`;
+/**
+ * Stored statuses no outcome replaces: the outcomes, `skipped` (the
+ * injector's; it never ran) and `killed` (also written by the web for a run
+ * killed before it started: a late `starting` or `finished` never undoes it).
+ */
+const SETTLED = `('succeeded', 'failed', 'timed_out', 'missed', 'skipped', 'killed')`;
 /** The row is this run's, and of the job the message names (a result naming another job changes nothing). */
 const SAME_ROW = `(runs.run_id = VALUES(run_id) AND runs.job_id = VALUES(job_id))`;
 /** The incoming change is an outcome and the stored row has none yet (`lost` may still learn the truth). */

@@ -11,6 +11,8 @@ export class RunnerCounters {
   /** Not started: their starting deadline had passed (recorded `missed`). */
   missed = 0;
   duplicates = 0;
+  /** Ended or kept from starting by a kill order. */
+  killed = 0;
   /** Run taken into a slot -> command released in its forked shell (ms). */
   readonly startOverhead = new Samples();
   /** Command exited -> its `finished` confirmed (ms). */
@@ -26,6 +28,7 @@ export class RunnerCounters {
       poison: this.poison,
       missed: this.missed,
       duplicates: this.duplicates,
+      killed: this.killed,
       startOverheadMs: this.startOverhead.summary(),
       finishOverheadMs: this.finishOverhead.summary(),
     };

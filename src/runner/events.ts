@@ -49,6 +49,10 @@ export type RunnerEvents = {
   'run:missed': [RunRef & { startBy: number; lateMs: number }];
   /** Nothing ran (the shell or the job log could not be prepared, or the kernel refused the fork): reported `failed`. */
   'run:could-not-start': [RunRef & { error: string }];
+  /** A kill order reached the run in its slot: SIGTERM is sent to its process group (SIGKILL after the grace). */
+  'run:killing': [RunRef & { requestedBy: string }];
+  /** A delivery of a run killed before it started (waiting here, or delivered after the order): not run, reported `killed`. */
+  'delivery:killed': [RunRef & { requestedBy: string }];
   /** The broker has registered the consumer: deliveries flow (on start, after a reconnect, after a release). */
   'consumer:consuming': [];
   /** The consumer is cancelled (held, stopping, or by the broker): no new deliveries. */

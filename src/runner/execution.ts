@@ -2,6 +2,7 @@ import type { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { asError, errorMessage } from '../core/async';
 import type { Config } from '../core/config';
+import type { KillOrder } from '../core/control';
 import type { Logger } from '../core/logger';
 import type { JobToRun } from '../core/messages';
 import type { RunnerCounters } from './counters';
@@ -19,6 +20,7 @@ import type { ResultOutbox } from './result-outbox';
 import {
   couldNotStartResult,
   finishedResult,
+  killedBeforeStartResult,
   missedResult,
   resultMessageId,
   startingResult,
@@ -208,6 +210,30 @@ export class Execution {
   }
 
   /**
+   * A kill order came for this delivery before it started (kills.ts): it
+   * is not run. A `finished` result with status `killed` goes out and the
+   * delivery is acked; its shell, if forked, exits having run nothing.
+   */
+  refuseKilled(w: Pick<Waiting, 'job' | 'delivery' | 'prepared'>, order: KillOrder): void {
+    const { job } = w;
+    this.abandon(w.prepared);
+    const ref = { runId: job.runId, jobId: job.jobId };
+    if (!w.delivery.live) {
+      // Back on the queue already: whoever takes it next is told (or the ledger says killed).
+      this.opts.events.emit('delivery:returned', { ...ref, why: 'lost' });
+      return;
+    }
+    const result = killedBeforeStartResult(job, this.opts.host, order);
+    void this.opts.results.send(result, resultMessageId(job.runId, result.type));
+    w.delivery.ack();
+    this.runLogger(job).info(
+      { requested_by: order.requestedBy },
+      'killed before it started; not run',
+    );
+    this.opts.events.emit('delivery:killed', { ...ref, requestedBy: order.requestedBy });
+  }
+
+  /**
    * Preparing the run threw (nothing ran): the run is reported `failed` with
    * the reason and acked, like a command that could not start, and the
    * runner goes on with the next.
@@ -251,12 +277,13 @@ export class Execution {
         error: clip(outcome.error?.message) ?? 'unknown error',
       });
     } else {
-      result = finishedResult(common, outcome, p.tail, p.timeoutSeconds);
+      result = finishedResult(common, outcome, p.tail, p.timeoutSeconds, run.kill);
       // The run itself went on; whoever reads its result learns the log file has none of it.
       if (p.jobLog.failure !== undefined && result.reason === undefined)
         result.reason = `job log not written: ${clip(p.jobLog.failure)}`;
       if (result.status === 'succeeded') counters.succeeded += 1;
       else if (result.status === 'timed_out') counters.timedOut += 1;
+      else if (result.status === 'killed') counters.killed += 1;
       else counters.failed += 1;
       log.info(
         {

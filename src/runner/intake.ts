@@ -7,6 +7,7 @@ import { isGenuineButUntimely } from '../core/signing';
 import type { RunnerCounters } from './counters';
 import type { RunnerEvents } from './events';
 import { clip } from './log-bounds';
+import type { Killer } from './kills';
 import type { JobGate } from './refused-jobs';
 import type { ResultOutbox } from './result-outbox';
 import { couldNotStartResult, resultMessageId } from './result-messages';
@@ -22,6 +23,8 @@ export interface IntakeOptions {
   /** With CRONQ_MESSAGE_KEY: the signature check (refused-jobs.ts). */
   gate: JobGate | undefined;
   results: Pick<ResultOutbox, 'send'>;
+  /** Kill orders this runner was given: a delivery of such a run is not started. */
+  killer: Pick<Killer, 'orderFor' | 'refuse'>;
   /** True once the runner is stopping: deliveries still arriving go back to the queue. */
   stopping(): boolean;
 }
@@ -76,6 +79,11 @@ export class Intake {
             resultMessageId(job.runId, 'failed'),
           );
         events.emit('delivery:refused', { ...ref, reason: refusal });
+        return;
+      }
+      const killed = this.opts.killer.orderFor(job.runId);
+      if (killed && !this.opts.slots.active.has(job.runId)) {
+        this.opts.killer.refuse({ job, delivery: d, receivedAt: Date.now(), notBefore: 0 }, killed);
         return;
       }
       if (this.opts.slots.has(job.runId)) {

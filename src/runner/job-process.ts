@@ -11,7 +11,7 @@ export interface ProcessOutcome {
   returnCode: number | null;
   signal: NodeJS.Signals | null;
   /** Why the runner ended it, when it did: a timeout or the runner's shutdown. */
-  terminatedBy: 'timeout' | 'shutdown' | null;
+  terminatedBy: 'timeout' | 'shutdown' | 'kill' | null;
   error: Error | undefined;
   /** Epoch ms of the command's start (`go`) and of its exit. */
   spawnedAt: number;
@@ -47,7 +47,7 @@ function signalCode(signal: NodeJS.Signals): number {
 export class JobProcess {
   private child: LaunchedChild | undefined;
   private childPid: number | undefined;
-  private terminatedBy: 'timeout' | 'shutdown' | null = null;
+  private terminatedBy: 'timeout' | 'shutdown' | 'kill' | null = null;
   private timeoutTimer: LongTimeout | undefined;
   private killTimer: LongTimeout | undefined;
   private ended = false;
@@ -173,9 +173,9 @@ export class JobProcess {
    * sent to the group even when the shell has already exited, so a child
    * that ignores SIGTERM does not outlive its run.
    */
-  terminate(why: 'timeout' | 'shutdown'): void {
+  terminate(why: 'timeout' | 'shutdown' | 'kill'): void {
     if (this.terminatedBy || this.ended) return;
-    if (this.exit && why === 'shutdown') return;
+    if (this.exit && why !== 'timeout') return;
     this.terminatedBy = why;
     this.signalGroup('SIGTERM');
     this.killTimer = setLongTimeout(() => this.signalGroup('SIGKILL'), this.spec.killGraceMs, {

@@ -1,4 +1,5 @@
 import type { OutputTail } from './output-tail';
+import type { KillOrder } from '../core/control';
 import type { FinishStatus, JobToRun, ResultMessage } from '../core/messages';
 import { durationWords } from '../core/policies';
 import type { ProcessOutcome } from './job-process';
@@ -70,18 +71,49 @@ export function missedResult(job: JobToRun, host: string, lateMs: number): Resul
   };
 }
 
-/** `finished`: the shell ran and ended, by itself, by a timeout or by the runner's shutdown. */
+/** Why a run was killed, in words: the order's reason, or who asked. */
+export function killReason(order: KillOrder): string {
+  return order.reason ?? `killed by ${order.requestedBy}`;
+}
+
+/**
+ * `finished` with status `killed` for a run a kill order kept from
+ * starting: it never ran, so it has no start time, return code or output.
+ */
+export function killedBeforeStartResult(
+  job: JobToRun,
+  host: string,
+  order: KillOrder,
+): ResultMessage {
+  return {
+    job_id: job.jobId,
+    run_id: job.runId,
+    type: 'finished',
+    'x-send-datetime': new Date().toISOString(),
+    'x-host': host,
+    name: job.name,
+    return_code: null,
+    status: 'killed',
+    reason: `${killReason(order)} before it started`,
+  };
+}
+
+/** `finished`: the shell ran and ended, by itself, by a timeout, a kill order or the runner's shutdown. */
 export function finishedResult(
   c: Common,
   o: ProcessOutcome,
   tail: Pick<OutputTail, 'text' | 'stderrLines' | 'total'>,
   timeoutSeconds: number | null,
+  kill?: KillOrder,
 ): ResultMessage & { status: FinishStatus } {
   const output = tail.text();
   const stderr = tail.stderrLines();
   let status: FinishStatus = o.returnCode === 0 ? 'succeeded' : 'failed';
   let reason: string | undefined;
-  if (o.terminatedBy === 'timeout') {
+  if (o.terminatedBy === 'kill' && kill) {
+    status = 'killed';
+    reason = `${killReason(kill)}; process group terminated${o.signal ? ` (${o.signal})` : ''}`;
+  } else if (o.terminatedBy === 'timeout') {
     status = 'timed_out';
     reason = `timed out after ${timeoutSeconds} s; process group terminated${o.signal ? ` (${o.signal})` : ''}`;
   } else if (o.terminatedBy === 'shutdown') {

@@ -18,6 +18,7 @@ import { resolveLogDir } from './job-log';
 import { JobLogFiles } from './job-log-files';
 import { jobBaseEnv } from './job-env';
 import { Launcher } from './launcher';
+import { Killer, KilledRuns } from './kills';
 import { JobGate } from './refused-jobs';
 import { ResultOutbox } from './result-outbox';
 import type { ResultMessage } from '../core/messages';
@@ -82,6 +83,7 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
   private readonly slots: Slots;
   private readonly execution: Execution;
   private readonly heartbeats: Heartbeats;
+  private readonly killer: Killer;
   private outbox: ResultOutbox | undefined;
   private logDir = '';
   private stopping = false;
@@ -142,7 +144,16 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
       runs: () => this.slots.active.values(),
       results,
     });
+    this.killer = new Killer({
+      slots: this.slots,
+      execution: this.execution,
+      killed: new KilledRuns(),
+      counters: this.counters,
+      events: this,
+      logger: this.log,
+    });
     const intake = new Intake({
+      killer: this.killer,
       host: deps.host,
       logger: this.log,
       counters: this.counters,
@@ -183,6 +194,7 @@ export class Runner extends EventEmitter<RunnerEvents> implements Service {
     this.on('run:started', (r) => this.live.runStarted(r.runId));
     this.on('run:finished', (r) => this.live.runEnded(r.runId, r.status));
     this.on('run:could-not-start', (r) => this.live.runEnded(r.runId, 'failed'));
+    this.control.on('control:kill', (k) => this.killer.kill(k));
     this.control.on('control:listening', () => this.emit('control:listening'));
   }
 

@@ -2,6 +2,7 @@ import type { EventEmitter } from 'node:events';
 import type { Delivery } from '../core/amqp';
 import { within } from '../core/async';
 import type { Logger } from '../core/logger';
+import type { KillOrder } from '../core/control';
 import type { JobToRun } from '../core/messages';
 import { setLongTimeout, type LongTimeout } from '../core/timers';
 import type { HoldReason, RunnerEvents } from './events';
@@ -30,6 +31,8 @@ export interface ActiveRun {
   heartbeats: number;
   /** Settles when the run has ended and its last result is queued. */
   ended: Promise<void>;
+  /** The kill order that is ending it, if any (kills.ts). */
+  kill?: KillOrder;
 }
 
 export interface SlotsOptions {
@@ -88,6 +91,15 @@ export class Slots {
       this.recent.has(runId) ||
       this.waiting.some((w) => w.job.runId === runId)
     );
+  }
+
+  /** Take a waiting delivery out (a kill order for it came); undefined if none waits here. */
+  take(runId: string): Waiting | undefined {
+    const i = this.waiting.findIndex((w) => w.job.runId === runId);
+    if (i < 0) return undefined;
+    const [w] = this.waiting.splice(i, 1);
+    this.schedule();
+    return w;
   }
 
   /** A new delivery to run: it waits here until it is due and a slot is free (see schedule). */

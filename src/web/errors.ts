@@ -1,5 +1,11 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { CronqError, NotFoundError, ValidationError, isTransientDbError } from '../core/errors';
+import {
+  BrokerUnavailableError,
+  CronqError,
+  NotFoundError,
+  ValidationError,
+  isTransientDbError,
+} from '../core/errors';
 import { errorText } from '../core/error-text';
 import type { Logger } from '../core/logger';
 
@@ -14,6 +20,8 @@ export class HttpError extends CronqError {
   constructor(
     readonly status: number,
     message: string,
+    /** More fields of the JSON error (e.g. a run's `status` with a 409). */
+    readonly detail?: Readonly<Record<string, string | number | boolean | null>>,
   ) {
     super(message);
   }
@@ -23,6 +31,7 @@ export interface HttpProblem {
   status: number;
   message: string;
   problems?: ReadonlyArray<{ path: string; message: string }>;
+  detail?: Readonly<Record<string, string | number | boolean | null>>;
 }
 
 interface BodyParserError {
@@ -36,7 +45,10 @@ export function problemOf(err: unknown): HttpProblem {
   if (err instanceof ValidationError)
     return { status: 400, message: err.message, problems: err.problems };
   if (err instanceof NotFoundError) return { status: 404, message: err.message };
-  if (err instanceof HttpError) return { status: err.status, message: err.message };
+  if (err instanceof HttpError)
+    return { status: err.status, message: err.message, detail: err.detail };
+  // Kill and live output need the broker; pages and reads do not (docs/web.md).
+  if (err instanceof BrokerUnavailableError) return { status: 503, message: 'broker unavailable' };
   // Express throws URIError when a route parameter has a malformed % escape (/job/%E0%A4%A).
   if (err instanceof URIError)
     return {
@@ -115,7 +127,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       );
     if (p.status === 401) res.set('WWW-Authenticate', 'Basic realm="cronq", charset="UTF-8"');
     if (wantsJson(req.path, req.get('accept'))) {
-      const error: Record<string, unknown> = { message: p.message };
+      const error: Record<string, unknown> = { ...p.detail, message: p.message };
       if (p.problems) error.problems = p.problems;
       res.status(p.status).json({ error });
       return;

@@ -31,6 +31,9 @@ export interface ApiRun {
   attempts?: number | null;
   first_run_id?: string | null;
   not_before?: string | null;
+  /** When a kill was asked for, and who asked (`api from <addr>`, `admin from <addr>`, `overlap replace`). */
+  killed_at?: string | null;
+  killed_by?: string | null;
   missed?: number;
   job_name?: string | null;
 }
@@ -55,6 +58,8 @@ export function runJson(r: RunBrief | RunSummary, attempts?: number | null): Api
     if (attempts !== undefined) out.attempts = attempts;
     out.first_run_id = r.first_run_id;
     out.not_before = isoUtc(r.not_before);
+    out.killed_at = isoUtc(r.killed_at);
+    out.killed_by = r.killed_by;
     out.missed = r.missed;
     out.job_name = r.job_name;
   }

@@ -37,6 +37,8 @@ const RUN_SUMMARY_COLUMNS = [
   'attempt',
   'first_run_id',
   'not_before',
+  'killed_at',
+  'killed_by',
 ];
 export const RUN_SUMMARY_SQL = RUN_SUMMARY_COLUMNS.map((c) => `\`${c}\``).join(', ');
 

@@ -170,10 +170,13 @@ describe('cronq apply against a running web admin', () => {
 
   test('a bad policy field is refused locally with the job and the field; nothing is sent', async () => {
     const r = await apply([
-      file('badpol.json', { category: 'pol', jobs: [{ ...job('one'), overlap: 'replace' }] }),
+      file('badpol.json', { category: 'pol', jobs: [{ ...job('one'), overlap: 'serial' }] }),
     ]);
     assert.equal(r.code, 1);
-    assert.match(r.stdout, /^jobs\[0\]\.overlap: must be "allow" or "forbid" \(job "one"\)$/m);
+    assert.match(
+      r.stdout,
+      /^jobs\[0\]\.overlap: must be "allow", "forbid" or "replace" \(job "one"\)$/m,
+    );
     assert.equal(
       JSON.parse((await t.db('jobs').where('name', 'one').first()).policies).overlap,
       'forbid',

@@ -173,10 +173,10 @@ describe('category files with policy fields', () => {
   const BAD: Array<{ rule: string; job: Record<string, unknown>; path: string; message: RegExp }> =
     [
       {
-        rule: 'overlap "replace"',
-        job: { overlap: 'replace' },
+        rule: 'overlap "serial"',
+        job: { overlap: 'serial' },
         path: 'jobs[0].overlap',
-        message: /"allow" or "forbid"/,
+        message: /"allow", "forbid" or "replace"/,
       },
       {
         rule: 'an unknown catch_up',

@@ -39,7 +39,7 @@ import {
  */
 
 const KEY = 'p'.repeat(24) + '-permissions-test-key';
-type Role = 'cronq-injector' | 'cronq-results' | 'cronq-runner';
+type Role = 'cronq-injector' | 'cronq-results' | 'cronq-runner' | 'cronq-web';
 interface Permissions {
   configure: string;
   write: string;
@@ -66,7 +66,12 @@ before(async () => {
   [tdb, vhost] = await Promise.all([createTestDatabase(), createTestVhost()]);
   tmp = mkdtempSync(path.join(tmpdir(), 'cronq-permissions-'));
   const perms = documentedPermissions();
-  assert.deepEqual([...perms.keys()].sort(), ['cronq-injector', 'cronq-results', 'cronq-runner']);
+  assert.deepEqual([...perms.keys()].sort(), [
+    'cronq-injector',
+    'cronq-results',
+    'cronq-runner',
+    'cronq-web',
+  ]);
   for (const [role, p] of perms) {
     const name = uniqueName(role.replace('cronq-', 'cq_'));
     const password = randomBytes(12).toString('hex');
@@ -112,11 +117,18 @@ test('the daemons work on a fresh vhost, each with only its documented permissio
       CRONQ_RESULT_BUFFER_PATH: path.join(tmp, 'buffer'),
     },
   });
-  procs.push(results, injector, runner);
+  // The web publishes control orders (kill, wake) on cronq.control.
+  const web = startCommand('cronq-web', {
+    args: ['--port', '0'],
+    env: { DATABASE_URL: tdb.url, RABBITMQ_URL: urlOf('cronq-web'), CRONQ_LOG_LEVEL: 'info' },
+  });
+  procs.push(results, injector, runner, web);
   await Promise.all([
     results.waitForLine('consuming results', 40_000),
     injector.waitForLine('injector running', 40_000),
     runner.waitForLine('runner started', 40_000),
+    web.waitForLine('AMQP connected', 40_000),
+    runner.waitForLine('AMQP connected', 40_000),
   ]);
 
   const marker = path.join(tmp, 'ran');
@@ -214,6 +226,12 @@ test('what each role must not do, the broker refuses', async () => {
   const consume = (queue: string) => (ch: ConfirmChannel) => ch.consume(queue, () => undefined);
 
   await assertRefused('cronq-runner', 'consumes cronq_results', consume(RESULTS_QUEUE));
+  await assertRefused(
+    'cronq-web',
+    'publishes a job message',
+    publishAndConfirm(EXCHANGE, 'default'),
+  );
+  await assertRefused('cronq-web', 'consumes a job queue', consume(DEFAULT_JOB_QUEUE));
   await assertRefused('cronq-runner', "consumes another runner's queue", consume('cronq_other'));
   await assertRefused('cronq-runner', 'declares another queue', (ch) =>
     ch.assertQueue('cronq_runner_made_this', { durable: true }),

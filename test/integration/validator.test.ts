@@ -255,7 +255,7 @@ describe('cronq-validator checks the policy fields (docs/policies.md)', () => {
       jobs: [
         {
           ...GOOD.jobs[1],
-          overlap: 'replace',
+          overlap: 'serial',
           catch_up_limit: 5000,
           starting_deadline: 'P1Y',
           retries: { max: 101, on: ['sometimes'] },
@@ -266,7 +266,7 @@ describe('cronq-validator checks the policy fields (docs/policies.md)', () => {
     assert.equal(r.code, 1, r.stdout + r.stderr);
     const lines = r.stdout.trim().split('\n');
     for (const re of [
-      /^jobs\[0\]\.overlap: must be "allow" or "forbid" \(job "Nightly"\)$/,
+      /^jobs\[0\]\.overlap: must be "allow", "forbid" or "replace" \(job "Nightly"\)$/,
       /^jobs\[0\]\.catch_up_limit: must be a whole number from 1 to 1000 \(job "Nightly"\)$/,
       /^jobs\[0\]\.starting_deadline: years and months have no fixed length.* \(job "Nightly"\)$/,
       /^jobs\[0\]\.retries\.max: must be a whole number from 0 to 100 \(job "Nightly"\)$/,
@@ -286,6 +286,9 @@ describe('cronq-validator checks the policy fields (docs/policies.md)', () => {
     ]);
     assert.equal(r.code, 1);
     assert.match(r.stdout, /^jobs\[0\]\.schedule: is required$/m);
-    assert.match(r.stdout, /^jobs\[0\]\.overlap: must be "allow" or "forbid" \(job "a"\)$/m);
+    assert.match(
+      r.stdout,
+      /^jobs\[0\]\.overlap: must be "allow", "forbid" or "replace" \(job "a"\)$/m,
+    );
   });
 });

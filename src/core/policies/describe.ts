@@ -14,7 +14,9 @@ export function describePolicies(p: JobPolicies): {
     overlap:
       p.overlap === 'forbid'
         ? 'skips an occurrence while a run is going'
-        : 'starts every occurrence, even while a run is going',
+        : p.overlap === 'replace'
+          ? 'kills the run still going when the next occurrence starts'
+          : 'starts every occurrence, even while a run is going',
     catchUp:
       p.catchUp === 'skip'
         ? 'after an outage or a pause, runs none of the missed occurrences'

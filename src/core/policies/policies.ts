@@ -7,8 +7,12 @@ import { DurationError, parsePolicyDuration } from './duration';
  * the original cronq's behaviour, so a file without them runs as before.
  */
 export interface JobPolicies {
-  /** allow: runs may overlap. forbid: an occurrence due while a run is not final is recorded `skipped`. */
-  overlap: 'allow' | 'forbid';
+  /**
+   * allow: runs may overlap. forbid: an occurrence due while a run is not
+   * final is recorded `skipped`. replace: a new occurrence kills the run
+   * still going (recorded `killed`, "replaced by <run id>") and starts.
+   */
+  overlap: 'allow' | 'forbid' | 'replace';
   /**
    * Occurrences superseded while nothing could run them (an outage, a pause).
    * once: one run for the oldest, the rest counted in its `missed`.
@@ -83,8 +87,9 @@ export function parseJobPolicies(job: Record<string, unknown>): {
   const has = (k: string) => job[k] !== undefined && job[k] !== null;
 
   if (has('overlap')) {
-    if (job.overlap === 'allow' || job.overlap === 'forbid') p.overlap = job.overlap;
-    else errors.push(`overlap must be "allow" or "forbid"`);
+    if (job.overlap === 'allow' || job.overlap === 'forbid' || job.overlap === 'replace')
+      p.overlap = job.overlap;
+    else errors.push(`overlap must be "allow", "forbid" or "replace"`);
   }
   if (has('catch_up')) {
     if (job.catch_up === 'once' || job.catch_up === 'skip' || job.catch_up === 'all')

@@ -11,6 +11,8 @@ import { jobJson, jobStatus, runJson } from '../present';
 import * as q from '../queries';
 import { queuedRetryAttempts } from '../run-queries';
 import { attemptsOf } from '../present-policies';
+import { apiKillRouter } from './api-kill';
+import { wakeInjectors } from '../wake';
 import { apiPauseRouter } from './api-pause';
 import { apiRunsRouter } from './api-runs';
 import type { WebDeps } from '../app';
@@ -180,6 +182,7 @@ export function apiRouter(deps: WebDeps): Router {
   r.post('/jobs/:id/run', async (req, res) => {
     const id = jobIdParam(req);
     if (!(await q.requestRunNow(db, id))) throw new NotFoundError(`no job with id ${id}`);
+    wakeInjectors(deps);
     deps.logger.info({ job_id: id }, 'run now requested (API)');
     res.json({ status: 'success', data: { job: { id, run_now: true } } });
   });
@@ -245,6 +248,7 @@ export function apiRouter(deps: WebDeps): Router {
   });
 
   r.use(apiPauseRouter(deps));
+  r.use(apiKillRouter(deps));
   r.use(apiRunsRouter(deps));
 
   r.use((req, _res, next) =>

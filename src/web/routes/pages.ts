@@ -1,5 +1,9 @@
 import { Router, type Request, type Response } from 'express';
 import { NotFoundError } from '../../core/errors';
+import { FINAL_RUN_STATUSES } from '../../core/runs';
+import { HttpError } from '../errors';
+import { killRun } from '../kill';
+import { wakeInjectors } from '../wake';
 import type { WebDeps } from '../app';
 import type { CsrfTokens } from '../csrf';
 import { logUrl, splitCommand } from '../format';
@@ -50,6 +54,10 @@ async function renderPage(
 function positiveInt(v: unknown, def: number): number {
   const s = typeof v === 'string' ? v : '';
   return /^\d{1,9}$/.test(s) && Number(s) >= 1 ? Number(s) : def;
+}
+
+function isFinal(status: string): boolean {
+  return (FINAL_RUN_STATUSES as readonly string[]).includes(status);
 }
 
 function jobIdOf(req: Request): number {
@@ -151,6 +159,9 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
       commandParts: splitCommand(job.command),
       csrfToken: csrf.issue(),
       queued: req.query.queued === '1',
+      // Runs still going get a Kill button (their own list: the table is redrawn by live.js).
+      going: recent.filter((run) => !isFinal(run.status)),
+      killNotice: req.query.kill === '1',
       // A pause is told by the page's own note; a resume leaves none, so it gets one.
       notice:
         req.query.resumed === '1'
@@ -163,6 +174,7 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
   r.post('/job/:id/run', async (req, res) => {
     const id = jobIdOf(req);
     if (!(await q.requestRunNow(db, id))) throw new NotFoundError(`no job with id ${id}`);
+    wakeInjectors(deps);
     deps.logger.info({ job_id: id }, 'run now requested (form)');
     res.redirect(303, `/job/${id}?queued=1`);
   });
@@ -188,6 +200,20 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
       res.redirect(303, `/${back ? `?${new URLSearchParams({ q: back }).toString()}` : ''}`);
     });
   }
+
+  r.post('/run/:run_id/kill', async (req, res) => {
+    const raw = String(req.params.run_id);
+    if (!/^[0-9a-fA-F]{32}$/.test(raw)) throw new NotFoundError(`no run with id ${raw}`);
+    const id = raw.toLowerCase();
+    const out = await killRun(db, deps.control, { runId: id, by: pausedBy(req, 'admin') });
+    if (out.kind === 'not_found') throw new NotFoundError(`no run with id ${id}`);
+    if (out.kind === 'final')
+      throw new HttpError(409, `run ${id} has already ended: ${out.status}`, {
+        status: out.status,
+      });
+    deps.logger.info({ run_id: id, job_id: out.jobId, by: out.killedBy }, 'kill requested (form)');
+    res.redirect(303, req.body?.back === 'job' ? `/job/${out.jobId}?kill=1` : `/run/${id}?kill=1`);
+  });
 
   r.get('/run/:run_id', async (req, res) => {
     const runId = String(req.params.run_id);
@@ -218,6 +244,9 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
       outputLines: run ? outputLines(run.output_tail, run.stderr_lines) : [],
       cutNote: run ? cutNote(run.output_total, run.output_bytes) : null,
       notifyAttempts,
+      csrfToken: csrf.issue(),
+      canKill: run !== undefined && !isFinal(run.status),
+      killNotice: req.query.kill === '1',
       now: at,
     });
   });
