@@ -60,7 +60,7 @@ export async function run(argv: string[]): Promise<void> {
     // Live output: watch orders out, the runners' output in (src/web/live/).
     const live = new OutputHub(connection, control, logger);
     const server = new WebServer(
-      { db, config, logger, control, live },
+      { db, config, logger, control, live, broker: connection },
       { port: config.web.port, host },
     );
     const started = await new Daemon({

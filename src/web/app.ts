@@ -4,6 +4,7 @@ import ejs from 'ejs';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Config } from '../core/config';
 import type { ControlPublisher } from '../core/control';
+import type { AmqpConnection } from '../core/amqp';
 import type { Knex } from '../core/db';
 import type { Logger } from '../core/logger';
 import { requireToken } from './auth';
@@ -32,6 +33,8 @@ export interface WebDeps {
   control?: ControlPublisher;
   /** Live output (live/output-hub.ts); absent, or without a broker, the live view answers 503. */
   live?: OutputHub;
+  /** The broker connection, for /system's queue depths and reachability; absent = not shown. */
+  broker?: AmqpConnection;
   /** The clock for relative times on pages (tests pin it). What is due is decided by the database clock. */
   now?: () => Date;
 }

@@ -6,6 +6,7 @@ import { loadConfig } from '../../src/core/config';
 import type { Knex } from '../../src/core/db';
 import { silentLogger } from '../../src/core/logger';
 import { WebServer } from '../../src/web/server';
+import type { WebDeps } from '../../src/web/app';
 
 export interface TestWeb {
   url: string;
@@ -17,10 +18,11 @@ export async function startTestWeb(
   db: Knex,
   databaseUrl: string,
   env: Record<string, string> = {},
+  extra: Partial<Pick<WebDeps, 'broker'>> = {},
 ): Promise<TestWeb> {
   const config = loadConfig({ DATABASE_URL: databaseUrl, ...env });
   const server = new WebServer(
-    { db, config, logger: silentLogger() },
+    { db, config, logger: silentLogger(), ...extra },
     { port: 0, host: '127.0.0.1' },
     1000,
   );

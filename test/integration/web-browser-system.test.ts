@@ -8,6 +8,9 @@ import { useServices, waitFor } from '../helpers/services';
 import { ROOT, startCommand, type Proc } from '../helpers/processes';
 import { startInjector } from '../helpers/injector';
 import { startTestWeb, type TestWeb } from '../helpers/web';
+import { AmqpConnection } from '../../src/core/amqp';
+import { loadConfig } from '../../src/core/config';
+import { silentLogger } from '../../src/core/logger';
 
 /**
  * /system with the real daemons: a runner announces itself (every
@@ -20,6 +23,7 @@ import { startTestWeb, type TestWeb } from '../helpers/web';
 const svc = useServices();
 const ARTIFACTS = path.join(ROOT, 'test-artifacts');
 let web: TestWeb;
+let broker: AmqpConnection | undefined;
 let browser: Browser;
 let runner: Proc;
 let tmp: string;
@@ -47,7 +51,12 @@ async function startAll(): Promise<void> {
     }),
   );
   svc.track(await startInjector(svc.db, svc.vhost));
-  web = await startTestWeb(svc.db.db, svc.db.url);
+  broker = new AmqpConnection(loadConfig({ RABBITMQ_URL: svc.vhost.url }).amqp, {
+    logger: silentLogger(),
+    name: 'test web',
+  });
+  broker.start();
+  web = await startTestWeb(svc.db.db, svc.db.url, {}, { broker });
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-sync'],
@@ -57,6 +66,7 @@ async function startAll(): Promise<void> {
 after(async () => {
   await browser?.close();
   await web?.stop();
+  await broker?.close();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -99,6 +109,24 @@ test('/system shows the runner and the injector alive, then the stopped runner a
       'alive',
     );
     assert.match(await page.locator('#sys-database').innerText(), /reachable\s+schema\s+\S+/);
+    // Queue depths over AMQP: the runner's own queue, consumed by it; the results queue by cronq-results.
+    assert.match(await page.locator('#sys-broker').innerText(), /^Broker\s+reachable/);
+    assert.match(
+      await page.locator('#results-backlog').innerText(),
+      /results waiting to be stored: \d+/,
+    );
+    assert.match(
+      await page
+        .locator('#sys-broker tr[data-queue="reports"] td[data-label="Consumers"]')
+        .innerText(),
+      /^1/,
+    );
+    assert.match(
+      await page
+        .locator('#sys-broker tr[data-queue="cronq_results"] td[data-label="Consumers"]')
+        .innerText(),
+      /^1/,
+    );
     const scroll = (await page.evaluate('document.documentElement.scrollWidth')) as number;
     assert.ok(scroll <= width, `the page is ${scroll} px wide at ${width} px`);
     await page.screenshot({
@@ -121,4 +149,18 @@ test('/system shows the runner and the injector alive, then the stopped runner a
   );
   assert.match(await page.locator('#sys-runners tr[data-runner]').innerText(), /silent/);
   await page.close();
+});
+
+test('/system without a broker says the queue depths cannot be read, and still shows the rest', async () => {
+  const plain = await startTestWeb(svc.db.db, svc.db.url);
+  try {
+    const html = await (await fetch(`${plain.url}/system`)).text();
+    assert.match(
+      html,
+      /unreachable<\/span> this web process has no broker configured: queue depths cannot be read now/,
+    );
+    assert.match(html, /id="sys-database"/);
+  } finally {
+    await plain.stop();
+  }
 });

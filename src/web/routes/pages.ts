@@ -18,6 +18,7 @@ import {
 } from '../job-history';
 import { RUN_STATUSES } from '../../core/runs';
 import { systemFromDb } from '../system';
+import { brokerView, queuesToCheck } from '../queue-depths';
 import { cutNote, outputFileName, outputLines, storedOutput } from '../run-output';
 import { OVERVIEW_CHIPS, overviewPage, overviewParams, statusCounts } from '../overview';
 import { pausedBy, setCategoryPaused, setJobPaused } from '../pause';
@@ -265,12 +266,9 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
   });
 
   r.get('/system', async (_req, res) => {
-    await renderPage(res, 'system', {
-      title: 'System',
-      nav: 'system',
-      sys: await systemFromDb(db),
-      now: now(),
-    });
+    const sys = await systemFromDb(db);
+    const broker = await brokerView(deps.broker, queuesToCheck(sys.runners.map((r) => r.queue)));
+    await renderPage(res, 'system', { title: 'System', nav: 'system', sys, broker, now: now() });
   });
 
   r.get('/failures', async (req, res) => {
