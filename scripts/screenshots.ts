@@ -9,9 +9,9 @@
  * docs/screenshots/*.png with headless Chromium, at desktop width and at
  * 390 px. The database is dropped afterwards.
  */
+import { launchChromium } from '../test/helpers/browser';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
 import { createTestDatabase } from '../test/helpers/services';
 import { startTestWeb } from '../test/helpers/web';
 import { newRunId } from '../src/core/runs';
@@ -78,10 +78,7 @@ async function main(): Promise<void> {
   mkdirSync(OUT, { recursive: true });
   const tdb = await createTestDatabase();
   const web = await startTestWeb(tdb.db, tdb.url);
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   try {
     for (const [category, jobs] of Object.entries(CATEGORIES)) {
       const res = await fetch(`${web.url}/api/category/${category}`, {

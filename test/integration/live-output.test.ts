@@ -7,13 +7,14 @@
  * not slowed; nothing reaches `cronq.output` while nobody watches; a web
  * without its broker answers 503 and the page says so.
  */
+import { launchChromium } from '../helpers/browser';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
 import { OUTPUT_EXCHANGE } from '../../src/core/live/topology';
 import { runCommand, startCommand, type Proc } from '../helpers/processes';
 import { rabbitmqctl, useServices, waitFor } from '../helpers/services';
@@ -178,16 +179,7 @@ describe('live output', () => {
           'yes "0123456789012345678901234567890123456789012345678901234567890123456789" | head -c 50000000',
       },
     ]);
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-      ],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

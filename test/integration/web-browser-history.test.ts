@@ -1,8 +1,9 @@
+import { launchChromium } from '../helpers/browser';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
 import { createTestDatabase, type TestDatabase } from '../helpers/services';
 import { ROOT } from '../helpers/processes';
 import { startTestWeb, type TestWeb } from '../helpers/web';
@@ -34,10 +35,7 @@ before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   tdb = await createTestDatabase();
   web = await startTestWeb(tdb.db, tdb.url);
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-sync'],
-  });
+  browser = await launchChromium();
   const res = await fetch(`${web.url}/api/category/reports`, {
     method: 'PUT',
     headers: { 'content-type': 'application/json' },

@@ -1,9 +1,10 @@
+import { launchChromium } from '../helpers/browser';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Locator } from 'playwright-core';
+import { type Browser, type Locator } from 'playwright-core';
 import { useServices, waitFor } from '../helpers/services';
 import { ROOT, startCommand } from '../helpers/processes';
 import { insertJobs, startInjector } from '../helpers/injector';
@@ -74,10 +75,7 @@ test('output: stderr marked, the reason from stderr, opened at the end, searchab
   );
   svc.track(await startInjector(svc.db, svc.vhost));
   web = await startTestWeb(svc.db.db, svc.db.url);
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-sync'],
-  });
+  browser = await launchChromium();
 
   const now = new Date(Date.now() + 500);
   const [failing, long, sleeper] = await insertJobs(svc.db.db, [

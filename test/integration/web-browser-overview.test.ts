@@ -1,8 +1,9 @@
+import { launchChromium } from '../helpers/browser';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { createTestDatabase, type TestDatabase } from '../helpers/services';
 import { ROOT } from '../helpers/processes';
 import { startTestWeb, type TestWeb } from '../helpers/web';
@@ -58,10 +59,7 @@ before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   tdb = await createTestDatabase();
   web = await startTestWeb(tdb.db, tdb.url);
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-sync'],
-  });
+  browser = await launchChromium();
   await putCategory('ops', ['backup', 'rotate-logs', 'report', 'fresh', 'vacuum', 'indexer']);
   await putCategory('etl', ['load-orders']);
   for (const r of (await tdb.db('jobs').select('id', 'name')) as Array<{

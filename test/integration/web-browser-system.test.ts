@@ -1,9 +1,10 @@
+import { launchChromium } from '../helpers/browser';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
 import { useServices, waitFor } from '../helpers/services';
 import { ROOT, startCommand, type Proc } from '../helpers/processes';
 import { startInjector } from '../helpers/injector';
@@ -57,10 +58,7 @@ async function startAll(): Promise<void> {
   });
   broker.start();
   web = await startTestWeb(svc.db.db, svc.db.url, {}, { broker });
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-sync'],
-  });
+  browser = await launchChromium();
 }
 
 after(async () => {

@@ -1,9 +1,10 @@
+import { launchChromium } from '../helpers/browser';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import {
   createTestDatabase,
   createTestVhost,
@@ -33,19 +34,7 @@ before(async () => {
   tmp = mkdtempSync(path.join(tmpdir(), 'cronq-web-browser-'));
   [tdb, vhost] = await Promise.all([createTestDatabase(), createTestVhost()]);
   web = await startTestWeb(tdb.db, tdb.url);
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
