@@ -115,6 +115,8 @@ async function main(): Promise<void> {
     ['/?status=failed', () => '/?status=failed'],
     ['/job/<id>?runs_status=failed', () => `/job/${rand()}?runs_status=failed`],
     ['/job/<id>?runs_page=2', () => `/job/${rand()}?runs_page=2`],
+    ['/system', () => '/system'],
+    ['/failures?window=7d', () => '/failures?window=7d'],
   ];
   const results: Record<string, unknown> = {};
   for (const [name, path] of urls) {

@@ -231,6 +231,34 @@ describe('the operator commands on a running web admin', () => {
     assert.equal((await cronq(['runs', '--job', String(await idOf('x/y', 'z'))])).code, 0);
   });
 
+  test('cronq kill ends a running run (recorded killed); a second kill exits 1 saying it already ended', async () => {
+    await put('killing', [{ name: 'long', schedule: yearly, command: 'sleep 60' }]);
+    const started = await cronq(['run', 'killing/long']);
+    assert.equal(started.code, 0, started.stderr);
+    const runId = started.stdout.trim();
+    await waitFor(
+      async () =>
+        ((await svc.db.db('runs').where({ run_id: runId }).first('status')) as { status: string })
+          ?.status === 'running',
+      { timeoutMs: 30_000, message: 'the run started' },
+    );
+    const killed = await cronq(['kill', runId]);
+    assert.equal(killed.code, 0, killed.stderr);
+    const row = await waitFor(
+      async () => {
+        const r = (await svc.db.db('runs').where({ run_id: runId }).first()) as
+          { status: string; killed_by: string | null; reason: string | null } | undefined;
+        return r?.status === 'killed' ? r : undefined;
+      },
+      { timeoutMs: 30_000, message: 'the run recorded killed' },
+    );
+    assert.match(row.killed_by ?? '', /^api from /);
+    const again = await cronq(['kill', runId]);
+    assert.equal(again.code, 1, again.stderr);
+    assert.equal(again.stderr.trimEnd().split('\n').length, 1, again.stderr);
+    assert.match(again.stderr, /409|killed/);
+  });
+
   test('cronq kill and logs of an unknown run: exit 1 with one line, nothing changed', async () => {
     const unknown = 'f'.repeat(32);
     for (const c of ['kill', 'logs']) {
