@@ -64,54 +64,65 @@ export async function failureGroups(
   q: FailureQuery,
 ): Promise<{ groups: FailureGroup[]; capped: boolean }> {
   const seconds = FAILURE_WINDOWS[q.window];
-  const branch = `(SELECT job_id, job_name, finished_at FROM runs WHERE status = ? AND finished_at > UTC_TIMESTAMP(3) - INTERVAL ${seconds} SECOND ORDER BY finished_at DESC LIMIT ${SCAN_PER_STATUS})`;
+  // The newest failures of each kind in the window, from the (status, finished_at) index.
+  const branch = `(SELECT run_id, job_id, job_name, status, finished_at FROM runs WHERE status = ? AND finished_at > UTC_TIMESTAMP(3) - INTERVAL ${seconds} SECOND ORDER BY finished_at DESC LIMIT ${SCAN_PER_STATUS})`;
   const inCategory =
     q.category === undefined ? '' : 'JOIN jobs jc ON jc.id = f.job_id AND jc.category_id = ?';
-  const [rows] = (await db.raw(
-    `SELECT f.job_id, MAX(f.job_name) AS job_name, COUNT(*) AS n, MIN(f.finished_at) AS first_at,
-            MAX(f.finished_at) AS last_at
-       FROM (${STATUSES.map(() => branch).join(' UNION ALL ')}) f ${inCategory}
-      GROUP BY f.job_id ORDER BY last_at DESC LIMIT ${MAX_GROUPS}`,
+  const [failures] = (await db.raw(
+    `SELECT f.* FROM (${STATUSES.map(() => branch).join(' UNION ALL ')}) f ${inCategory}`,
     [...STATUSES, ...(q.category === undefined ? [] : [q.category])],
   )) as unknown as [
     Array<{
+      run_id: string;
       job_id: number;
       job_name: string | null;
-      n: number | string;
-      first_at: Date;
-      last_at: Date;
+      status: string;
+      finished_at: Date;
     }>,
   ];
-  const [counts] = (await db.raw(
-    `SELECT GREATEST(${STATUSES.map(() => `(SELECT COUNT(*) FROM (SELECT 1 FROM runs WHERE status = ? AND finished_at > UTC_TIMESTAMP(3) - INTERVAL ${seconds} SECOND LIMIT ${SCAN_PER_STATUS}) x)`).join(', ')}) AS n`,
-    [...STATUSES],
-  )) as unknown as [Array<{ n: number | string }>];
-  const capped = Number(counts[0]?.n ?? 0) >= SCAN_PER_STATUS;
-  if (rows.length === 0) return { groups: [], capped };
-  const ids = rows.map((r) => r.job_id);
-  const [jobs] = (await db.raw(
-    `SELECT j.id, c.name AS category FROM jobs j LEFT JOIN categories c ON c.id = j.category_id WHERE j.id IN (${ids.map(() => '?').join(', ')})`,
-    ids,
-  )) as unknown as [Array<{ id: number; category: string | null }>];
+  // Grouped here: at most 3 × SCAN_PER_STATUS rows, each job's newest failure kept.
+  const byJob = new Map<number, { n: number; first: Date; latest: (typeof failures)[number] }>();
+  const perStatus = new Map<string, number>();
+  for (const f of failures) {
+    perStatus.set(f.status, (perStatus.get(f.status) ?? 0) + 1);
+    const g = byJob.get(f.job_id);
+    if (!g) byJob.set(f.job_id, { n: 1, first: f.finished_at, latest: f });
+    else {
+      g.n += 1;
+      if (f.finished_at < g.first) g.first = f.finished_at;
+      if (f.finished_at > g.latest.finished_at) g.latest = f;
+    }
+  }
+  const capped = [...perStatus.values()].some((n) => n >= SCAN_PER_STATUS);
+  const shown = [...byJob.entries()]
+    .sort((a, b) => b[1].latest.finished_at.getTime() - a[1].latest.finished_at.getTime())
+    .slice(0, MAX_GROUPS);
+  if (shown.length === 0) return { groups: [], capped };
+  const ids = shown.map(([id]) => id);
+  const runIds = shown.map(([, g]) => g.latest.run_id);
+  const [[jobs], [latest]] = (await Promise.all([
+    db.raw(
+      `SELECT j.id, c.name AS category FROM jobs j LEFT JOIN categories c ON c.id = j.category_id WHERE j.id IN (${ids.map(() => '?').join(', ')})`,
+      ids,
+    ),
+    db.raw(
+      `SELECT ${RUN_SUMMARY_SQL} FROM runs WHERE run_id IN (${runIds.map(() => '?').join(', ')})`,
+      runIds,
+    ),
+  ])) as unknown as [[Array<{ id: number; category: string | null }>], [RunSummary[]]];
   const byId = new Map(jobs.map((j) => [j.id, j]));
-  // Each job's latest failure: its last finished_at, read through the (status, finished_at) index.
-  const latestBranch = `(SELECT ${RUN_SUMMARY_SQL} FROM runs FORCE INDEX (idx_runs_status_finished) WHERE status IN ('failed', 'timed_out', 'lost') AND finished_at = ? AND job_id = ? LIMIT 1)`;
-  const [latest] = (await db.raw(
-    rows.map(() => latestBranch).join(' UNION ALL '),
-    rows.flatMap((r) => [r.last_at, r.job_id]),
-  )) as unknown as [RunSummary[]];
-  const latestOf = new Map(latest.map((r) => [r.job_id, r]));
+  const latestOf = new Map(latest.map((r) => [r.run_id, r]));
   return {
     capped,
-    groups: rows.map((r) => ({
-      job_id: r.job_id,
-      job_name: r.job_name ?? `job ${r.job_id}`,
-      exists: byId.has(r.job_id),
-      category: byId.get(r.job_id)?.category ?? null,
-      count: Number(r.n),
-      first_at: r.first_at,
-      last_at: r.last_at,
-      latest: latestOf.get(r.job_id) ?? null,
+    groups: shown.map(([jobId, g]) => ({
+      job_id: jobId,
+      job_name: g.latest.job_name ?? `job ${jobId}`,
+      exists: byId.has(jobId),
+      category: byId.get(jobId)?.category ?? null,
+      count: g.n,
+      first_at: g.first,
+      last_at: g.latest.finished_at,
+      latest: latestOf.get(g.latest.run_id) ?? null,
     })),
   };
 }

@@ -277,7 +277,7 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
       failureGroups(db, query),
       overdueJobs(db),
       failingJobs(db),
-      q.categories(db),
+      q.categoryNames(db),
     ]);
     await renderPage(res, 'failures', {
       title: 'Failures',
