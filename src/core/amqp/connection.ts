@@ -126,6 +126,12 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
           this.opts.logger.warn({ err: asError(err).message }, 'AMQP setup failed; reconnecting');
           throw err;
         }
+        // close() may have come while the setups ran (this.conn was not set yet, so it
+        // closed nothing): close this connection here, or the process never exits.
+        if (this.closing) {
+          await conn.close().catch(() => undefined);
+          return;
+        }
         this.conn = conn;
         this.connectCount += 1;
         attempt = 0;
