@@ -46,9 +46,33 @@ export function isLineRanges(text: unknown): text is string {
 /** A predicate "is line n (from the end) in the ranges"; malformed text marks nothing. */
 export function lineRangesTest(text: string | null | undefined): (n: number) => boolean {
   if (!isLineRanges(text)) return () => false;
-  const ranges = text.split(',').map((p) => {
-    const [a, b] = p.split('-');
-    return [Number(a), Number(b ?? a)] as const;
-  });
-  return (n) => ranges.some(([a, b]) => n >= a && n <= b);
+  const sorted = text
+    .split(',')
+    .map((p) => {
+      const [a, b] = p.split('-');
+      const lo = Number(a);
+      const hi = Number(b ?? a);
+      return [Math.min(lo, hi), Math.max(lo, hi)] as [number, number];
+    })
+    .sort((x, y) => x[0] - y[0]);
+  // Merged into disjoint ranges, then a binary search: a page of 65,536 lines
+  // and a thousand ranges costs a few comparisons a line, not a thousand.
+  const ranges: Array<[number, number]> = [];
+  for (const r of sorted) {
+    const last = ranges[ranges.length - 1];
+    if (last && r[0] <= last[1] + 1) last[1] = Math.max(last[1], r[1]);
+    else ranges.push([r[0], r[1]]);
+  }
+  return (n) => {
+    let lo = 0;
+    let hi = ranges.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const [a, b] = ranges[mid]!;
+      if (n < a) hi = mid - 1;
+      else if (n > b) lo = mid + 1;
+      else return true;
+    }
+    return false;
+  };
 }

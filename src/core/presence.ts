@@ -59,6 +59,15 @@ function count(v: unknown, max: number): number | undefined {
     : undefined;
 }
 
+/** An ISO time the database can store (years 2000-9999), or undefined. */
+function storableTime(v: unknown): string | undefined {
+  if (typeof v !== 'string' || v.length > 40) return undefined;
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) return undefined;
+  const year = new Date(t).getUTCFullYear();
+  return year >= 2000 && year <= 9999 ? v : undefined;
+}
+
 /** A presence message, or the reason it is refused (bounded: it only feeds a display). */
 export function parsePresence(body: Buffer): RunnerPresence | { error: string } {
   if (body.length > MAX_BYTES) return { error: `larger than ${MAX_BYTES} bytes` };
@@ -78,12 +87,7 @@ export function parsePresence(body: Buffer): RunnerPresence | { error: string } 
     concurrency: count(d.concurrency, 1_000_000),
     running: count(d.running, 1_000_000),
     version: text(d.version, 64),
-    started_at:
-      typeof d.started_at === 'string' &&
-      d.started_at.length <= 40 &&
-      !Number.isNaN(Date.parse(d.started_at))
-        ? d.started_at
-        : undefined,
+    started_at: storableTime(d.started_at),
     period_ms: count(d.period_ms, 3_600_000),
   };
   const missing = Object.entries(p).find(([, v]) => v === undefined);

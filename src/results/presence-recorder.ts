@@ -1,7 +1,7 @@
 import type { Knex } from '../core/db';
 import type { AmqpConnection } from '../core/amqp';
 import { ResilientConsumer, type Delivery } from '../core/amqp/consumer';
-import { errorMessage } from '../core/async';
+import { errorText } from '../core/error-text';
 import type { Logger } from '../core/logger';
 import {
   declarePresenceQueue,
@@ -15,8 +15,11 @@ import type { MessageSigner } from '../core/signing';
 const FLUSH_MS = 1000;
 /** Most runners kept between flushes (a flood of forged instances cannot grow memory). */
 const MAX_PENDING = 1000;
-/** Rows of runners not heard from for this long are deleted. */
-const FORGET_AFTER_MS = 7 * 86_400_000;
+/** Rows of runners not heard from for this long are deleted (/system shows the last day). */
+const FORGET_AFTER_MS = 86_400_000;
+/** How often, and how many at most each time. */
+const FORGET_EVERY_MS = 60_000;
+const FORGET_BATCH = 10_000;
 
 /**
  * Writes the runners' announcements (core/presence.ts) into `runners`, for
@@ -113,15 +116,16 @@ export class PresenceRecorder {
             r.period_ms,
           ]),
         );
-      if (Date.now() - this.lastForget > 3_600_000) {
+      if (Date.now() - this.lastForget > FORGET_EVERY_MS) {
         this.lastForget = Date.now();
         await this.opts.db.raw(
-          'DELETE FROM runners WHERE seen_at < UTC_TIMESTAMP(3) - INTERVAL ? SECOND LIMIT 1000',
+          `DELETE FROM runners WHERE seen_at < UTC_TIMESTAMP(3) - INTERVAL ? SECOND LIMIT ${FORGET_BATCH}`,
           [FORGET_AFTER_MS / 1000],
         );
       }
     } catch (err) {
-      this.opts.logger.warn({ err: errorMessage(err) }, 'could not record runner presence');
+      // The database's own message, short: the statement and its values stay out of the log.
+      this.opts.logger.warn({ err: errorText(err, 200) }, 'could not record runner presence');
     }
   }
 }

@@ -3,6 +3,8 @@ import type { StreamName } from './job-log';
 
 /** Most stderr spans remembered (older ones, long out of the tail, are dropped first). */
 const MAX_SPANS = 4096;
+/** Chunks kept before compacting, whatever their size. */
+const MAX_CHUNKS = 1024;
 /** Longest reason taken from stderr's last line, in characters. */
 const REASON_MAX = 500;
 
@@ -32,14 +34,20 @@ export class OutputTail {
       const last = this.stderr[this.stderr.length - 1];
       if (last && last[1] === start) last[1] = this.total;
       else this.stderr.push([start, this.total]);
-      if (this.stderr.length > MAX_SPANS) this.forgetSpans();
+      // Trimmed in batches, so a job alternating streams byte by byte costs constant time per chunk.
+      if (this.stderr.length > 2 * MAX_SPANS) this.forgetSpans();
     }
     this.chunks.push(chunk);
     this.bytes += chunk.length;
     // Compact only when well over the limit, so the cost per chunk stays constant.
-    if (this.bytes > this.limit * 2 && this.chunks.length > 1) {
+    // Compact too when many small chunks pile up (a job printing a byte at a time),
+    // so memory stays about twice the limit, not a Buffer object per byte.
+    if (
+      (this.bytes > this.limit * 2 || this.chunks.length > MAX_CHUNKS) &&
+      this.chunks.length > 1
+    ) {
       const all = Buffer.concat(this.chunks);
-      const kept = Buffer.from(all.subarray(all.length - this.limit));
+      const kept = Buffer.from(all.subarray(Math.max(0, all.length - this.limit)));
       this.chunks = [kept];
       this.bytes = kept.length;
       this.forgetSpans();

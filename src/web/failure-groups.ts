@@ -41,7 +41,7 @@ export function failureParams(query: Record<string, unknown>): FailureQuery {
   const out: FailureQuery = { window: '24h' };
   const w = query.window;
   if (w !== undefined && w !== '') {
-    if (typeof w !== 'string' || !(w in FAILURE_WINDOWS))
+    if (typeof w !== 'string' || !Object.hasOwn(FAILURE_WINDOWS, w))
       throw new ValidationError(
         `window: expected one of ${Object.keys(FAILURE_WINDOWS).join(', ')}`,
         [{ path: 'window', message: 'unknown window' }],
@@ -65,12 +65,12 @@ export async function failureGroups(
 ): Promise<{ groups: FailureGroup[]; capped: boolean }> {
   const seconds = FAILURE_WINDOWS[q.window];
   // The newest failures of each kind in the window, from the (status, finished_at) index.
-  const branch = `(SELECT run_id, job_id, job_name, status, finished_at FROM runs WHERE status = ? AND finished_at > UTC_TIMESTAMP(3) - INTERVAL ${seconds} SECOND ORDER BY finished_at DESC LIMIT ${SCAN_PER_STATUS})`;
+  const branch = `(SELECT run_id, job_id, job_name, status, finished_at FROM runs WHERE status = ? AND finished_at > UTC_TIMESTAMP(3) - INTERVAL ? SECOND ORDER BY finished_at DESC LIMIT ${SCAN_PER_STATUS})`;
   const inCategory =
     q.category === undefined ? '' : 'JOIN jobs jc ON jc.id = f.job_id AND jc.category_id = ?';
   const [failures] = (await db.raw(
     `SELECT f.* FROM (${STATUSES.map(() => branch).join(' UNION ALL ')}) f ${inCategory}`,
-    [...STATUSES, ...(q.category === undefined ? [] : [q.category])],
+    [...STATUSES.flatMap((st) => [st, seconds]), ...(q.category === undefined ? [] : [q.category])],
   )) as unknown as [
     Array<{
       run_id: string;

@@ -75,7 +75,7 @@ async function readAll(db: Knex): Promise<SystemFromDb> {
     )) as unknown as [[{ latest: string | null; n: number | string }]];
     const [runners] = (await db.raw(
       `SELECT instance, host, pid, queue, concurrency, running, version, started_at, seen_at, period_ms
-         FROM runners WHERE seen_at > UTC_TIMESTAMP(3) - INTERVAL ${SHOWN_FOR} ORDER BY queue, host, pid LIMIT 500`,
+         FROM runners WHERE seen_at > UTC_TIMESTAMP(3) - INTERVAL ${SHOWN_FOR} ORDER BY seen_at DESC LIMIT 500`,
     )) as unknown as [Array<Omit<RunnerLine, 'silent'>>];
     const [injectors] = (await db.raw(
       `SELECT claimant, version, started_at, cycle_at, lag_ms, claimed
@@ -87,7 +87,8 @@ async function readAll(db: Knex): Promise<SystemFromDb> {
     return {
       database: { ok: true, now: clock.now },
       schema: { latest: schema.latest, count: Number(schema.n) },
-      runners: runners.map((r) => ({
+      // The 500 heard from last (idx_runners_seen, whatever the table holds), shown by queue and host.
+      runners: [...runners].sort(byQueueHost).map((r) => ({
         ...r,
         silent: now - r.seen_at.getTime() > r.period_ms * SILENT_AFTER_PERIODS,
       })),
@@ -100,4 +101,8 @@ async function readAll(db: Knex): Promise<SystemFromDb> {
   } catch (err) {
     return unreachable(errorMessage(err));
   }
+}
+
+function byQueueHost(a: { queue: string; host: string; pid: number }, b: typeof a): number {
+  return a.queue.localeCompare(b.queue) || a.host.localeCompare(b.host) || a.pid - b.pid;
 }

@@ -789,7 +789,8 @@ describe('web pages', () => {
     );
     const week = await page('/failures?window=7d');
     assert.match(week.html, /×4 since/);
-    assert.equal((await page('/failures?window=forever')).status, 400);
+    for (const w of ['forever', 'toString', '__proto__', 'constructor'])
+      assert.equal((await page(`/failures?window=${w}`)).status, 400, w);
     assert.equal((await page('/failures?category=x')).status, 400);
   });
 

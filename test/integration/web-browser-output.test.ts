@@ -78,7 +78,7 @@ test('output: stderr marked, the reason from stderr, opened at the end, searchab
   browser = await launchChromium();
 
   const now = new Date(Date.now() + 500);
-  const [failing, long, sleeper] = await insertJobs(svc.db.db, [
+  const [failing, long] = await insertJobs(svc.db.db, [
     {
       name: 'db migrate',
       schedule: `R1/${now.toISOString()}/PT1M`,
@@ -93,12 +93,6 @@ test('output: stderr marked, the reason from stderr, opened at the end, searchab
       nextRun: now,
       // 400 lines of about 100 bytes: more than the 4 KiB tail keeps.
       command: 'for i in $(seq 1 400); do printf "line %03d %090d\\n" $i 0; done',
-    },
-    {
-      name: 'sleeper',
-      schedule: `R1/${now.toISOString()}/PT1M`,
-      nextRun: now,
-      command: 'sleep 8',
     },
   ]);
 
@@ -167,7 +161,16 @@ test('output: stderr marked, the reason from stderr, opened at the end, searchab
     await page.close();
   }
 
-  // A running run says for how long, and keeps counting.
+  // A running run says for how long, and keeps counting (due only now, so it is still running).
+  const soon = new Date(Date.now() + 500);
+  const [sleeper] = await insertJobs(svc.db.db, [
+    {
+      name: 'sleeper',
+      schedule: `R1/${soon.toISOString()}/PT1M`,
+      nextRun: soon,
+      command: 'sleep 30',
+    },
+  ]);
   const running = await waitFor(
     async () =>
       (await svc.db.db('runs').where({ job_id: sleeper, status: 'running' }).first('run_id')) as

@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page, type Locator } from 'playwright-core';
 import { createTestDatabase, type TestDatabase } from '../helpers/services';
 import { ROOT } from '../helpers/processes';
 import { startTestWeb, type TestWeb } from '../helpers/web';
@@ -153,35 +153,52 @@ for (const { label, width, height } of [
   });
 }
 
-test('in a browser (phone): "Next run" and the history dots follow the database without a reload', async () => {
-  const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
-  await page.goto(`${web.url}/?q=rotate-logs`);
-  const row = page.locator(`table.jobs tr[data-job-id="${ids['rotate-logs']}"]`);
-  assert.equal(await row.locator('.c-hist .dot').count(), 1, 'one run, one dot');
-  // The injector moves next_run on once the occurrence is claimed: the page follows.
-  const next = new Date(Date.now() + 90_000);
-  next.setUTCMilliseconds(0);
-  await tdb.db('jobs').where('id', ids['rotate-logs']).update({ next_run: next });
-  await row
-    .locator(`td.c-next time[datetime="${next.toISOString()}"]`)
-    .waitFor({ timeout: 10_000 });
-  assert.match(await row.locator('td.c-next').innerText(), /^in 1 min$/);
-  // Not claimed for minutes (no injector): shown late.
-  await tdb
-    .db('jobs')
-    .where('id', ids['rotate-logs'])
-    .update({ next_run: new Date(Date.now() - 120_000) });
-  await row.locator('td.c-next.late').waitFor({ timeout: 10_000 });
-  assert.equal(
-    await row.locator('td.c-next').getAttribute('title'),
-    'late: no injector has claimed it yet',
-  );
-  // A new run appears as a new dot, in its status's colour.
-  await run('rotate-logs', 'failed', 1_000);
-  await row.locator('.c-hist .dot.st-failed').waitFor({ state: 'attached', timeout: 10_000 });
-  assert.equal(await row.locator('.c-hist .dot').count(), 2);
-  await page.close();
-});
+for (const { label, width, height } of [
+  { label: 'desktop', width: 1400, height: 900 },
+  { label: 'phone', width: 390, height: 844 },
+]) {
+  test(`in a browser (${label}, ${width} px): "Next run" and the history dots follow the database without a reload`, async () => {
+    const page = await browser.newPage({ viewport: { width, height } });
+    await page.goto(`${web.url}/?q=rotate-logs`);
+    const row = page.locator(`table.jobs tr[data-job-id="${ids['rotate-logs']}"]`);
+    const dots = await row.locator('.c-hist .dot').count();
+    assert.ok(dots >= 1, 'its runs are dots');
+    // The injector moves next_run on once the occurrence is claimed: the page follows.
+    const next = new Date(Date.now() + 90_000);
+    next.setUTCMilliseconds(0);
+    await tdb.db('jobs').where('id', ids['rotate-logs']).update({ next_run: next });
+    await row
+      .locator(`td.c-next time[datetime="${next.toISOString()}"]`)
+      .waitFor({ timeout: 10_000 });
+    assert.match(await row.locator('td.c-next').innerText(), /^in 1 min$/);
+    assert.equal(await row.locator('td.c-next.late').count(), 0);
+    // Not claimed for minutes (no injector): shown late.
+    await tdb
+      .db('jobs')
+      .where('id', ids['rotate-logs'])
+      .update({ next_run: new Date(Date.now() - 120_000) });
+    await row.locator('td.c-next.late').waitFor({ timeout: 10_000 });
+    assert.equal(
+      await row.locator('td.c-next').getAttribute('title'),
+      'late: no injector has claimed it yet',
+    );
+    // A new run appears as a new dot, in its status's colour.
+    await run('rotate-logs', 'timed_out', 500);
+    await row
+      .locator('.c-hist .dot.st-timed_out')
+      .last()
+      .waitFor({ state: 'attached', timeout: 10_000 });
+    await waitForCount(row.locator('.c-hist .dot'), Math.min(10, dots + 1));
+    await page.close();
+  });
+}
+
+/** Until `locator` matches `n` elements (the live refresh runs every 2.5 s). */
+async function waitForCount(locator: Locator, n: number): Promise<void> {
+  for (let i = 0; i < 40 && (await locator.count()) !== n; i++)
+    await new Promise((r) => setTimeout(r, 250));
+  assert.equal(await locator.count(), n);
+}
 
 test('an unknown status or sort on / answers 400 naming the values that exist', async () => {
   for (const [query, want] of [

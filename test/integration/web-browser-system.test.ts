@@ -135,18 +135,28 @@ test('/system shows the runner and the injector alive, then the stopped runner a
   }
 
   await runner.stop();
-  const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
-  await waitFor(
-    async () => {
-      await page.goto(`${web.url}/system`);
-      return (
-        (await page.locator('#sys-runners tr[data-runner]').getAttribute('data-state')) === 'silent'
-      );
-    },
-    { timeoutMs: 15_000, intervalMs: 500, message: 'the stopped runner shown silent' },
-  );
-  assert.match(await page.locator('#sys-runners tr[data-runner]').innerText(), /silent/);
-  await page.close();
+  for (const { width, height } of [
+    { width: 1400, height: 900 },
+    { width: 390, height: 844 },
+  ]) {
+    const page = await browser.newPage({ viewport: { width, height } });
+    await waitFor(
+      async () => {
+        await page.goto(`${web.url}/system`);
+        return (
+          (await page.locator('#sys-runners tr[data-runner]').getAttribute('data-state')) ===
+          'silent'
+        );
+      },
+      {
+        timeoutMs: 15_000,
+        intervalMs: 500,
+        message: `the stopped runner shown silent at ${width} px`,
+      },
+    );
+    assert.match(await page.locator('#sys-runners tr[data-runner]').innerText(), /silent/);
+    await page.close();
+  }
 });
 
 test('/system without a broker says the queue depths cannot be read, and still shows the rest', async () => {

@@ -142,3 +142,22 @@ test('a lost run names its runner, says the command may still run there, and how
     /ps -eo pid,pgid,lstart,args \| grep -F -- 'python3 \/srv\/etl\.py --table &#39;\\&#39;&#39;orders&#39;\\&#39;&#39;'<\/code>/,
   );
 });
+
+test('a lost run of a removed job gives no grep that would match every process', async () => {
+  const runId = newRunId();
+  const start = new Date(Date.now() - 300_000);
+  await tdb.db('runs').insert({
+    run_id: runId,
+    job_id: 987_654,
+    job_name: 'gone',
+    scheduled_for: start,
+    status: 'lost',
+    host: 'runner-9.example',
+    queued_at: start,
+    started_at: start,
+    finished_at: new Date(start.getTime() + 60_000),
+  });
+  const html = await page(`/run/${runId}`);
+  assert.doesNotMatch(html, /grep -F -- &#39;&#39;|grep -F -- ''/);
+  assert.match(html, /look for its command in <code>ps -eo pid,pgid,lstart,args<\/code>/);
+});
