@@ -3,32 +3,42 @@ import { EXCHANGE } from './topology';
 
 /**
  * Runner presence: every runner process announces itself every
- * PRESENCE_PERIOD_MS on the `cronq_presence` queue (host, queue,
- * concurrency, jobs running now, version), whether or not it runs
- * anything, so /system can show each runner and one that has gone silent.
- * The results consumer writes them into the `runners` table. The queue is
- * bounded both ways: a message older than a minute is worth nothing and
- * expires, and at most 10,000 wait (the oldest dropped), so announcements
- * nobody reads never fill the broker.
+ * PRESENCE_PERIOD_MS (routing key `cronq_presence` on the `cronq`
+ * exchange: host, queue, concurrency, jobs running now, version), whether
+ * or not it runs anything, so /system can show each runner and one that
+ * has gone silent. Each results consumer writes them into the `runners`
+ * table. Its queue is bounded both ways: a message older than a minute is
+ * worth nothing and expires, and at most 10,000 wait (the oldest dropped);
+ * with no results consumer there is no queue and nothing is kept.
  */
 
-export const PRESENCE_QUEUE = 'cronq_presence';
 export const PRESENCE_ROUTING_KEY = 'cronq_presence';
 export const PRESENCE_PERIOD_MS = 10_000;
 /** A runner not heard from for this many periods is shown silent. */
 export const SILENT_AFTER_PERIODS = 3;
 
-export async function declarePresenceQueue(ch: Channel): Promise<void> {
+/**
+ * Each results consumer reads the announcements on a queue of its own:
+ * exclusive and server-named, so it lives on the node the consumer is
+ * connected to and goes with its connection. A shared durable classic
+ * queue would live on one node of a cluster, and while that node is down
+ * its declaration fails, which would fail the results consumer's whole
+ * connection (and so the storing of results) for a display. Returns the
+ * queue's name.
+ */
+export async function declarePresenceQueue(ch: Channel): Promise<string> {
   await ch.assertExchange(EXCHANGE, 'direct', { durable: true });
-  await ch.assertQueue(PRESENCE_QUEUE, {
-    durable: true,
+  const q = await ch.assertQueue('', {
+    exclusive: true,
+    durable: false,
     arguments: {
       'x-message-ttl': 60_000,
       'x-max-length': 10_000,
       'x-overflow': 'drop-head',
     },
   });
-  await ch.bindQueue(PRESENCE_QUEUE, EXCHANGE, PRESENCE_ROUTING_KEY);
+  await ch.bindQueue(q.queue, EXCHANGE, PRESENCE_ROUTING_KEY);
+  return q.queue;
 }
 
 export interface RunnerPresence {

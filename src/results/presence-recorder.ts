@@ -3,12 +3,7 @@ import type { AmqpConnection } from '../core/amqp';
 import { ResilientConsumer, type Delivery } from '../core/amqp/consumer';
 import { errorText } from '../core/error-text';
 import type { Logger } from '../core/logger';
-import {
-  declarePresenceQueue,
-  parsePresence,
-  PRESENCE_QUEUE,
-  type RunnerPresence,
-} from '../core/presence';
+import { declarePresenceQueue, parsePresence, type RunnerPresence } from '../core/presence';
 import type { MessageSigner } from '../core/signing';
 
 /** Announcements written at most this often, the latest per runner. */
@@ -23,7 +18,7 @@ const FORGET_BATCH = 10_000;
 
 /**
  * Writes the runners' announcements (core/presence.ts) into `runners`, for
- * /system: consumes `cronq_presence`, keeps the latest per runner process
+ * /system: consumes its own queue of the `cronq_presence` announcements (core/presence.ts), keeps the latest per runner process
  * and upserts them once a second, stamped with the database clock (so a
  * runner's clock cannot make it look alive or silent). A message it cannot
  * read is dropped (it is only a display), never requeued. A write that
@@ -46,7 +41,7 @@ export class PresenceRecorder {
   ) {
     this.consumer = new ResilientConsumer({
       connection: opts.connection,
-      queue: PRESENCE_QUEUE,
+      queue: '', // server-named: declarePresenceQueue gives the name
       prefetch: 100,
       logger: opts.logger,
       declare: async (_conn, ch) => declarePresenceQueue(ch),

@@ -218,9 +218,10 @@ describe('live output', () => {
     );
     const bounded = listed
       .split('\n')
-      // The web's own (server-named) queues; cronq_presence is bounded the same way but shared.
+      // The webs' own output queues (x-max-length 256), not the results consumer's presence queue.
       .filter(
-        (l) => l.startsWith('amq.gen-') && l.includes('x-overflow') && l.includes('drop-head'),
+        (l) =>
+          l.startsWith('amq.gen-') && l.includes('drop-head') && l.includes('"x-max-length",256'),
       );
     assert.equal(bounded.length, 2, `one bounded queue per web process:\n${listed}`);
     for (const l of bounded) {
