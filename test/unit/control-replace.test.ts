@@ -5,6 +5,7 @@
  * several occurrences in one claim create one run, the rest skipped.
  * And the runner's side: the kill's words, and the bounded memory of kills.
  */
+import { at, dueJob, ids } from '../helpers/due-job';
 import { OutputTail } from '../../src/runner/output-tail';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,32 +15,7 @@ import { KilledRuns } from '../../src/runner/kills';
 import { finishedResult, killedBeforeStartResult } from '../../src/runner/result-messages';
 import { parseResultMessage } from '../../src/core/messages';
 
-const T0 = new Date('2024-03-01T12:00:00.000Z');
-const at = (ms: number) => new Date(T0.getTime() + ms);
-let n = 0;
-const ids = () => `run${String(++n).padStart(29, '0')}`;
-
-function job(over: Partial<DueJobRow>): DueJobRow {
-  return {
-    id: 7,
-    name: 'nightly',
-    command: 'echo hi',
-    routing_key: 'default',
-    schedule: `R/${T0.toISOString()}/PT1S`,
-    interval: null,
-    next_run: T0,
-    run_now: 0,
-    timeout: null,
-    ended_at: null,
-    schedule_error: null,
-    policies: JSON.stringify({ overlap: 'replace' }),
-    enabled: 1,
-    paused_at: null,
-    active_run_id: null,
-    active_status: null,
-    ...over,
-  };
-}
+const job = (over: Partial<DueJobRow>): DueJobRow => dueJob(over, { overlap: 'replace' });
 
 test('replace: a run still going is replaced by the new one, which becomes active', () => {
   for (const status of ['queued', 'running']) {

@@ -4,39 +4,15 @@
  * starting deadline. The integration tests (injector-overlap, -catchup,
  * -pause, -retry) run the same rules with real daemons.
  */
+import { at, dueJob, ids, T0 } from '../helpers/due-job';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planClaim, type DueJobRow } from '../../src/injector/plan';
+import { planClaim } from '../../src/injector/plan';
 import { waitsForItsOccurrence } from '../../src/injector/admit';
 import { policiesOfRow } from '../../src/core/policies/row';
 import { buildJobMessage, parseJobMessage } from '../../src/core/messages';
 
-const T0 = new Date('2024-03-01T12:00:00.000Z');
-const at = (ms: number) => new Date(T0.getTime() + ms);
-let n = 0;
-const ids = () => `run${String(++n).padStart(29, '0')}`;
-
-function job(over: Partial<DueJobRow>, policies: Record<string, unknown> = {}): DueJobRow {
-  return {
-    id: 7,
-    name: 'nightly',
-    command: 'echo hi',
-    routing_key: 'default',
-    schedule: `R/${T0.toISOString()}/PT1S`,
-    interval: null,
-    next_run: T0,
-    run_now: 0,
-    timeout: null,
-    ended_at: null,
-    schedule_error: null,
-    policies: Object.keys(policies).length > 0 ? JSON.stringify(policies) : null,
-    enabled: 1,
-    paused_at: null,
-    active_run_id: null,
-    active_status: null,
-    ...over,
-  };
-}
+const job = dueJob;
 
 test('a paused job is not due and its next_run stays; a manual run still goes out', () => {
   const p = planClaim(job({ paused_at: at(-60_000), run_now: 1 }), at(5_500), ids);
