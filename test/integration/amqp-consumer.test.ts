@@ -188,6 +188,74 @@ describe('ResilientConsumer', () => {
   });
 });
 
+describe('a consumer whose declaration fails', () => {
+  test('is retried on its own channel; the shared connection and its other consumer go on', async () => {
+    const vhost = await createTestVhost();
+    const connection = new AmqpConnection(parseAmqpUrl(vhost.url), {
+      logger: silentLogger(),
+      name: 'declare-fails-test',
+    });
+    const seen: string[] = [];
+    let attempts = 0;
+    const steady = new ResilientConsumer({
+      connection,
+      queue: 'steady',
+      prefetch: 5,
+      logger: silentLogger(),
+      declare: async (_conn, ch) => {
+        await ch.assertQueue('steady', { durable: true });
+      },
+      onDelivery: (d) => {
+        seen.push(`steady:${d.msg.content.toString()}`);
+        d.ack();
+      },
+    });
+    // Declares passively a queue nobody has made yet (a node of a cluster that is
+    // down answers the same way): the broker closes the channel with 404.
+    const waiting = new ResilientConsumer({
+      connection,
+      queue: 'later',
+      prefetch: 5,
+      logger: silentLogger(),
+      backoff: { delay: () => 50 },
+      declare: async (_conn, ch) => {
+        attempts += 1;
+        await ch.checkQueue('later');
+      },
+      onDelivery: (d) => {
+        seen.push(`later:${d.msg.content.toString()}`);
+        d.ack();
+      },
+    });
+    try {
+      await waiting.start();
+      await steady.start();
+      connection.start();
+      await waitFor(() => steady.consuming, { message: 'the other consumer consuming' });
+      await waitFor(() => attempts >= 3, { message: 'the failing declaration retried' });
+      const c = await vhost.connect();
+      const ch = await c.createConfirmChannel();
+      ch.sendToQueue('steady', Buffer.from('1'));
+      await ch.waitForConfirms();
+      await waitFor(() => seen.includes('steady:1'), { message: 'the other consumer consumes' });
+      assert.equal(connection.connectCount, 1, 'the shared connection was never closed for it');
+      await ch.assertQueue('later', { durable: true });
+      ch.sendToQueue('later', Buffer.from('2'));
+      await ch.waitForConfirms();
+      await waitFor(() => seen.includes('later:2'), {
+        message: 'consuming once its queue exists',
+      });
+      assert.equal(connection.connectCount, 1);
+      await c.close();
+    } finally {
+      await waiting.close();
+      await steady.close();
+      await connection.close();
+      await vhost.drop();
+    }
+  });
+});
+
 describe('write coalescing', () => {
   test("amqplib's internals it needs are there in the pinned version (else it would silently not apply)", async () => {
     const vhost = await createTestVhost();

@@ -74,6 +74,7 @@ export class ResilientConsumer extends EventEmitter<ConsumerEvents> {
   private consumeCall: Promise<void> | undefined;
   private cancelCall: Promise<void> | undefined;
   private opening: Promise<void> = Promise.resolve();
+  private reopening: Promise<void> | undefined;
   private readonly holds = new Set<string>();
   private stopped = false;
   private readonly abort = new AbortController();
@@ -84,10 +85,28 @@ export class ResilientConsumer extends EventEmitter<ConsumerEvents> {
     this.backoff = opts.backoff ?? exponentialBackoff(100, 5000);
   }
 
-  /** Consume on every connection from now on (and now, if connected). */
+  /**
+   * Consume on every connection from now on (and now, if connected). A
+   * channel that cannot be opened or declared on a new connection is this
+   * consumer's trouble alone: it is retried on that connection with backoff,
+   * and the connection, which other consumers and publishers share, stays
+   * up. Only a ConfigError (which no retry cures) fails the connection's
+   * setup, so that the daemon stops with it.
+   */
   async start(): Promise<void> {
     this.opts.connection.on('disconnected', () => this.lose(this.state));
-    await this.opts.connection.onConnect((conn) => this.open(conn));
+    await this.opts.connection.onConnect(async (conn) => {
+      try {
+        await this.open(conn);
+      } catch (err) {
+        if (err instanceof ConfigError) throw err;
+        this.opts.logger.warn(
+          { err: asError(err).message, queue: this.opts.queue },
+          'could not open the consumer channel; retrying it with backoff',
+        );
+        void this.reopen();
+      }
+    });
   }
 
   /** True while the broker is sending deliveries. */
@@ -148,9 +167,15 @@ export class ResilientConsumer extends EventEmitter<ConsumerEvents> {
       this.opts.logger.warn({ err: err.message, queue: state.queue }, 'AMQP channel error'),
     );
     ch.on('close', () => this.onClosed(state));
-    const declared = await this.opts.declare?.(conn, ch);
-    if (typeof declared === 'string') state.queue = declared;
-    await ch.prefetch(this.opts.prefetch);
+    try {
+      const declared = await this.opts.declare?.(conn, ch);
+      if (typeof declared === 'string') state.queue = declared;
+      await ch.prefetch(this.opts.prefetch);
+    } catch (err) {
+      // A broker-side error has closed the channel already; anything else would leave it open.
+      await ch.close().catch(() => undefined);
+      throw err;
+    }
     this.state = state;
     this.tag = undefined;
     await this.consume();
@@ -253,13 +278,23 @@ export class ResilientConsumer extends EventEmitter<ConsumerEvents> {
     void this.reopen();
   }
 
-  /** A channel closed on a connection that stayed up: open another on it, with backoff. */
-  private async reopen(): Promise<void> {
+  /**
+   * A channel closed on a connection that stayed up, or could not be opened
+   * on a new one: open another, with backoff. It waits for the connection
+   * if that is (still) being set up; a reconnect's own setup may open the
+   * channel first, and then this stops.
+   */
+  private reopen(): Promise<void> {
+    this.reopening ??= this.reopenLoop().finally(() => (this.reopening = undefined));
+    return this.reopening;
+  }
+
+  private async reopenLoop(): Promise<void> {
     for (let attempt = 0; !this.stopped; attempt += 1) {
       await sleep(this.backoff.delay(attempt), this.abort.signal);
-      if (this.stopped || this.state || !this.opts.connection.isConnected) return;
+      if (this.stopped || this.state) return;
       const conn = await this.opts.connection.connection().catch(() => undefined);
-      if (!conn) return;
+      if (!conn || this.stopped || this.state) return;
       try {
         await this.open(conn);
         return;
