@@ -131,3 +131,8 @@ export async function dbNow(db: Knex | Knex.Transaction): Promise<Date> {
   const [rows] = (await db.raw('SELECT UTC_TIMESTAMP(3) AS now')) as [Array<{ now: Date }>];
   return rows[0]!.now;
 }
+
+/** A UTC DATETIME(3) literal; cheaper than letting the driver convert thousands of Dates a batch. */
+export function sqlTime(d: Date): string {
+  return d.toISOString().slice(0, 23).replace('T', ' ');
+}

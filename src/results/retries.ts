@@ -1,4 +1,4 @@
-import type { Knex } from '../core/db';
+import { sqlTime, type Knex } from '../core/db';
 import { newRunId } from '../core/runs';
 import { policiesOfRow } from '../core/policies/row';
 import { retryDelayMs, shouldRetry } from '../core/policies';
@@ -84,11 +84,6 @@ export function becameFinal(
 
 /** Statuses a retry policy's `on` can name. */
 const RETRYABLE = new Set(['failed', 'timed_out', 'lost']);
-
-/** A UTC DATETIME(3) literal. */
-function sqlTime(d: Date): string {
-  return d.toISOString().slice(0, 23).replace('T', ' ');
-}
 
 /**
  * Write the retries and move or clear `active_run_id` for runs that just

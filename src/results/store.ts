@@ -1,5 +1,5 @@
 import { format } from 'mysql2';
-import type { Knex } from '../core/db';
+import { sqlTime, type Knex } from '../core/db';
 import type { ResultMessage } from '../core/messages';
 import { foldResults, type EventRow, type RunChange } from './fold';
 import { eventsToRecord, readStoredRuns } from './closed-runs';
@@ -129,11 +129,6 @@ function run(
   values: readonly Knex.RawBinding[],
 ): Knex.Raw {
   return trx.raw(format(text, values as Parameters<typeof format>[1]));
-}
-
-/** A UTC DATETIME(3) literal; cheaper than letting the driver convert 10,000 Dates a batch. */
-function sqlTime(d: Date): string {
-  return d.toISOString().slice(0, 23).replace('T', ' ');
 }
 
 function runValues(c: RunChange, scheduledShiftMs: number): Knex.RawBinding[] {

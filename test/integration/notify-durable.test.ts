@@ -87,11 +87,15 @@ describe('notifications are durable and sent once', () => {
     const first = consumer(tdb, vhost, { CRONQ_NOTIFY_POLL_MS: '600000' });
     await pub.waitForConsumers(1, 40_000);
     const runId = await fail(tdb, pub, ids[0]!);
+    // Stored with the failure, in the outbox the sender moves it from (docs/notifications.md).
     const stored = await waitFor(
-      async () => tdb.db('notifications').where({ run_id: runId }).first(),
+      async () =>
+        ((await tdb.db('notification_outbox').select('items')) as Array<{ items: string }>)
+          .flatMap((r) => JSON.parse(r.items) as Array<{ run_id: string; event: string }>)
+          .find((n) => n.run_id === runId),
       { timeoutMs: 15_000, message: 'the notification stored with the failure' },
     );
-    assert.equal(stored.state, 'pending');
+    assert.equal(stored.event, 'failed');
     first.kill('SIGKILL');
     await first.exited;
     assert.equal(receiver.received.filter((r) => r.path === '/killed').length, 0);
@@ -108,6 +112,7 @@ describe('notifications are durable and sent once', () => {
     const row = await tdb.db('notifications').where({ run_id: runId }).first();
     assert.equal(row.state, 'sent');
     assert.equal(row.attempts, 1);
+    assert.equal(Number((await tdb.db('notification_outbox').count('* as n'))[0]!.n), 0);
   });
 
   test('three consumers send each of 30 notifications once', async () => {

@@ -15,7 +15,9 @@ export type NotifyEvents = {
       gaveUp: boolean;
     },
   ];
-  /** A look for due notifications failed (the database is away); tried again next poll. */
+  /** Notifications the results wrote were moved from the outbox, to be sent. */
+  'outbox:moved': [{ rows: number; notifications: number }];
+  /** A look for due notifications (or at the outbox) failed (the database is away); tried again next poll. */
   'claim:failed': [{ error: string }];
   /** The overdue check marked `count` jobs overdue. */
   'overdue:marked': [{ count: number; jobIds: number[] }];

@@ -1,14 +1,19 @@
-import type { Knex } from '../../core/db';
+import { sqlTime as sqlDateTime, type Knex } from '../../core/db';
 import { decide, decideOverdue, type JobNotifyState, type Send } from '../../core/notify/storm';
 import { targetsOfText, type NotifyTarget } from '../../core/notify/targets';
+import { writeOutbox, type OutboxItem } from './outbox';
 
 /**
  * Notifications are written in the transaction that causes them
  * (docs/notifications.md): a result batch (store.ts), the lost-run sweep
  * (lost.ts) or the overdue check (overdue.ts), with the job rows already
  * locked, so a notification exists exactly when its cause was committed,
- * and a redelivered result (whose run is final already) writes none. The
- * sender (sender.ts) sends them later, apart from storing results.
+ * and a redelivered result (whose run is final already) writes none. They
+ * are written as one `notification_outbox` row per transaction (500
+ * notifications at most each), so a batch of failures costs the results
+ * one insert, not one indexed row each; the sender (sender.ts, outbox.ts)
+ * moves them into `notifications` and sends them later, apart from storing
+ * results.
  */
 
 /** The locked job row's columns these rules read (retries.ts selects them with its own). */
@@ -20,10 +25,12 @@ export interface JobNotifyRow {
   failures: number;
   overdue_since: Date | null;
   alert_after_ms: number | string | null;
+  /** JSON {target key: epoch ms}: when each target was last told of the failing streak. */
+  notify_marks: string | null;
 }
 
 export const JOB_NOTIFY_COLUMNS =
-  'category_id, failing_since, failures, overdue_since, alert_after_ms';
+  'category_id, failing_since, failures, overdue_since, alert_after_ms, notify_marks';
 
 /** A run that became final in this transaction. */
 export interface FinalOutcome {
@@ -33,11 +40,11 @@ export interface FinalOutcome {
   jobName: string | null;
 }
 
-const STATE_COLUMNS = ['failing_since', 'failures', 'overdue_since'] as const;
+const STATE_COLUMNS = ['failing_since', 'failures', 'overdue_since', 'notify_marks'] as const;
 
-/** A UTC DATETIME(3) literal. */
+/** A UTC DATETIME(3) literal of epoch ms. */
 function sqlTime(ms: number | null): string | null {
-  return ms === null ? null : new Date(ms).toISOString().slice(0, 23).replace('T', ' ');
+  return ms === null ? null : sqlDateTime(new Date(ms));
 }
 
 async function dbNow(trx: Knex.Transaction): Promise<number> {
@@ -64,36 +71,35 @@ async function readCategories(
   return out;
 }
 
-async function readStates(
-  trx: Knex.Transaction,
-  jobs: readonly JobNotifyRow[],
-): Promise<Map<number, JobNotifyState>> {
+/** A job's notify_marks as stored; anything unreadable is no marks (at worst one notification more). */
+export function parseMarks(text: string | null): Map<string, { lastAt: number; held: number }> {
+  const marks = new Map<string, { lastAt: number; held: number }>();
+  if (!text) return marks;
+  try {
+    const doc = JSON.parse(text) as unknown;
+    if (doc && typeof doc === 'object' && !Array.isArray(doc))
+      for (const [key, at] of Object.entries(doc as Record<string, unknown>))
+        if (typeof at === 'number' && Number.isFinite(at)) marks.set(key, { lastAt: at, held: 0 });
+  } catch {
+    // Left empty.
+  }
+  return marks;
+}
+
+export function marksText(marks: JobNotifyState['marks']): string | null {
+  if (marks.size === 0) return null;
+  return JSON.stringify(Object.fromEntries([...marks].map(([k, m]) => [k, m.lastAt])));
+}
+
+function readStates(jobs: readonly JobNotifyRow[]): Map<number, JobNotifyState> {
   const states = new Map<number, JobNotifyState>();
   for (const j of jobs)
     states.set(Number(j.id), {
       failingSince: j.failing_since ? j.failing_since.getTime() : null,
       failures: Number(j.failures ?? 0),
       overdueSince: j.overdue_since ? j.overdue_since.getTime() : null,
-      marks: new Map(),
+      marks: parseMarks(j.notify_marks),
     });
-  // When each target was last told of the current streak's failures: read
-  // from the notifications themselves (written under the same job lock), so
-  // storing a failure writes no other row than its notification.
-  const failing = jobs.filter((j) => j.failing_since !== null).map((j) => Number(j.id));
-  if (failing.length > 0) {
-    const [rows] = (await trx.raw(
-      `SELECT n.job_id, n.target_key, MAX(n.created_at) AS last_at
-       FROM notifications n JOIN jobs j ON j.id = n.job_id
-       WHERE n.job_id IN (${failing.map(() => '?').join(',')})
-         AND n.event IN ('failed', 'timed_out', 'lost', 'missed') AND n.created_at >= j.failing_since
-       GROUP BY n.job_id, n.target_key`,
-      failing,
-    )) as [Array<{ job_id: number; target_key: string; last_at: Date }>];
-    for (const r of rows)
-      states
-        .get(Number(r.job_id))
-        ?.marks.set(r.target_key, { lastAt: r.last_at.getTime(), held: 0 });
-  }
   return states;
 }
 
@@ -134,11 +140,8 @@ export async function recordNotifications(
   const categoryIds = [
     ...new Set(jobRows.map((j) => j.category_id).filter((c): c is number => c !== null)),
   ].map(Number);
-  const [now, categories, states] = [
-    await dbNow(trx),
-    await readCategories(trx, categoryIds),
-    await readStates(trx, jobRows),
-  ];
+  const [now, categories] = [await dbNow(trx), await readCategories(trx, categoryIds)];
+  const states = readStates(jobRows);
   const pending: Pending[] = [];
   const succeeded = new Set<number>();
   for (const f of relevant) {
@@ -161,7 +164,7 @@ export async function recordNotifications(
       });
   }
   await writeState(trx, jobRows, states, succeeded, now);
-  await insertNotifications(trx, pending, now);
+  await writeOutbox(trx, outboxItems(pending), sqlTime(now)!);
   return pending.length;
 }
 
@@ -180,7 +183,7 @@ export async function recordOverdue(
     trx,
     [...new Set(jobs.map((j) => j.category_id).filter((c): c is number => c !== null))].map(Number),
   );
-  const states = await readStates(trx, jobs);
+  const states = readStates(jobs);
   const pending: Pending[] = [];
   for (const job of jobs) {
     const cat = job.category_id !== null ? categories.get(Number(job.category_id)) : undefined;
@@ -198,7 +201,7 @@ export async function recordOverdue(
       });
   }
   await writeState(trx, jobs, states, new Set(), now);
-  await insertNotifications(trx, pending, now);
+  await writeOutbox(trx, outboxItems(pending), sqlTime(now)!);
   return pending.length;
 }
 
@@ -217,11 +220,13 @@ async function writeState(
       failing_since: j.failing_since?.getTime() ?? null,
       failures: Number(j.failures ?? 0),
       overdue_since: j.overdue_since?.getTime() ?? null,
+      notify_marks: j.notify_marks ?? null,
     };
     const after = {
       failing_since: s.failingSince,
       failures: s.failures,
       overdue_since: s.overdueSince,
+      notify_marks: marksText(s.marks),
     };
     const resetClock = succeeded.has(id) && j.alert_after_ms !== null;
     if (resetClock || STATE_COLUMNS.some((c) => before[c] !== after[c]))
@@ -230,6 +235,7 @@ async function writeState(
         sqlTime(after.failing_since),
         after.failures,
         sqlTime(after.overdue_since),
+        after.notify_marks,
         resetClock ? 1 : 0,
       ]);
   }
@@ -237,52 +243,38 @@ async function writeState(
     const chunk = rows.slice(i, i + 500);
     const derived = chunk
       .map((_, k) =>
-        k === 0 ? 'SELECT ? AS id, ? AS fs, ? AS n, ? AS od, ? AS reset' : 'SELECT ?, ?, ?, ?, ?',
+        k === 0
+          ? 'SELECT ? AS id, ? AS fs, ? AS n, ? AS od, ? AS marks, ? AS reset'
+          : 'SELECT ?, ?, ?, ?, ?, ?',
       )
       .join(' UNION ALL ');
     await trx.raw(
       `UPDATE jobs j JOIN (${derived}) c ON c.id = j.id
-       SET j.failing_since = c.fs, j.failures = c.n, j.overdue_since = c.od,
+       SET j.failing_since = c.fs, j.failures = c.n, j.overdue_since = c.od, j.notify_marks = c.marks,
            j.alert_base_at = IF(c.reset = 1, ?, j.alert_base_at)`,
       [...chunk.flat(), sqlTime(now)],
     );
   }
 }
 
-async function insertNotifications(
-  trx: Knex.Transaction,
-  pending: readonly Pending[],
-  now: number,
-): Promise<void> {
-  const at = sqlTime(now);
-  for (let i = 0; i < pending.length; i += 500) {
-    const chunk = pending.slice(i, i + 500);
-    const values: Knex.RawBinding[] = [];
-    for (const p of chunk) {
-      const t = p.send.target;
-      values.push(
-        Number(p.job.id),
-        p.jobName,
-        p.category,
-        p.runId,
-        p.send.event,
-        p.send.failures,
-        p.send.key,
-        JSON.stringify({
-          on: t.on,
-          webhook: t.webhook,
-          format: t.format,
-          email: t.email,
-          repeat_after_ms: t.repeatAfterMs,
-        }),
-        at,
-        at,
-      );
-    }
-    await trx.raw(
-      `INSERT INTO notifications (job_id, job_name, category, run_id, event, failures, target_key, target, created_at, next_at)
-       VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(',')}`,
-      values,
-    );
-  }
+function outboxItems(pending: readonly Pending[]): OutboxItem[] {
+  return pending.map((p) => {
+    const t = p.send.target;
+    return {
+      job_id: Number(p.job.id),
+      job_name: p.jobName,
+      category: p.category,
+      run_id: p.runId,
+      event: p.send.event,
+      failures: p.send.failures,
+      target_key: p.send.key,
+      target: {
+        on: t.on,
+        webhook: t.webhook,
+        format: t.format,
+        email: t.email,
+        repeat_after_ms: t.repeatAfterMs,
+      },
+    };
+  });
 }

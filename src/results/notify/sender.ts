@@ -7,6 +7,7 @@ import type { NotifyConfig } from '../../core/notify/config';
 import { shortError } from '../errors';
 import { buildMessage, type JobFacts, type NotificationRow, type RunFacts } from './body';
 import type { NotifyEvents } from './events';
+import { moveOutbox, OUTBOX_ROWS_PER_MOVE } from './outbox';
 import {
   ATTEMPT_TIMEOUT_MS,
   createMailer,
@@ -19,7 +20,8 @@ import {
 /**
  * Sends the notifications the results consumer wrote (docs/notifications.md),
  * in its own loop beside the results, so a slow or dead receiver never
- * delays storing results. Each poll claims due rows in a short transaction
+ * delays storing results. Each poll first moves what the results wrote to
+ * the outbox into `notifications` (outbox.ts), then claims due rows in a short transaction
  * (FOR UPDATE SKIP LOCKED, then `next_at` moved a lease ahead), so with any
  * number of consumers a row is taken by one of them; a consumer that dies
  * mid-send leaves the row to be taken again once the lease has passed.
@@ -156,6 +158,7 @@ export class NotifySender extends EventEmitter<NotifyEvents> implements Service 
           continue;
         }
       } else yieldedSince = null;
+      const moved = await this.moveOutbox();
       const room = config.concurrency - this.inFlight.size;
       let claimed: NotificationRow[] = [];
       if (room > 0) {
@@ -189,8 +192,31 @@ export class NotifySender extends EventEmitter<NotifyEvents> implements Service 
         this.inFlight.add(p);
         void p.finally(() => this.inFlight.delete(p));
       }
-      // A full claim means more may be due: look again soon.
-      await sleep(claimed.length === room && room > 0 ? 10 : config.pollMs, signal);
+      // A full claim, or a full move, means more may be due: look again soon.
+      const more = (claimed.length === room && room > 0) || moved === OUTBOX_ROWS_PER_MOVE;
+      await sleep(more ? 10 : config.pollMs, signal);
+    }
+  }
+
+  /**
+   * Move what the results wrote to the outbox into `notifications`, where
+   * it is claimed and sent (outbox.ts). Returns the outbox rows moved.
+   */
+  private async moveOutbox(): Promise<number> {
+    try {
+      const { rows, moved, bad } = await moveOutbox(this.opts.db);
+      if (bad > 0)
+        this.opts.logger.error(
+          { dropped: bad },
+          'malformed notifications in notification_outbox were dropped',
+        );
+      if (moved > 0) this.emit('outbox:moved', { rows, notifications: moved });
+      return rows;
+    } catch (err) {
+      const error = shortError(err);
+      this.opts.logger.debug({ err: error }, 'could not move notifications out of the outbox');
+      this.emit('claim:failed', { error });
+      return 0;
     }
   }
 
