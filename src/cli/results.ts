@@ -8,7 +8,7 @@ import { Daemon } from '../core/daemon';
 import { createLogger } from '../core/logger';
 import { createMessageSigner } from '../core/signing';
 import { ResultsService } from '../results';
-import { NotifySender, OverdueCheck } from '../results/notify';
+import { MissedNotices, NotifySender, OverdueCheck } from '../results/notify';
 import { metricsParts } from '../core/metrics';
 import { wireResultsMetrics } from '../results/metrics';
 import {
@@ -84,6 +84,8 @@ export async function run(argv: string[]): Promise<void> {
       everyMs: config.notify.overdueCheckMs,
       logger,
     });
+    // Runs the injector recorded missed itself: their notices, taken every second.
+    const missed = new MissedNotices({ db, targets: config.notify.targets, logger });
     const presence = new PresenceRecorder({
       db,
       connection,
@@ -94,7 +96,7 @@ export async function run(argv: string[]): Promise<void> {
       logger,
       parts: [
         ...metricsParts(config.metrics, config.web.allowedHosts, logger, (r) =>
-          wireResultsMetrics(r, service),
+          wireResultsMetrics(r, service, missed),
         ),
         { name: 'database', stop: () => db.destroy() },
         { name: 'amqp connection', stop: () => connection.close() },
@@ -104,6 +106,7 @@ export async function run(argv: string[]): Promise<void> {
         { name: 'runner presence', start: () => presence.start(), stop: () => presence.stop() },
         { name: 'notification sender', start: () => sender.start(), stop: () => sender.stop() },
         { name: 'overdue check', start: () => overdue.start(), stop: () => overdue.stop() },
+        { name: 'missed-run notices', start: () => missed.start(), stop: () => missed.stop() },
       ],
     }).run();
   });

@@ -11,7 +11,7 @@ import {
   type ReplacedRun,
 } from './plan';
 import { markReplaced } from './replace';
-import { insertRecorded, insertRuns } from './run-rows';
+import { insertMissedNotices, insertRecorded, insertRuns } from './run-rows';
 
 /**
  * The claim: one READ COMMITTED transaction per batch that locks due jobs
@@ -193,6 +193,8 @@ export async function claimDueJobs(db: Knex, opts: ClaimOptions): Promise<ClaimR
           inserted.push(...(await insertRecorded(trx, rs, queuedAt, opts.claimant)));
         });
         result.recorded = inserted;
+        // Told to cronq-results in this same transaction (run_notices).
+        await insertMissedNotices(trx, inserted, queuedAt);
       }
       for (const [jobId, reason] of refusedJobs) {
         const text = storableReason(reason);

@@ -51,6 +51,45 @@ export function insertRecorded(
   );
 }
 
+/**
+ * The notices of the missed runs among `recorded` (those actually
+ * inserted), written in the same claim transaction: cronq-results takes
+ * them and writes the runs' `missed` notifications (src/results/notify/
+ * missed.ts), as it does for the results it stores. One INSERT (chunked
+ * only past ROWS_PER_STATEMENT rows); nothing at all when no run was
+ * missed, so a claim without one costs what it did. The values are a run
+ * id, a job id and the claim's time, which any row takes, so this cannot
+ * be refused and fail the claim.
+ */
+export async function insertMissedNotices(
+  trx: Knex.Transaction,
+  recorded: RecordedRun[],
+  queuedAt: Map<string, Date>,
+): Promise<number> {
+  const missed = missedRuns(recorded);
+  if (missed.length === 0) return 0;
+  const written = await inChunks(missed, async (chunk) => {
+    await execute(
+      trx,
+      `INSERT INTO run_notices (run_id, job_id, created_at) VALUES ${chunk.map(() => '(?, ?, ?)').join(', ')}`,
+      chunk.flatMap((r) => [r.runId, r.jobId, queuedAt.get(r.runId)!]),
+    );
+    return chunk;
+  });
+  return written.length;
+}
+
+/**
+ * Only `missed` records notify (a `skipped` run is the overlap rule doing
+ * what it says), each once: a batch retried row by row after a refusal may
+ * list a run twice.
+ */
+export function missedRuns(recorded: readonly RecordedRun[]): RecordedRun[] {
+  const byId = new Map<string, RecordedRun>();
+  for (const r of recorded) if (r.status === 'missed') byId.set(r.runId, r);
+  return [...byId.values()];
+}
+
 type RunRowFields = Pick<
   PlannedRun,
   'runId' | 'jobId' | 'jobName' | 'scheduledFor' | 'trigger' | 'routingKey' | 'missed'

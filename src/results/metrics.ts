@@ -1,5 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { BUCKETS } from '../core/metrics';
+import type { EventEmitter } from 'node:events';
+import type { NotifyEvents } from './notify/events';
 import type { ResultsService } from './service';
 
 /**
@@ -7,7 +9,12 @@ import type { ResultsService } from './service';
  * events (events.ts), gauges read from status() when scraped. README
  * "Monitoring and alerts" lists them.
  */
-export function wireResultsMetrics(registry: Registry, service: ResultsService): void {
+export function wireResultsMetrics(
+  registry: Registry,
+  service: ResultsService,
+  /** The missed-run notices loop (notify/missed.ts). */
+  missed?: EventEmitter<NotifyEvents>,
+): void {
   const registers = [registry];
   const stored = new Counter({
     name: 'cronq_results_stored_total',
@@ -52,6 +59,16 @@ export function wireResultsMetrics(registry: Registry, service: ResultsService):
     help: "Retry runs written by the jobs' retries policy.",
     registers,
   });
+  const missedTaken = new Counter({
+    name: 'cronq_results_missed_runs_notified_total',
+    help: 'Runs the injector recorded missed (catch-up, starting deadline) that this consumer notified: their notifications written, unless held back by repeat_after or no target lists missed.',
+    registers,
+  });
+  const missedFailures = new Counter({
+    name: 'cronq_results_missed_notice_failures_total',
+    help: 'Takes of missed-run notices that failed (nothing changed; retried with backoff).',
+    registers,
+  });
   new Gauge({
     name: 'cronq_results_pending',
     help: 'Results taken from the broker and waiting for the next batch write.',
@@ -80,4 +97,6 @@ export function wireResultsMetrics(registry: Registry, service: ResultsService):
   service.on('dead-lettered', (e) => dead.labels(String(e.refused)).inc());
   service.on('lost:marked', (e) => lost.inc(e.count));
   service.on('retry:scheduled', () => retries.inc());
+  missed?.on('missed:taken', (e) => missedTaken.inc(e.runIds.length));
+  missed?.on('missed:failed', () => missedFailures.inc());
 }

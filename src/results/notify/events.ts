@@ -1,6 +1,7 @@
 /**
- * What the notification sender and the overdue check tell whoever listens
- * (tests wait on these; logs are for people). Listeners must not throw.
+ * What the notification sender, the overdue check and the missed-run
+ * notices (missed.ts) tell whoever listens (tests wait on these; logs are
+ * for people). Listeners must not throw.
  */
 export type NotifyEvents = {
   /** One attempt was made; `ok` false means it will be retried (or `gaveUp`). */
@@ -22,4 +23,8 @@ export type NotifyEvents = {
   /** The overdue check marked `count` jobs overdue. */
   'overdue:marked': [{ count: number; jobIds: number[] }];
   'overdue:failed': [{ error: string }];
+  /** Notices of runs the injector recorded missed were taken (missed.ts): their notifications written, the notices deleted. */
+  'missed:taken': [{ notices: number; notifications: number; runIds: string[]; gone: number }];
+  /** A take failed (nothing changed); tried again with backoff. `attempt` counts the failures in a row. */
+  'missed:failed': [{ error: string; attempt: number }];
 };
