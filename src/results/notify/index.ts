@@ -1,3 +1,4 @@
 export { NotifySender } from './sender';
 export { OverdueCheck, markOverdueJobs } from './overdue';
 export type { NotifyEvents } from './events';
+export { recordGlobalTargets } from './global-targets';
