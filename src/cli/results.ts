@@ -8,7 +8,7 @@ import { Daemon } from '../core/daemon';
 import { createLogger } from '../core/logger';
 import { createMessageSigner } from '../core/signing';
 import { ResultsService } from '../results';
-import { MissedNotices, NotifySender, OverdueCheck } from '../results/notify';
+import { MissedNotices, NotifySender, OverdueCheck, recordGlobalTargets } from '../results/notify';
 import { metricsParts } from '../core/metrics';
 import { wireResultsMetrics } from '../results/metrics';
 import {
@@ -102,6 +102,11 @@ export async function run(argv: string[]): Promise<void> {
         { name: 'amqp connection', stop: () => connection.close() },
         { name: 'dead-letter publisher', stop: () => publisher.close() },
         { name: 'schema', start: (signal) => migrateWhenReachable(db, { logger, signal }) },
+        // For the job pages: the web has not these settings (docs/notifications.md).
+        {
+          name: 'targets for every job',
+          start: () => recordGlobalTargets(db, config.notify.targets, logger),
+        },
         { name: 'results consumer', start: () => service.start(), stop: () => service.stop() },
         { name: 'runner presence', start: () => presence.start(), stop: () => presence.stop() },
         { name: 'notification sender', start: () => sender.start(), stop: () => sender.stop() },

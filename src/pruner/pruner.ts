@@ -2,11 +2,16 @@ import { DateTime } from 'luxon';
 import { dbNow, type Knex } from '../core/db';
 import type { Logger } from '../core/logger';
 import { FINAL_RUN_STATUSES } from '../core/runs';
+import { NotificationPruner } from './notifications';
 import type { PruneOptions } from './options';
 
 export interface PruneResult {
   events: number;
   runs: number;
+  /** Done (sent or failed) notifications deleted; never a pending one. */
+  notifications: number;
+  /** Their delivery attempts (notification_attempts rows). */
+  notificationAttempts: number;
   /** True when a signal stopped the pruner between two statements. */
   interrupted: boolean;
 }
@@ -21,7 +26,8 @@ export interface PruneDeps {
 type Affected = [{ affectedRows: number }, unknown];
 
 /**
- * Deletes old events, and the runs that go with them, in bounded chunks:
+ * Deletes old events, the runs that go with them, and old notifications
+ * (notifications.ts) in bounded chunks:
  * every statement touches at most `chunk` rows (or ids) and commits on its
  * own, so a table of tens of millions of rows is never locked for long and
  * the pruner can be stopped at any point without undoing anything.
@@ -29,6 +35,9 @@ type Affected = [{ affectedRows: number }, unknown];
  * A run is removed only once it is final (never `queued` or `running`) and
  * no event of it is left, so the runs table never shows a run whose events
  * are gone while the events table never loses a run it still refers to.
+ *
+ * Notifications follow the age (`--older-than`) and per-job count (`--keep`)
+ * modes; an id range names event ids, so `--first/--last` leaves them alone.
  */
 export async function prune(opts: PruneOptions, deps: PruneDeps): Promise<PruneResult> {
   const p = new Prune(opts, deps);
@@ -36,12 +45,27 @@ export async function prune(opts: PruneOptions, deps: PruneDeps): Promise<PruneR
 }
 
 class Prune {
-  private readonly result: PruneResult = { events: 0, runs: 0, interrupted: false };
+  private readonly result: PruneResult = {
+    events: 0,
+    runs: 0,
+    notifications: 0,
+    notificationAttempts: 0,
+    interrupted: false,
+  };
+  private readonly notifications: NotificationPruner;
 
   constructor(
     private readonly opts: PruneOptions,
     private readonly deps: PruneDeps,
-  ) {}
+  ) {
+    this.notifications = new NotificationPruner({
+      db: deps.db,
+      logger: deps.logger,
+      chunk: opts.chunk,
+      stopped: () => this.stopped,
+      counts: this.result,
+    });
+  }
 
   private get stopped(): boolean {
     if (this.deps.signal?.aborted) this.result.interrupted = true;
@@ -51,15 +75,18 @@ class Prune {
   async run(): Promise<PruneResult> {
     const m = this.opts.mode;
     if (m.kind === 'range') await this.range(m.first, m.last);
-    else if (m.kind === 'keep') await this.keep(m.keep);
-    else {
+    else if (m.kind === 'keep') {
+      await this.keep(m.keep);
+      await this.notifications.keep(m.keep);
+    } else {
       const now = await dbNow(this.deps.db);
       const cutoff = DateTime.fromJSDate(now, { zone: 'utc' }).minus(m.age).toJSDate();
       this.deps.logger.debug(
         { cutoff: cutoff.toISOString() },
-        'pruning events and runs older than the cutoff',
+        'pruning events, runs and notifications older than the cutoff',
       );
       await this.olderThan(cutoff);
+      await this.notifications.olderThan(cutoff);
     }
     return this.result;
   }

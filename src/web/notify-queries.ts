@@ -1,6 +1,7 @@
 import type { Knex } from '../core/db';
 import { durationWords } from '../core/policies';
-import { targetLabel, targetsOfText, type NotifyTarget } from '../core/notify/targets';
+import { shownTargets, type ShownTarget } from '../core/notify/shown-targets';
+import { targetLabel, targetsOfText } from '../core/notify/targets';
 
 /**
  * What the admin shows of notifications (docs/notifications.md): a job's
@@ -16,12 +17,13 @@ export interface TargetView {
   format: string | null;
 }
 
-function targetView(t: NotifyTarget): TargetView {
+/** A target in the words of the job page (its category's, or every job's as cronq-results recorded them). */
+export function targetView(t: ShownTarget): TargetView {
   return {
-    label: targetLabel(t),
+    label: t.label,
     on: [...t.on],
-    repeat: durationWords(t.repeatAfterMs),
-    format: t.webhook ? (t.format ?? 'json') : null,
+    repeat: durationWords(t.repeat_after_ms),
+    format: t.format,
   };
 }
 
@@ -96,7 +98,7 @@ export async function jobNotifyView(
       .limit(limit) as Promise<DeliveryRow[]>,
   ]);
   return {
-    targets: targetsOfText(cat?.notify).map(targetView),
+    targets: shownTargets(targetsOfText(cat?.notify)).map(targetView),
     deliveries: rows.map((r) => ({ ...r, target: storedLabel(r.target) })),
     failingSince: state?.failing_since ?? null,
     failures: Number(state?.failures ?? 0),

@@ -1,6 +1,7 @@
 /**
- * cronq-pruner as a real process against a database holding events and runs
- * of three jobs: every mode and flag combination, and the exact rows left.
+ * cronq-pruner as a real process against a database holding events, runs
+ * and notifications of three jobs: every mode and flag combination, and the
+ * exact rows left.
  */
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,8 +22,27 @@ function eventId(k: number, j: number, type: 'starting' | 'finished'): number {
 }
 const runId = (name: string) => name.padEnd(32, '_');
 
+/**
+ * Notifications by id: [job, state, event, age, target key, attempts]. Job 3
+ * is failing since 50 days; its notifications go like any done ones (the
+ * repeat_after rule keeps its marks on the job row, jobs.notify_marks).
+ */
+const NOTIFICATIONS: Array<[number, string, string, number, string, number]> = [
+  [1, 'sent', 'failed', 40 * DAY, 'k1', 2], // n1: old, done
+  [1, 'pending', 'failed', 40 * DAY, 'k2', 1], // n2: old, still being retried
+  [2, 'failed', 'failed', 35 * DAY, 'k1', 3], // n3: old, given up
+  [1, 'sent', 'recovered', 3_600_000, 'k1', 1], // n4: recent
+  [3, 'sent', 'failed', 48 * DAY, 'k1', 1], // n5: old, an earlier failure of job 3's streak
+  [3, 'sent', 'failed', 45 * DAY, 'k1', 2], // n6: old, the streak's newest failure to k1 (may go too)
+  [3, 'sent', 'overdue', 44 * DAY, 'k1', 0], // n7: old, not a failure event
+];
+const ALL_NOTIFICATIONS = NOTIFICATIONS.map((_, i) => i + 1);
+const attemptsOf = (ids: number[]) => ids.reduce((n, id) => n + NOTIFICATIONS[id - 1]![5], 0);
+
 async function seed(): Promise<void> {
   const db = t.db;
+  await db('notification_attempts').del();
+  await db('notifications').del();
   await db('events').del();
   await db('runs').del();
   await db('jobs').del();
@@ -123,13 +143,56 @@ async function seed(): Promise<void> {
   });
   await db('events').insert(events);
   await db('runs').insert(runs);
+  await db('jobs')
+    .where('id', 3)
+    .update({ failing_since: at(50 * DAY), failures: 4 });
+  for (const [k, [jobId, state, event, age, key, attempts]] of NOTIFICATIONS.entries()) {
+    const id = k + 1;
+    await db('notifications').insert({
+      id,
+      job_id: jobId,
+      event,
+      state,
+      target_key: key,
+      target: '{"webhook":"https://hooks.example.com/x"}',
+      created_at: at(age),
+      next_at: at(age),
+      attempts,
+    });
+    for (let a = 0; a < attempts; a += 1)
+      await db('notification_attempts').insert({
+        notification_id: id,
+        at: at(age - a * 1000),
+        status_code: 200,
+        duration_ms: 5,
+      });
+  }
 }
 
-async function left(): Promise<{ events: number[]; runs: string[] }> {
+async function left(): Promise<{
+  events: number[];
+  runs: string[];
+  notifications: number[];
+  attempts: number[];
+}> {
   const ev = (await t.db('events').select('id').orderBy('id')) as Array<{ id: number }>;
   const rs = (await t.db('runs').select('run_id').orderBy('run_id')) as Array<{ run_id: string }>;
-  return { events: ev.map((e) => e.id), runs: rs.map((r) => r.run_id.replace(/_+$/, '')) };
+  const ns = (await t.db('notifications').select('id').orderBy('id')) as Array<{ id: number }>;
+  const as = (await t
+    .db('notification_attempts')
+    .select('notification_id')
+    .orderBy('id')) as Array<{ notification_id: number }>;
+  return {
+    events: ev.map((e) => e.id),
+    runs: rs.map((r) => r.run_id.replace(/_+$/, '')),
+    notifications: ns.map((n) => Number(n.id)),
+    attempts: as.map((a) => Number(a.notification_id)),
+  };
 }
+
+/** The notification id of each attempt row left when `gone` are deleted. */
+const attemptsLeft = (gone: number[]) =>
+  NOTIFICATIONS.flatMap(([, , , , , n], i) => (gone.includes(i + 1) ? [] : Array(n).fill(i + 1)));
 
 const ALL_EVENTS = Array.from({ length: 25 }, (_, i) => i + 1);
 const ALL_RUNS = [
@@ -158,9 +221,16 @@ after(async () => {
 describe('cronq-pruner deletes exactly what its flags say', () => {
   beforeEach(seed);
 
-  const cases: Array<{ name: string; args: string[]; events: number[]; runs: string[] }> = [
+  const cases: Array<{
+    name: string;
+    args: string[];
+    events: number[];
+    runs: string[];
+    /** Notifications deleted (with their attempts). */
+    notifications?: number[];
+  }> = [
     {
-      name: '--first/--last/--interval delete the id range and the final runs left without events',
+      name: '--first/--last/--interval delete the id range and the final runs left without events, and no notification (their ids are not event ids)',
       args: ['--first', '1', '--last', '6', '--interval', '2'],
       events: [1, 2, 3, 4, 5, 6],
       runs: ['r10', 'r20', 'r30'],
@@ -184,22 +254,25 @@ describe('cronq-pruner deletes exactly what its flags say', () => {
       runs: [],
     },
     {
-      name: '--keep 2 keeps the newest two events of every job and the runs not older than them',
+      name: '--keep 2 keeps the newest two events (and notifications) of every job and the runs not older than them',
       args: ['--keep', '2'],
       events: without(ALL_EVENTS, [20, 25, 21, 22, 23, 24]),
       runs: [...roundRuns([0, 1, 2]), 'r3lost'],
+      notifications: [1, 5],
     },
     {
       name: '--keep 2 --interval 1 deletes the same rows one statement per row',
       args: ['--keep', '2', '--interval', '1'],
       events: without(ALL_EVENTS, [20, 25, 21, 22, 23, 24]),
       runs: [...roundRuns([0, 1, 2]), 'r3lost'],
+      notifications: [1, 5],
     },
     {
-      name: '--keep 0 deletes every event and every final run, but no queued or running run',
+      name: '--keep 0 deletes every event, final run and done notification, but no queued or running run and no pending notification',
       args: ['--keep', '0'],
       events: ALL_EVENTS,
       runs: without(ALL_RUNS, ['r1run', 'r2queued']),
+      notifications: [1, 3, 4, 5, 6, 7],
     },
     {
       name: "--keep larger than any job's history deletes nothing",
@@ -208,22 +281,25 @@ describe('cronq-pruner deletes exactly what its flags say', () => {
       runs: [],
     },
     {
-      name: '--older-than 30d deletes older events (by time, not id order) and older final runs',
+      name: '--older-than 30d deletes older events (by time, not id order), older final runs and older sent or failed notifications with their attempts; an old pending one and a new one are kept',
       args: ['--older-than', '30d'],
       events: [...roundEvents([0, 1]), 25],
       runs: [...roundRuns([0, 1]), 'r3lost', 'r4done'],
+      notifications: [1, 3, 5, 6, 7],
     },
     {
       name: '--older-than P30D (ISO 8601) is the same as 30d, also one row per statement',
       args: ['--older-than', 'P30D', '--interval', '1'],
       events: [...roundEvents([0, 1]), 25],
       runs: [...roundRuns([0, 1]), 'r3lost', 'r4done'],
+      notifications: [1, 3, 5, 6, 7],
     },
     {
       name: '--older-than PT2H keeps only the last hour',
       args: ['--older-than', 'PT2H'],
       events: [...roundEvents([0, 1, 2]), 25],
       runs: [...roundRuns([0, 1, 2]), 'r3lost', 'r4done'],
+      notifications: [1, 3, 5, 6, 7],
     },
     {
       name: '--older-than 8w deletes nothing when everything is younger',
@@ -235,12 +311,19 @@ describe('cronq-pruner deletes exactly what its flags say', () => {
 
   for (const c of cases) {
     test(c.name, async () => {
+      const notifications = c.notifications ?? [];
       const r = await pruner(...c.args);
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stdout.trim(), `removed ${c.events.length} events and ${c.runs.length} runs`);
+      assert.equal(
+        r.stdout.trim(),
+        `removed ${c.events.length} events and ${c.runs.length} runs, ` +
+          `${notifications.length} notifications and ${attemptsOf(notifications)} notification attempts`,
+      );
       const rows = await left();
       assert.deepEqual(rows.events, without(ALL_EVENTS, c.events));
       assert.deepEqual(rows.runs, without(ALL_RUNS, c.runs).sort());
+      assert.deepEqual(rows.notifications, without(ALL_NOTIFICATIONS, notifications));
+      assert.deepEqual(rows.attempts, attemptsLeft(notifications));
     });
   }
 });
@@ -296,6 +379,7 @@ describe('cronq-pruner refuses contradictory or incomplete flags with one line a
     const rows = await left();
     assert.deepEqual(rows.events, ALL_EVENTS);
     assert.deepEqual(rows.runs, ALL_RUNS);
+    assert.deepEqual(rows.notifications, ALL_NOTIFICATIONS);
   });
 
   test('a bad DATABASE_URL is one line naming the setting and exit 2', async () => {

@@ -27,6 +27,7 @@ import { attemptText, attemptsOf, policiesJson } from '../present-policies';
 import { queuedRetryAttempts } from '../run-queries';
 import { failureGroups, failureParams } from '../failure-groups';
 import { failingJobs, jobNotifyView, overdueJobs, runNotifyAttempts } from '../notify-queries';
+import { GlobalTargetsReader } from '../global-targets';
 
 /** Jobs per page of `/`. */
 export const JOBS_PER_PAGE = 100;
@@ -70,6 +71,7 @@ function jobIdOf(req: Request): number {
 export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
   const { db, config } = deps;
   const now = deps.now ?? (() => new Date());
+  const globalTargets = new GlobalTargetsReader(db, deps.logger);
   const r = Router();
 
   r.get('/', async (req, res) => {
@@ -138,11 +140,12 @@ export function pagesRouter(deps: WebDeps, csrf: CsrfTokens): Router {
     const recent = filtered
       ? ((await q.recentRuns(db, [id], CHART_RUNS)).get(id) ?? [])
       : table.runs.slice(0, CHART_RUNS);
-    const notify = await jobNotifyView(db, job);
+    const [notify, everyJob] = await Promise.all([jobNotifyView(db, job), globalTargets.read()]);
     const at = now();
     const schedule = scheduleView(job, at, 5);
     await renderPage(res, 'job', {
       notify,
+      everyJob,
       title: job.name,
       nav: 'jobs',
       job,
