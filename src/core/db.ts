@@ -67,9 +67,9 @@ export const MIGRATIONS_DIR = path.resolve(__dirname, '..', '..', 'migrations');
  */
 export async function migrate(db: Knex, timeoutMs = 60_000): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
-  await ensureMigrationTables(db);
   for (;;) {
     try {
+      await ensureMigrationTables(db);
       const [, applied] = (await db.migrate.latest({
         directory: MIGRATIONS_DIR,
         loadExtensions: ['.js'],
@@ -77,8 +77,9 @@ export async function migrate(db: Knex, timeoutMs = 60_000): Promise<string[]> {
       return applied;
     } catch (err) {
       // Another process holds knex's migration lock, or created knex's own
-      // bookkeeping tables in the same instant (knex does not guard that
-      // race on an empty database): wait a little and go again.
+      // bookkeeping tables (or their lock row, which can deadlock with it)
+      // in the same instant (knex does not guard that race on an empty
+      // database): wait a little and go again. Every step is idempotent.
       if (!isMigrationRace(err) || Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 200 + Math.random() * 300));
     }
@@ -106,7 +107,7 @@ async function ensureMigrationTables(db: Knex): Promise<void> {
 
 function isMigrationRace(err: unknown): boolean {
   const e = err as { name?: string; code?: string; message?: string };
-  if (e.name === 'MigrationLocked') return true;
+  if (e.name === 'MigrationLocked' || e.code === 'ER_LOCK_DEADLOCK') return true;
   return (
     (e.code === 'ER_TABLE_EXISTS_ERROR' || e.code === 'ER_DUP_ENTRY') &&
     /knex_migrations/.test(e.message ?? '')
