@@ -8,6 +8,9 @@ import { Daemon } from '../core/daemon';
 import { createLogger } from '../core/logger';
 import { createMessageSigner } from '../core/signing';
 import { ResultsService } from '../results';
+import { KillAgain } from '../results/kill-again';
+import { shortError } from '../results/errors';
+import { ControlPublisher } from '../core/control';
 import { MissedNotices, NotifySender, OverdueCheck, recordGlobalTargets } from '../results/notify';
 import { metricsParts } from '../core/metrics';
 import { wireResultsMetrics } from '../results/metrics';
@@ -60,6 +63,8 @@ export async function run(argv: string[]): Promise<void> {
       name: `cronq-results ${config.host}.${process.pid}`,
     });
     const publisher = new ConfirmPublisher(connection, logger);
+    const control = new ControlPublisher(connection, publisher);
+    const killAgain = new KillAgain(control, logger);
     const service = new ResultsService({
       db,
       connection,
@@ -70,6 +75,7 @@ export async function run(argv: string[]): Promise<void> {
       logger,
       signer: createMessageSigner(config.signing.keys),
       notifyTargets: config.notify.targets,
+      onStartedAfterKill: (runIds) => killAgain.send(runIds),
     });
     // Notifications are sent, and overdue jobs found, in their own loops (docs/notifications.md).
     const sender = new NotifySender({
@@ -106,6 +112,17 @@ export async function run(argv: string[]): Promise<void> {
         {
           name: 'targets for every job',
           start: () => recordGlobalTargets(db, config.notify.targets, logger),
+        },
+        {
+          name: 'kill orders for runs started after their kill',
+          start: () =>
+            control.start({
+              onDeclareError: (err) =>
+                logger.warn(
+                  { err: shortError(err) },
+                  'cannot declare cronq.control: a run killed before it started that a newer runner starts is not killed again (docs/security.md)',
+                ),
+            }),
         },
         { name: 'results consumer', start: () => service.start(), stop: () => service.stop() },
         { name: 'runner presence', start: () => presence.start(), stop: () => presence.stop() },

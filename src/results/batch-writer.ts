@@ -41,6 +41,8 @@ export interface BatchWriterOptions {
   random?: () => number;
   /** CRONQ_NOTIFY_* targets for every job (docs/notifications.md). */
   notifyTargets?: readonly NotifyTarget[];
+  /** After a commit: runs killed before they started that a runner has started (WriteSummary). */
+  onStartedAfterKill?: (runIds: string[]) => void;
 }
 
 export class BatchWriter {
@@ -127,6 +129,8 @@ export class BatchWriter {
           { messages: summary.messages, runs: summary.runs, events: summary.events },
           'results stored',
         );
+        if (summary.startedAfterKill.length > 0)
+          this.opts.onStartedAfterKill?.(summary.startedAfterKill);
         return summary.retries;
       } catch (err) {
         // Two consumers' batches crossed: retry at once, a few times, before handing the batch back.

@@ -60,6 +60,8 @@ export interface ResultsServiceOptions {
   signer?: MessageSigner;
   /** CRONQ_NOTIFY_* targets for every job; the notifications are written with the results (docs/notifications.md). */
   notifyTargets?: readonly NotifyTarget[];
+  /** Runs killed before they started that a runner has started (kill-again.ts). */
+  onStartedAfterKill?: (runIds: string[]) => void;
 }
 
 export interface ResultsStatus extends ResultsCounts, Record<string, unknown> {
@@ -142,6 +144,7 @@ export class ResultsService extends EventEmitter<ResultsEvents> implements Servi
       signal: this.abort.signal,
       random,
       notifyTargets: opts.notifyTargets,
+      onStartedAfterKill: opts.onStartedAfterKill,
     });
     this.commit = new BatchCommit({
       writer,

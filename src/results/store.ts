@@ -43,6 +43,12 @@ export interface WriteSummary {
   retries: RetryScheduled[];
   /** Notifications written in this transaction (notify/record.ts). */
   notifications: number;
+  /**
+   * Runs the ledger had `killed` before they started, for which this batch
+   * brings a start and no end: a runner that never heard the kill order
+   * (started after it) runs them. The caller sends the order again.
+   */
+  startedAfterKill: string[];
 }
 
 /** Sizes the statements of a batch are kept under (src/results/packet.ts derives them from the server). */
@@ -289,6 +295,7 @@ export async function writeResults(
       runsOfMissingJobs: [],
       retries: [],
       notifications: 0,
+      startedAfterKill: [],
     };
   return db.transaction(async (trx) => {
     const ids = batch.jobIds;
@@ -303,6 +310,12 @@ export async function writeResults(
     const jobEvents = batch.events.filter((e) => jobs.has(e.job_id));
     const stored = await readStoredRuns(trx, jobEvents);
     const events = eventsToRecord(batch.runs, jobEvents, stored);
+    const startedAfterKill = batch.runs
+      .filter(
+        (r) =>
+          r.startedAt !== null && r.outcome === null && stored.get(r.runId)?.status === 'killed',
+      )
+      .map((r) => r.runId);
     await insertEvents(trx, events, limits);
 
     const affected = await upsertRuns(trx, batch.runs, limits);
@@ -338,6 +351,7 @@ export async function writeResults(
     );
     return {
       notifications,
+      startedAfterKill,
       messages: messages.length,
       runs: batch.runs.length,
       events: events.length,

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { insertJobs, startInjector } from '../helpers/injector';
+import { bindQueue, insertJobs, startInjector } from '../helpers/injector';
 import {
   groupAlive,
   groupCommand,
@@ -134,6 +134,46 @@ describe('kill', () => {
     assert.equal(late!.status, 'killed');
     assert.equal(late!.started_at, null);
     assert.equal(late!.killed_by, 'api from 127.0.0.1');
+  });
+
+  test('a run killed before it started, then started by a runner that never heard the order, is killed at once', async () => {
+    // A queue no runner consumes yet: the run waits there while it is killed.
+    const conn = await svc.vhost.connect();
+    const ch = await conn.createChannel();
+    await bindQueue(ch, 'latecomers', 'latecomers');
+    await conn.close();
+    const [id] = await insertJobs(svc.db.db, [
+      {
+        name: 'latecomer',
+        schedule: null,
+        nextRun: null,
+        runNow: true,
+        routingKey: 'latecomers',
+        command: groupCommand(dir, 'latecomer', 'sleep 60'),
+      },
+    ]);
+    const queued = await waitFor(
+      async () =>
+        (await svc.db.db('runs').where({ job_id: id }).whereNotNull('published_at').first()) as
+          { run_id: string } | undefined,
+      { message: 'the run is published' },
+    );
+    const res = await postJson(`${web1.url}/api/runs/${queued.run_id}/kill`);
+    assert.equal(res.status, 200, await res.clone().text());
+    // Started after the order: it does not know it, takes the delivery and runs it.
+    const late = startRunner(svc, mkdtempSync(path.join(tmpdir(), 'cronq-kill-c-')), {
+      CRONQ_QUEUE: 'latecomers',
+    });
+    await late.waitForLine('AMQP connected');
+    const pgid = await pgidOf(dir, 'latecomer');
+    // cronq-results sees the start of a run stored killed and sends the order again.
+    await waitFor(() => !groupAlive(pgid), {
+      timeoutMs: 10_000,
+      message: 'the late-started run is killed',
+    });
+    const [run] = await runsOfJob(svc.db.db, id!);
+    assert.equal(run!.status, 'killed');
+    assert.equal(run!.killed_by, 'api from 127.0.0.1');
   });
 
   test('the Kill button on the run page and the job page ends a running run', async () => {

@@ -22,11 +22,23 @@ export class ControlPublisher {
     private readonly publisher: ConfirmPublisher,
   ) {}
 
-  /** Declare the exchange on every (re)connection; call before the connection starts. */
-  async start(): Promise<void> {
+  /**
+   * Declare the exchange on every (re)connection; call before the connection
+   * starts. By default a failed declaration fails the connection's setup
+   * (it is retried with the connection); with `onDeclareError`, for a
+   * daemon whose orders are a side line, it is reported there instead and
+   * the publisher stays unavailable until the next connection.
+   */
+  async start(opts: { onDeclareError?: (err: unknown) => void } = {}): Promise<void> {
     await this.connection.onConnect(async (conn) => {
       this.declared = false;
-      await withChannel(conn, declareControlExchange);
+      try {
+        await withChannel(conn, declareControlExchange);
+      } catch (err) {
+        if (!opts.onDeclareError) throw err;
+        opts.onDeclareError(err);
+        return;
+      }
       this.declared = true;
     });
     this.connection.on('disconnected', () => (this.declared = false));
