@@ -1,8 +1,7 @@
-import { EventEmitter } from 'node:events';
 import { exponentialBackoff, sleep, type Backoff } from '../../core/async';
 import type { Knex } from '../../core/db';
 import type { Logger } from '../../core/logger';
-import type { Service } from '../../core/lifecycle';
+import { LoopService } from '../../core/lifecycle';
 import type { NotifyTarget } from '../../core/notify/targets';
 import { isLockConflict, shortError } from '../errors';
 import type { NotifyEvents } from './events';
@@ -153,9 +152,7 @@ export interface MissedNoticesOptions {
 }
 
 /** The loop: a part of cronq-results (src/cli/results.ts), beside the sender and the overdue check. */
-export class MissedNotices extends EventEmitter<NotifyEvents> implements Service {
-  private readonly abort = new AbortController();
-  private loop: Promise<void> | undefined;
+export class MissedNotices extends LoopService<NotifyEvents> {
   private taken = 0;
   private written = 0;
   private attempt = 0;
@@ -164,21 +161,11 @@ export class MissedNotices extends EventEmitter<NotifyEvents> implements Service
     super();
   }
 
-  async start(): Promise<void> {
-    this.loop = this.run();
-  }
-
-  async stop(): Promise<void> {
-    this.abort.abort();
-    await this.loop;
-  }
-
   status(): Record<string, unknown> {
     return { taken: this.taken, notifications: this.written, failing: this.attempt > 0 };
   }
 
-  private async run(): Promise<void> {
-    const signal = this.abort.signal;
+  protected async run(signal: AbortSignal): Promise<void> {
     const random = this.opts.random ?? Math.random;
     const every = this.opts.everyMs ?? MISSED_POLL_MS;
     const backoff = this.opts.backoff ?? exponentialBackoff(250, 30_000, random);

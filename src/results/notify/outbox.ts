@@ -1,5 +1,6 @@
 import { sqlTime, type Knex } from '../../core/db';
-import { NOTIFY_EVENTS, type NotifyEvent } from '../../core/notify/targets';
+import { NOTIFY_EVENTS } from '../../core/notify/targets';
+import type { NotificationRow } from './body';
 
 /**
  * The notification outbox (docs/notifications.md): record.ts writes what one
@@ -15,18 +16,12 @@ export const OUTBOX_ITEMS_PER_ROW = 500;
 /** Outbox rows one move takes (each up to OUTBOX_ITEMS_PER_ROW notifications). */
 export const OUTBOX_ROWS_PER_MOVE = 10;
 
-/** One notification as the outbox carries it. */
-export interface OutboxItem {
-  job_id: number;
-  job_name: string | null;
-  category: string | null;
-  run_id: string | null;
-  event: NotifyEvent;
-  failures: number;
+/** One notification as the outbox carries it: its row to be, but for what the move adds. */
+export type OutboxItem = Omit<NotificationRow, 'id' | 'attempts' | 'created_at' | 'target'> & {
   target_key: string;
   /** What notifications.target stores (sender.ts reads it back when sending). */
   target: Record<string, unknown>;
-}
+};
 
 export async function writeOutbox(
   trx: Knex.Transaction,

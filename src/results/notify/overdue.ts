@@ -1,8 +1,7 @@
-import { EventEmitter } from 'node:events';
 import { sleep } from '../../core/async';
 import type { Knex } from '../../core/db';
 import type { Logger } from '../../core/logger';
-import type { Service } from '../../core/lifecycle';
+import { LoopService } from '../../core/lifecycle';
 import type { NotifyTarget } from '../../core/notify/targets';
 import { shortError } from '../errors';
 import type { NotifyEvents } from './events';
@@ -51,31 +50,19 @@ export interface OverdueCheckOptions {
   random?: () => number;
 }
 
-export class OverdueCheck extends EventEmitter<NotifyEvents> implements Service {
-  private readonly abort = new AbortController();
-  private loop: Promise<void> | undefined;
+export class OverdueCheck extends LoopService<NotifyEvents> {
   private marked = 0;
 
   constructor(private readonly opts: OverdueCheckOptions) {
     super();
   }
 
-  async start(): Promise<void> {
-    this.loop = this.run();
-  }
-
-  async stop(): Promise<void> {
-    this.abort.abort();
-    await this.loop;
-  }
-
   status(): Record<string, unknown> {
     return { marked: this.marked };
   }
 
-  private async run(): Promise<void> {
+  protected async run(signal: AbortSignal): Promise<void> {
     const { logger, everyMs } = this.opts;
-    const signal = this.abort.signal;
     const random = this.opts.random ?? Math.random;
     while (!signal.aborted) {
       try {
