@@ -17,7 +17,7 @@
  * p99 <= 2 s; run now p50 <= 100 ms, p99 <= 250 ms.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
@@ -30,6 +30,7 @@ import {
   dropMysqlDatabase,
 } from './lib/services';
 import { percentile, round } from './lib/stats';
+import { groupAlive } from '../test/helpers/control';
 
 const KILLS = Number(process.env.BENCH_CONTROL_KILLS ?? 30);
 const RUNS = Number(process.env.BENCH_CONTROL_RUNS ?? 30);
@@ -93,27 +94,8 @@ async function stop(d: Daemon): Promise<void> {
   if (d.child.exitCode === null) d.child.kill('SIGKILL');
 }
 
-/**
- * True when no process of the group is left running. A zombie does not
- * count: it has ended and only waits to be reaped, and an orphan is reaped
- * by PID 1, which in a container may take its time (seconds), which is no
- * part of CronQ's latency.
- */
-function groupGone(pgid: number): boolean {
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    // pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') return false;
-  }
-  return true;
-}
+/** True when no process of the group is left running (zombies do not count). */
+const groupGone = (pgid: number): boolean => !groupAlive(pgid);
 
 async function post(url: string): Promise<Response> {
   return fetch(url, {

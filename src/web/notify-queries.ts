@@ -137,24 +137,27 @@ export interface ProblemJob {
   alert_after_ms: number | null;
 }
 
-/** Jobs overdue now (their own section on /failures), longest first. */
-export async function overdueJobs(db: Knex, limit = 100): Promise<ProblemJob[]> {
+/** Jobs with `column` set (overdue_since, failing_since), longest first. */
+async function jobsSince(
+  db: Knex,
+  column: 'overdue_since' | 'failing_since',
+  limit: number,
+): Promise<ProblemJob[]> {
   const [rows] = (await db.raw(
-    `SELECT j.id, j.name, c.name AS category, j.overdue_since AS since, j.failures, j.alert_after_ms
+    `SELECT j.id, j.name, c.name AS category, j.${column} AS since, j.failures, j.alert_after_ms
      FROM jobs j LEFT JOIN categories c ON c.id = j.category_id
-     WHERE j.overdue_since IS NOT NULL ORDER BY j.overdue_since, j.id LIMIT ?`,
+     WHERE j.${column} IS NOT NULL ORDER BY j.${column}, j.id LIMIT ?`,
     [limit],
   )) as [ProblemJob[]];
   return rows;
 }
 
+/** Jobs overdue now (their own section on /failures), longest first. */
+export function overdueJobs(db: Knex, limit = 100): Promise<ProblemJob[]> {
+  return jobsSince(db, 'overdue_since', limit);
+}
+
 /** Jobs whose latest final run failed (a failing streak), longest first. */
-export async function failingJobs(db: Knex, limit = 100): Promise<ProblemJob[]> {
-  const [rows] = (await db.raw(
-    `SELECT j.id, j.name, c.name AS category, j.failing_since AS since, j.failures, j.alert_after_ms
-     FROM jobs j LEFT JOIN categories c ON c.id = j.category_id
-     WHERE j.failing_since IS NOT NULL ORDER BY j.failing_since, j.id LIMIT ?`,
-    [limit],
-  )) as [ProblemJob[]];
-  return rows;
+export function failingJobs(db: Knex, limit = 100): Promise<ProblemJob[]> {
+  return jobsSince(db, 'failing_since', limit);
 }
