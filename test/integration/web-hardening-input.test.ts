@@ -155,6 +155,21 @@ describe('names: cronq-validator, the dry run and PUT apply one rule (exact)', (
     });
   });
 
+  test('a misspelt dry run (DRY_RUN=1, dryrun=1, dry-run=1) is refused with 400 naming it, and applies nothing', async () => {
+    const category = 'misspelt';
+    const doc = { category, jobs: [job('one')] };
+    const before = await dumpTables(tdb.db);
+    for (const q of ['?DRY_RUN=1', '?dryrun=1', '?dry-run=1', '?dry_run=1&force=1']) {
+      const r = await put(category, doc, q);
+      assert.equal(r.status, 400, `${q}: ${JSON.stringify(r.body)}`);
+      assert.match(r.body.error.message, /not a parameter of PUT/);
+    }
+    assert.equal(await dumpTables(tdb.db), before);
+    const dry = await put(category, doc, '?dry_run=1');
+    assert.equal(dry.status, 200, JSON.stringify(dry.body));
+    assert.equal(await dumpTables(tdb.db), before);
+  });
+
   test('the cronq-validator command and PUT refuse the same file for the same names, with the same problems', async () => {
     const category = 'agree';
     const doc = { category, jobs: [job('Backup'), job('backup '), job('backup'), job('Backup')] };

@@ -121,6 +121,14 @@ export function apiRouter(deps: WebDeps): Router {
       throw new ValidationError('send the category as a JSON body', [
         { path: '', message: 'is required' },
       ]);
+    // A misspelt dry run (`DRY_RUN=1`, `dryrun=1`) must not apply for real: a
+    // parameter this request does not take is refused, before anything changes.
+    const unknown = Object.keys(req.query).find((k) => k !== 'dry_run');
+    if (unknown !== undefined)
+      throw new ValidationError(
+        `${unknown.slice(0, 40)}: not a parameter of PUT /api/category/<name> (only dry_run)`,
+        [{ path: unknown.slice(0, 40), message: 'is not a parameter of this request' }],
+      );
     const def = parseCategory(req.body, name);
     const dry = req.query.dry_run;
     if (dry !== undefined && dry !== '0' && dry !== 'false') {
