@@ -231,12 +231,32 @@ export function reservedRoutingKeyProblem(key: string | undefined): string | nul
   return null;
 }
 
-/** Validate and normalise; throws ValidationError listing every problem. */
+/** Most problems one refusal lists (a file of 10,000 bad jobs is refused with these and a count of the rest). */
+export const MAX_LISTED_PROBLEMS = 100;
+
+function listedProblems(problems: Problem[]): Problem[] {
+  if (problems.length <= MAX_LISTED_PROBLEMS) return problems;
+  return [
+    ...problems.slice(0, MAX_LISTED_PROBLEMS),
+    {
+      path: '',
+      message: `and ${problems.length - MAX_LISTED_PROBLEMS} more problems not listed (cronq-validator lists them all)`,
+    },
+  ];
+}
+
+/**
+ * Validate and normalise; throws ValidationError listing the problems (the
+ * first MAX_LISTED_PROBLEMS, then how many more).
+ */
 export function parseCategory(doc: unknown, urlName?: string): CategoryDefinition {
   const problems = categoryProblems(doc, urlName);
   if (problems.length > 0) {
     const first = problems[0]!;
-    throw new ValidationError(`${first.path ? `${first.path}: ` : ''}${first.message}`, problems);
+    throw new ValidationError(
+      `${first.path ? `${first.path}: ` : ''}${first.message}`,
+      listedProblems(problems),
+    );
   }
   const d = doc as {
     category?: string;

@@ -155,6 +155,23 @@ describe('names: cronq-validator, the dry run and PUT apply one rule (exact)', (
     });
   });
 
+  test('a file of 2,000 bad jobs is refused with the first 100 problems and a count of the rest', async () => {
+    const category = 'manybad';
+    const doc = {
+      category,
+      jobs: Array.from({ length: 2000 }, (_, i) => ({ ...job(`j${i}`), schedule: 'nonsense' })),
+    };
+    const before = await dumpTables(tdb.db);
+    const r = await put(category, doc);
+    assert.equal(r.status, 400);
+    const problems = (r.body.error as { problems: Array<{ path: string; message: string }> })
+      .problems;
+    assert.equal(problems.length, 101);
+    assert.match(problems[0]!.path, /^jobs\[0\]\.schedule$/);
+    assert.match(problems[100]!.message, /^and 1900 more problems not listed/);
+    assert.equal(await dumpTables(tdb.db), before);
+  });
+
   test('a misspelt dry run (DRY_RUN=1, dryrun=1, dry-run=1) is refused with 400 naming it, and applies nothing', async () => {
     const category = 'misspelt';
     const doc = { category, jobs: [job('one')] };
