@@ -164,8 +164,8 @@ describe('names: cronq-validator, the dry run and PUT apply one rule (exact)', (
     const before = await dumpTables(tdb.db);
     const r = await put(category, doc);
     assert.equal(r.status, 400);
-    const problems = (r.body.error as { problems: Array<{ path: string; message: string }> })
-      .problems;
+    const problems = (r.body.error as { problems?: Array<{ path: string; message: string }> })
+      .problems!;
     assert.equal(problems.length, 101);
     assert.match(problems[0]!.path, /^jobs\[0\]\.schedule$/);
     assert.match(problems[100]!.message, /^and 1900 more problems not listed/);
