@@ -1,4 +1,6 @@
 import { sqlTime, type Knex } from '../../core/db';
+import { isTransientDbError } from '../../core/errors';
+import { isLockConflict, shortError } from '../errors';
 import { NOTIFY_EVENTS } from '../../core/notify/targets';
 import type { NotificationRow } from './body';
 
@@ -13,8 +15,13 @@ import type { NotificationRow } from './body';
  */
 
 export const OUTBOX_ITEMS_PER_ROW = 500;
+/** Most bytes of one row's items (a row is split before it grows past this). */
+export const OUTBOX_ROW_BYTES = 1024 * 1024;
 /** Outbox rows one move takes (each up to OUTBOX_ITEMS_PER_ROW notifications). */
 export const OUTBOX_ROWS_PER_MOVE = 10;
+/** notifications.target is TEXT: a target stored longer could not be moved. */
+const TARGET_MAX_BYTES = 65_535;
+const INT_MAX = 2_147_483_647;
 
 /** One notification as the outbox carries it: its row to be, but for what the move adds. */
 export type OutboxItem = Omit<NotificationRow, 'id' | 'attempts' | 'created_at' | 'target'> & {
@@ -28,11 +35,26 @@ export async function writeOutbox(
   items: readonly OutboxItem[],
   at: string,
 ): Promise<void> {
-  for (let i = 0; i < items.length; i += OUTBOX_ITEMS_PER_ROW)
+  let row: string[] = [];
+  let bytes = 2;
+  const flush = async () => {
+    if (row.length === 0) return;
     await trx.raw('INSERT INTO notification_outbox (created_at, items) VALUES (?, ?)', [
       at,
-      JSON.stringify(items.slice(i, i + OUTBOX_ITEMS_PER_ROW)),
+      `[${row.join(',')}]`,
     ]);
+    row = [];
+    bytes = 2;
+  };
+  for (const item of items) {
+    const text = JSON.stringify(item);
+    const size = Buffer.byteLength(text) + 1;
+    if (row.length >= OUTBOX_ITEMS_PER_ROW || (row.length > 0 && bytes + size > OUTBOX_ROW_BYTES))
+      await flush();
+    row.push(text);
+    bytes += size;
+  }
+  await flush();
 }
 
 const nullableString = (v: unknown, max: number) =>
@@ -41,18 +63,24 @@ const nullableString = (v: unknown, max: number) =>
 function isItem(v: unknown): v is OutboxItem {
   if (!v || typeof v !== 'object') return false;
   const o = v as Record<string, unknown>;
+  // Within what the notifications columns hold, so a move never fails on a value.
   return (
-    Number.isSafeInteger(o.job_id) &&
+    Number.isInteger(o.job_id) &&
+    (o.job_id as number) >= 1 &&
+    (o.job_id as number) <= INT_MAX &&
     nullableString(o.job_name, 255) &&
     nullableString(o.category, 255) &&
     (o.run_id === null || (typeof o.run_id === 'string' && /^[0-9a-f]{32}$/.test(o.run_id))) &&
     (NOTIFY_EVENTS as readonly unknown[]).includes(o.event) &&
-    Number.isSafeInteger(o.failures) &&
+    Number.isInteger(o.failures) &&
+    (o.failures as number) >= 0 &&
+    (o.failures as number) <= INT_MAX &&
     typeof o.target_key === 'string' &&
     o.target_key.length <= 16 &&
     !!o.target &&
     typeof o.target === 'object' &&
-    !Array.isArray(o.target)
+    !Array.isArray(o.target) &&
+    Buffer.byteLength(JSON.stringify(o.target)) <= TARGET_MAX_BYTES
   );
 }
 
@@ -74,51 +102,89 @@ export function parseOutboxItems(text: string): { items: OutboxItem[]; bad: numb
   return { items, bad: doc.length - items.length };
 }
 
+export interface OutboxMove {
+  /** Rows taken: moved, or set aside. 0: the outbox was empty (or every row is another consumer's). */
+  rows: number;
+  /** Notifications moved into `notifications`. */
+  moved: number;
+  /** Malformed items dropped. */
+  bad: number;
+  /** Rows set aside (outbox.failed set): their id and why. */
+  setAside: Array<{ id: number; error: string }>;
+}
+
 /**
  * Move up to OUTBOX_ROWS_PER_MOVE outbox rows into `notifications`, due at
  * once and dated when they were decided (the 24 h of retries count from
- * then). Returns how many notifications were moved and how many items were
- * dropped as malformed; `rows` is 0 when the outbox was empty (or every row
- * is being moved by another consumer).
+ * then). Each row is moved under a savepoint: a row that cannot be moved
+ * (longer than OUTBOX_ROW_BYTES, or refused by the database for a reason
+ * of its own) is set aside with its error in `failed`, kept for a person,
+ * and the rows after it go on. A lock conflict or a database that went away
+ * fails the whole move, which is tried again.
  */
-export async function moveOutbox(db: Knex): Promise<{ rows: number; moved: number; bad: number }> {
+export async function moveOutbox(db: Knex): Promise<OutboxMove> {
   return db.transaction(async (trx) => {
     const [rows] = (await trx.raw(
-      `SELECT id, created_at, items FROM notification_outbox ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED`,
-      [OUTBOX_ROWS_PER_MOVE],
-    )) as [Array<{ id: number; created_at: Date; items: string }>];
-    if (rows.length === 0) return { rows: 0, moved: 0, bad: 0 };
-    let moved = 0;
-    let bad = 0;
+      `SELECT id, created_at, LENGTH(items) AS bytes, IF(LENGTH(items) <= ?, items, NULL) AS items
+       FROM notification_outbox WHERE failed IS NULL ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED`,
+      [OUTBOX_ROW_BYTES, OUTBOX_ROWS_PER_MOVE],
+    )) as [Array<{ id: number; created_at: Date; bytes: number; items: string | null }>];
+    const result: OutboxMove = { rows: rows.length, moved: 0, bad: 0, setAside: [] };
+    const done: number[] = [];
     for (const row of rows) {
-      const parsed = parseOutboxItems(row.items);
-      bad += parsed.bad;
-      const at = sqlTime(row.created_at);
-      for (let i = 0; i < parsed.items.length; i += OUTBOX_ITEMS_PER_ROW) {
-        const chunk = parsed.items.slice(i, i + OUTBOX_ITEMS_PER_ROW);
-        await trx.raw(
-          `INSERT INTO notifications (job_id, job_name, category, run_id, event, failures, target_key, target, created_at, next_at)
-           VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(',')}`,
-          chunk.flatMap((n) => [
-            n.job_id,
-            n.job_name,
-            n.category,
-            n.run_id,
-            n.event,
-            n.failures,
-            n.target_key,
-            JSON.stringify(n.target),
-            at,
-            at,
-          ]),
-        );
-        moved += chunk.length;
+      if (row.items === null) {
+        result.setAside.push({
+          id: Number(row.id),
+          error: `items of ${row.bytes} bytes, over ${OUTBOX_ROW_BYTES}`,
+        });
+        continue;
       }
+      const parsed = parseOutboxItems(row.items);
+      try {
+        await trx.transaction((sp) => insertNotifications(sp, parsed.items, row.created_at));
+      } catch (err) {
+        if (isLockConflict(err) || isTransientDbError(err)) throw err;
+        result.setAside.push({ id: Number(row.id), error: shortError(err).slice(0, 255) });
+        continue;
+      }
+      result.bad += parsed.bad;
+      result.moved += parsed.items.length;
+      done.push(Number(row.id));
     }
-    await trx.raw(
-      `DELETE FROM notification_outbox WHERE id IN (${rows.map(() => '?').join(',')})`,
-      rows.map((r) => r.id),
-    );
-    return { rows: rows.length, moved, bad };
+    for (const { id, error } of result.setAside)
+      await trx.raw('UPDATE notification_outbox SET failed = ? WHERE id = ?', [error, id]);
+    if (done.length > 0)
+      await trx.raw(
+        `DELETE FROM notification_outbox WHERE id IN (${done.map(() => '?').join(',')})`,
+        done,
+      );
+    return result;
   });
+}
+
+async function insertNotifications(
+  trx: Knex.Transaction,
+  items: readonly OutboxItem[],
+  createdAt: Date,
+): Promise<void> {
+  const at = sqlTime(createdAt);
+  for (let i = 0; i < items.length; i += OUTBOX_ITEMS_PER_ROW) {
+    const chunk = items.slice(i, i + OUTBOX_ITEMS_PER_ROW);
+    await trx.raw(
+      `INSERT INTO notifications (job_id, job_name, category, run_id, event, failures, target_key, target, created_at, next_at)
+       VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(',')}`,
+      chunk.flatMap((n) => [
+        n.job_id,
+        n.job_name,
+        n.category,
+        n.run_id,
+        n.event,
+        n.failures,
+        n.target_key,
+        JSON.stringify(n.target),
+        at,
+        at,
+      ]),
+    );
+  }
 }

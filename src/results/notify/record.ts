@@ -1,6 +1,6 @@
 import { sqlTime as sqlDateTime, type Knex } from '../../core/db';
 import { decide, decideOverdue, type JobNotifyState, type Send } from '../../core/notify/storm';
-import { targetsOfText, type NotifyTarget } from '../../core/notify/targets';
+import { targetKey, targetsOfText, type NotifyTarget } from '../../core/notify/targets';
 import { writeOutbox, type OutboxItem } from './outbox';
 
 /**
@@ -91,6 +91,15 @@ export function marksText(marks: JobNotifyState['marks']): string | null {
   return JSON.stringify(Object.fromEntries([...marks].map(([k, m]) => [k, m.lastAt])));
 }
 
+/**
+ * Keep only the marks of the targets that apply now: a target changed in a
+ * category file (a rotated webhook token) is another key, and the old one
+ * would otherwise stay until the next success, growing the row.
+ */
+function forgetOtherTargets(state: JobNotifyState, keys: ReadonlySet<string>): void {
+  for (const key of [...state.marks.keys()]) if (!keys.has(key)) state.marks.delete(key);
+}
+
 function readStates(jobs: readonly JobNotifyRow[]): Map<number, JobNotifyState> {
   const states = new Map<number, JobNotifyState>();
   for (const j of jobs)
@@ -144,16 +153,29 @@ export async function recordNotifications(
   const states = readStates(jobRows);
   const pending: Pending[] = [];
   const succeeded = new Set<number>();
+  // The keys of a category's targets (global ones included), computed once a batch.
+  const keysByCategory = new Map<number | null, Set<string>>();
+  const targetKeys = (categoryId: number | null, targets: readonly NotifyTarget[]) => {
+    let keys = keysByCategory.get(categoryId);
+    if (!keys) keysByCategory.set(categoryId, (keys = new Set(targets.map(targetKey))));
+    return keys;
+  };
   for (const f of relevant) {
     const job = jobs.get(f.jobId)!;
     const cat = job.category_id !== null ? categories.get(Number(job.category_id)) : undefined;
     const targets = [...globalTargets, ...(cat?.targets ?? [])];
     if (f.status === 'succeeded') succeeded.add(f.jobId);
+    const state = states.get(f.jobId)!;
     const sends = decide(
-      states.get(f.jobId)!,
+      state,
       { status: f.status, retried: retried.has(f.runId), at: now },
       targets,
     );
+    if (state.marks.size > 0)
+      forgetOtherTargets(
+        state,
+        targetKeys(job.category_id === null ? null : Number(job.category_id), targets),
+      );
     for (const send of sends)
       pending.push({
         job,

@@ -71,6 +71,7 @@ export class NotifySender extends EventEmitter<NotifyEvents> implements Service 
   private failedAttempts = 0;
   private readonly outcomes: Array<Outcome & { resolve(): void; reject(err: unknown): void }> = [];
   private writing: Promise<void> | undefined;
+  private moveFailing = false;
 
   constructor(private readonly opts: NotifySenderOptions) {
     super();
@@ -117,11 +118,21 @@ export class NotifySender extends EventEmitter<NotifyEvents> implements Service 
       const batch = this.outcomes.splice(0, 200);
       try {
         await this.opts.db.transaction(async (trx) => {
+          // A notification pruned meanwhile (sent by another consumer after this
+          // one's lease ran out) takes no attempt: its foreign key would fail
+          // the whole batch, and with it the outcomes of the others.
+          const [present] = (await trx.raw(
+            `SELECT id FROM notifications WHERE id IN (${batch.map(() => '?').join(',')}) FOR UPDATE`,
+            batch.map((o) => o.id),
+          )) as [Array<{ id: number }>];
+          const ids = new Set(present.map((r) => Number(r.id)));
+          const kept = batch.filter((o) => ids.has(o.id));
+          if (kept.length === 0) return;
           await trx.raw(
-            `INSERT INTO notification_attempts (notification_id, at, status_code, error, duration_ms) VALUES ${batch.map(() => '(?, UTC_TIMESTAMP(3), ?, ?, ?)').join(',')}`,
-            batch.flatMap((o) => [o.id, o.status, o.error, o.ms]),
+            `INSERT INTO notification_attempts (notification_id, at, status_code, error, duration_ms) VALUES ${kept.map(() => '(?, UTC_TIMESTAMP(3), ?, ?, ?)').join(',')}`,
+            kept.flatMap((o) => [o.id, o.status, o.error, o.ms]),
           );
-          const derived = batch
+          const derived = kept
             .map((_, k) =>
               k === 0
                 ? 'SELECT ? AS id, ? AS st, ? AS err, ? AS state, ? AS delay_us'
@@ -133,7 +144,7 @@ export class NotifySender extends EventEmitter<NotifyEvents> implements Service 
                n.attempts = n.attempts + 1, n.last_status = o.st, n.last_error = o.err, n.state = o.state,
                n.sent_at = IF(o.state = 'sent', UTC_TIMESTAMP(3), n.sent_at),
                n.next_at = IF(o.state = 'pending', UTC_TIMESTAMP(3) + INTERVAL o.delay_us MICROSECOND, n.next_at)`,
-            batch.flatMap((o) => [o.id, o.status, o.error, o.state, Math.round(o.delayMs * 1000)]),
+            kept.flatMap((o) => [o.id, o.status, o.error, o.state, Math.round(o.delayMs * 1000)]),
           );
         });
         for (const o of batch) o.resolve();
@@ -203,18 +214,30 @@ export class NotifySender extends EventEmitter<NotifyEvents> implements Service 
    * it is claimed and sent (outbox.ts). Returns the outbox rows moved.
    */
   private async moveOutbox(): Promise<number> {
+    const { logger } = this.opts;
     try {
-      const { rows, moved, bad } = await moveOutbox(this.opts.db);
+      const { rows, moved, bad, setAside } = await moveOutbox(this.opts.db);
+      if (this.moveFailing) logger.info('notifications are moved out of the outbox again');
+      this.moveFailing = false;
       if (bad > 0)
-        this.opts.logger.error(
+        logger.error(
           { dropped: bad },
           'malformed notifications in notification_outbox were dropped',
+        );
+      for (const s of setAside)
+        logger.error(
+          { outbox_id: s.id, err: s.error },
+          'a notification_outbox row cannot be moved; set aside (its failed column says why), the others go on',
         );
       if (moved > 0) this.emit('outbox:moved', { rows, notifications: moved });
       return rows;
     } catch (err) {
       const error = shortError(err);
-      this.opts.logger.debug({ err: error }, 'could not move notifications out of the outbox');
+      // Notifications wait while this lasts: said once at warn, then at debug.
+      if (!this.moveFailing)
+        logger.warn({ err: error }, 'could not move notifications out of the outbox; trying again');
+      else logger.debug({ err: error }, 'still cannot move notifications out of the outbox');
+      this.moveFailing = true;
       this.emit('claim:failed', { error });
       return 0;
     }
