@@ -51,6 +51,34 @@ export interface WriteSummary {
   startedAfterKill: string[];
 }
 
+/**
+ * The runs of the batch that are going (a start or a heartbeat, no end)
+ * although the ledger has them `killed`: killed before they started, then
+ * started by a runner that never heard the order. Heartbeats write no
+ * event, so their runs are not among `stored`: those are looked up here,
+ * by primary key, without a lock (only read).
+ */
+async function killedButGoing(
+  trx: Knex.Transaction,
+  runs: readonly RunChange[],
+  stored: ReadonlyMap<string, { status: string }>,
+): Promise<string[]> {
+  const going = runs.filter((r) => r.startedAt !== null && r.outcome === null);
+  const unread = going.filter((r) => !stored.has(r.runId)).map((r) => r.runId);
+  const killed = new Set<string>();
+  for (let i = 0; i < unread.length; i += 5000) {
+    const chunk = unread.slice(i, i + 5000);
+    const [rows] = (await trx.raw(
+      `SELECT run_id FROM runs WHERE run_id IN (${chunk.map(() => '?').join(',')}) AND status = 'killed'`,
+      chunk,
+    )) as [Array<{ run_id: string }>];
+    for (const r of rows) killed.add(r.run_id);
+  }
+  return going
+    .filter((r) => stored.get(r.runId)?.status === 'killed' || killed.has(r.runId))
+    .map((r) => r.runId);
+}
+
 /** Sizes the statements of a batch are kept under (src/results/packet.ts derives them from the server). */
 export interface WriteLimits {
   /**
@@ -310,12 +338,7 @@ export async function writeResults(
     const jobEvents = batch.events.filter((e) => jobs.has(e.job_id));
     const stored = await readStoredRuns(trx, jobEvents);
     const events = eventsToRecord(batch.runs, jobEvents, stored);
-    const startedAfterKill = batch.runs
-      .filter(
-        (r) =>
-          r.startedAt !== null && r.outcome === null && stored.get(r.runId)?.status === 'killed',
-      )
-      .map((r) => r.runId);
+    const startedAfterKill = await killedButGoing(trx, batch.runs, stored);
     await insertEvents(trx, events, limits);
 
     const affected = await upsertRuns(trx, batch.runs, limits);
