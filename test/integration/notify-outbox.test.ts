@@ -123,3 +123,42 @@ test("a job's repeat_after marks keep only the targets that apply now", async ()
   assert.deepEqual(Object.keys(JSON.parse(job.notify_marks)), [current]);
   assert.equal(job.failures, 4);
 });
+
+test('a missed occurrence told after a later one succeeded notifies but opens no failing streak', async () => {
+  const notify = [{ on: ['missed'], webhook: 'https://example.com/missed' }];
+  const [cat] = await tdb
+    .db('categories')
+    .insert({ name: 'stale', notify: JSON.stringify(notify) });
+  const [jobId] = await tdb.db('jobs').insert({
+    name: 'caught up',
+    command: 'true',
+    category_id: cat,
+    routing_key: 'default',
+  });
+  const t = Date.now() - 3_600_000;
+  const missed = 'b'.repeat(32);
+  await tdb.db('runs').insert([
+    {
+      run_id: missed,
+      job_id: jobId,
+      scheduled_for: new Date(t),
+      status: 'missed',
+      queued_at: new Date(t),
+    },
+    {
+      run_id: 'c'.repeat(32),
+      job_id: jobId,
+      scheduled_for: new Date(t + 60_000),
+      status: 'succeeded',
+      queued_at: new Date(t + 60_000),
+    },
+  ]);
+  await tdb.db('run_notices').insert({ run_id: missed, job_id: jobId, created_at: new Date() });
+  const took = await takeMissedNotices(tdb.db, []);
+  assert.equal(took.notifications, 1, 'the missed occurrence is told');
+  const [job] = await tdb
+    .db('jobs')
+    .where({ id: jobId })
+    .select('failing_since', 'failures', 'notify_marks');
+  assert.deepEqual(job, { failing_since: null, failures: 0, notify_marks: null });
+});

@@ -101,6 +101,22 @@ function placeholders(n: number): string {
   return Array.from({ length: n }, () => '?').join(',');
 }
 
+/**
+ * The missed runs of `runIds` whose job has a later occurrence that
+ * succeeded already (stored before the notice was taken): the job is not
+ * failing because of them.
+ */
+async function supersededRuns(trx: Knex.Transaction, runIds: string[]): Promise<Set<string>> {
+  if (runIds.length === 0) return new Set();
+  const [rows] = (await trx.raw(
+    `SELECT m.run_id FROM runs m WHERE m.run_id IN (${placeholders(runIds.length)})
+       AND EXISTS (SELECT 1 FROM runs s WHERE s.job_id = m.job_id
+                   AND s.scheduled_for > m.scheduled_for AND s.status = 'succeeded')`,
+    runIds,
+  )) as [Array<{ run_id: string }>];
+  return new Set(rows.map((r) => r.run_id));
+}
+
 /** Take up to `limit` notices and write their notifications; see the comment above. */
 export async function takeMissedNotices(
   db: Knex,
@@ -128,6 +144,12 @@ export async function takeMissedNotices(
       )) as [JobNotifyRow[]];
       const jobs = new Map(jobRows.map((j) => [Number(j.id), j]));
       const finals = finalsOfNotices(notices, jobs);
+      // Told, but no failing streak, when a later occurrence has succeeded meanwhile.
+      const stale = await supersededRuns(
+        trx,
+        finals.map((f) => f.runId),
+      );
+      for (const f of finals) if (stale.has(f.runId)) f.stale = true;
       const notifications = await recordNotifications(trx, finals, new Set(), jobs, targets);
       return {
         notices: notices.length,

@@ -38,6 +38,12 @@ export interface FinalOutcome {
   jobId: number;
   status: string;
   jobName: string | null;
+  /**
+   * An outcome older than a success already stored (a missed occurrence
+   * told after a later run succeeded): its targets are told, but it is no
+   * part of the job's state: no failing streak is opened, no mark set.
+   */
+  stale?: boolean;
 }
 
 const STATE_COLUMNS = ['failing_since', 'failures', 'overdue_since', 'notify_marks'] as const;
@@ -166,11 +172,13 @@ export async function recordNotifications(
     const targets = [...globalTargets, ...(cat?.targets ?? [])];
     if (f.status === 'succeeded') succeeded.add(f.jobId);
     const state = states.get(f.jobId)!;
+    const kept = f.stale ? { ...state, marks: new Map(state.marks) } : null;
     const sends = decide(
       state,
       { status: f.status, retried: retried.has(f.runId), at: now },
       targets,
     );
+    if (kept) Object.assign(state, kept);
     if (state.marks.size > 0)
       forgetOtherTargets(
         state,
