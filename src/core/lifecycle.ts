@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+
 /** What every daemon's service is: started once, stopped idempotently, asked for health. */
 export interface Service {
   start(): Promise<void>;
