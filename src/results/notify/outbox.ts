@@ -116,48 +116,62 @@ export interface OutboxMove {
 /**
  * Move up to OUTBOX_ROWS_PER_MOVE outbox rows into `notifications`, due at
  * once and dated when they were decided (the 24 h of retries count from
- * then). Each row is moved under a savepoint: a row that cannot be moved
- * (longer than OUTBOX_ROW_BYTES, or refused by the database for a reason
- * of its own) is set aside with its error in `failed`, kept for a person,
- * and the rows after it go on. A lock conflict or a database that went away
- * fails the whole move, which is tried again.
+ * then), in one transaction. A row longer than OUTBOX_ROW_BYTES is set
+ * aside (its reason in `failed`, kept for a person). When the database
+ * refuses the move for a reason of a row's own (not a lock conflict, not a
+ * database that went away), the rows are moved one at a time instead, and
+ * the one refused alone is set aside with the error: the rows after it go
+ * on. A lock conflict or an outage fails the move, which is tried again.
  */
 export async function moveOutbox(db: Knex): Promise<OutboxMove> {
+  try {
+    return await moveRows(db, OUTBOX_ROWS_PER_MOVE);
+  } catch (err) {
+    if (isLockConflict(err) || isTransientDbError(err)) throw err;
+    return moveOneOrSetAside(db);
+  }
+}
+
+/** The oldest row alone; refused, it is set aside with the error in a statement of its own. */
+async function moveOneOrSetAside(db: Knex): Promise<OutboxMove> {
+  const taken: { id?: number } = {};
+  try {
+    return await moveRows(db, 1, taken);
+  } catch (err) {
+    if (isLockConflict(err) || isTransientDbError(err) || taken.id === undefined) throw err;
+    const error = shortError(err).slice(0, 255);
+    await db.raw('UPDATE notification_outbox SET failed = ? WHERE id = ? AND failed IS NULL', [
+      error,
+      taken.id,
+    ]);
+    return { rows: 1, moved: 0, bad: 0, setAside: [{ id: taken.id, error }] };
+  }
+}
+
+async function moveRows(db: Knex, limit: number, taken: { id?: number } = {}): Promise<OutboxMove> {
   return db.transaction(async (trx) => {
     const [rows] = (await trx.raw(
       `SELECT id, created_at, LENGTH(items) AS bytes, IF(LENGTH(items) <= ?, items, NULL) AS items
        FROM notification_outbox WHERE failed IS NULL ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED`,
-      [OUTBOX_ROW_BYTES, OUTBOX_ROWS_PER_MOVE],
+      [OUTBOX_ROW_BYTES, limit],
     )) as [Array<{ id: number; created_at: Date; bytes: number; items: string | null }>];
     const result: OutboxMove = { rows: rows.length, moved: 0, bad: 0, setAside: [] };
-    const done: number[] = [];
     for (const row of rows) {
+      taken.id = Number(row.id);
       if (row.items === null) {
-        result.setAside.push({
-          id: Number(row.id),
-          error: `items of ${row.bytes} bytes, over ${OUTBOX_ROW_BYTES}`,
-        });
+        const error = `items of ${row.bytes} bytes, over ${OUTBOX_ROW_BYTES}`;
+        result.setAside.push({ id: Number(row.id), error });
+        await trx.raw('UPDATE notification_outbox SET failed = ? WHERE id = ?', [error, row.id]);
         continue;
       }
       const parsed = parseOutboxItems(row.items);
-      try {
-        await trx.transaction((sp) => insertNotifications(sp, parsed.items, row.created_at));
-      } catch (err) {
-        if (isLockConflict(err) || isTransientDbError(err)) throw err;
-        result.setAside.push({ id: Number(row.id), error: shortError(err).slice(0, 255) });
-        continue;
-      }
+      await insertNotifications(trx, parsed.items, row.created_at);
       result.bad += parsed.bad;
       result.moved += parsed.items.length;
-      done.push(Number(row.id));
+      // One key per statement: a DELETE of a list of keys may lock the keys
+      // beside them too, which another consumer's move may hold.
+      await trx.raw('DELETE FROM notification_outbox WHERE id = ?', [row.id]);
     }
-    for (const { id, error } of result.setAside)
-      await trx.raw('UPDATE notification_outbox SET failed = ? WHERE id = ?', [error, id]);
-    if (done.length > 0)
-      await trx.raw(
-        `DELETE FROM notification_outbox WHERE id IN (${done.map(() => '?').join(',')})`,
-        done,
-      );
     return result;
   });
 }

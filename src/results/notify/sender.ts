@@ -122,7 +122,7 @@ export class NotifySender extends EventEmitter<NotifyEvents> implements Service 
           // one's lease ran out) takes no attempt: its foreign key would fail
           // the whole batch, and with it the outcomes of the others.
           const [present] = (await trx.raw(
-            `SELECT id FROM notifications WHERE id IN (${batch.map(() => '?').join(',')}) FOR UPDATE`,
+            `SELECT id FROM notifications WHERE id IN (${batch.map(() => '?').join(',')})`,
             batch.map((o) => o.id),
           )) as [Array<{ id: number }>];
           const ids = new Set(present.map((r) => Number(r.id)));
