@@ -23,12 +23,28 @@ export class Batcher<T> {
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> | undefined;
   private draining = false;
+  /** When the last write ended (0: none yet). */
+  private lastWriteEndedAt = 0;
 
   constructor(private readonly opts: BatcherOptions<T>) {}
 
   /** Items waiting for a write (not counting the batch being written). */
   get size(): number {
     return this.pending.length;
+  }
+
+  /**
+   * Items are waiting or being written, or were within the last `quietMs`:
+   * between two batches of a load the batcher is empty only for a moment,
+   * and work that should wait for the load (the notification sender) must
+   * not slip into that moment.
+   */
+  busy(quietMs: number, now = Date.now()): boolean {
+    return (
+      this.pending.length > 0 ||
+      this.writing !== undefined ||
+      (this.lastWriteEndedAt > 0 && now - this.lastWriteEndedAt < quietMs)
+    );
   }
 
   add(item: T): void {
@@ -77,6 +93,7 @@ export class Batcher<T> {
       .catch((err: unknown) => this.opts.onError(err))
       .finally(() => {
         this.writing = undefined;
+        this.lastWriteEndedAt = Date.now();
         this.maybeWrite();
       });
   }

@@ -39,6 +39,13 @@ import {
  * (events.ts), and `status()` counts what those events report.
  */
 
+/**
+ * How long after its last write the results count as busy still: between
+ * two batches of a load the consumer is empty for a moment, and the
+ * notification sender should not start its database work in it.
+ */
+export const BUSY_QUIET_MS = 250;
+
 export interface ResultsServiceOptions {
   db: Knex;
   connection: AmqpConnection;
@@ -195,9 +202,13 @@ export class ResultsService extends EventEmitter<ResultsEvents> implements Servi
     this.sweeping = this.sweeper.run();
   }
 
-  /** Results are waiting to be written: the notification sender lets them go first (notify/sender.ts). */
+  /**
+   * Results are waiting to be written, being written, or were a moment ago
+   * (BUSY_QUIET_MS): the notification sender lets them go first
+   * (notify/sender.ts).
+   */
   get busy(): boolean {
-    return this.batcher.size > 0;
+    return this.batcher.busy(BUSY_QUIET_MS);
   }
 
   status(): ResultsStatus {

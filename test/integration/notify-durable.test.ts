@@ -12,6 +12,7 @@ import { insertRun, resultMessage, ResultPublisher } from '../helpers/results';
 import { startReceiver, type Receiver } from '../helpers/notify';
 import { parseCategory } from '../../src/core/category';
 import { applyCategory } from '../../src/web/category-store';
+import { parseOutboxItems } from '../../src/results/notify/outbox';
 
 /**
  * Notifications are durable and sent once: written with the result, they
@@ -91,7 +92,7 @@ describe('notifications are durable and sent once', () => {
     const stored = await waitFor(
       async () =>
         ((await tdb.db('notification_outbox').select('items')) as Array<{ items: string }>)
-          .flatMap((r) => JSON.parse(r.items) as Array<{ run_id: string; event: string }>)
+          .flatMap((r) => parseOutboxItems(r.items).items)
           .find((n) => n.run_id === runId),
       { timeoutMs: 15_000, message: 'the notification stored with the failure' },
     );

@@ -117,4 +117,26 @@ describe('results batcher (group commit)', () => {
     mock.timers.tick(50);
     assert.deepEqual(writes[0]!.items, [2, 4]);
   });
+
+  test('busy while items wait, while a batch is written, and for quietMs after the last write', async () => {
+    const { batcher, writes } = harness(2, 50);
+    assert.equal(batcher.busy(250), false, 'nothing has arrived yet');
+    batcher.add(1);
+    assert.equal(batcher.busy(250), true, 'an item waits');
+    batcher.add(2);
+    assert.equal(batcher.size, 0, 'the full batch is being written');
+    assert.equal(batcher.busy(250), true, 'the batch being written counts, though none waits');
+    mock.timers.tick(1000);
+    writes[0]!.done();
+    await settle();
+    assert.equal(
+      batcher.busy(250),
+      true,
+      'just written: the next batch of a load may be a moment away',
+    );
+    mock.timers.tick(249);
+    assert.equal(batcher.busy(250), true);
+    mock.timers.tick(1);
+    assert.equal(batcher.busy(250), false, 'quiet for quietMs');
+  });
 });

@@ -200,6 +200,15 @@ export function targetsOfText(text: string | null | undefined): NotifyTarget[] {
 
 /** A stable short key of a target (notifications.target_key; the repeat_after rule groups by it). */
 export function targetKey(t: NotifyTarget): string {
+  let key = keys.get(t);
+  if (key === undefined) keys.set(t, (key = computeTargetKey(t)));
+  return key;
+}
+
+/** A target's key is asked for each notification it causes: hashed once per target object. */
+const keys = new WeakMap<NotifyTarget, string>();
+
+function computeTargetKey(t: NotifyTarget): string {
   const canonical = JSON.stringify([
     t.webhook ?? null,
     t.format ?? null,
