@@ -7,6 +7,7 @@ import type { NotifyConfig } from '../../core/notify/config';
 import { shortError } from '../errors';
 import { buildMessage, type JobFacts, type NotificationRow, type RunFacts } from './body';
 import type { NotifyEvents } from './events';
+import { GiveWay } from './give-way';
 import { moveOutbox, OUTBOX_ROWS_PER_MOVE } from './outbox';
 import {
   ATTEMPT_TIMEOUT_MS,
@@ -28,9 +29,10 @@ import {
  * At most `concurrency` are in flight; each attempt has 10 s, is recorded
  * in notification_attempts, and a failed one is retried with backoff
  * (retryBaseMs doubling, at most an hour apart) until 24 h after the
- * notification was written; then it is marked failed. While results wait
- * to be stored, sending waits too (up to MAX_YIELD_MS at a time): a burst
- * of failures is stored first and notified a moment later.
+ * notification was written; then it is marked failed. While results are
+ * being stored, sending waits too (give-way.ts: at most MAX_YIELD_MS in a
+ * busy spell): a burst of failures is stored first and notified a moment
+ * later.
  */
 
 /** A claimed row is left alone by other senders this long (well past one attempt's timeout). */
@@ -53,14 +55,11 @@ export interface NotifySenderOptions {
   logger: Logger;
   random?: () => number;
   /**
-   * Results are waiting to be stored (ResultsService.busy): sending waits
-   * for them, up to MAX_YIELD_MS at a time, so storing results comes first.
+   * Results are being stored (ResultsService.busy): sending waits for them
+   * (give-way.ts), so storing results comes first.
    */
   busy?: () => boolean;
 }
-
-/** The longest the sender waits for busy results before it sends anyway (until they ease). */
-export const MAX_YIELD_MS = 5000;
 
 export class NotifySender extends EventEmitter<NotifyEvents> implements Service {
   private readonly abort = new AbortController();
@@ -158,17 +157,14 @@ export class NotifySender extends EventEmitter<NotifyEvents> implements Service 
   private async run(): Promise<void> {
     const { config, logger } = this.opts;
     const signal = this.abort.signal;
-    let yieldedSince: number | null = null;
+    const giveWay = new GiveWay();
     while (!signal.aborted) {
-      // A burst is stored first; results busy for longer than MAX_YIELD_MS
-      // (a sustained load) no longer hold sending back until they ease.
-      if (this.opts.busy?.()) {
-        yieldedSince ??= Date.now();
-        if (Date.now() - yieldedSince < MAX_YIELD_MS) {
-          await sleep(50, signal);
-          continue;
-        }
-      } else yieldedSince = null;
+      // A burst is stored first; a sustained load holds sending back only for
+      // the first MAX_YIELD_MS of it (give-way.ts).
+      if (this.opts.busy && giveWay.shouldWait(this.opts.busy(), Date.now())) {
+        await sleep(50, signal);
+        continue;
+      }
       const moved = await this.moveOutbox();
       const room = config.concurrency - this.inFlight.size;
       let claimed: NotificationRow[] = [];
