@@ -30,103 +30,31 @@ export type OutboxItem = Omit<NotificationRow, 'id' | 'attempts' | 'created_at' 
   target: Record<string, unknown>;
 };
 
-/**
- * A row's `items`: each target once, by key, and each notification as a
- * tuple [job_id, job_name, category, run_id, event, failures, target_key]
- * naming its target; a third of the bytes of one object per notification,
- * which the results pay for in their own transaction.
- */
-interface OutboxRowDoc {
-  targets: Record<string, Record<string, unknown>>;
-  items: unknown[][];
-}
-
-const tuple = (n: OutboxItem): unknown[] => [
-  n.job_id,
-  n.job_name,
-  n.category,
-  n.run_id,
-  n.event,
-  n.failures,
-  n.target_key,
-];
-
 export async function writeOutbox(
   trx: Knex.Transaction,
   items: readonly OutboxItem[],
   at: string,
 ): Promise<void> {
-  for (const text of outboxRows(items))
-    await trx.raw('INSERT INTO notification_outbox (created_at, items) VALUES (?, ?)', [at, text]);
-}
-
-/** The bytes of a row's document without its targets and items. */
-const ROW_FRAME_BYTES = '{"targets":{},"items":[]}'.length;
-
-/**
- * The `items` texts of the rows that carry these notifications, in order:
- * a new row after OUTBOX_ITEMS_PER_ROW of them, or before the text would
- * pass OUTBOX_ROW_BYTES (one notification alone may, and is set aside
- * when moved).
- */
-export function outboxRows(items: readonly OutboxItem[]): string[] {
-  const rows: string[] = [];
-  let tuples: string[] = [];
-  let targets = new Map<string, string>();
-  let bytes = ROW_FRAME_BYTES;
-  const flush = () => {
-    if (tuples.length === 0) return;
-    const targetsText = [...targets].map(([k, t]) => `${JSON.stringify(k)}:${t}`).join(',');
-    rows.push(`{"targets":{${targetsText}},"items":[${tuples.join(',')}]}`);
-    tuples = [];
-    targets = new Map();
-    bytes = ROW_FRAME_BYTES;
+  let row: string[] = [];
+  let bytes = 2;
+  const flush = async () => {
+    if (row.length === 0) return;
+    await trx.raw('INSERT INTO notification_outbox (created_at, items) VALUES (?, ?)', [
+      at,
+      `[${row.join(',')}]`,
+    ]);
+    row = [];
+    bytes = 2;
   };
-  const targetBytes = (key: string, text: string) =>
-    Buffer.byteLength(JSON.stringify(key)) + Buffer.byteLength(text) + 2;
   for (const item of items) {
-    const text = JSON.stringify(tuple(item));
-    const targetText = targets.get(item.target_key) ?? JSON.stringify(item.target);
+    const text = JSON.stringify(item);
     const size = Buffer.byteLength(text) + 1;
-    const extra = targets.has(item.target_key) ? 0 : targetBytes(item.target_key, targetText);
-    if (
-      tuples.length >= OUTBOX_ITEMS_PER_ROW ||
-      (tuples.length > 0 && bytes + size + extra > OUTBOX_ROW_BYTES)
-    ) {
-      flush();
-      targets.set(item.target_key, targetText);
-      bytes += targetBytes(item.target_key, targetText);
-    } else if (extra > 0) {
-      targets.set(item.target_key, targetText);
-      bytes += extra;
-    }
-    tuples.push(text);
+    if (row.length >= OUTBOX_ITEMS_PER_ROW || (row.length > 0 && bytes + size > OUTBOX_ROW_BYTES))
+      await flush();
+    row.push(text);
     bytes += size;
   }
-  flush();
-  return rows;
-}
-
-/** The notifications a row's document names; undefined for what cannot be one (isItem says). */
-function expand(doc: OutboxRowDoc): unknown[] {
-  const targets =
-    doc.targets && typeof doc.targets === 'object' && !Array.isArray(doc.targets)
-      ? doc.targets
-      : {};
-  return doc.items.map((t) => {
-    if (!Array.isArray(t) || t.length !== 7 || typeof t[6] !== 'string') return undefined;
-    const [job_id, job_name, category, run_id, event, failures, target_key] = t;
-    return {
-      job_id,
-      job_name,
-      category,
-      run_id,
-      event,
-      failures,
-      target_key,
-      target: Object.hasOwn(targets, target_key) ? targets[target_key] : undefined,
-    };
-  });
+  await flush();
 }
 
 const nullableString = (v: unknown, max: number) =>
@@ -152,16 +80,24 @@ function isItem(v: unknown): v is OutboxItem {
     !!o.target &&
     typeof o.target === 'object' &&
     !Array.isArray(o.target) &&
-    Buffer.byteLength(JSON.stringify(o.target)) <= TARGET_MAX_BYTES
+    storedTargetFits(o.target)
   );
+}
+
+/** Whether a target fits notifications.target; a value too deep to write back (a stack overflow) does not. */
+function storedTargetFits(target: object): boolean {
+  try {
+    return Buffer.byteLength(JSON.stringify(target)) <= TARGET_MAX_BYTES;
+  } catch {
+    return false;
+  }
 }
 
 /**
  * The notifications of one outbox row. Written by record.ts only, but read
  * as any stored text is: what is not a well-formed notification is counted
  * in `bad` and dropped (it could never be sent), never a reason to stop
- * moving the others. Rows written before the tuple form (a JSON array of
- * whole notifications) are read too.
+ * moving the others.
  */
 export function parseOutboxItems(text: string): { items: OutboxItem[]; bad: number } {
   let doc: unknown;
@@ -170,13 +106,9 @@ export function parseOutboxItems(text: string): { items: OutboxItem[]; bad: numb
   } catch {
     return { items: [], bad: 1 };
   }
-  let all: unknown[];
-  if (Array.isArray(doc)) all = doc;
-  else if (doc && typeof doc === 'object' && Array.isArray((doc as OutboxRowDoc).items))
-    all = expand(doc as OutboxRowDoc);
-  else return { items: [], bad: 1 };
-  const items = all.filter(isItem);
-  return { items, bad: all.length - items.length };
+  if (!Array.isArray(doc)) return { items: [], bad: 1 };
+  const items = doc.filter(isItem);
+  return { items, bad: doc.length - items.length };
 }
 
 export interface OutboxMove {
