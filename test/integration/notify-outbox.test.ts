@@ -98,6 +98,33 @@ test('what the results write is split by count and by bytes, and moved whole', a
   assert.equal(Number(n), 1200);
 });
 
+test('a move inserts a row of large targets in several statements, far below max_allowed_packet', async () => {
+  await tdb.db('notification_outbox').del();
+  await tdb.db('notifications').del();
+  // 15 notifications of 60 KB targets: one 900 KB row, which one INSERT
+  // would carry whole (twice that escaped, past a 1 MiB max_allowed_packet).
+  const items = Array.from({ length: 15 }, (_, i) =>
+    item(i + 1, { target: { on: ['failed'], pad: 'x'.repeat(60_000) } }),
+  );
+  await outboxRow(items);
+  const inserts: number[] = [];
+  const onQuery = (q: { sql: string; bindings?: unknown[] }) => {
+    if (q.sql.startsWith('INSERT INTO notifications')) inserts.push(q.bindings?.length ?? 0);
+  };
+  tdb.db.on('query', onQuery);
+  try {
+    assert.equal((await moveAll()).moved, 15);
+  } finally {
+    tdb.db.off('query', onQuery);
+  }
+  assert.ok(inserts.length >= 4, `${inserts.length} INSERT statements`);
+  assert.equal(
+    inserts.reduce((a, b) => a + b, 0),
+    15 * 10,
+    'every notification inserted once',
+  );
+});
+
 test("a job's repeat_after marks keep only the targets that apply now", async () => {
   const notify = [{ on: ['missed'], webhook: 'https://example.com/now' }];
   const [cat] = await tdb

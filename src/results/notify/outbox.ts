@@ -19,6 +19,8 @@ export const OUTBOX_ITEMS_PER_ROW = 500;
 export const OUTBOX_ROW_BYTES = 1024 * 1024;
 /** Outbox rows one move takes (each up to OUTBOX_ITEMS_PER_ROW notifications). */
 export const OUTBOX_ROWS_PER_MOVE = 10;
+/** Characters of values one INSERT of a move carries at most: under 2 MiB however encoded and escaped. */
+const INSERT_BYTES = 256 * 1024;
 /** notifications.target is TEXT: a target stored longer could not be moved. */
 const TARGET_MAX_BYTES = 65_535;
 const INT_MAX = 2_147_483_647;
@@ -191,23 +193,38 @@ async function insertNotifications(
   createdAt: Date,
 ): Promise<void> {
   const at = sqlTime(createdAt);
-  for (let i = 0; i < items.length; i += OUTBOX_ITEMS_PER_ROW) {
-    const chunk = items.slice(i, i + OUTBOX_ITEMS_PER_ROW);
+  // By count and by bytes: one statement stays far below max_allowed_packet
+  // whatever the row's targets hold.
+  let chunk: unknown[][] = [];
+  let bytes = 0;
+  const flush = async () => {
+    if (chunk.length === 0) return;
     await trx.raw(
       `INSERT INTO notifications (job_id, job_name, category, run_id, event, failures, target_key, target, created_at, next_at)
        VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(',')}`,
-      chunk.flatMap((n) => [
-        n.job_id,
-        n.job_name,
-        n.category,
-        n.run_id,
-        n.event,
-        n.failures,
-        n.target_key,
-        JSON.stringify(n.target),
-        at,
-        at,
-      ]),
+      chunk.flat() as Knex.RawBinding[],
     );
+    chunk = [];
+    bytes = 0;
+  };
+  for (const n of items) {
+    const target = JSON.stringify(n.target);
+    const size = target.length + (n.job_name?.length ?? 0) + (n.category?.length ?? 0) + 120;
+    if (chunk.length >= OUTBOX_ITEMS_PER_ROW || (chunk.length > 0 && bytes + size > INSERT_BYTES))
+      await flush();
+    chunk.push([
+      n.job_id,
+      n.job_name,
+      n.category,
+      n.run_id,
+      n.event,
+      n.failures,
+      n.target_key,
+      target,
+      at,
+      at,
+    ]);
+    bytes += size;
   }
+  await flush();
 }
