@@ -20,7 +20,7 @@ export const OUTBOX_ROW_BYTES = 1024 * 1024;
 /** Outbox rows one move takes (each up to OUTBOX_ITEMS_PER_ROW notifications). */
 export const OUTBOX_ROWS_PER_MOVE = 10;
 /** Characters of values one INSERT of a move carries at most: under 2 MiB however encoded and escaped. */
-const INSERT_BYTES = 256 * 1024;
+const INSERT_CHARS = 256 * 1024;
 /** notifications.target is TEXT: a target stored longer could not be moved. */
 const TARGET_MAX_BYTES = 65_535;
 const INT_MAX = 2_147_483_647;
@@ -193,10 +193,10 @@ async function insertNotifications(
   createdAt: Date,
 ): Promise<void> {
   const at = sqlTime(createdAt);
-  // By count and by bytes: one statement stays far below max_allowed_packet
+  // By count and by length: one statement stays far below max_allowed_packet
   // whatever the row's targets hold.
   let chunk: unknown[][] = [];
-  let bytes = 0;
+  let chars = 0;
   const flush = async () => {
     if (chunk.length === 0) return;
     await trx.raw(
@@ -205,12 +205,12 @@ async function insertNotifications(
       chunk.flat() as Knex.RawBinding[],
     );
     chunk = [];
-    bytes = 0;
+    chars = 0;
   };
   for (const n of items) {
     const target = JSON.stringify(n.target);
     const size = target.length + (n.job_name?.length ?? 0) + (n.category?.length ?? 0) + 120;
-    if (chunk.length >= OUTBOX_ITEMS_PER_ROW || (chunk.length > 0 && bytes + size > INSERT_BYTES))
+    if (chunk.length >= OUTBOX_ITEMS_PER_ROW || (chunk.length > 0 && chars + size > INSERT_CHARS))
       await flush();
     chunk.push([
       n.job_id,
@@ -224,7 +224,7 @@ async function insertNotifications(
       at,
       at,
     ]);
-    bytes += size;
+    chars += size;
   }
   await flush();
 }
