@@ -288,7 +288,10 @@ describe('live output', () => {
         Array.from({ length: ticks.length }, (_, i) => 81 - ticks.length + i),
       );
       assert.match(cli.stderr, new RegExp(`run ${runId} succeeded`));
+      // --follow returns once the result is stored, not just when the live
+      // stream (from the runner) says it ended.
       const row = await runRow(runId);
+      assert.equal(row.status, 'succeeded');
       assert.ok(
         row.output_tail.endsWith(cli.stdout),
         'the stored tail is the whole output, as always',

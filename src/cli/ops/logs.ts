@@ -6,6 +6,9 @@ import type { ApiClient } from './api-client';
 import { clientOf, opsCommand, runIdArg } from './command';
 import { waitForEnd } from './run-now';
 
+/** How long --follow waits, after the live end, for the run's result to be stored. */
+const STORED_WAIT_MS = 10_000;
+
 interface RunWithOutput {
   id: string;
   status: string;
@@ -66,6 +69,12 @@ async function follow(api: ApiClient, runId: string): Promise<void> {
     if (e.event === 'output' && typeof d.text === 'string') process.stdout.write(d.text);
     else if (e.event === 'end') {
       process.stderr.write(`run ${runId} ${oneLine(String(d.status), 40)}\n`);
+      // The end comes live from the runner; the stored result a moment later.
+      // Returning once it is stored lets the next command see it.
+      if ((await waitForEnd(api, runId, STORED_WAIT_MS)) === undefined)
+        process.stderr.write(
+          `its result is not stored yet after ${STORED_WAIT_MS / 1000} s (is cronq-results running?)\n`,
+        );
       return;
     } else if (e.event === 'unavailable')
       throw new CronqError(`live output unavailable: ${oneLine(String(d.message))}`);

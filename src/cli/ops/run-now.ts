@@ -64,11 +64,26 @@ async function requestRun(api: ApiClient, jobId: number): Promise<string> {
   }
 }
 
-/** Poll the run until it is neither queued nor running. */
-export async function waitForEnd(api: ApiClient, runId: string): Promise<ApiRunView> {
+/**
+ * Poll the run until it is neither queued nor running; with `withinMs`,
+ * give up after that long and return undefined.
+ */
+export async function waitForEnd(api: ApiClient, runId: string): Promise<ApiRunView>;
+export async function waitForEnd(
+  api: ApiClient,
+  runId: string,
+  withinMs: number,
+): Promise<ApiRunView | undefined>;
+export async function waitForEnd(
+  api: ApiClient,
+  runId: string,
+  withinMs = Infinity,
+): Promise<ApiRunView | undefined> {
+  const deadline = Date.now() + withinMs;
   for (;;) {
     const r = (await api.get<{ data: { run: ApiRunView } }>(`api/runs/${runId}`)).data.run;
     if (r.status !== 'queued' && r.status !== 'running') return r;
+    if (Date.now() >= deadline) return undefined;
     await sleep(POLL_MS);
   }
 }
