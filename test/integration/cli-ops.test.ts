@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runCommand, startCommand } from '../helpers/processes';
+import { runCommand, startCommand, type Proc } from '../helpers/processes';
 import { useServices, waitFor } from '../helpers/services';
 
 const TOKEN = 'ops-cli-token-123';
@@ -55,6 +55,8 @@ const idOf = async (category: string, name: string): Promise<number> =>
       .first('jobs.id')) as { id: number }
   ).id;
 
+let resultsProc: Proc;
+
 describe('the operator commands on a running web admin', () => {
   before(async () => {
     port = await freePort();
@@ -69,7 +71,7 @@ describe('the operator commands on a running web admin', () => {
     const web = svc.track(
       startCommand('cronq-web', { env: { ...env, PORT: String(port), CRONQ_API_TOKEN: TOKEN } }),
     );
-    const results = svc.track(startCommand('cronq-results', { env }));
+    const results = (resultsProc = svc.track(startCommand('cronq-results', { env })));
     const runner = svc.track(startCommand('cronq-runner', { env }));
     const injector = svc.track(
       startCommand('cronq-injector', { env: { ...env, CRONQ_INJECTOR_MAX_POLL_MS: '200' } }),
@@ -285,5 +287,23 @@ describe('the operator commands on a running web admin', () => {
     const r = await cronq(['jobs', '--url', `http://127.0.0.1:${await freePort()}`]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^cronq jobs: cannot reach http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
+  });
+
+  // Last: it stops cronq-results.
+  test('cronq logs --follow with cronq-results down ends with the run, saying its result is not stored yet', async () => {
+    const stopped = await resultsProc.stop();
+    assert.equal(stopped.code, 0);
+    const r = await cronq(['run', 'ops/hello']);
+    assert.equal(r.code, 0, r.stderr);
+    const runId = r.stdout.trim();
+    const logs = await cronq(['logs', runId, '--follow']);
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.equal(logs.stdout, 'hello from ops\nsecond line\n');
+    assert.match(
+      logs.stderr,
+      new RegExp(
+        `^run ${runId} succeeded\\nits result is not stored yet after 10 s \\(is cronq-results running\\?\\)\\n$`,
+      ),
+    );
   });
 });
