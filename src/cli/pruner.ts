@@ -10,9 +10,9 @@ import { addCommonOptions, commonOverrides, runCli } from './common';
  * cronq-pruner: delete old events (and the runs that go with them) and old
  * notifications in small chunks. Exactly one of: an id range, "keep the
  * newest N per job", or an age. Prints one line with what it removed;
- * exit 2 on contradictory flags. A command that finishes, not a daemon: its first signal ends the work
- * after the statement in progress and still reports, so it has its own
- * signal rule instead of core/daemon's.
+ * exit 2 on contradictory flags. A command that finishes, not a daemon:
+ * its first signal ends the work after the statement in progress and still
+ * reports, so it has its own signal rule instead of core/daemon's.
  */
 export async function run(argv: string[]): Promise<void> {
   const program = addCommonOptions(new Command('cronq-pruner'))

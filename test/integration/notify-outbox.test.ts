@@ -44,6 +44,21 @@ async function outboxRow(items: unknown[]): Promise<void> {
   });
 }
 
+/** A job in a category of its own that notifies `notify`; its id. */
+async function notifyingJob(
+  category: string,
+  notify: unknown[],
+  job: Record<string, unknown> & { name: string },
+): Promise<number> {
+  const [cat] = await tdb
+    .db('categories')
+    .insert({ name: category, notify: JSON.stringify(notify) });
+  const [jobId] = await tdb
+    .db('jobs')
+    .insert({ command: 'true', category_id: cat, routing_key: 'default', ...job });
+  return jobId!;
+}
+
 const moveAll = async () => {
   const all = { moved: 0, bad: 0, setAside: [] as Array<{ id: number; error: string }> };
   for (;;) {
@@ -127,15 +142,9 @@ test('a move inserts a row of large targets in several statements, far below max
 
 test("a job's repeat_after marks keep only the targets that apply now", async () => {
   const notify = [{ on: ['missed'], webhook: 'https://example.com/now' }];
-  const [cat] = await tdb
-    .db('categories')
-    .insert({ name: 'marks', notify: JSON.stringify(notify) });
   // Failing for an hour, last told a target since removed from the file.
-  const [jobId] = await tdb.db('jobs').insert({
+  const jobId = await notifyingJob('marks', notify, {
     name: 'marked',
-    command: 'true',
-    category_id: cat,
-    routing_key: 'default',
     failing_since: new Date(Date.now() - 3_600_000),
     failures: 3,
     notify_marks: JSON.stringify({ ['f'.repeat(16)]: Date.now() - 3_600_000 }),
@@ -152,16 +161,11 @@ test("a job's repeat_after marks keep only the targets that apply now", async ()
 });
 
 test('a missed occurrence told after a later one succeeded notifies but opens no failing streak', async () => {
-  const notify = [{ on: ['missed'], webhook: 'https://example.com/missed' }];
-  const [cat] = await tdb
-    .db('categories')
-    .insert({ name: 'stale', notify: JSON.stringify(notify) });
-  const [jobId] = await tdb.db('jobs').insert({
-    name: 'caught up',
-    command: 'true',
-    category_id: cat,
-    routing_key: 'default',
-  });
+  const jobId = await notifyingJob(
+    'stale',
+    [{ on: ['missed'], webhook: 'https://example.com/missed' }],
+    { name: 'caught up' },
+  );
   const t = Date.now() - 3_600_000;
   const missed = 'b'.repeat(32);
   await tdb.db('runs').insert([

@@ -1,3 +1,4 @@
+import { chunkBy } from '../../core/chunks';
 import { sqlTime, type Knex } from '../../core/db';
 import { isTransientDbError } from '../../core/errors';
 import { isLockConflict, shortError } from '../errors';
@@ -37,26 +38,18 @@ export async function writeOutbox(
   items: readonly OutboxItem[],
   at: string,
 ): Promise<void> {
-  let row: string[] = [];
-  let bytes = 2;
-  const flush = async () => {
-    if (row.length === 0) return;
+  // The row's text is `[` + the items joined by `,` + `]`: each item's bytes and one more.
+  const texts = items.map((item) => JSON.stringify(item));
+  for (const row of chunkBy(
+    texts,
+    OUTBOX_ITEMS_PER_ROW,
+    OUTBOX_ROW_BYTES - 1,
+    (t) => Buffer.byteLength(t) + 1,
+  ))
     await trx.raw('INSERT INTO notification_outbox (created_at, items) VALUES (?, ?)', [
       at,
       `[${row.join(',')}]`,
     ]);
-    row = [];
-    bytes = 2;
-  };
-  for (const item of items) {
-    const text = JSON.stringify(item);
-    const size = Buffer.byteLength(text) + 1;
-    if (row.length >= OUTBOX_ITEMS_PER_ROW || (row.length > 0 && bytes + size > OUTBOX_ROW_BYTES))
-      await flush();
-    row.push(text);
-    bytes += size;
-  }
-  await flush();
 }
 
 const nullableString = (v: unknown, max: number) =>
@@ -193,38 +186,30 @@ async function insertNotifications(
   createdAt: Date,
 ): Promise<void> {
   const at = sqlTime(createdAt);
+  const rows = items.map((n) => {
+    const target = JSON.stringify(n.target);
+    return {
+      length: target.length + (n.job_name?.length ?? 0) + (n.category?.length ?? 0) + 120,
+      values: [
+        n.job_id,
+        n.job_name,
+        n.category,
+        n.run_id,
+        n.event,
+        n.failures,
+        n.target_key,
+        target,
+        at,
+        at,
+      ],
+    };
+  });
   // By count and by length: one statement stays far below max_allowed_packet
   // whatever the row's targets hold.
-  let chunk: unknown[][] = [];
-  let chars = 0;
-  const flush = async () => {
-    if (chunk.length === 0) return;
+  for (const chunk of chunkBy(rows, OUTBOX_ITEMS_PER_ROW, INSERT_CHARS, (r) => r.length))
     await trx.raw(
       `INSERT INTO notifications (job_id, job_name, category, run_id, event, failures, target_key, target, created_at, next_at)
        VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(',')}`,
-      chunk.flat() as Knex.RawBinding[],
+      chunk.flatMap((r) => r.values),
     );
-    chunk = [];
-    chars = 0;
-  };
-  for (const n of items) {
-    const target = JSON.stringify(n.target);
-    const size = target.length + (n.job_name?.length ?? 0) + (n.category?.length ?? 0) + 120;
-    if (chunk.length >= OUTBOX_ITEMS_PER_ROW || (chunk.length > 0 && chars + size > INSERT_CHARS))
-      await flush();
-    chunk.push([
-      n.job_id,
-      n.job_name,
-      n.category,
-      n.run_id,
-      n.event,
-      n.failures,
-      n.target_key,
-      target,
-      at,
-      at,
-    ]);
-    chars += size;
-  }
-  await flush();
 }

@@ -172,13 +172,12 @@ export async function recordNotifications(
     const targets = [...globalTargets, ...(cat?.targets ?? [])];
     if (f.status === 'succeeded') succeeded.add(f.jobId);
     const state = states.get(f.jobId)!;
-    const kept = f.stale ? { ...state, marks: new Map(state.marks) } : null;
+    // A stale outcome is decided on a copy: its targets are told, the job's state stays.
     const sends = decide(
-      state,
+      f.stale ? { ...state, marks: new Map(state.marks) } : state,
       { status: f.status, retried: retried.has(f.runId), at: now },
       targets,
     );
-    if (kept) Object.assign(state, kept);
     if (state.marks.size > 0)
       forgetOtherTargets(
         state,
