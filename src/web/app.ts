@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import querystring from 'node:querystring';
 import ejs from 'ejs';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Config } from '../core/config';
@@ -94,12 +95,22 @@ function accessLog(logger: Logger): RequestHandler {
  * The web admin and JSON API as an Express app, built only from what is
  * passed in (no globals), so tests start it in-process on port 0.
  */
+/**
+ * Every pair of the query string. Express's 'simple' parser keeps the first
+ * 1,000 and drops the rest without a word, so `?` + 1,000 `&` + `dry_run=1`
+ * applied a category for real; the request line's size (Node's header
+ * limit, 16 KiB) bounds how many there can be.
+ */
+function parseQuery(s: string): querystring.ParsedUrlQuery {
+  return querystring.parse(s, '&', '=', { maxKeys: 0 });
+}
+
 export function createApp(deps: WebDeps): Express {
   const { db, config, logger } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.set('query parser', 'simple');
+  app.set('query parser', parseQuery);
   app.set('views', VIEWS_DIR);
   app.set('view engine', 'ejs');
   app.set('view cache', true);

@@ -185,6 +185,10 @@ describe('names: cronq-validator, the dry run and PUT apply one rule (exact)', (
     const dry = await put(category, doc, '?dry_run=1');
     assert.equal(dry.status, 200, JSON.stringify(dry.body));
     assert.equal(await dumpTables(tdb.db), before);
+    // Past the 1,000 pairs a default query parser keeps: still read, still a dry run.
+    const late = await put(category, doc, `?${'&'.repeat(1000)}dry_run=1`);
+    assert.equal(late.status, 200, JSON.stringify(late.body));
+    assert.equal(await dumpTables(tdb.db), before);
   });
 
   test('the cronq-validator command and PUT refuse the same file for the same names, with the same problems', async () => {
