@@ -6,6 +6,8 @@ import type { ApiClient } from './api-client';
 import { clientOf, opsCommand, runIdArg } from './command';
 import { waitForEnd } from './run-now';
 
+/** The server sends a keepalive every 15 s: this long without a byte, the stream is dead. */
+const LIVE_IDLE_MS = 45_000;
 /** How long --follow waits, after the live end, for the run's result to be stored. */
 const STORED_WAIT_MS = 10_000;
 
@@ -49,8 +51,9 @@ export async function run(argv: string[]): Promise<void> {
  */
 async function follow(api: ApiClient, runId: string): Promise<void> {
   let res: Response;
+  const abort = new AbortController();
   try {
-    res = await api.open(`api/runs/${runId}/live`, 'text/event-stream');
+    res = await api.open(`api/runs/${runId}/live`, 'text/event-stream', abort.signal);
   } catch (err) {
     if (err instanceof ApiError && err.status === 404 && /no such API route/.test(err.message)) {
       await waitForEnd(api, runId);
@@ -59,11 +62,16 @@ async function follow(api: ApiClient, runId: string): Promise<void> {
     if (err instanceof ApiError) throw new CronqError(`${err.status}: ${err.message}`);
     throw err;
   }
-  for await (const e of sseEvents(res.body as AsyncIterable<Uint8Array>)) {
+  const events = sseEvents(res.body as AsyncIterable<Uint8Array>, {
+    idle: { ms: LIVE_IDLE_MS, abort },
+  });
+  for await (const e of events) {
     let d: { text?: unknown; status?: unknown; message?: unknown };
     try {
       d = JSON.parse(e.data) as typeof d;
     } catch {
+      if (e.event === 'output' || e.event === 'end')
+        throw new CronqError(`the live stream sent an ${e.event} event that is not JSON`);
       continue;
     }
     if (e.event === 'output' && typeof d.text === 'string') process.stdout.write(d.text);
